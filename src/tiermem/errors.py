@@ -1,0 +1,31 @@
+"""One exception type per failure family; each message names the offending file or row.
+
+The CLI turns any `TiermemError` into a single line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class TiermemError(Exception):
+    """Base of every error tiermem raises on purpose (bad input, missing weights, ...)."""
+
+
+class VideoDecodeError(TiermemError):
+    """A file is not a decodable video: not a video, empty, truncated, zero frames, unsupported codec."""
+
+    def __init__(self, path: object, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
+
+
+class MissingWeightsError(TiermemError):
+    """Pretrained weights are not available offline; the message says which file and how to provide it."""
+
+
+class DataMismatchError(TiermemError):
+    """Tables or labels do not line up: missing/duplicate ids, NaN/inf, wrong dimension, missing column."""
+
+
+class DatasetError(TiermemError):
+    """A dataset file does not follow its published layout (the message names file and row)."""

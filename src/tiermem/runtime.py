@@ -1,0 +1,39 @@
+"""Process-wide compute settings chosen deliberately for small CPU machines.
+
+Oversubscribing torch's intra-op pool (one pool per worker process on 2 cores) made
+inference about 20x slower here, so every entry point calls `set_threads` once.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def default_threads() -> int:
+    """Threads for this process: TIERMEM_THREADS, else the cores this process may use."""
+    env = os.environ.get("TIERMEM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads (and OpenCV's) to `n` (default: `default_threads()`); return n."""
+    n = n or default_threads()
+    try:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:  # pragma: no cover
+        pass
+    return n

@@ -1,0 +1,91 @@
+"""The tier contract, after scikit-learn's estimators.
+
+A tier turns one decoded `Clip` into a fixed-length named feature vector. Constructors only
+store configuration; `fit` learns (stateless tiers: no-op) and sets attributes ending in `_`;
+`transform` never learns. Fitted state round-trips through `state_dict()` as plain numpy
+arrays plus JSON-able values, so it can be saved without pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tiermem.video.clip import Clip
+
+
+@dataclass
+class TierResult:
+    """A batch of outputs: `values` (N, D) float32 in `feature_names` order, plus per-video facts.
+
+    `facts` holds small JSON-able explanations (top ImageNet labels, face counts, ...) that
+    are not features but help a person understand a score; empty dicts where a tier has none.
+    """
+
+    values: np.ndarray
+    facts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Tier:
+    """Base class: subclasses set `name`, implement `feature_names` and `transform`."""
+
+    name: ClassVar[str] = ""
+    #: True when `fit` learns something that `transform` needs.
+    requires_fit: ClassVar[bool] = False
+
+    def __init__(self, **config: Any) -> None:
+        self.config: dict[str, Any] = dict(config)
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def config_hash(self) -> str:
+        """Hash of the configuration and fitted state: the feature store's second cache key."""
+        h = hashlib.sha256()
+        h.update(self.name.encode())
+        h.update(json.dumps(self.config, sort_keys=True, default=str).encode())
+        for key, value in sorted(self.state_dict().items()):
+            h.update(key.encode())
+            if isinstance(value, np.ndarray):
+                h.update(np.ascontiguousarray(value).tobytes())
+            else:
+                h.update(json.dumps(value, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+    # -- learning ----------------------------------------------------------------------
+    def fit(self, clips: Iterable[Clip]) -> "Tier":
+        """Learn from a corpus of clips; a no-op for stateless tiers."""
+        return self
+
+    @property
+    def is_fitted(self) -> bool:
+        return not self.requires_fit or bool(self.state_dict())
+
+    # -- inference ---------------------------------------------------------------------
+    def transform(self, clip: Clip) -> np.ndarray:
+        """One clip in, a float32 vector of len(feature_names) out."""
+        raise NotImplementedError
+
+    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
+        """Many clips in one call; network tiers override this to batch inference."""
+        values = np.stack([self.transform(c) for c in clips]).astype(np.float32)
+        return TierResult(values=values, facts=[{} for _ in clips])
+
+    # -- fitted state ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Fitted state as numpy arrays and JSON-able values; empty when nothing was fitted."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> "Tier":
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
