@@ -1,0 +1,174 @@
+"""The self-contained HTML report: every figure and thumbnail embedded, one file to share.
+
+`ReportData` is plain data (tables, arrays, thumbnails) gathered by the pipeline; this module
+only draws and renders it, so a report can be rebuilt from a saved artifact without video.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tiermem import __version__
+
+
+@dataclass
+class VideoCard:
+    """One video shown with its thumbnail, scores, tier contributions and facts."""
+
+    video_id: str
+    score: float
+    true: float | None = None
+    contributions: dict[str, float] = field(default_factory=dict)
+    thumbnail: np.ndarray | None = None  # (H, W, 3) uint8
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows; any part may be empty and its section is then left out."""
+
+    title: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    ablation: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None  # video_id, score[, true]
+    groups: dict[str, list[VideoCard]] = field(default_factory=dict)  # title -> cards
+    maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (xy, colour)
+    distribution: dict[str, np.ndarray] = field(default_factory=dict)  # label -> scores
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _jpeg(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _scatter(pred: pd.DataFrame) -> str:
+    import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(pred["true"], pred["score"], s=8, alpha=0.5)
+    lo = float(min(pred["true"].min(), pred["score"].min()))
+    hi = float(max(pred["true"].max(), pred["score"].max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+    rho = spearmanr(pred["true"], pred["score"]).statistic
+    ax.set(xlabel="true memorability", ylabel="predicted", title=f"n={len(pred)}, Spearman {rho:.3f}")
+    return _png(fig)
+
+
+def _map(name: str, xy: np.ndarray, colour: np.ndarray) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=8, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="memorability")
+    ax.set(title=name, xticks=[], yticks=[])
+    return _png(fig)
+
+
+def _distribution(dist: dict[str, np.ndarray]) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, values in dist.items():
+        ax.hist(np.asarray(values, dtype=float), bins=30, alpha=0.55, label=label)
+    ax.set(xlabel="memorability score", ylabel="videos")
+    ax.legend()
+    return _png(fig)
+
+
+def _card(card: VideoCard) -> dict[str, Any]:
+    top = max((abs(v) for v in card.contributions.values()), default=0.0) or 1.0
+    contributions = [
+        (name, float(value), int(round(80 * abs(value) / top)))
+        for name, value in sorted(card.contributions.items(), key=lambda kv: -abs(kv[1]))
+    ]
+    facts = [(k, v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else v)
+             for k, v in card.facts.items()]
+    return {
+        "video_id": card.video_id,
+        "score": card.score,
+        "true": card.true,
+        "contributions": contributions,
+        "thumbnail": _jpeg(card.thumbnail) if card.thumbnail is not None else None,
+        "facts": facts,
+    }
+
+
+def render_report(data: ReportData) -> str:
+    """The report as one HTML string (figures drawn with matplotlib's Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("tiermem", "report"), autoescape=select_autoescape())
+    ablation = None
+    if data.ablation is not None and len(data.ablation):
+        table = data.ablation
+        ablation = {
+            "columns": list(table.columns),
+            "rows": [[f"{v:.3f}" if isinstance(v, float) else v for v in row] for row in table.itertuples(index=False)],
+        }
+    pred = data.predictions
+    scatter = _scatter(pred) if pred is not None and "true" in pred and pred["true"].notna().sum() > 2 else None
+    groups = [
+        {"key": str(i), "title": title, "videos": [_card(c) for c in cards]}
+        for i, (title, cards) in enumerate(data.groups.items())
+        if cards
+    ]
+    return env.get_template("template.html").render(
+        title=data.title,
+        version=__version__,
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        notes=data.notes,
+        summary=list(data.summary.items()),
+        ablation=ablation,
+        scatter=scatter,
+        video_groups=groups,
+        maps=[(name, _map(name, xy, c)) for name, (xy, c) in data.maps.items()],
+        distribution=_distribution(data.distribution) if data.distribution else None,
+    )
+
+
+def write_report(data: ReportData, out: str | Path) -> Path:
+    """Render and write atomically: a failed render never leaves a half-written file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = render_report(data)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+__all__ = ["ReportData", "VideoCard", "render_report", "write_report"]
