@@ -1,0 +1,153 @@
+"""Training losses for the memorability head, including a differentiable Spearman.
+
+Every loss has one signature, ``loss(pred, target, *, epoch=0, n_epochs=1) -> scalar``, so the
+training loop can schedule any of them (``mse_to_spearman`` is the only one that reads the
+epoch). ``torchsort`` does not build on our machines, so soft ranks are written in torch:
+the pairwise-sigmoid relaxation ``rank_i = 1 + sum_{j != i} sigmoid((x_i - x_j) / tau)``,
+which tends to the exact ranks of untied values as ``tau -> 0``. Its cost is O(B^2) per
+batch, negligible for the paper's batch of 32 and fine for a few thousand validation items.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Protocol
+
+import torch
+
+
+class Loss(Protocol):
+    def __call__(
+        self, pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: int = 1
+    ) -> torch.Tensor: ...
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: int = 1) -> torch.Tensor:
+    """Mean squared error."""
+    return torch.mean((pred - target) ** 2)
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: int = 1) -> torch.Tensor:
+    """Mean absolute error: less pulled by the noisy extreme scores than MSE."""
+    return torch.mean(torch.abs(pred - target))
+
+
+def tail_weights(target: torch.Tensor, c: float = 5.0, p: float = 1.0) -> torch.Tensor:
+    """Weights ``1 + c·|m − mean(m)|^p`` normalised to mean 1 (``m`` = target scores).
+
+    The paper's Memento10k loss: videos far from the batch mean (very memorable or very
+    forgettable) get more weight, so the head does not regress everything to the mean.
+    """
+    w = 1.0 + c * torch.abs(target - target.mean()) ** p
+    return w / w.mean()
+
+
+def mse_tails(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epoch: int = 0,
+    n_epochs: int = 1,
+    c: float = 5.0,
+    p: float = 1.0,
+) -> torch.Tensor:
+    """MSE weighted by `tail_weights` of the targets."""
+    return torch.mean(tail_weights(target, c, p) * (pred - target) ** 2)
+
+
+def soft_rank(x: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
+    """Differentiable ranks (1-based) of a 1-D tensor by the pairwise-sigmoid relaxation.
+
+    Differences are divided by ``temperature · std(x)`` so that the temperature means the same
+    thing whatever the scale of the predictions (sigmoid outputs often span only ~0.1).
+    """
+    scale = temperature * (x.detach().std() + 1e-12)
+    diff = (x.unsqueeze(1) - x.unsqueeze(0)) / scale  # diff[i, j] = x_i - x_j
+    # sigmoid(0) = 0.5 on the diagonal, so 0.5 + row sum = 1 + sum over j != i.
+    return 0.5 + torch.sigmoid(diff).sum(dim=1)
+
+
+def hard_rank(x: torch.Tensor) -> torch.Tensor:
+    """Exact 1-based ranks with ties averaged (as scipy.stats.rankdata), no gradient."""
+    x = x.detach()
+    less = (x.unsqueeze(0) < x.unsqueeze(1)).sum(dim=1)
+    equal = (x.unsqueeze(0) == x.unsqueeze(1)).sum(dim=1)
+    return less.to(x.dtype) + (equal.to(x.dtype) + 1.0) / 2.0
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean()
+    b = b - b.mean()
+    return (a * b).sum() / (torch.sqrt((a * a).sum() * (b * b).sum()) + 1e-12)
+
+
+def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
+    """Spearman correlation with soft ranks of `pred` and exact ranks of `target`."""
+    return _pearson(soft_rank(pred, temperature), hard_rank(target))
+
+
+def spearman(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epoch: int = 0,
+    n_epochs: int = 1,
+    temperature: float = 0.01,
+) -> torch.Tensor:
+    """``1 − soft Spearman``: 0 for a perfect ranking, 2 for a reversed one."""
+    return 1.0 - soft_spearman(pred, target, temperature)
+
+
+def mse_to_spearman(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    epoch: int = 0,
+    n_epochs: int = 1,
+    temperature: float = 0.01,
+) -> torch.Tensor:
+    """``(1 − α)·MSE + α·(1 − soft Spearman)`` with ``α = epoch / (n_epochs − 1)``.
+
+    The paper's VideoMem loss: learn the scale first, then move to ranking.
+    """
+    alpha = epoch / (n_epochs - 1) if n_epochs > 1 else 1.0
+    loss = (1.0 - alpha) * mse(pred, target)
+    if alpha > 0.0:
+        loss = loss + alpha * spearman(pred, target, temperature=temperature)
+    return loss
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": mse,
+    "mse_tails": mse_tails,
+    "l1": l1,
+    "spearman": spearman,
+    "mse_to_spearman": mse_to_spearman,
+}
+
+
+def get_loss(name: str, **params: Any) -> Loss:
+    """The loss registered as `name`, with its keyword parameters bound (e.g. ``c=5, p=1``)."""
+    from tiermem.errors import TiermemError
+
+    try:
+        fn = LOSSES[name]
+    except KeyError:
+        raise TiermemError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}") from None
+    return functools.partial(fn, **params) if params else fn
+
+
+__all__ = [
+    "LOSSES",
+    "Loss",
+    "get_loss",
+    "hard_rank",
+    "l1",
+    "mse",
+    "mse_tails",
+    "mse_to_spearman",
+    "soft_rank",
+    "soft_spearman",
+    "spearman",
+    "tail_weights",
+]
