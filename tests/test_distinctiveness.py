@@ -217,24 +217,29 @@ def test_bad_inputs_raise_clear_errors():
 
 
 # -- feature tables ----------------------------------------------------------------------------
-def test_report_scores_new_and_context_videos():
+def test_report_scores_new_and_context_videos(tmp_path):
     X = _blob_context(seed=5, n=100, d=8)
     cols = [f"mid_{i}" for i in range(8)]
-    context = pd.DataFrame(X, columns=cols).assign(video_id=[f"v{i}" for i in range(100)], path="x.mp4")
-    far = np.full((1, 8), 9.0)
+    context = pd.DataFrame(X, columns=cols)
+    context.insert(0, "video_id", [f"v{i}" for i in range(100)])
+    context["path"] = "x.mp4"  # store bookkeeping column: not a feature
+    context.to_parquet(tmp_path / "context.parquet")
     query = pd.concat([
-        context.iloc[[3]],
-        pd.DataFrame(far, columns=cols).assign(video_id="outlier"),
+        context.iloc[[3]].drop(columns="path"),
+        pd.DataFrame(np.full((1, 8), 9.0), columns=cols).assign(video_id="outlier"),
     ], ignore_index=True)
-    rep = distinctiveness_report(context, query, method="knn", source="mid", k=5)
+    query[cols[::-1] + ["video_id"]].to_csv(tmp_path / "query.csv", index=False)  # other order
+    rep = distinctiveness_report(tmp_path / "context.parquet", tmp_path / "query.csv", method="knn",
+                                 source="mid", k=5)
     t = rep.table
     assert list(t["video_id"]) == ["v3", "outlier"]
     assert list(t["in_context"]) == [True, False]
-    assert rep.columns == cols
+    assert rep.estimator.n_features_in_ == 8
     # The context video gets its leave-one-out distance (not 0 from matching itself).
     assert t.loc[0, "knn_mid_nn_dist"] > 0
     assert t.loc[1, "percentile"] == 100.0 and t.loc[1, "distinctiveness"] > t.loc[0, "distinctiveness"]
     assert rep.to_json()["summary"]["n_context"] == 100
 
-    with pytest.raises(DataMismatchError, match="missing 1 feature column"):
-        distinctiveness_report(context, query.drop(columns="mid_7"), method="knn")
+    query.drop(columns="mid_7").to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DataMismatchError, match="missing 1 of the context's 8 feature columns"):
+        distinctiveness_report(tmp_path / "context.parquet", tmp_path / "short.csv")

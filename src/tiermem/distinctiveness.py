@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,13 +44,12 @@ import pandas as pd
 from scipy.special import logsumexp
 from sklearn.exceptions import NotFittedError
 
+from tiermem.blocks import Block, load_block
 from tiermem.errors import DataMismatchError, TiermemError
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-#: Columns of a feature table that are keys or provenance, never features.
-TABLE_KEY_COLUMNS = ("video_id", "path", "content_hash", "config_hash")
 _CHUNK_ROWS = 1024  # query rows per pairwise-distance chunk: bounds memory at ~8 MB per 1k context
 
 
@@ -711,50 +710,9 @@ def get_distinctiveness(method: str, **params: Any) -> Distinctiveness:
 # ---------------------------------------------------------------------------------------------
 # scoring feature tables (the library side of `tiermem distinct`)
 # ---------------------------------------------------------------------------------------------
-def read_feature_table(table: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
-    """A feature table (Parquet or CSV path, or a DataFrame) with a unique `video_id` column."""
-    name = "table"
-    if not isinstance(table, pd.DataFrame):
-        name = str(table)
-        path = Path(table)
-        if not path.is_file():
-            raise DataMismatchError(f"{path}: no such feature table")
-        try:
-            if path.suffix.lower() == ".parquet":
-                table = pd.read_parquet(path)
-            elif path.suffix.lower() in (".csv", ".tsv"):
-                table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-            else:
-                raise DataMismatchError(f"{path}: a feature table must be .parquet or .csv")
-        except (OSError, ValueError) as exc:
-            raise DataMismatchError(f"{path}: cannot read feature table ({exc})") from None
-    if "video_id" not in table.columns:
-        raise DataMismatchError(f"{name}: no video_id column")
-    ids = table["video_id"].astype(str)
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        raise DataMismatchError(f"{name}: {len(dup)} duplicate video_id(s), first {dup.iloc[0]!r}")
-    out = table.copy()
-    out["video_id"] = ids
-    out.attrs["name"] = name
-    return out.reset_index(drop=True)
-
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    """Numeric columns that are features (keys and provenance columns excluded)."""
-    cols = [
-        c for c in table.columns
-        if c not in TABLE_KEY_COLUMNS and pd.api.types.is_numeric_dtype(table[c])
-        and not pd.api.types.is_bool_dtype(table[c])
-    ]
-    if not cols:
-        raise DataMismatchError(f"{table.attrs.get('name', 'table')}: no numeric feature columns")
-    return cols
-
-
 @dataclass
 class DistinctivenessReport:
-    """Per-video distinctiveness of a query table against a context table.
+    """Per-video distinctiveness of query videos against a context.
 
     `table` columns: video_id, distinctiveness, percentile (0-100 within the context), in_context
     (True: the video is in the context and got its leave-one-out value), then the method's features.
@@ -762,54 +720,57 @@ class DistinctivenessReport:
 
     table: pd.DataFrame
     estimator: Distinctiveness
-    columns: list[str]
 
     def to_json(self) -> dict[str, Any]:
         return {"summary": self.estimator.summary(), "videos": self.table.to_dict(orient="records")}
 
 
+def _as_block(table: Block | str | os.PathLike[str]) -> Block:
+    return table if isinstance(table, Block) else load_block(table)
+
+
 def distinctiveness_report(
-    context_table: pd.DataFrame | str | os.PathLike[str],
-    query_table: pd.DataFrame | str | os.PathLike[str],
+    context: Block | str | os.PathLike[str],
+    query: Block | str | os.PathLike[str],
     method: str = "knn",
-    source: str = "mid",
-    columns: Sequence[str] | None = None,
+    source: str | None = None,
     **params: Any,
 ) -> DistinctivenessReport:
-    """Fit `method` on the context table's features and score every video of the query table.
+    """Fit `method` on the context block and score every video of the query block.
 
-    Feature columns are the context's numeric non-key columns (or `columns`); the query table
-    must have all of them. A query video that is also in the context gets its leave-one-out value,
-    so scoring the context against itself ranks each video against the others.
+    Tables are read by `tiermem.blocks.load_block` (Parquet/CSV with `video_id`, a feature-store
+    table, or a directory of .npy vectors); the query needs every feature column of the context.
+    A query video that is also in the context gets its leave-one-out value, so scoring the
+    context against itself ranks each video against the others. `source` names the features
+    (default: the context block's name).
     """
-    context = read_feature_table(context_table)
-    query = read_feature_table(query_table)
-    cols = list(columns) if columns is not None else feature_columns(context)
-    for tbl in (context, query):
-        missing = [c for c in cols if c not in tbl.columns]
-        if missing:
-            raise DataMismatchError(
-                f"{tbl.attrs.get('name', 'table')}: missing {len(missing)} feature column(s) of the "
-                f"context, first {missing[0]!r} (expected {len(cols)} columns)"
-            )
-    est = get_distinctiveness(method, source=source, **params)
-    F_context = est.fit_transform(context[cols].to_numpy(dtype=np.float64))
-    position = pd.Series(np.arange(len(context)), index=context["video_id"])
-    in_context = query["video_id"].isin(position.index).to_numpy()
-    F = np.empty((len(query), F_context.shape[1]))
-    if in_context.any():
-        F[in_context] = F_context[position[query["video_id"][in_context]].to_numpy()]
+    ctx, qry = _as_block(context), _as_block(query)
+    where = {name: i for i, name in enumerate(qry.feature_names)}
+    missing = [c for c in ctx.feature_names if c not in where]
+    if missing:
+        raise DataMismatchError(
+            f"block {qry.name!r} ({qry.source}): missing {len(missing)} of the context's "
+            f"{ctx.dim} feature columns, first {missing[0]!r}"
+        )
+    Xq = qry.values[:, [where[c] for c in ctx.feature_names]].astype(np.float64)
+    est = get_distinctiveness(method, source=source or ctx.name, **params)
+    F_context = est.fit_transform(ctx.values.astype(np.float64))
+    position = {vid: i for i, vid in enumerate(ctx.ids)}
+    rows = np.array([position.get(vid, -1) for vid in qry.ids], dtype=np.int64)
+    in_context = rows >= 0
+    F = np.empty((len(qry.ids), F_context.shape[1]))
+    F[in_context] = F_context[rows[in_context]]
     if (~in_context).any():
-        F[~in_context] = est.transform(query.loc[~in_context, cols].to_numpy(dtype=np.float64))
+        F[~in_context] = est.transform(Xq[~in_context])
     scores = est.score_features(F)
     out = pd.DataFrame({
-        "video_id": query["video_id"],
+        "video_id": qry.ids.astype(str),
         "distinctiveness": scores,
         "percentile": est.percentile(scores),
         "in_context": in_context,
     })
     out = pd.concat([out, pd.DataFrame(F, columns=est.feature_names)], axis=1)
-    return DistinctivenessReport(table=out, estimator=est, columns=cols)
+    return DistinctivenessReport(table=out, estimator=est)
 
 
 __all__ = [
@@ -822,8 +783,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "available_methods",
     "distinctiveness_report",
-    "feature_columns",
     "get_distinctiveness",
     "knee_eps",
-    "read_feature_table",
 ]
