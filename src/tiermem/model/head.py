@@ -298,7 +298,7 @@ class M3SHead(Head):
         Xs = self.normaliser_.transform(X)
         Xv = yv = None
         if X_val is not None and y_val is not None:
-            Xv = self.normaliser_.transform(self._check_predict_input(X_val))
+            Xv = self.normaliser_.transform(self._check_predict_input(X_val))  # fitted just above
             yv = np.asarray(y_val, dtype=np.float64).ravel()
             if yv.size != Xv.shape[0]:
                 raise DataMismatchError(f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels")
@@ -316,7 +316,8 @@ class M3SHead(Head):
     def predict(self, X: np.ndarray) -> np.ndarray:
         from tiermem.model.train import predict_mlp
 
-        Xs = self.normaliser_.transform(self._check_predict_input(X))
+        X = self._check_predict_input(X)
+        Xs = self.normaliser_.transform(X)
         return np.mean([predict_mlp(net, Xs) for net in self.members_], axis=0)
 
     def state_dict(self) -> dict[str, Any]:
