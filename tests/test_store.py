@@ -109,8 +109,10 @@ def test_state_round_trip_without_pickle(tmp_path: Path) -> None:
     assert store.load_state("low") is None
     components = np.arange(12, dtype=np.float32).reshape(3, 4)
     state = {"pca_components": components, "pca_mean": np.ones(4), "n_samples": 123, "note": "x"}
-    path = store.save_state("low", state, config={"frames": 45})
-    loaded = store.load_state("low")
+    path = store.save_state("low", state, config={"decode": {"size": 256}})
+    saved = store.load_state("low")
+    assert saved.tier == "low" and saved.config == {"decode": {"size": 256}}
+    loaded = saved.state
     assert set(loaded) == set(state)
     np.testing.assert_array_equal(loaded["pca_components"], components)
     assert loaded["pca_components"].dtype == np.float32

@@ -218,7 +218,9 @@ class FeatureStore:
     def save_state(self, tier: str, state: dict[str, Any], config: dict[str, Any] | None = None) -> Path:
         """Save a tier's `state_dict()` as one npz (arrays + a JSON record), atomically, no pickle.
 
-        One file rather than npz + JSON so that a kill can never leave the two out of step.
+        `config` records how the state was fitted (tier config, frame size, ...) so a later run
+        can tell whether it still applies. One file rather than npz + JSON so that a kill can
+        never leave the two out of step.
         """
         arrays: dict[str, np.ndarray] = {}
         values: dict[str, Any] = {}
@@ -243,7 +245,7 @@ class FeatureStore:
         atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
 
-    def load_state(self, tier: str) -> dict[str, Any] | None:
+    def load_state(self, tier: str) -> "SavedState | None":
         """The state saved by `save_state`, or None when this store has none for the tier."""
         path = self.state_path(tier)
         if not path.exists():
@@ -270,7 +272,16 @@ class FeatureStore:
             os.close(fd)
 
 
-def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> dict[str, Any]:
+@dataclass
+class SavedState:
+    """A tier's fitted state as saved: `state` for `load_state_dict`, `config` as it was fitted."""
+
+    tier: str
+    state: dict[str, Any]
+    config: dict[str, Any]
+
+
+def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> SavedState:
     """Read a state npz written by `FeatureStore.save_state` (never unpickles anything)."""
     path = Path(path)
     try:
@@ -287,7 +298,7 @@ def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> di
         )
     if tier is not None and record.get("tier") != tier:
         raise DataMismatchError(f"{path}: holds the state of tier {record.get('tier')!r}, not {tier!r}")
-    return {**arrays, **record["values"]}
+    return SavedState(tier=record["tier"], state={**arrays, **record["values"]}, config=record["config"])
 
 
 class TableWriter:
