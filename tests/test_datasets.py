@@ -326,6 +326,9 @@ def test_split_pickle_refuses_arrays_and_other_objects(tmp_path):
     path.write_bytes(pickle.dumps((["video1.webm", 3], [])))
     with raises(r"split 'train' holds 3, not a video name"):
         read_split_pickle(path)
+    path.write_bytes(pickle.dumps((["video1.webm"], [None])))
+    with raises(r"split 'val' holds None, not a video name"):
+        read_split_pickle(path)
     path.write_bytes(b"not a pickle at all")
     with raises("not a readable pickle"):
         read_split_pickle(path)

@@ -88,8 +88,8 @@ def read_split_pickle(path: str | Path, names: tuple[str, ...] = ("train", "val"
     for split, seq in parts.items():
         if not isinstance(seq, (list, tuple)):
             raise DatasetError(f"{path}: split {split!r} is a {type(seq).__name__}, not a list of names")
-        bad = next((x for x in seq if not isinstance(x, str) or not x.strip()), None)
-        if bad is not None:
-            raise DatasetError(f"{path}: split {split!r} holds {bad!r}, not a video name")
+        for x in seq:
+            if not isinstance(x, str) or not x.strip():
+                raise DatasetError(f"{path}: split {split!r} holds {x!r}, not a video name")
         out[split] = [x.strip() for x in seq]
     return out
