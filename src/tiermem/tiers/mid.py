@@ -1,0 +1,178 @@
+"""Mid-level tier: object semantics, event dynamics, faces, saliency and composition.
+
+    >>> from tiermem.tiers import get_tier
+    >>> mid = get_tier("mid")                               # EfficientNet-Lite0, 5 frames
+    >>> mid = get_tier("mid", backbone="timm:convnext_tiny", frames_k=9)
+    >>> result = mid.transform_batch(clips)                  # values (N, 1280 + 11), facts
+
+Features, in order (EfficientNet-Lite0: 1291 values):
+
+* ``semantic_0000`` ... : the backbone's pooled embedding averaged over `frames_k` evenly
+  spaced frames (the paper's HRNet features used 1, 5 or 9 frames);
+* ``event_change_mean``, ``event_change_max``: cosine distance between consecutive sampled
+  frames' embeddings (how much the content changes), ``semantic_spread``: mean cosine distance
+  of each frame's embedding to the clip's mean embedding;
+* ``face_frame_share``, ``face_count_mean``, ``face_area_largest`` (MTCNN, see `faces`);
+* ``saliency_top10_share``, ``saliency_entropy``, ``saliency_centre_mass``,
+  ``saliency_centroid_offset``, ``edge_density`` (see `saliency`), means over the frames.
+
+Facts per video: the top-5 ImageNet classes of the mean class probabilities (explanations
+only, not features), face counts, and the mean saliency centroid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from tiermem.backbones import DEFAULT, Backbone, image_backbone
+from tiermem.errors import TiermemError
+from tiermem.tiers import faces, saliency
+from tiermem.tiers.base import Tier, TierResult
+from tiermem.tiers.frames import normalise, resize, sample_frames, to_tensor
+from tiermem.tiers import register_tier
+from tiermem.video.clip import Clip
+
+EVENT_NAMES = ["event_change_mean", "event_change_max", "semantic_spread"]
+
+
+@register_tier
+class MidTier(Tier):
+    """Semantic embedding + event dynamics + faces + saliency/composition of sampled frames."""
+
+    name = "mid"
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        weights: str | None = DEFAULT,
+        frames_k: int = 5,
+        batch_size: int = 32,
+        face_min_size: int = 20,
+        face_threshold: float = 0.9,
+        top_k: int = 5,
+    ) -> None:
+        super().__init__(
+            backbone=backbone,
+            weights=None if weights is None else str(weights),
+            frames_k=frames_k,
+            batch_size=batch_size,
+            face_min_size=face_min_size,
+            face_threshold=face_threshold,
+            top_k=top_k,
+        )
+        self._backbone: Backbone | None = None
+        self._faces: faces.FaceDetector | None = None
+
+    # -- lazily built networks (not fitted state: weights are fixed, named by the config) --
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            k = int(self.config["frames_k"])
+            if k < 1:
+                raise TiermemError(f"mid tier: frames_k must be >= 1, got {k}")
+            self._backbone = image_backbone(self.config["backbone"], self.config["weights"])
+        return self._backbone
+
+    @property
+    def face_detector(self) -> faces.FaceDetector:
+        if self._faces is None:
+            self._faces = faces.FaceDetector(self.config["face_min_size"], self.config["face_threshold"])
+        return self._faces
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes rebuild the networks themselves instead of receiving pickled weights.
+        return {**self.__dict__, "_backbone": None, "_faces": None}
+
+    @property
+    def feature_names(self) -> list[str]:
+        dim = self.backbone.dim
+        width = max(4, len(str(dim - 1)))
+        return [f"semantic_{i:0{width}d}" for i in range(dim)] + EVENT_NAMES + faces.FEATURE_NAMES + saliency.FEATURE_NAMES
+
+    # -- inference -------------------------------------------------------------------------
+    def transform(self, clip: Clip) -> np.ndarray:
+        return self.transform_batch([clip]).values[0]
+
+    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
+        """All sampled frames of all clips go through the backbone in batches of `batch_size`."""
+        if not clips:
+            return TierResult(np.zeros((0, len(self.feature_names)), np.float32), [])
+        k = int(self.config["frames_k"])
+        frames = sample_frames(clips, k)  # (N, K, H, W, 3) uint8
+        n = len(clips)
+        flat = frames.reshape(n * k, *frames.shape[2:])
+
+        embeddings, probs = self._embed(flat)
+        embeddings = embeddings.reshape(n, k, -1)
+        probs = probs.reshape(n, k, -1) if probs is not None else None
+
+        comp, centroids = saliency.composition_features(flat)
+        comp = comp.reshape(n, k, -1)
+        centroids = centroids.reshape(n, k, 2)
+
+        rows, facts = [], []
+        for i in range(n):
+            face_stats = self.face_detector.clip_stats(frames[i])
+            rows.append(
+                np.concatenate(
+                    [
+                        embeddings[i].mean(axis=0),
+                        event_dynamics(embeddings[i]),
+                        face_stats.features(),
+                        comp[i].mean(axis=0),
+                    ]
+                )
+            )
+            facts.append(self._facts(probs[i] if probs is not None else None, face_stats, centroids[i]))
+        values = np.stack(rows).astype(np.float32)
+        if not np.all(np.isfinite(values)):
+            bad = [clips[i].meta.path for i in np.where(~np.isfinite(values).all(axis=1))[0]]
+            raise TiermemError(f"mid tier produced non-finite features for {', '.join(bad)}")
+        return TierResult(values=values, facts=facts)
+
+    def _embed(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pooled embeddings (M, D) and class probabilities (M, C) for (M, H, W, 3) frames."""
+        bb = self.backbone
+        bs = max(1, int(self.config["batch_size"]))
+        feats, probs = [], []
+        with torch.inference_mode():
+            for start in range(0, len(frames), bs):
+                x = resize(to_tensor(frames[start : start + bs]), bb.info.size)
+                pooled, logits = bb.model(normalise(x, bb.info.mean, bb.info.std))
+                feats.append(pooled.float().numpy())
+                probs.append(logits.float().softmax(-1).numpy())
+        labelled = bb.pretrained and len(bb.info.categories) == probs[0].shape[-1]
+        return np.concatenate(feats), (np.concatenate(probs) if labelled else None)
+
+    def _facts(self, probs: np.ndarray | None, face_stats: faces.FaceStats, centroids: np.ndarray) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "faces_max": int(face_stats.counts.max()),
+            "frames_with_face": f"{int((face_stats.counts > 0).sum())}/{len(face_stats.counts)}",
+            "saliency_centroid": [round(float(v), 3) for v in centroids.mean(axis=0)],
+        }
+        bb = self.backbone
+        if not bb.pretrained:
+            facts["weights"] = "random init (not pretrained): no class labels"
+        elif probs is not None:
+            mean = probs.mean(axis=0)
+            top = np.argsort(mean)[::-1][: int(self.config["top_k"])]
+            facts["imagenet_top5"] = [{"label": bb.info.categories[j], "p": round(float(mean[j]), 4)} for j in top]
+        return facts
+
+
+def event_dynamics(embeddings: np.ndarray) -> np.ndarray:
+    """(3,) event_change_mean, event_change_max, semantic_spread for one clip's (K, D) frame
+    embeddings; all 0 for a single frame."""
+    e = embeddings.astype(np.float64)
+    unit = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    if len(unit) < 2:
+        return np.zeros(3)
+    change = 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)
+    mean = unit.mean(axis=0)
+    mean /= max(float(np.linalg.norm(mean)), 1e-12)
+    spread = float(np.mean(1.0 - unit @ mean))
+    return np.array([change.mean(), change.max(), spread])
