@@ -172,3 +172,110 @@ def write_report(data: ReportData, out: str | Path) -> Path:
 
 
 __all__ = ["ReportData", "VideoCard", "render_report", "write_report"]
+
+
+# ---------------------------------------------------------------------------------------------
+# from a fitted pipeline
+# ---------------------------------------------------------------------------------------------
+def _thumbnail(path: str, size: int = 192) -> np.ndarray | None:
+    """The middle frame of a video, or None when the file is gone or unreadable."""
+    from tiermem.errors import TiermemError
+    from tiermem.video import decode
+
+    if not path or not Path(path).exists():
+        return None
+    try:
+        clip = decode(path, frames=3, size=size)
+    except TiermemError:
+        return None
+    return clip.frames[len(clip.frames) // 2]
+
+
+def _fact_lines(facts: dict[str, Any]) -> dict[str, Any]:
+    """Flatten {tier: {key: value}} into short 'tier key' lines for a card."""
+    lines: dict[str, Any] = {}
+    for tier, values in facts.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in list(values.items())[:3]:
+            if isinstance(value, list):
+                value = ", ".join(
+                    str(v.get("label", v)) if isinstance(v, dict) else str(v) for v in value[:3]
+                )
+            elif isinstance(value, float):
+                value = f"{value:.3g}"
+            lines[f"{tier} {key}"] = value
+    return lines
+
+
+def pipeline_report(
+    pipeline: Any, predictions: pd.DataFrame | None = None, *, per_group: int = 6
+) -> ReportData:
+    """Gather a fitted `tiermem.pipeline.Pipeline`'s evaluation into `ReportData`.
+
+    `predictions` (video_id, score[, true]) replaces the validation predictions when given,
+    e.g. a CSV written by `tiermem predict` joined with labels.
+    """
+    val = pipeline.val_predictions_.copy()
+    facts = {v: f for v, f in zip(val["video_id"], pipeline.val_facts_)}
+    pred = predictions if predictions is not None else val
+    contrib_cols = [c for c in val.columns if c.startswith("contrib_")]
+
+    def cards(rows: pd.DataFrame) -> list[VideoCard]:
+        out = []
+        for row in rows.itertuples(index=False):
+            r = row._asdict()
+            out.append(
+                VideoCard(
+                    video_id=str(r["video_id"]),
+                    score=float(r["score"]),
+                    true=float(r["true"]) if "true" in r and pd.notna(r["true"]) else None,
+                    contributions={c.removeprefix("contrib_"): float(r[c]) for c in contrib_cols if c in r},
+                    thumbnail=_thumbnail(str(r.get("path", ""))),
+                    facts=_fact_lines(facts.get(str(r["video_id"]), {})),
+                )
+            )
+        return out
+
+    groups: dict[str, list[VideoCard]] = {}
+    if "true" in val and len(val):
+        err = val["score"] - val["true"]
+        groups["Most memorable (true score), as predicted"] = cards(val.nlargest(per_group, "true"))
+        groups["Least memorable (true score), as predicted"] = cards(val.nsmallest(per_group, "true"))
+        groups["Most over-predicted"] = cards(val.loc[err.nlargest(per_group).index])
+        groups["Most under-predicted"] = cards(val.loc[err.nsmallest(per_group).index])
+    ev = pipeline.evaluation_
+    cfg = pipeline.config
+    summary: dict[str, Any] = {
+        "target": cfg.target,
+        "tiers": ", ".join(cfg.tiers),
+        "distinctiveness": ", ".join(cfg.distinct) or "none",
+        "head": cfg.head,
+        "training videos": ev.get("n_train"),
+        "validation videos": ev.get("n_val"),
+    }
+    for split in ("val", "test"):
+        m = ev.get(split)
+        if m:
+            summary[f"{split} Spearman [95% CI]"] = (
+                f"{m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]"
+            )
+    if ev.get("failed"):
+        summary["videos that failed to extract"] = len(ev["failed"])
+    ablation = pipeline.ablation_
+    if ablation is not None:
+        keep = [c for c in ("tiers", "head", "n", "spearman", "spearman_lo", "spearman_hi", "pearson", "mse")
+                if c in ablation.columns]
+        ablation = ablation[keep]
+    dist = {"training labels": pipeline.train_scores_, "predictions (training videos)": pipeline.train_predictions_}
+    if predictions is not None:
+        dist["predictions (given)"] = predictions["score"].to_numpy()
+    return ReportData(
+        title=f"tiermem report: {cfg.target}",
+        summary=summary,
+        ablation=ablation,
+        predictions=pred,
+        groups=groups,
+        maps=dict(pipeline.maps_),
+        distribution=dist,
+    )
