@@ -1,0 +1,114 @@
+"""High-level tier: actions and events from a Kinetics-400 video network (torchvision).
+
+    >>> from tiermem.tiers import get_tier
+    >>> high = get_tier("high")                               # r2plus1d_18, 16 frames, 512-d
+    >>> high = get_tier("high", network="swin3d_t")            # 32 frames, 768-d
+    >>> high = get_tier("high", weights="r2plus1d_18.pth")     # a local state dict
+
+Each network sees the clip as its Kinetics-400 weights expect: ``frames`` evenly spaced frames
+(default: the weight enum's documented clip length, see `VIDEO_CLIP_FRAMES`), shorter side
+resized to the enum's resize size, centre-cropped, normalised with the enum's mean/std. The
+pooled clip embedding is the feature vector (``action_000`` ...); the top-5 Kinetics classes go
+into the facts. Weights come from torch hub's cache (downloaded once when online) or a path;
+when neither exists, `MissingWeightsError` says which file and how to provide it. Random
+weights only ever come from an explicit ``weights=None`` (tests of shapes and determinism).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
+from tiermem.errors import TiermemError
+from tiermem.tiers import register_tier
+from tiermem.tiers.base import Tier, TierResult
+from tiermem.tiers.frames import normalise, resize_centre_crop, sample_frames, to_tensor
+from tiermem.video.clip import Clip
+
+
+@register_tier
+class HighTier(Tier):
+    """Pooled Kinetics-400 clip embedding of a torchvision video network."""
+
+    name = "high"
+
+    def __init__(
+        self,
+        network: str = "r2plus1d_18",
+        weights: str | None = DEFAULT,
+        frames: int | None = None,
+        batch_size: int = 4,
+        top_k: int = 5,
+    ) -> None:
+        super().__init__(
+            network=network,
+            weights=None if weights is None else str(weights),
+            frames=frames,
+            batch_size=batch_size,
+            top_k=top_k,
+        )
+        self._backbone: Backbone | None = None
+
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            if self.config["network"] not in VIDEO_CLIP_FRAMES:
+                raise TiermemError(
+                    f"high tier: unknown network {self.config['network']!r}; "
+                    f"available: {', '.join(VIDEO_CLIP_FRAMES)}"
+                )
+            self._backbone = video_backbone(self.config["network"], self.config["weights"])
+        return self._backbone
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames per clip the network sees: the config's, else the weights' documented length."""
+        frames = self.config["frames"]
+        return int(frames) if frames else VIDEO_CLIP_FRAMES[self.config["network"]]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_backbone": None}
+
+    @property
+    def feature_names(self) -> list[str]:
+        dim = self.backbone.dim
+        return [f"action_{i:0{max(3, len(str(dim - 1)))}d}" for i in range(dim)]
+
+    def transform(self, clip: Clip) -> np.ndarray:
+        return self.transform_batch([clip]).values[0]
+
+    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
+        """Clips go through the network `batch_size` at a time as (B, 3, T, H, W) tensors."""
+        bb = self.backbone
+        if not clips:
+            return TierResult(np.zeros((0, bb.dim), np.float32), [])
+        t = self.clip_frames
+        frames = sample_frames(clips, t)  # (N, T, H, W, 3)
+        bs = max(1, int(self.config["batch_size"]))
+        pooled_all, probs_all = [], []
+        with torch.inference_mode():
+            for start in range(0, len(clips), bs):
+                chunk = frames[start : start + bs]
+                b = len(chunk)
+                x = to_tensor(chunk.reshape(b * t, *chunk.shape[2:]))  # (B*T, 3, H, W)
+                x = normalise(resize_centre_crop(x, bb.info.resize, bb.info.size), bb.info.mean, bb.info.std)
+                x = x.reshape(b, t, 3, bb.info.size, bb.info.size).permute(0, 2, 1, 3, 4).contiguous()
+                pooled, logits = bb.model(x)
+                pooled_all.append(pooled.float().numpy())
+                probs_all.append(logits.float().softmax(-1).numpy())
+        values = np.concatenate(pooled_all).astype(np.float32)
+        probs = np.concatenate(probs_all)
+        if not np.all(np.isfinite(values)):
+            raise TiermemError("high tier produced non-finite features")
+        return TierResult(values=values, facts=[self._facts(p) for p in probs])
+
+    def _facts(self, probs: np.ndarray) -> dict[str, Any]:
+        bb = self.backbone
+        if not bb.pretrained:
+            return {"weights": "random init (not pretrained): no action labels"}
+        top = np.argsort(probs)[::-1][: int(self.config["top_k"])]
+        return {"kinetics_top5": [{"label": bb.info.categories[j], "p": round(float(probs[j]), 4)} for j in top]}
