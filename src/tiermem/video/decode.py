@@ -10,8 +10,9 @@ Two passes over the file, only the second one decoding:
    the next wanted frame), and only kept frames are converted: libswscale resizes and
    converts to RGB in one call.
 
-Sampling: ``frames`` timestamps at the centres of equal segments of the clip (a 90-frame
-clip sampled to 45 keeps every second frame), each mapped to the nearest real frame. A clip
+Sampling: ``frames`` timestamps at the centres of equal segments of the clip, each mapped to
+the frame on screen at that moment (the last frame starting at or before it). A 90-frame clip
+sampled to 45 keeps frames 1, 3, 5, ...; a 45-frame clip keeps every frame. A clip
 with fewer frames than requested (down to one frame) still returns exactly ``frames`` frames:
 frames repeat, and ``times`` shows the repeats. Tiers therefore always see the same T; a
 repeated frame reads as "no motion", which is what a viewer of a still would see.
@@ -238,7 +239,7 @@ def decode(
         stream.thread_type = "AUTO"
         stream.thread_count = threads
         if index.pts is not None:
-            out, times = _decode_by_pts(path, container, stream, index, targets, size, mode)
+            out, times = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
         else:
             out, times = _decode_by_count(path, container, stream, index, meta, targets, size, mode)
     except av.FFmpegError as exc:
@@ -253,15 +254,16 @@ def _decode_by_pts(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     index: _Index,
+    fps: float,
     targets: np.ndarray,
     size: int,
     mode: ResizeMode,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Normal path: choose the nearest real frame for each target time, decode up to the last one."""
+    """Normal path: choose the frame on screen at each target time, decode up to the last one."""
     assert index.pts is not None
     tb = float(stream.time_base)
     frame_times = (index.pts - index.pts[0]) * tb
-    chosen = index.pts[_nearest(frame_times, targets)]
+    chosen = index.pts[_on_screen(frame_times, targets, fps)]
     wanted = set(chosen.tolist())
     step = int(np.median(np.diff(index.pts))) if len(index.pts) > 1 else 1
     images: dict[int, np.ndarray] = {}
@@ -291,13 +293,14 @@ def _decode_by_pts(
     return _assemble(images, chosen, index.pts[0], tb, size)
 
 
-def _nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Index of the nearest sorted value to each query (ties go to the later value)."""
-    if len(sorted_values) == 1:
-        return np.zeros(len(queries), dtype=np.int64)
-    pos = np.clip(np.searchsorted(sorted_values, queries), 1, len(sorted_values) - 1)
-    left_closer = (queries - sorted_values[pos - 1]) < (sorted_values[pos] - queries)
-    return pos - left_closer
+def _on_screen(starts: np.ndarray, queries: np.ndarray, fps: float) -> np.ndarray:
+    """Index of the frame on screen at each query time: the last start <= query.
+
+    A query that lands on a frame's start (up to float rounding, a thousandth of a frame) gets
+    that frame, so sampling 45 of 90 frames is exactly every second frame.
+    """
+    tolerance = 1e-3 / fps if fps > 0 else 1e-6
+    return np.clip(np.searchsorted(starts, queries + tolerance, side="right") - 1, 0, len(starts) - 1)
 
 
 def _assemble(
@@ -327,7 +330,7 @@ def _decode_by_count(
     """Fallback for streams without timestamps (raw elementary streams, some AVI): frame i is at i/fps."""
     fps = meta.fps or 25.0
     n = max(1, index.n_packets)
-    chosen = np.clip(np.round(targets * fps - 0.5).astype(np.int64), 0, n - 1)
+    chosen = _on_screen(np.arange(n) / fps, targets, fps)
     wanted = set(int(i) for i in chosen)
     last = max(wanted)
     images: dict[int, np.ndarray] = {}

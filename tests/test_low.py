@@ -1,0 +1,251 @@
+"""Low-level tier: known answers on generated clips, HOG equal to skimage, PCA state round trip, real clips."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.feature import hog as skimage_hog
+
+from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.tiers import available_tiers, get_tier
+from tiermem.tiers.low import (
+    LowTier,
+    colour_features,
+    contrast,
+    cut_count,
+    grey_frames,
+    high_frequency_share,
+    hog_descriptors,
+)
+from tiermem.video import Clip, VideoMeta, decode
+
+from conftest import write_video
+
+SIZE = 256
+
+
+def texture(height: int, width: int, seed: int = 0, sigma: float = 2.0) -> np.ndarray:
+    """A smooth random grey texture (uint8), detailed enough for flow and HOG."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (height, width)).astype(np.float32), (0, 0), sigma)
+    return cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def as_clip(frames: np.ndarray, duration: float = 3.0, bytes_per_second: float = 1000.0) -> Clip:
+    """Wrap frames in a Clip directly (exact pixel values, no codec in between)."""
+    t = len(frames)
+    meta = VideoMeta(
+        path="generated", duration=duration, fps=t / duration, width=frames.shape[2], height=frames.shape[1],
+        frame_count=t, codec="none", bitrate=0, file_size=0, has_audio=False,
+        video_bytes_per_second=bytes_per_second,
+    )
+    return Clip(frames=frames, times=np.linspace(0, duration, t, endpoint=False), meta=meta)
+
+
+def rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+@pytest.fixture(scope="module")
+def fitted_low(sample_clip_paths: list[Path]) -> LowTier:
+    """The low tier with its HOG PCA fitted on the sample clips (5 frames each)."""
+    return LowTier().fit(decode(p, frames=5) for p in sample_clip_paths)
+
+
+def features(tier: LowTier, clip: Clip) -> dict[str, float]:
+    return dict(zip(tier.feature_names, tier.transform(clip).tolist()))
+
+
+# -- contract ------------------------------------------------------------------------------
+
+
+def test_registered_and_names() -> None:
+    assert "low" in available_tiers()
+    tier = get_tier("low", hog_stride=1)
+    assert isinstance(tier, LowTier) and tier.config["hog_stride"] == 1
+    names = tier.feature_names
+    assert len(names) == 2 * (6 + 10) + 2 == len(set(names))
+    assert names[:4] == ["brightness_mean", "brightness_std", "contrast_mean", "contrast_std"]
+    assert "hog_pca_9_std" in names and names[-2:] == ["size_orig", "cut_rate"]
+
+
+def test_transform_before_fit_says_to_fit() -> None:
+    with pytest.raises(TiermemError, match="fit"):
+        LowTier().transform(as_clip(np.zeros((3, 64, 64, 3), np.uint8)))
+
+
+# -- HOG ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (75, 101)])  # a size that is no multiple of 8
+def test_hog_equals_skimage(sample_clip_paths: list[Path], shape: tuple[int, int]) -> None:
+    clip = decode(sample_clip_paths[1], frames=3, size=256)
+    grey = grey_frames(clip.frames)[:, : shape[0], : shape[1]]
+    ours = hog_descriptors(grey)
+    for i in range(len(grey)):
+        reference = skimage_hog(
+            grey[i].astype(np.float32), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
+            block_norm="L2-Hys",
+        )
+        assert ours[i].shape == reference.shape
+        np.testing.assert_allclose(ours[i], reference, atol=1e-6)
+
+
+# -- known answers ---------------------------------------------------------------------------
+
+
+def test_solid_colour_clip(fitted_low: LowTier) -> None:
+    frames = np.empty((45, SIZE, SIZE, 3), np.uint8)
+    frames[:] = (200, 30, 60)
+    f = features(fitted_low, as_clip(frames, bytes_per_second=1234.0))
+    assert f["brightness_mean"] == pytest.approx(200 / 255, abs=1e-6)
+    assert f["saturation_mean"] == pytest.approx((200 - 30) / 200, abs=3e-3)  # OpenCV rounds S to 1/255
+    # Hasler–Süsstrunk on a flat frame: no spread, 0.3 x the opponent-colour mean norm.
+    assert f["colourfulness_mean"] == pytest.approx(0.3 * np.hypot(200 - 30, (200 + 30) / 2 - 60), rel=1e-5)
+    for name in ("contrast_mean", "blurriness_mean", "flow_mean", "cut_rate", "brightness_std"):
+        assert f[name] == pytest.approx(0.0, abs=1e-6), name
+    assert f["size_orig"] == 1234.0
+
+
+def test_solid_colour_through_a_real_video(tmp_path: Path, fitted_low: LowTier) -> None:
+    path = write_video(tmp_path / "solid.mp4", np.full((45, SIZE, SIZE, 3), (40, 160, 220), np.uint8), fps=15)
+    clip = decode(path)
+    f = features(fitted_low, clip)
+    assert f["brightness_mean"] == pytest.approx(220 / 255, abs=0.015)
+    assert f["contrast_mean"] < 0.005 and f["flow_mean"] < 0.01 and f["cut_rate"] == 0
+    assert f["size_orig"] == pytest.approx(clip.meta.video_bytes_per_second) and f["size_orig"] > 0
+
+
+def test_colour_and_contrast_match_their_definitions(sample_clip_paths: list[Path]) -> None:
+    frames = decode(sample_clip_paths[2], frames=4, size=64).frames
+    x = frames.astype(np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    rg, yb = (r - g).reshape(4, -1), (0.5 * (r + g) - b).reshape(4, -1)
+    expected = np.hypot(rg.std(1), yb.std(1)) + 0.3 * np.hypot(rg.mean(1), yb.mean(1))
+    got = colour_features(frames)
+    np.testing.assert_allclose(got["colourfulness"], expected, rtol=1e-5)
+    np.testing.assert_allclose(got["brightness"], x.max(-1).reshape(4, -1).mean(1) / 255, atol=1e-6)
+    grey = 0.299 * r + 0.587 * g + 0.114 * b
+    np.testing.assert_allclose(contrast(grey_frames(frames)), grey.reshape(4, -1).std(1) / 255, atol=2e-3)
+
+
+def test_static_clip_has_no_motion_and_no_cut(fitted_low: LowTier) -> None:
+    frames = np.repeat(rgb(texture(SIZE, SIZE))[None], 45, axis=0)
+    f = features(fitted_low, as_clip(frames))
+    assert f["flow_mean"] < 0.01 and f["cut_rate"] == 0
+    for name in ("brightness_std", "contrast_std", "blurriness_std", "hog_pca_0_std"):
+        assert f[name] == pytest.approx(0.0, abs=1e-5), name
+
+
+@pytest.mark.parametrize("k", [2, 6])
+def test_translating_pattern_flow_is_k_pixels(tmp_path: Path, fitted_low: LowTier, k: int) -> None:
+    """A texture moving k px per frame at the sampled size: all 45 frames sampled, flow ≈ k."""
+    wide = texture(SIZE, SIZE + 45 * k, seed=k)
+    frames = rgb(np.stack([wide[:, i * k : i * k + SIZE] for i in range(45)]))
+    clip = decode(write_video(tmp_path / f"move{k}.mp4", frames, fps=15), frames=45, size=SIZE)
+    f = features(fitted_low, clip)
+    assert f["flow_mean"] == pytest.approx(k, rel=0.15)
+    assert f["flow_std"] < 0.15 * k and f["cut_rate"] == 0
+
+
+def test_blurred_copy_scores_lower_blurriness(tmp_path: Path, fitted_low: LowTier) -> None:
+    sharp = np.stack([texture(SIZE, SIZE, seed=i, sigma=0.7) for i in range(3)])
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in sharp])
+    s = high_frequency_share(sharp, fitted_low.blur_cutoff)
+    b = high_frequency_share(blurred, fitted_low.blur_cutoff)
+    assert np.all(b < 0.3 * s) and np.all(s > 0.5)
+    # The same through encode + decode + the tier.
+    fs = features(fitted_low, decode(write_video(tmp_path / "sharp.mp4", rgb(np.repeat(sharp, 5, 0)))))
+    fb = features(fitted_low, decode(write_video(tmp_path / "blur.mp4", rgb(np.repeat(blurred, 5, 0)))))
+    assert fb["blurriness_mean"] < 0.5 * fs["blurriness_mean"]
+
+
+def test_two_scenes_make_exactly_one_cut(tmp_path: Path, fitted_low: LowTier) -> None:
+    scene_a = rgb(texture(SIZE, SIZE, seed=1)) // 2  # dark grey texture
+    scene_b = np.clip(rgb(texture(SIZE, SIZE, seed=2)).astype(int) + (60, 20, -40), 0, 255).astype(np.uint8)
+    # Small camera drift inside each scene, so within-scene frames are not identical.
+    frames = [np.roll(scene_a, i, axis=1) for i in range(20)] + [np.roll(scene_b, i, axis=0) for i in range(25)]
+    clip = decode(write_video(tmp_path / "cut.mp4", frames, fps=15))
+    assert cut_count(clip.frames, fitted_low.cut_threshold) == 1
+    assert features(fitted_low, clip)["cut_rate"] == pytest.approx(1 / clip.meta.duration)
+
+
+def test_one_frame_clip(fitted_low: LowTier) -> None:
+    f = features(fitted_low, as_clip(rgb(texture(SIZE, SIZE))[None], duration=0.04))
+    assert f["flow_mean"] == 0 and f["cut_rate"] == 0 and f["hog_pca_0_std"] == 0
+    assert np.isfinite(list(f.values())).all()
+
+
+# -- fitting and state -----------------------------------------------------------------------
+
+
+def test_state_round_trip_without_pickle(fitted_low: LowTier, sample_clip_paths: list[Path]) -> None:
+    state = fitted_low.state_dict()
+    assert state["hog_pca_components"].shape == (10, 31 * 31 * 36)
+    assert state["hog_pca_frames"] == 5 * len(sample_clip_paths)
+    buffer = io.BytesIO()
+    np.savez(buffer, **state)
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as saved:
+        restored = LowTier().load_state_dict({k: saved[k] for k in saved.files})
+    clip = decode(sample_clip_paths[0])
+    np.testing.assert_array_equal(restored.transform(clip), fitted_low.transform(clip))
+    assert restored.config_hash() == fitted_low.config_hash()
+    other = LowTier().fit(decode(p, frames=5) for p in sample_clip_paths[:3])
+    assert other.config_hash() != fitted_low.config_hash()
+    assert LowTier(cut_threshold=0.5).load_state_dict(state).config_hash() != fitted_low.config_hash()
+
+
+def test_state_with_wrong_shape_is_refused(fitted_low: LowTier) -> None:
+    state = dict(fitted_low.state_dict())
+    state["hog_pca_components"] = state["hog_pca_components"][:5]
+    with pytest.raises(DataMismatchError, match="components"):
+        LowTier().load_state_dict(state)
+
+
+def test_fit_streams_in_batches(sample_clip_paths: list[Path]) -> None:
+    clips = [decode(p, frames=9, size=128) for p in sample_clip_paths]  # 54 frames in all
+    whole = LowTier().fit(clips)
+    # A one-pass generator and 16-row batches: 54 = 16 + 16 + 22 (the last batch keeps >= 10 rows).
+    batched = LowTier(pca_batch_rows=16).fit(c for c in clips)
+    assert batched.hog_pca_frames_ == whole.hog_pca_frames_ == 54
+    np.testing.assert_allclose(batched.hog_pca_mean_, whole.hog_pca_mean_, atol=1e-6)
+    agreement = np.abs((batched.hog_pca_components_[:3] * whole.hog_pca_components_[:3]).sum(axis=1))
+    assert np.all(agreement > 0.99)
+
+
+def test_fit_needs_enough_frames(sample_clip_paths: list[Path]) -> None:
+    with pytest.raises(TiermemError, match="at least 10 frames"):
+        LowTier().fit([decode(sample_clip_paths[0], frames=4, size=64)])
+    with pytest.raises(TiermemError, match="no clips"):
+        LowTier().fit([])
+
+
+def test_frame_size_must_match_the_fit(fitted_low: LowTier, sample_clip_paths: list[Path]) -> None:
+    with pytest.raises(DataMismatchError, match="same frame size"):
+        fitted_low.transform(decode(sample_clip_paths[0], frames=5, size=128))
+
+
+# -- real clips ------------------------------------------------------------------------------
+
+
+def test_real_sample_clips(fitted_low: LowTier, sample_clip_paths: list[Path]) -> None:
+    by_name = {}
+    for path in sample_clip_paths:
+        clip = decode(path)
+        timings: dict[str, float] = {}
+        values = fitted_low.transform(clip, timings=timings)
+        assert values.dtype == np.float32 and np.isfinite(values).all()
+        assert set(timings) == {"grey", "colour", "contrast", "blurriness", "flow", "hog", "cuts"}
+        by_name[path.stem] = dict(zip(fitted_low.feature_names, values.tolist()))
+    # bikes_000 and bikes_001 each contain one hard cut (checked by eye), the others none.
+    assert [round(f["cut_rate"] * 3) for f in by_name.values()] == [0, 1, 1, 0, 0, 0]
+    # The distorted carphone is the same scene as the pristine one at a far lower bitrate.
+    assert by_name["carphone_distorted_000"]["size_orig"] < 0.5 * by_name["carphone_pristine_000"]["size_orig"]
+    assert by_name["carphone_distorted_000"]["blurriness_mean"] < by_name["carphone_pristine_000"]["blurriness_mean"]
+    # The cyclists pan and cut; the bunny shot is nearly still.
+    assert by_name["bikes_000"]["flow_mean"] > 3 * by_name["bigbuckbunny_000"]["flow_mean"]
