@@ -1,0 +1,100 @@
+"""Memorability-prior tier: ResMem image memorability of sampled frames (optional extra).
+
+    pip install 'tiermem[resmem]'
+    >>> prior = get_tier("prior", frames_k=5)
+    >>> prior.transform_batch(clips).values      # (N, 3): prior_mean, prior_max, prior_std
+
+ResMem (Needell & Bainbridge, 2022; PyPI ``resmem``) predicts how memorable a single image is;
+it was trained on LaMem and MemCat. Its weights (about 500 MB) ship inside the ``resmem``
+wheel, so it runs offline. It is under the *ResMem Non-commercial License* (University of
+Chicago): non-commercial use only, which is why it is an optional extra and not a dependency.
+Frames are prepared exactly as ResMem's own transformer does: resize to 256x256, centre crop
+227, scale to [0, 1] (no mean/std normalisation).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from tiermem.errors import MissingWeightsError
+from tiermem.tiers import register_tier
+from tiermem.tiers.base import Tier, TierResult
+from tiermem.tiers.frames import resize, sample_frames, to_tensor
+from tiermem.video.clip import Clip
+
+INSTALL_HINT = (
+    "the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]' "
+    "(ResMem is under a non-commercial licence)"
+)
+FEATURE_NAMES = ["prior_mean", "prior_max", "prior_std"]
+
+
+def load_resmem() -> torch.nn.Module:
+    """ResMem with its packaged weights, in eval mode; `MissingWeightsError` when not installed."""
+    try:
+        import resmem
+    except ModuleNotFoundError as exc:
+        if exc.name != "resmem":
+            raise
+        raise MissingWeightsError(INSTALL_HINT) from None
+    with warnings.catch_warnings():
+        # ResMem builds its ResNet-152 branch through torchvision's deprecated `pretrained=`
+        # argument (with False: no download); its weights then load from the wheel's model.pt.
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            model = resmem.ResMem(pretrained=True)
+        except (OSError, RuntimeError, TypeError) as exc:
+            raise MissingWeightsError(f"ResMem weights could not be loaded from {resmem.path}: {exc}") from exc
+    return model.eval()
+
+
+@register_tier
+class PriorTier(Tier):
+    """Mean, max and std of ResMem memorability over `frames_k` evenly spaced frames."""
+
+    name = "prior"
+
+    def __init__(self, frames_k: int = 5, batch_size: int = 16) -> None:
+        super().__init__(frames_k=frames_k, batch_size=batch_size)
+        self._model: torch.nn.Module | None = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = load_resmem()
+        return self._model
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(FEATURE_NAMES)
+
+    def transform(self, clip: Clip) -> np.ndarray:
+        return self.transform_batch([clip]).values[0]
+
+    def score_frames(self, frames: np.ndarray) -> np.ndarray:
+        """ResMem memorability in [0, 1] for (M, H, W, 3) uint8 RGB images."""
+        bs = max(1, int(self.config["batch_size"]))
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(frames), bs):
+                x = resize(to_tensor(frames[start : start + bs]), 256)[..., 14:241, 14:241].contiguous()
+                out.append(self.model(x).float().reshape(-1).numpy())
+        return np.concatenate(out)
+
+    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
+        if not clips:
+            return TierResult(np.zeros((0, 3), np.float32), [])
+        k = int(self.config["frames_k"])
+        frames = sample_frames(clips, k)
+        scores = self.score_frames(frames.reshape(-1, *frames.shape[2:])).reshape(len(clips), k)
+        values = np.stack([scores.mean(1), scores.max(1), scores.std(1)], axis=1).astype(np.float32)
+        facts = [{"prior_per_frame": [round(float(s), 3) for s in row]} for row in scores]
+        return TierResult(values=values, facts=facts)

@@ -1,0 +1,62 @@
+"""Prior tier: ResMem image memorability (optional extra `tiermem[resmem]`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+from skimage import data
+from sklearn.datasets import load_sample_images
+
+from tiermem.errors import MissingWeightsError
+from tiermem.tiers import get_tier
+from tiermem.tiers.prior import load_resmem
+
+from test_mid import clip_of, frame
+
+needs_resmem = pytest.mark.skipif(
+    importlib.util.find_spec("resmem") is None,
+    reason="ResMem not installed (optional extra: pip install 'tiermem[resmem]')",
+)
+
+
+def test_missing_extra_gives_the_install_command(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "resmem", None)  # what an environment without it sees
+    with pytest.raises(MissingWeightsError, match=r"pip install 'tiermem\[resmem\]'"):
+        load_resmem()
+    tier = get_tier("prior")  # the tier itself imports and builds without resmem
+    assert tier.feature_names == ["prior_mean", "prior_max", "prior_std"]
+
+
+@pytest.fixture(scope="module")
+def prior():
+    tier = get_tier("prior", frames_k=5)
+    _ = tier.model
+    return tier
+
+
+@needs_resmem
+def test_close_up_objects_score_above_a_landscape(prior) -> None:
+    samples = dict(zip(["china", "flower"], load_sample_images().images))
+    photos = np.stack([frame(data.coffee()), frame(samples["flower"]), frame(samples["china"])])
+    coffee, flower, landscape = prior.score_frames(photos)
+    assert min(coffee, flower) > landscape + 0.05, (coffee, flower, landscape)
+    assert all(0.0 < s < 1.0 for s in (coffee, flower, landscape))
+
+
+@needs_resmem
+def test_prior_tier_summarises_frame_scores(prior) -> None:
+    two = get_tier("prior", frames_k=2)
+    two._model = prior.model  # same network; spares loading 500 MB twice
+    still = clip_of([data.coffee()] * 10, "still")
+    mixed = clip_of([data.coffee()] * 5 + [data.rocket()] * 5, "mixed")  # samples frames 2 and 7
+    result = two.transform_batch([still, mixed])
+    assert result.values.shape == (2, 3) and np.isfinite(result.values).all()
+    mean, top, std = result.values[0]
+    assert std == pytest.approx(0.0, abs=1e-5) and mean == pytest.approx(top, abs=1e-5)
+    mean, top, std = result.values[1]
+    assert std > 0.01 and top > mean
+    per_frame = result.facts[1]["prior_per_frame"]
+    assert len(per_frame) == 2 and max(per_frame) == pytest.approx(float(top), abs=1e-3)
