@@ -243,3 +243,61 @@ def test_report_scores_new_and_context_videos(tmp_path):
     query.drop(columns="mid_7").to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataMismatchError, match="missing 1 of the context's 8 feature columns"):
         distinctiveness_report(tmp_path / "context.parquet", tmp_path / "short.csv")
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+def test_cli_distinct_on_tables_matches_the_library(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tiermem.cli import app
+
+    X = _blob_context(seed=6, n=80, d=6)
+    cols = [f"high_{i}" for i in range(6)]
+    ctx = pd.DataFrame(X, columns=cols)
+    ctx.insert(0, "video_id", [f"c{i}" for i in range(80)])
+    ctx.to_parquet(tmp_path / "ctx.parquet")
+    qry = pd.DataFrame(np.vstack([X[:2] + 0.1, np.full((1, 6), 7.0)]), columns=cols)
+    qry.insert(0, "video_id", ["q0", "q1", "far"])
+    qry.to_csv(tmp_path / "q.csv", index=False)
+    res = CliRunner().invoke(app, ["distinct", "--context", str(tmp_path / "ctx.parquet"), str(tmp_path / "q.csv"),
+                                   "--method", "kde", "--source", "high", "--components", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    lib = distinctiveness_report(tmp_path / "ctx.parquet", tmp_path / "q.csv", method="kde", source="high",
+                                 n_components=4).table
+    assert [v["video_id"] for v in doc["videos"]] == ["q0", "q1", "far"]
+    np.testing.assert_allclose([v["kde_high_log_density"] for v in doc["videos"]], lib["kde_high_log_density"])
+    assert doc["videos"][2]["percentile"] == 100.0
+    assert doc["summary"]["method"] == "kde" and doc["failed"] == []
+
+    res = CliRunner().invoke(app, ["distinct", "--context", str(tmp_path / "ctx.parquet"), "--method", "lof"])
+    assert res.exit_code == 1 and "unknown distinctiveness method 'lof'" in res.output
+
+
+def test_cli_distinct_extracts_videos_and_reports_bad_files(tmp_path, sample_clip_paths):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from tiermem.cli import app
+
+    context = tmp_path / "context"
+    context.mkdir()
+    for p in sample_clip_paths[1:]:
+        shutil.copy(p, context / p.name)
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    query = sample_clip_paths[0]
+    res = CliRunner().invoke(app, ["distinct", "--context", str(context), str(query), str(bad),
+                                   "--source", "low", "--method", "knn", "--k", "2",
+                                   "--store", str(tmp_path / "store"), "--json"])
+    assert res.exit_code == 1  # the broken file fails; the good one is still scored
+    doc = json.loads(res.stdout)
+    assert [v["video_id"] for v in doc["videos"]] == [query.stem]
+    assert doc["videos"][0]["knn_low_nn_dist"] > 0 and not doc["videos"][0]["in_context"]
+    assert doc["summary"]["n_context"] == len(sample_clip_paths) - 1
+    assert [f["path"] for f in doc["failed"]] == [str(bad)]
+    assert (tmp_path / "store" / "low.parquet").is_file()

@@ -34,7 +34,8 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from tiermem.blocks import Block, load_block
 from tiermem.errors import DataMismatchError, TiermemError
@@ -599,11 +600,20 @@ class DBSCANDistinctiveness(Distinctiveness):
         self.noise_share_ = float(self.cluster_share_[-1])
 
         self.classes_ = np.unique(target)
+        self.classifier_converged_ = True
         if len(self.classes_) > 1:
             clf = MLPClassifier(
                 hidden_layer_sizes=self.hidden_layer_sizes, activation="relu",
                 max_iter=self.max_iter, random_state=self.random_state,
-            ).fit(self.projection_.whiten(Z), target)
+            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                clf.fit(self.projection_.whiten(Z), target)
+            # Not converged after max_iter usually means still fitting the last few border
+            # points; the context accuracy below says how well it separates the clusters.
+            self.classifier_converged_ = not any(
+                issubclass(w.category, ConvergenceWarning) for w in caught
+            )
             self.coefs_ = [w.astype(np.float64) for w in clf.coefs_]
             self.intercepts_ = [b.astype(np.float64) for b in clf.intercepts_]
         else:
@@ -611,9 +621,9 @@ class DBSCANDistinctiveness(Distinctiveness):
         self.classifier_accuracy_ = float(np.mean(self._assign(Z) == target))
         logger.info(
             "dbscan distinctiveness (%s): eps=%.4g min_samples=%d -> %d clusters, noise share %.3f; "
-            "classifier accuracy on the context %.3f",
+            "classifier accuracy on the context %.3f (converged: %s)",
             self.source, self.eps_, min_samples, self.n_clusters_, self.noise_share_,
-            self.classifier_accuracy_,
+            self.classifier_accuracy_, self.classifier_converged_,
         )
         return self._one_hot(target)
 
@@ -646,6 +656,7 @@ class DBSCANDistinctiveness(Distinctiveness):
         return {
             "eps": self.eps_, "min_samples": self._min_samples(), "n_clusters": self.n_clusters_,
             "noise_share": self.noise_share_, "classifier_accuracy": self.classifier_accuracy_,
+            "classifier_converged": self.classifier_converged_,
         }
 
     def _state(self) -> dict[str, Any]:
@@ -655,6 +666,7 @@ class DBSCANDistinctiveness(Distinctiveness):
             "eps": float(self.eps_),
             "n_clusters": int(self.n_clusters_),
             "classifier_accuracy": float(self.classifier_accuracy_),
+            "classifier_converged": bool(self.classifier_converged_),
             "cluster_share": self.cluster_share_,
             "classes": self.classes_.astype(np.int64),
             "n_layers": len(self.coefs_),
@@ -671,6 +683,7 @@ class DBSCANDistinctiveness(Distinctiveness):
         self.eps_ = float(state["eps"])
         self.n_clusters_ = int(state["n_clusters"])
         self.classifier_accuracy_ = float(state["classifier_accuracy"])
+        self.classifier_converged_ = bool(state["classifier_converged"])
         self.cluster_share_ = np.asarray(state["cluster_share"], dtype=np.float64)
         self.noise_share_ = float(self.cluster_share_[-1])
         self.classes_ = np.asarray(state["classes"], dtype=np.int64)
@@ -710,6 +723,69 @@ def get_distinctiveness(method: str, **params: Any) -> Distinctiveness:
 # ---------------------------------------------------------------------------------------------
 # scoring feature tables (the library side of `tiermem distinct`)
 # ---------------------------------------------------------------------------------------------
+def _is_table_input(path: Path, source: str) -> bool:
+    """A feature table, a feature store holding `source`, or a directory of .npy vectors."""
+    from tiermem.blocks import TABLE_SUFFIXES
+
+    if path.is_file():
+        return path.name.lower().endswith(TABLE_SUFFIXES)
+    if path.is_dir():
+        return (path / f"{source}.parquet").is_file() or any(path.glob("*.npy"))
+    return False
+
+
+def _concat_blocks(blocks: Sequence[Block], name: str) -> Block:
+    first = blocks[0]
+    for b in blocks[1:]:
+        if b.feature_names != first.feature_names:
+            raise DataMismatchError(
+                f"{b.source}: its {b.dim} feature columns differ from {first.source}'s {first.dim}"
+            )
+    ids = np.concatenate([b.ids for b in blocks])
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataMismatchError(f"video_id {uniq[counts > 1][0]!r} appears in more than one input")
+    return Block(name, ids, list(first.feature_names), np.concatenate([b.values for b in blocks]),
+                 ", ".join(b.source for b in blocks))
+
+
+def load_source_block(
+    inputs: Sequence[str | os.PathLike[str]],
+    source: str,
+    store: str | os.PathLike[str],
+    console: Any = None,
+) -> tuple[Block, list[tuple[str, str]]]:
+    """One block of `source` features from tables and/or videos; returns (block, failures).
+
+    Each input is a feature table (Parquet/CSV), a feature-store directory holding
+    ``<source>.parquet``, a directory of ``<video_id>.npy``, or else videos and directories of
+    videos, whose `source` tier is extracted into the feature store `store` (cached there, so
+    context and queries share one fitted tier state). Videos that fail to decode come back as
+    (path, reason) failures; the others are kept.
+    """
+    paths = [Path(p) for p in inputs]
+    tables = [p for p in paths if _is_table_input(p, source)]
+    videos = [p for p in paths if p not in tables]
+    blocks: list[Block] = []
+    for p in tables:
+        blocks.append(load_block(p / f"{source}.parquet" if (p / f"{source}.parquet").is_file() else p, source))
+    failures: list[tuple[str, str]] = []
+    if videos:
+        from tiermem.extract import extract, find_videos, video_ids
+
+        report = extract(videos, tiers=[source], out=store, console=console)
+        failures = list(report.failed)
+        wanted = set(video_ids(find_videos(videos))) - {Path(p).stem for p, _ in failures}
+        stored = load_block(Path(store) / f"{source}.parquet", source)
+        keep = np.isin(stored.ids, sorted(wanted))
+        if keep.any():
+            blocks.append(Block(source, stored.ids[keep], stored.feature_names, stored.values[keep],
+                                ", ".join(map(str, videos))))
+    if not blocks:
+        raise DataMismatchError(f"no usable {source} features in {', '.join(map(str, paths))}")
+    return _concat_blocks(blocks, source), failures
+
+
 @dataclass
 class DistinctivenessReport:
     """Per-video distinctiveness of query videos against a context.
@@ -785,4 +861,5 @@ __all__ = [
     "distinctiveness_report",
     "get_distinctiveness",
     "knee_eps",
+    "load_source_block",
 ]
