@@ -98,16 +98,14 @@ class ExtractReport:
         table.add_row(str(len(self.done)), str(len(self.skipped)), str(len(self.failed)), f"{self.seconds:.1f} s")
         return table
 
-    def failures_table(self) -> Table:
-        """Each failed file with its reason."""
-        from rich.table import Table
+    def print_failures(self, console: Console) -> None:
+        """One line per failed file, `path: reason`, never folded (easy to grep and copy)."""
+        from rich.markup import escape
 
-        table = Table(title="failed", title_style="bold red")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
+        if self.failed:
+            console.print(f"[bold red]{len(self.failed)} failed:[/]")
         for path, reason in self.failed:
-            table.add_row(path, reason)
-        return table
+            console.print(f"  [red]✗[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -302,7 +300,7 @@ def extract(
     tier_config: Mapping[str, Mapping[str, Any]] | None = None,
     state: str | os.PathLike[str] | None = None,
     fit_max_videos: int = 200,
-    fit_frames: int = 5,
+    fit_frames: int = 9,
     flush_every: int = 64,
     flush_seconds: float = 10.0,
     progress: bool = True,
@@ -397,7 +395,13 @@ def extract(
                     raise TiermemError(
                         f"cannot fit tier {name}: none of the {len(sample)} sampled videos could be decoded"
                     )
-                tier.fit(itertools.chain([first], clips))
+                try:
+                    tier.fit(itertools.chain([first], clips))
+                except TiermemError as exc:
+                    raise TiermemError(
+                        f"{exc} (while fitting tier {name} on {len(sample)} input videos; for a few videos, "
+                        "pass a state fitted on a larger corpus with --state)"
+                    ) from None
                 config = {"tier": tier.config, "decode": fit_settings, "videos": len(sample), "frames": fit_frames}
                 store.save_state(name, tier.state_dict(), config=config)
                 report.fitted.append(name)

@@ -1,0 +1,244 @@
+"""`tiermem extract / info / demo` on real clips: cache hits, recomputation, bad files, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tiermem import __version__
+from tiermem.cli import app
+from tiermem.store import KEY_COLUMNS, FeatureStore
+
+TIERMEM = str(Path(sys.executable).with_name("tiermem"))
+runner = CliRunner()
+FAST = ["--frames", "9", "--size", "128"]  # these tests check caching, not feature values
+
+
+def _run(*args: str):
+    result = runner.invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    """Exit code and everything printed (stdout and stderr)."""
+    result = _run(*args)
+    return result.exit_code, result.output
+
+
+def _extract_json(*args: str) -> tuple[int, dict]:
+    """Exit code and the report `tiermem extract --json` prints on stdout."""
+    result = _run("extract", *args, "--json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture()
+def three_clips(sample_clip_paths: list[Path], tmp_path: Path) -> Path:
+    """Three real clips of different sources in a fresh directory (tests may overwrite them)."""
+    d = tmp_path / "clips"
+    d.mkdir()
+    for name in ("bikes_000", "carphone_pristine_000", "bigbuckbunny_000"):
+        src = next(p for p in sample_clip_paths if p.stem == name)
+        shutil.copy(src, d / src.name)
+    return d
+
+
+def test_version_from_the_installed_script() -> None:
+    out = subprocess.run([TIERMEM, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"tiermem {__version__}"
+
+
+@pytest.mark.parametrize("command", ["extract", "info", "demo"])
+def test_help_shows_an_example(command: str) -> None:
+    code, output = _invoke(command, "--help")
+    assert code == 0
+    assert f"Example: tiermem {command}" in output
+
+
+def test_info_on_a_real_clip_as_table_and_json(sample_clip_paths: list[Path]) -> None:
+    clip = next(p for p in sample_clip_paths if p.stem == "bikes_000")
+    code, output = _invoke("info", str(clip), "--json")
+    assert code == 0
+    meta = json.loads(output)
+    # bikes.mp4 is 640x272 at 25 fps; the fixture cut 3 s = 75 frames of it
+    assert (meta["width"], meta["height"], meta["frame_count"]) == (640, 272, 75)
+    assert meta["fps"] == pytest.approx(25.0)
+    assert meta["duration"] == pytest.approx(3.0, abs=0.05)
+    assert meta["file_size"] == clip.stat().st_size
+    assert meta["codec"] == "h264" and meta["has_audio"] is False
+    code, output = _invoke("info", str(clip))
+    assert code == 0
+    assert "640 × 272" in output and "75" in output and "25.000 fps" in output
+
+
+def test_info_on_a_text_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("these are not video bytes\n" * 10)
+    code, output = _invoke("info", str(bad))
+    assert code == 1
+    assert f"error: {bad}:" in output
+    assert "Traceback" not in output
+
+
+def test_rerun_hits_the_cache_and_changed_settings_or_bytes_recompute(three_clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    code, rep = _extract_json(str(three_clips), "--out", str(out), *FAST)
+    assert code == 0, rep
+    assert rep["done"] == ["bigbuckbunny_000", "bikes_000", "carphone_pristine_000"]
+    assert rep["skipped"] == [] and rep["failed"] == [] and rep["fitted"] == ["low"]
+    store = FeatureStore(out)
+    first = store.table("low")
+    assert list(first["video_id"]) == rep["done"]
+    features = [c for c in first.columns if c not in KEY_COLUMNS]
+    assert {"brightness_mean", "flow_mean", "hog_pca_0_mean"} <= set(features)
+    assert np.isfinite(first[features].to_numpy()).all()
+    assert first["config_hash"].nunique() == 1
+    assert store.state_path("low").exists()
+    table_file = store.table_path("low")
+    stamp = table_file.stat().st_mtime_ns, table_file.stat().st_ino
+
+    # same bytes, same settings: nothing recomputed, the table file not even rewritten
+    code, rep = _extract_json(str(three_clips), "--out", str(out), *FAST)
+    assert code == 0
+    assert rep["done"] == [] and rep["fitted"] == []
+    assert rep["skipped"] == ["bigbuckbunny_000", "bikes_000", "carphone_pristine_000"]
+    assert (table_file.stat().st_mtime_ns, table_file.stat().st_ino) == stamp
+
+    # another frame count: every row recomputed under a new config hash, the fitted PCA reused
+    code, rep = _extract_json(str(three_clips), "--out", str(out), "--frames", "7", "--size", "128")
+    assert code == 0
+    assert len(rep["done"]) == 3 and rep["skipped"] == [] and rep["fitted"] == []
+    fewer = FeatureStore(out).table("low")
+    assert fewer["config_hash"].nunique() == 1
+    assert fewer["config_hash"].iloc[0] != first["config_hash"].iloc[0]
+    assert not np.allclose(fewer["flow_mean"], first["flow_mean"])  # 7 frames: larger steps
+
+    # another frame size: HOG has other dimensions, so the PCA is refitted, then all recomputed
+    code, rep = _extract_json(str(three_clips), "--out", str(out), "--frames", "9", "--size", "96")
+    assert code == 0
+    assert len(rep["done"]) == 3 and rep["skipped"] == [] and rep["fitted"] == ["low"]
+    assert FeatureStore(out).load_state("low").config["decode"] == {"size": 96, "mode": "stretch"}
+    resized = FeatureStore(out).table("low")
+    assert len(resized) == 3 and resized["config_hash"].nunique() == 1
+    assert resized["config_hash"].iloc[0] not in (first["config_hash"].iloc[0], fewer["config_hash"].iloc[0])
+
+    # one file's bytes replaced by another clip's: only that video is recomputed, and it now
+    # carries the other clip's features
+    shutil.copy(three_clips / "bikes_000.mp4", three_clips / "carphone_pristine_000.mp4")
+    code, rep = _extract_json(str(three_clips), "--out", str(out), "--frames", "9", "--size", "96")
+    assert code == 0
+    assert rep["done"] == ["carphone_pristine_000"]
+    assert rep["skipped"] == ["bigbuckbunny_000", "bikes_000"]
+    after = FeatureStore(out).table("low").set_index("video_id")
+    np.testing.assert_array_equal(
+        after.loc["carphone_pristine_000", features].to_numpy(), after.loc["bikes_000", features].to_numpy()
+    )
+
+
+def test_bad_files_among_good_ones_are_reported_and_the_rest_extracted(three_clips: Path, tmp_path: Path) -> None:
+    (three_clips / "text.mp4").write_text("not a video at all\n" * 50)
+    (three_clips / "empty.webm").write_bytes(b"")
+    good = (three_clips / "bikes_000.mp4").read_bytes()
+    (three_clips / "truncated.mp4").write_bytes(good[: len(good) // 50])
+    (three_clips / "readme.txt").write_text("not picked up: not a video extension")
+    out = tmp_path / "features"
+    code, output = _invoke("extract", str(three_clips), "--out", str(out), *FAST)
+    assert code == 1
+    for name in ("text.mp4", "empty.webm", "truncated.mp4"):
+        assert name in output
+    assert "readme.txt" not in output
+    code, rep = _extract_json(str(three_clips), "--out", str(out), *FAST)
+    assert code == 1
+    # the good ones were stored by the first run; each bad one is retried and reported again
+    assert rep["skipped"] == ["bigbuckbunny_000", "bikes_000", "carphone_pristine_000"]
+    reasons = {Path(p).name: r for p, r in (f.values() for f in rep["failed"])}
+    assert set(reasons) == {"empty.webm", "text.mp4", "truncated.mp4"}
+    assert "empty" in reasons["empty.webm"]
+    assert all(r and "Traceback" not in r for r in reasons.values())
+    assert list(FeatureStore(out).table("low")["video_id"]) == rep["skipped"]
+
+
+def test_missing_path_is_a_failure_and_duplicate_ids_are_refused(three_clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    one = three_clips / "bikes_000.mp4"
+    code, output = _invoke("extract", str(one), "--out", str(out), *FAST)
+    assert code == 1  # 9 frames of one video cannot fit a 10-component PCA; the error says so
+    assert "needs at least 10 frames" in output and "--state" in output
+    code, rep = _extract_json(str(one), str(three_clips / "bigbuckbunny_000.mp4"), str(tmp_path / "nope.mp4"),
+                              "--out", str(out), *FAST)
+    assert code == 1
+    assert rep["done"] == ["bigbuckbunny_000", "bikes_000"]
+    assert rep["failed"] == [{"path": str(tmp_path / "nope.mp4"), "reason": "file not found"}]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(three_clips / "bikes_000.mp4", other / "bikes_000.mp4")
+    code, output = _invoke("extract", str(three_clips), str(other), "--out", str(out), *FAST)
+    assert code == 1
+    assert "'bikes_000'" in output and "more than one file" in output
+
+
+def test_two_workers_with_a_given_state_match_one_worker(three_clips: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _extract_json(str(three_clips), "--out", str(one), *FAST)[0] == 0
+    code, rep = _extract_json(
+        str(three_clips), "--out", str(two), *FAST, "--workers", "2", "--batch-size", "1", "--state", str(one)
+    )
+    assert code == 0 and rep["fitted"] == [] and len(rep["done"]) == 3
+    pd.testing.assert_frame_equal(FeatureStore(one).table("low"), FeatureStore(two).table("low"))
+
+
+def _copies(sample_clip_paths: list[Path], dest: Path, n: int) -> Path:
+    """`n` files cycling over the sample clips (distinct ids, some equal bytes): a longer run."""
+    dest.mkdir()
+    for i in range(n):
+        src = sample_clip_paths[i % len(sample_clip_paths)]
+        os.link(src, dest / f"v{i:02d}_{src.stem}.mp4")
+    return dest
+
+
+def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
+    videos = _copies(sample_clip_paths, tmp_path / "videos", 16)
+    args = [str(videos), *FAST, "--flush-every", "1"]
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert _extract_json(*args, "--out", str(reference))[0] == 0
+    expected = FeatureStore(reference).table("low")
+    assert len(expected) == 16
+
+    env = {**os.environ, "TIERMEM_THREADS": "1"}
+    proc = subprocess.Popen([TIERMEM, "extract", *args, "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    table = killed / "low.parquet"
+    deadline = time.monotonic() + 120
+    while not table.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before its first flush could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+
+    partial = FeatureStore(killed).table("low")  # a whole Parquet file, not a torn one
+    assert 1 <= len(partial) < 16
+    pd.testing.assert_frame_equal(
+        partial.reset_index(drop=True),
+        expected[expected.video_id.isin(partial.video_id)].reset_index(drop=True),
+    )
+
+    code, rep = _extract_json(*args, "--out", str(killed))
+    assert code == 0
+    assert rep["fitted"] == []  # the saved PCA was reused, so the finished rows stay valid
+    assert len(rep["skipped"]) == len(partial) and len(rep["done"]) == 16 - len(partial)
+    pd.testing.assert_frame_equal(FeatureStore(killed).table("low"), expected)
+    assert not list(killed.glob(".*.tmp"))
