@@ -78,7 +78,9 @@ def hard_rank(x: torch.Tensor) -> torch.Tensor:
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = a - a.mean()
     b = b - b.mean()
-    return (a * b).sum() / (torch.sqrt((a * a).sum() * (b * b).sum()) + 1e-12)
+    # eps inside the sqrt: a batch whose targets are all tied has (b*b).sum() == 0, and
+    # sqrt's gradient at 0 is inf (inf * 0 = NaN weights); outside it would not help.
+    return (a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum() + 1e-12)
 
 
 def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
