@@ -147,3 +147,17 @@ def test_video_clip_lengths_match_the_weight_enums_docs() -> None:
     for name, frames in VIDEO_CLIP_FRAMES.items():
         docs = get_model_weights(name).DEFAULT.meta["_docs"]
         assert int(re.search(r"clip_len=(\d+)", docs).group(1)) == frames, name
+
+
+def test_timm_local_weights_file_loads_through_timm(tmp_path) -> None:
+    torch.manual_seed(0)
+    reference = timm_backbone("resnet18", weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.model.net.state_dict(), path)
+    bb = timm_backbone("resnet18", weights=path)
+    assert bb.pretrained and bb.dim == 512 and len(bb.info.categories) == 1000
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        pooled, logits = bb.model(x)
+        assert torch.allclose(logits, reference.model(x)[1], atol=1e-5)
+    assert pooled.shape == (2, 512)

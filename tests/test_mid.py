@@ -76,13 +76,18 @@ def test_mid_features_on_photo_clips(mid) -> None:
     assert 0.1 <= cat["saliency_top10_share"] <= 1 and 0 < cat["edge_density"] < 0.5
 
 
-def test_mid_on_a_real_decoded_clip(mid, sample_clip_paths) -> None:
+def test_mid_on_real_decoded_clips(mid, sample_clip_paths) -> None:
     from tiermem.video import decode
 
-    clip = decode(sample_clip_paths[1])
-    values = mid.transform(clip)
-    assert values.shape == (len(mid.feature_names),) and np.isfinite(values).all()
-    assert np.abs(values[:1280]).sum() > 0
+    by_name = {p.stem: p for p in sample_clip_paths}
+    clips = [decode(by_name["carphone_pristine_000"]), decode(by_name["bikes_000"])]
+    result = mid.transform_batch(clips)
+    assert result.values.shape == (2, len(mid.feature_names)) and np.isfinite(result.values).all()
+    carphone, bikes = ({n: float(v) for n, v in zip(mid.feature_names, row)} for row in result.values)
+    # the man talking in his car is on every sampled frame; the street of bikes has no face
+    assert carphone["face_frame_share"] == 1.0 and 0.05 < carphone["face_area_largest"] < 0.25
+    assert bikes["face_frame_share"] == 0.0
+    assert bikes["event_change_mean"] > carphone["event_change_mean"]  # a moving camera vs a static shot
 
 
 def test_frames_k_changes_sampling_and_one_frame_has_no_dynamics(mid) -> None:
@@ -134,3 +139,16 @@ def test_tier_pickles_without_its_network(mid) -> None:
     clone = pickle.loads(pickle.dumps(mid))
     assert clone._backbone is None and clone.config == mid.config
     assert len(pickle.dumps(mid)) < 10_000
+
+
+def test_other_backbone_from_a_local_file(tmp_path) -> None:
+    import torch
+
+    from tiermem.backbones import torchvision_backbone
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision_backbone("resnet18", weights=None).model.net.state_dict(), path)
+    tier = get_tier("mid", backbone="torchvision:resnet18", weights=str(path), frames_k=2)
+    values = tier.transform(clip_of([data.coffee(), data.astronaut()], "two"))
+    assert values.shape == (512 + 11,) == (len(tier.feature_names),) and np.isfinite(values).all()
+    assert tier.feature_names[0] == "semantic_0000" and tier.feature_names[512] == "event_change_mean"
