@@ -104,7 +104,7 @@ def _cut(source: Path, names: list[Path], per_clip: int) -> None:
                 stream.height = in_stream.codec_context.height
                 stream.pix_fmt = "yuv420p"
                 if encoder == "libx264":
-                    stream.options = {"crf": "20", "preset": "fast"}
+                    stream.options = {"crf": "23", "preset": "fast"}
                 for i in range(per_clip):
                     frame = next(frames).reformat(format="yuv420p")
                     frame.pts, frame.time_base = i, Fraction(1, 1) / rate
