@@ -209,7 +209,8 @@ def decode(
     fps: float | None = None,
     threads: int = 0,
 ) -> Clip:
-    """Decode `frames` frames sampled uniformly over the video (or every 1/`fps` s when given).
+    """Decode `frames` frames sampled uniformly over the video, or, when `fps` is given, one
+    frame every 1/`fps` seconds over the whole video (`frames` is then ignored).
 
     Returns a `Clip`: uint8 RGB frames (T, size, size, 3), their times in seconds from the first
     frame, and the video's `VideoMeta`. `mode="stretch"` squashes the whole frame to a square
