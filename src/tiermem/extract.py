@@ -335,7 +335,7 @@ def extract(
     with ExitStack() as stack:
         stack.enter_context(store.lock())
         bar = stack.enter_context(_progress(console, enabled=progress))
-        set_threads(cores if workers == 1 else threads)
+        set_threads(cores)  # this process: decoding and tiers when it runs batches itself
         local = _Extractor(built, decode_options, decode_threads=0)
 
         pool: ProcessPoolExecutor | None = None
