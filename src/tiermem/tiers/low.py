@@ -3,12 +3,12 @@ colourfulness, saturation and scene-cut rate; every per-frame feature summarised
 temporal std.
 
 All features are computed on the whole (T, H, W, 3) clip at once (numpy over frames; OpenCV
-colour conversions run on the frames stacked into one tall image). The only Python loop over
-frames is optical flow, whose OpenCV call takes one frame pair. The reference implementation's
-per-frame skimage/imutils loop takes about 1250 ms per 45-frame clip; this one is about an order
-of magnitude faster (figures: benchmarks/extract_low.py).
+colour conversions run on the frames stacked into one tall image). Python loops over frames
+only wrap OpenCV calls that take one frame (optical flow of a pair, per-frame mean/std). The
+reference implementation's per-frame skimage/imutils loop takes about 1250 ms per 45-frame
+clip; the target here is <= 100 ms (figures: benchmarks/extract_low.py).
 
-Units (features are standardised before the head, units matter for reading them):
+Units (the head standardises features; units matter to people reading them):
 
 - ``brightness``: mean HSV value, V = max(R, G, B) / 255, in [0, 1].
 - ``contrast``: std of the grey frame (ITU-R 601 luma) / 255.
@@ -22,7 +22,8 @@ Units (features are standardised before the head, units matter for reading them)
   ``flow_size`` and reported in pixels at the decoded frame size per sampled-frame step.
 - ``hog_pca_k``: projection on the k-th principal axis of HOG descriptors (9 orientations,
   8x8-pixel cells, 2x2-cell blocks, L2-Hys, hard orientation binning exactly as skimage's
-  ``hog``, the reference) of the grey frame; the PCA is fitted on a training corpus (`fit`).
+  ``hog``, the reference) of the grey frame, on every ``hog_stride``-th sampled frame (default
+  3: 15 of 45 frames, a third of the cost); the PCA is fitted on a training corpus (`fit`).
 - ``size_orig``: bytes per second of the video stream alone (packet sizes, audio excluded).
 - ``cut_rate``: scene cuts per second of video; a cut is a pair of consecutive sampled frames
   whose RGB histograms differ by more than ``cut_threshold`` (total-variation distance).
@@ -53,8 +54,6 @@ VIDEO_FEATURES = ("size_orig", "cut_rate")
 HOG_ORIENTATIONS = 9
 HOG_CELL = 8
 HOG_EPS = 1e-5  # skimage's L2-Hys epsilon
-#: ITU-R BT.601 luma weights, as cv2.COLOR_RGB2GRAY.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 # -- feature groups (each a function of the whole clip, so the benchmark can time them) --------
