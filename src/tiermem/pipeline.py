@@ -52,6 +52,7 @@ class PipelineConfig:
     tiers: list[str] = field(default_factory=lambda: ["low", "mid"])
     distinct: list[str] = field(default_factory=list)  # distinctiveness methods, e.g. ["knn"]
     distinct_source: str = "mid"
+    distinct_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> params
     head: str = "m3s"
     head_params: dict[str, Any] = field(default_factory=dict)
     tier_config: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,7 +123,7 @@ def extract_features(
     """Extract the frame tiers of `paths` and the text tier of `captions` into one store."""
     frame_tiers = [t for t in tiers if t not in TEXT_TIERS]
     report = None
-    if frame_tiers and paths:
+    if frame_tiers and len(paths):
         report = extract(
             list(paths),
             tiers=frame_tiers,
@@ -218,7 +219,7 @@ class Pipeline:
         labelled = np.isfinite(y_all)
         split = np.asarray(dataset.split if dataset.split is not None else ["train"] * len(dataset.ids))
         ids = np.asarray(dataset.ids).astype(str)
-        train = labelled & np.isin(split, ["train", "dev"])
+        train = labelled & ~np.isin(split, ["val", "test"])
         val = labelled & (split == "val")
         test = labelled & (split == "test")
         if not val.any():  # carve a seeded validation split out of the training videos
@@ -266,7 +267,7 @@ class Pipeline:
             src = tr_join.slices[cfg.distinct_source]
             parts_tr, parts_va, parts_te, names = [], [], [], []
             for method in cfg.distinct:
-                est = get_distinctiveness(method, source=cfg.distinct_source)
+                est = get_distinctiveness(method, source=cfg.distinct_source, **cfg.distinct_params.get(method, {}))
                 parts_tr.append(est.fit_transform(X_tr[:, src]))  # leave-one-out on the context
                 parts_va.append(est.transform(X_va[:, src]))
                 if X_te is not None:
@@ -583,8 +584,9 @@ def _tsne_maps(
         if len(block) < 10:
             continue
         block = (block - block.mean(0)) / (block.std(0) + 1e-8)
-        if block.shape[1] > 30:
-            block = PCA(n_components=30, random_state=seed).fit_transform(block)
+        n_pca = min(30, len(block) - 1)
+        if block.shape[1] > n_pca:
+            block = PCA(n_components=n_pca, random_state=seed).fit_transform(block)
         perplexity = float(min(30, max(2, (len(block) - 1) / 3)))
         xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(block)
         maps[b.name] = (xy.astype(np.float32), y.astype(np.float32))

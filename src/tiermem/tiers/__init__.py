@@ -29,15 +29,11 @@ def register_tier(cls: T) -> T:
     return cls
 
 
-def _load_builtins() -> None:
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"tiermem.tiers.{mod}")
-        except ModuleNotFoundError as exc:
-            # A built-in tier module not written yet is simply absent from the registry;
-            # any other missing module is a real error.
-            if exc.name != f"tiermem.tiers.{mod}":
-                raise
+def _load_builtins(names: tuple[str, ...] = _BUILTIN_MODULES) -> None:
+    """Import built-in tier modules; each registers itself. Torch-based tiers cost seconds to
+    import, so `get_tier("low")` imports only the low tier's module."""
+    for mod in names:
+        importlib.import_module(f"tiermem.tiers.{mod}")
 
 
 def available_tiers() -> list[str]:
@@ -48,7 +44,7 @@ def available_tiers() -> list[str]:
 
 def get_tier(name: str, **config: Any) -> Tier:
     """Build the tier registered under `name` with its configuration."""
-    _load_builtins()
+    _load_builtins((name,) if name in _BUILTIN_MODULES else _BUILTIN_MODULES)
     try:
         cls = _REGISTRY[name]
     except KeyError:
