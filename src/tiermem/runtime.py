@@ -7,6 +7,7 @@ inference about 20x slower here, so every entry point calls `set_threads` once.
 from __future__ import annotations
 
 import os
+import sys
 
 
 def default_threads() -> int:
@@ -21,15 +22,16 @@ def default_threads() -> int:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads (and OpenCV's) to `n` (default: `default_threads()`); return n."""
-    n = n or default_threads()
-    try:
-        import torch
+    """Set torch's intra-op threads (and OpenCV's) to `n` (default: `default_threads()`); return n.
 
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    Torch is not imported here (it costs ~650 MiB per process that only needs the low tier):
+    if it is loaded its pool is resized, otherwise OMP_NUM_THREADS tells it the size at import.
+    """
+    n = n or default_threads()
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     try:
         import cv2
 
