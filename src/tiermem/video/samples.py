@@ -49,24 +49,31 @@ def _encoder() -> str:
     raise TiermemError(f"this PyAV build has none of the encoders {', '.join(CLIP_ENCODERS)}")
 
 
-def _clip_plan(source: Path, seconds: float) -> tuple[int, int]:
-    """(frames per clip, number of whole clips) for one source video."""
+def _clip_plan(source: Path, seconds: float, step: float | None) -> tuple[int, list[int]]:
+    """(frames per clip, first frame of each whole clip) for one source video."""
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         n_frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
     per_clip = max(1, round(seconds * fps))
-    return per_clip, n_frames // per_clip
+    hop = per_clip if step is None else max(1, round(step * fps))
+    return per_clip, list(range(0, n_frames - per_clip + 1, hop))
 
 
 def make_sample_clips(
-    out_dir: str | os.PathLike[str], seconds: float = 3.0, max_clips: int | None = None
+    out_dir: str | os.PathLike[str],
+    seconds: float = 3.0,
+    max_clips: int | None = None,
+    step: float | None = None,
 ) -> list[Path]:
-    """Cut each sample video into consecutive whole `seconds`-long clips, re-encoded as h264 yuv420p.
+    """Cut each sample video into whole `seconds`-long clips, re-encoded as h264 yuv420p.
 
-    Names are deterministic (`bikes_000.mp4`, `bikes_001.mp4`, ...); the trailing part shorter
-    than `seconds` and any audio are dropped. Clips already present are reused, new ones are
-    written to a temporary name and renamed, so an interrupted run never leaves a half clip.
+    Clips are consecutive by default (`bikes_000.mp4`, `bikes_001.mp4`, ...); with `step`
+    (seconds between clip starts, e.g. 1.0) they overlap and are named by their start
+    (`bikes_t01.0.mp4`), which turns the four short sample videos into a corpus of 15 clips.
+    The trailing part shorter than `seconds` and any audio are dropped. Clips already present
+    are reused, new ones are written to a temporary name and renamed, so an interrupted run
+    never leaves a half clip.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,42 +81,47 @@ def make_sample_clips(
     for source in sample_videos():
         if max_clips is not None and len(made) >= max_clips:
             break
-        per_clip, n_clips = _clip_plan(source, seconds)
+        per_clip, starts = _clip_plan(source, seconds, step)
         if max_clips is not None:
-            n_clips = min(n_clips, max_clips - len(made))
-        names = [out / f"{source.stem}_{i:03d}.mp4" for i in range(n_clips)]
-        if not all(p.is_file() for p in names):
-            _cut(source, names, per_clip)
+            starts = starts[: max_clips - len(made)]
+        if step is None:
+            names = [out / f"{source.stem}_{i:03d}.mp4" for i in range(len(starts))]
+        else:
+            rate = per_clip / seconds
+            names = [out / f"{source.stem}_t{s / rate:04.1f}.mp4" for s in starts]
+        todo = [(n, s) for n, s in zip(names, starts) if not n.is_file()]
+        if todo:
+            _cut(source, todo, per_clip)
         made.extend(names)
     return made
 
 
-def _cut(source: Path, names: list[Path], per_clip: int) -> None:
-    """Decode `source` once and write `len(names)` clips of `per_clip` frames each."""
+def _cut(source: Path, clips: list[tuple[Path, int]], per_clip: int) -> None:
+    """Decode `source` once and write each (name, first frame) clip of `per_clip` frames."""
     encoder = _encoder()
+    last = max(start for _, start in clips) + per_clip
     with av.open(str(source)) as src:
         in_stream = src.streams.video[0]
         in_stream.thread_type = "AUTO"
         rate = in_stream.average_rate or in_stream.guessed_rate
-        frames = src.decode(in_stream)
-        for name in names:
-            if name.is_file():
-                for _ in range(per_clip):  # skip this clip's frames
-                    next(frames)
-                continue
-            tmp = name.with_name(f".{name.stem}.tmp{name.suffix}")
-            with av.open(str(tmp), mode="w") as dst:
-                stream = dst.add_stream(encoder, rate=rate)
-                stream.width = in_stream.codec_context.width
-                stream.height = in_stream.codec_context.height
-                stream.pix_fmt = "yuv420p"
-                if encoder == "libx264":
-                    stream.options = {"crf": "23", "preset": "fast"}
-                for i in range(per_clip):
-                    frame = next(frames).reformat(format="yuv420p")
-                    frame.pts, frame.time_base = i, Fraction(1, 1) / rate
-                    for packet in stream.encode(frame):
-                        dst.mux(packet)
-                for packet in stream.encode():
+        width, height = in_stream.codec_context.width, in_stream.codec_context.height
+        frames = []
+        for frame in src.decode(in_stream):
+            frames.append(frame.reformat(format="yuv420p"))
+            if len(frames) >= last:
+                break
+    for name, start in clips:
+        tmp = name.with_name(f".{name.stem}.tmp{name.suffix}")
+        with av.open(str(tmp), mode="w") as dst:
+            stream = dst.add_stream(encoder, rate=rate)
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "yuv420p"
+            if encoder == "libx264":
+                stream.options = {"crf": "23", "preset": "fast"}
+            for i, frame in enumerate(frames[start : start + per_clip]):
+                frame.pts, frame.time_base = i, Fraction(1, 1) / rate
+                for packet in stream.encode(frame):
                     dst.mux(packet)
-            os.replace(tmp, name)
+            for packet in stream.encode():
+                dst.mux(packet)
+        os.replace(tmp, name)
