@@ -100,3 +100,14 @@ def test_high_on_a_real_decoded_clip(random_tier, sample_clip_paths) -> None:
 
     values = random_tier.transform(decode(sample_clip_paths[0]))
     assert values.shape == (512,) and np.isfinite(values).all()
+
+
+def test_cache_key_follows_the_weights_file_content(random_tier, tmp_path) -> None:
+    path = tmp_path / "w.pth"
+    state = random_tier.backbone.model.net.state_dict()
+    torch.save(state, path)
+    before = get_tier("high", weights=str(path)).config_hash()
+    assert get_tier("high", weights=str(path)).config_hash() == before
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, path)
+    assert get_tier("high", weights=str(path)).config_hash() != before
+    assert get_tier("high", weights=None).config_hash() != get_tier("high").config_hash()

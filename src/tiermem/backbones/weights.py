@@ -18,6 +18,7 @@ Download policy, chosen for what a user expects:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 from collections.abc import Iterator
@@ -91,6 +92,23 @@ def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise MissingWeightsError(f"{p}: holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def weights_identity(weights: str | os.PathLike[str] | None) -> str:
+    """What the feature cache keys on: ``default``, ``random-init``, or a local file's content
+    hash (so features are recomputed when a file at the same path changes)."""
+    if weights is None:
+        return "random-init"
+    if str(weights) == "default":
+        return "default"
+    p = Path(weights).expanduser()
+    if not p.is_file():
+        return f"missing:{p}"
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def missing_message(what: str, expected: Path | str, *, offline: bool, cause: str = "") -> str:

