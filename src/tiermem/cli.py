@@ -332,25 +332,112 @@ def train_command(
 @app.command("predict")
 @reports_errors
 def predict_command(
-    model: str = typer.Option(..., "--model", help="Model directory written by `tiermem train`."),
-    block: list[str] = typer.Option(..., "--block", help=_BLOCK_HELP),
-    out: str = typer.Option(..., "--out", help="Predictions CSV to write (video_id, score)."),
-    ids: Optional[str] = typer.Option(None, "--ids", help="CSV whose video_id column lists the videos to score [default: all in the first block]."),
+    videos: Optional[list[str]] = typer.Argument(None, help="Videos or folders to score (raw-video mode)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact (videos) or a `tiermem train` head (tables); without it videos get a zero-shot score."),
+    block: Optional[list[str]] = typer.Option(None, "--block", help=_BLOCK_HELP),
+    out: Optional[str] = typer.Option(None, "--out", help="CSV to write (video_id, score, ...), atomically."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Table mode: CSV whose video_id column lists the videos to score [default: all in the first block]."),
+    captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV, for models that use the text tier."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs [default: a temporary one]."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
 ) -> None:
-    """Score videos with a trained head from feature tables; writes video_id, score atomically.
+    """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
 
-    Example: tiermem predict --model model/ --block coco=features_coco80_rn152.parquet
-    --ids ids_test.csv --out predictions.csv
+    Raw videos get a score, its percentile among the training videos, each tier's exact Shapley
+    contribution and the facts behind them; a file that fails is reported, the others still
+    get scores (exit code 1).
+
+    Examples: tiermem predict clip.mp4 more_clips/ --model models/m10k;
+    tiermem predict clip.mp4 (zero-shot, ResMem prior);
+    tiermem predict --model head/ --block coco=features.parquet --ids ids_test.csv --out predictions.csv
     """
-    from tiermem.model import load_head
     from tiermem.runtime import set_threads
 
     set_threads()
-    head = load_head(model)
-    want = _read_id_list(ids) if ids else None
-    vids, scores = _predict_from_tables(head, _load_blocks(block), want)
-    _write_predictions(out, vids, scores)
-    console.print(f"wrote {len(vids)} predictions to {out}")
+    if block:
+        if model is None or out is None:
+            raise typer.BadParameter("table mode (--block) needs --model (a `tiermem train` head) and --out")
+        from tiermem.model import load_head
+
+        head = load_head(model)
+        want = _read_id_list(ids) if ids else None
+        vids, scores = _predict_from_tables(head, _load_blocks(block), want)
+        _write_predictions(out, vids, scores)
+        console.print(f"wrote {len(vids)} predictions to {out}")
+        return
+    if not videos:
+        raise typer.BadParameter("give videos/folders to score, or --block tables with --model")
+    _predict_videos(videos, model, out, captions, cache, workers, as_json)
+
+
+def _predict_videos(
+    videos: list[str], model: Optional[str], out: Optional[str], captions: Optional[str],
+    cache: Optional[str], workers: int, as_json: bool,
+) -> None:
+    import io
+    import json
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from tiermem.pipeline import Pipeline, zero_shot_predict
+    from tiermem.store import atomic_write
+
+    if model is None:
+        pred = zero_shot_predict(videos, cache=cache, workers=workers, console=err_console)
+        title = "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
+    else:
+        pipe = Pipeline.load(model)
+        caps = None
+        if captions:
+            from tiermem.datasets import read_captions_csv
+
+            caps = read_captions_csv(captions)
+        pred = pipe.predict(videos, cache=cache, captions=caps, state_dir=pipe.state_dir, workers=workers,
+                            console=err_console)
+        title = f"memorability ({pipe.config.target}; model {model})"
+    if out:
+        buf = io.StringIO()
+        pred.table.to_csv(buf, index=False, float_format="%.6f")
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(out), lambda f: f.write(buf.getvalue().encode()))
+    if as_json:
+        typer.echo(json.dumps(pred.records(), indent=1, default=float))
+    else:
+        table = Table(title=title)
+        for col in ("video", "score", "percentile", "top tier contributions", "what the tiers saw"):
+            table.add_column(col, justify="right" if col in ("score", "percentile") else "left")
+        for i, row in enumerate(pred.table.itertuples(index=False)):
+            contrib = pred.contributions[i] if pred.contributions else {}
+            top = sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:3]
+            table.add_row(
+                row.video_id, f"{row.score:.3f}", f"{row.percentile:.0f}",
+                ", ".join(f"{k} {v:+.3f}" for k, v in top) or "-",
+                _fact_summary(pred.facts[i] if pred.facts else {}),
+            )
+        console.print(table)
+        if out:
+            console.print(f"wrote {len(pred.table)} predictions to {out}")
+    if pred.failed:
+        err_console.print(f"[red]{len(pred.failed)} failed:[/]")
+        for path, reason in pred.failed:
+            err_console.print(f"  ✗ {path}: {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+
+
+def _fact_summary(facts: dict) -> str:
+    """One short line of the most telling facts: top ImageNet/Kinetics label, faces, prior."""
+    parts = []
+    for tier, key in (("mid", "imagenet_top5"), ("high", "kinetics_top5")):
+        labels = facts.get(tier, {}).get(key)
+        if labels:
+            first = labels[0]
+            parts.append(str(first.get("label", first)) if isinstance(first, dict) else str(first))
+    faces = facts.get("mid", {}).get("frames_with_face")
+    if faces and not str(faces).startswith("0/"):
+        parts.append(f"faces in {faces} frames")
+    return "; ".join(parts) or "-"
 
 
 def _predict_from_tables(head, blocks: list, ids):

