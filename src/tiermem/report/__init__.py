@@ -171,13 +171,13 @@ def write_report(data: ReportData, out: str | Path) -> Path:
     return out
 
 
-__all__ = ["ReportData", "VideoCard", "render_report", "write_report"]
+__all__ = ["ReportData", "VideoCard", "fact_lines", "pipeline_report", "render_report", "thumbnail", "write_report"]
 
 
 # ---------------------------------------------------------------------------------------------
 # from a fitted pipeline
 # ---------------------------------------------------------------------------------------------
-def _thumbnail(path: str, size: int = 192) -> np.ndarray | None:
+def thumbnail(path: str, size: int = 192) -> np.ndarray | None:
     """The middle frame of a video, or None when the file is gone or unreadable."""
     from tiermem.errors import TiermemError
     from tiermem.video import decode
@@ -191,7 +191,7 @@ def _thumbnail(path: str, size: int = 192) -> np.ndarray | None:
     return clip.frames[len(clip.frames) // 2]
 
 
-def _fact_lines(facts: dict[str, Any]) -> dict[str, Any]:
+def fact_lines(facts: dict[str, Any]) -> dict[str, Any]:
     """Flatten {tier: {key: value}} into short 'tier key' lines for a card."""
     lines: dict[str, Any] = {}
     for tier, values in facts.items():
@@ -231,8 +231,8 @@ def pipeline_report(
                     score=float(r["score"]),
                     true=float(r["true"]) if "true" in r and pd.notna(r["true"]) else None,
                     contributions={c.removeprefix("contrib_"): float(r[c]) for c in contrib_cols if c in r},
-                    thumbnail=_thumbnail(str(r.get("path", ""))),
-                    facts=_fact_lines(facts.get(str(r["video_id"]), {})),
+                    thumbnail=thumbnail(str(r.get("path", ""))),
+                    facts=fact_lines(facts.get(str(r["video_id"]), {})),
                 )
             )
         return out
