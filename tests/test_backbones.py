@@ -137,6 +137,8 @@ def test_unknown_backbones_are_named() -> None:
         image_backbone("vgg:foo")
     with pytest.raises(TiermemError, match="unknown timm model"):
         timm_backbone("no_such_net")
+    with pytest.raises(TiermemError, match="unknown torchvision image classifier 'r2plus1d_18'"):
+        torchvision_backbone("r2plus1d_18")
     with pytest.raises(TiermemError, match="unknown video network"):
         video_backbone("c3d")
 

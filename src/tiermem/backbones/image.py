@@ -269,10 +269,11 @@ def torchvision_licence() -> str:
 
 def torchvision_backbone(name: str, weights: WeightsArg = DEFAULT) -> Backbone:
     """A torchvision image classifier with its weight enum's DEFAULT weights and preprocessing."""
+    import torchvision.models
     from torchvision.models import get_model, get_model_weights, list_models
 
-    if name not in list_models():
-        raise TiermemError(f"unknown torchvision model {name!r}")
+    if name not in list_models(module=torchvision.models):  # image classifiers only
+        raise TiermemError(f"unknown torchvision image classifier {name!r}")
     enum = get_model_weights(name).DEFAULT
     transforms = enum.transforms()
     categories = tuple(enum.meta.get("categories") or ())
