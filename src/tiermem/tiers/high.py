@@ -32,6 +32,9 @@ from tiermem.tiers.frames import normalise, resize_centre_crop, sample_frames, t
 from tiermem.video.clip import Clip
 
 
+TOP_K = 5  # Kinetics classes kept in the facts ("kinetics_top5")
+
+
 @register_tier
 class HighTier(Tier):
     """Pooled Kinetics-400 clip embedding of a torchvision video network."""
@@ -44,14 +47,12 @@ class HighTier(Tier):
         weights: str | None = DEFAULT,
         frames: int | None = None,
         batch_size: int = 4,
-        top_k: int = 5,
     ) -> None:
         super().__init__(
             network=network,
             weights=None if weights is None else str(weights),
             frames=frames,
             batch_size=batch_size,
-            top_k=top_k,
         )
         self._backbone: Backbone | None = None
         self._weights_id: str | None = None
@@ -121,5 +122,5 @@ class HighTier(Tier):
         bb = self.backbone
         if not bb.pretrained:
             return {"weights": "random init (not pretrained): no action labels"}
-        top = np.argsort(probs)[::-1][: int(self.config["top_k"])]
+        top = np.argsort(probs)[::-1][:TOP_K]
         return {"kinetics_top5": [{"label": bb.info.categories[j], "p": round(float(probs[j]), 4)} for j in top]}

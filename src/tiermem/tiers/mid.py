@@ -39,6 +39,9 @@ from tiermem.tiers import register_tier
 from tiermem.video.clip import Clip
 
 EVENT_NAMES = ["event_change_mean", "event_change_max", "semantic_spread"]
+TOP_K = 5  # ImageNet classes kept in the facts ("imagenet_top5")
+#: Pooled widths known without loading the network (feature names are asked for early).
+KNOWN_DIMS = {"efficientnet_lite0": 1280}
 
 
 @register_tier
@@ -55,7 +58,6 @@ class MidTier(Tier):
         batch_size: int = 32,
         face_min_size: int = 20,
         face_threshold: float = 0.9,
-        top_k: int = 5,
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -64,7 +66,6 @@ class MidTier(Tier):
             batch_size=batch_size,
             face_min_size=face_min_size,
             face_threshold=face_threshold,
-            top_k=top_k,
         )
         self._backbone: Backbone | None = None
         self._weights_id: str | None = None
@@ -104,7 +105,7 @@ class MidTier(Tier):
 
     @property
     def feature_names(self) -> list[str]:
-        dim = self.backbone.dim
+        dim = KNOWN_DIMS.get(self.config["backbone"]) or self.backbone.dim
         width = max(4, len(str(dim - 1)))
         return [f"semantic_{i:0{width}d}" for i in range(dim)] + EVENT_NAMES + faces.FEATURE_NAMES + saliency.FEATURE_NAMES
 
@@ -174,7 +175,7 @@ class MidTier(Tier):
             facts["weights"] = "random init (not pretrained): no class labels"
         elif probs is not None:
             mean = probs.mean(axis=0)
-            top = np.argsort(mean)[::-1][: int(self.config["top_k"])]
+            top = np.argsort(mean)[::-1][:TOP_K]
             facts["imagenet_top5"] = [{"label": bb.info.categories[j], "p": round(float(mean[j]), 4)} for j in top]
         return facts
 
