@@ -84,6 +84,19 @@ def test_training_is_seeded_and_keeps_the_best_epoch(videomem) -> None:
     assert lrs[:5] == [1e-3] * 5 and lrs[5] == pytest.approx(2e-4)  # StepLR(5, 0.2)
 
 
+def test_training_thread_count_is_restored(videomem) -> None:
+    import torch
+
+    X, y, _, _ = _small(videomem, 100)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        M3SHead(hidden=(8,), train=TrainConfig(epochs=1, threads=1)).fit(X, y)
+        assert torch.get_num_threads() == 2  # training ran with 1 and gave the caller's back
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_standardiser_uses_training_statistics(videomem) -> None:
     X, y, Xv, _ = _small(videomem)
     h = RidgeHead().fit(X, y)

@@ -290,9 +290,7 @@ class M3SHead(Head):
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "M3SHead":
         """Train `train.ensemble` nets; with (X_val, y_val) keep each one's best epoch."""
         from tiermem.model.train import train_mlp
-        from tiermem.runtime import set_threads
 
-        set_threads()
         X, y = self._check_fit_inputs(X, y, layout)
         self.normaliser_ = Standardiser().fit(X)
         Xs = self.normaliser_.transform(X)

@@ -9,8 +9,10 @@ dominates for a 500-feature MLP).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from tiermem.errors import TiermemError
 from tiermem.model.losses import get_loss
+from tiermem.runtime import set_threads
 
 
 @dataclass
@@ -37,6 +40,10 @@ class TrainConfig:
     seed: int = 0
     ensemble: int = 1  # K seeds (seed, seed+1, ...); predictions are their mean
     keep_best: bool = True  # keep the epoch with the best validation Spearman
+    # Torch threads while training (0: tiermem.runtime's default). One, because a batch-32
+    # step is too small to split: on the shared 2-core machine a second thread made training
+    # 12x slower (OpenMP workers spinning against other jobs), see benchmarks/head_training.py.
+    threads: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,7 +53,7 @@ class TrainConfig:
         return cls(**d)
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1 or self.step_size < 1:
+        if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1 or self.step_size < 1 or self.threads < 0:
             raise TiermemError(
                 f"epochs, batch_size, ensemble and step_size must be >= 1 (got {self.epochs}, "
                 f"{self.batch_size}, {self.ensemble}, {self.step_size})"
@@ -79,6 +86,17 @@ def _spearman(y: np.ndarray, p: np.ndarray) -> float:
     from tiermem.evaluate import spearman
 
     return spearman(y, p)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run with `n` torch threads (0: the runtime default), then restore the caller's count."""
+    previous = torch.get_num_threads()
+    set_threads(n or None)
+    try:
+        yield
+    finally:
+        set_threads(previous)
 
 
 def _adam(net: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
@@ -126,11 +144,11 @@ def train_mlp(
     if Xt.ndim != 2 or Xt.shape[0] != yt.shape[0]:
         raise TiermemError(f"X has shape {tuple(Xt.shape)} but y has {yt.shape[0]} values")
     has_val = X_val is not None and y_val is not None and len(y_val) > 1
-    n = Xt.shape[0]
-    log: list[EpochLog] = []
     task = progress.add_task(f"seed {seed}", total=cfg.epochs) if progress is not None else None
 
-    with torch.random.fork_rng(devices=[]):
+    n = Xt.shape[0]
+    log: list[EpochLog] = []
+    with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_mlp(Xt.shape[1], hidden, dropout)
         opt = _adam(net, cfg)
