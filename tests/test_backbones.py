@@ -104,7 +104,7 @@ def test_torchvision_missing_weights_offline_names_the_cache_file(tmp_path, monk
         torchvision_backbone("resnet50")
     msg = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth") in msg
-    assert "--weights PATH" in msg and "TIERMEM_OFFLINE" in msg
+    assert "--weights TIER=PATH" in msg and "TIERMEM_OFFLINE" in msg
 
 
 def test_torchvision_uses_a_file_already_in_the_hub_cache(tmp_path, monkeypatch) -> None:

@@ -42,7 +42,7 @@ def test_missing_weights_stop_with_the_expected_file_named(tmp_path, monkeypatch
         tier.transform_batch(clips)
     msg = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "r2plus1d_18-91a641e6.pth") in msg
-    assert "--weights PATH" in msg and "network access" in msg
+    assert "--weights TIER=PATH" in msg and "network access" in msg
     assert "R2Plus1D_18_Weights.KINETICS400_V1" in msg
 
 

@@ -65,6 +65,28 @@ def main(
 # ---------------------------------------------------------------------------------------------
 
 
+_WEIGHTS_HELP = "Local weights for a network tier, TIER=PATH (.pth state dict or .safetensors), e.g. high=r2plus1d_18.pth; repeatable."
+_MID_BACKBONE_HELP = "Mid-tier image network: efficientnet_lite0 (packaged, offline), timm:NAME or torchvision:NAME."
+_HIGH_NETWORK_HELP = "High-tier Kinetics-400 network: r2plus1d_18, r3d_18, mc3_18, s3d, mvit_v2_s or swin3d_t."
+
+
+def tier_options(
+    weights: Optional[list[str]], mid_backbone: Optional[str], high_network: Optional[str]
+) -> dict[str, dict[str, Any]]:
+    """Per-tier configuration from the network options shared by `extract` and `fit`."""
+    config: dict[str, dict[str, Any]] = {}
+    for spec in weights or []:
+        tier, sep, path = spec.partition("=")
+        if not sep or not tier or not path:
+            raise typer.BadParameter(f"--weights {spec!r}: expected TIER=PATH, e.g. high=r2plus1d_18.pth")
+        config.setdefault(tier.strip(), {})["weights"] = path.strip()
+    if mid_backbone:
+        config.setdefault("mid", {})["backbone"] = mid_backbone
+    if high_network:
+        config.setdefault("high", {})["network"] = high_network
+    return config
+
+
 @app.command("extract")
 @reports_errors
 def extract_command(
@@ -86,6 +108,9 @@ def extract_command(
     captions: Optional[str] = typer.Option(
         None, "--captions", help="Captions CSV for the text tier (video_id + description_0.., description, caption or title); writes <out>/text.parquet."
     ),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=_MID_BACKBONE_HELP),
+    high_network: Optional[str] = typer.Option(None, "--high-network", help=_HIGH_NETWORK_HELP),
 ) -> None:
     """Extract tier features of many videos into Parquet tables; cached, resumable, parallel.
 
@@ -121,6 +146,7 @@ def extract_command(
     report = extract(
         paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
         batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
+        tier_config=tier_options(weights, mid_backbone, high_network),
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
@@ -703,6 +729,9 @@ def fit_command(
     seed: int = typer.Option(0, "--seed"),
     ablate: bool = typer.Option(True, "--ablate/--no-ablate", help="Also fit every tier alone / all but one (for the report)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=_MID_BACKBONE_HELP),
+    high_network: Optional[str] = typer.Option(None, "--high-network", help=_HIGH_NETWORK_HELP),
 ) -> None:
     """Extract every tier, fit on the training split only, train the head, evaluate, save one artifact.
 
@@ -727,7 +756,7 @@ def fit_command(
     cfg = PipelineConfig(
         target=target, tiers=_split_list(tiers), distinct=_split_list(distinct), distinct_source=distinct_source,
         head=head, head_params=head_params, frames=frames, size=size, val_fraction=val_fraction, seed=seed,
-        ablate=ablate,
+        ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
     )
     pipe = Pipeline(cfg).fit(ds, cache or f"{out.rstrip('/')}.features", workers=workers, console=console)
     pipe.save(out)

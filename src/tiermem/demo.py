@@ -82,7 +82,7 @@ def run_demo(
         console.print("[yellow]the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]'; "
                       "clips get no zero-shot score without it[/]")
     console.print("the high tier (Kinetics video networks) is left out: its weights are not packaged offline "
-                  "(`tiermem extract --tiers high --weights PATH` once you have them)")
+                  "(`tiermem extract --tiers high --weights high=PATH` once you have them)")
     store_dir = out / "features"
     report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, workers=workers, console=console)
     console.print(report.summary_table())

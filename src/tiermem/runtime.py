@@ -21,14 +21,19 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_requested: int | None = None
+
+
 def set_threads(n: int | None = None) -> int:
     """Set torch's intra-op threads (and OpenCV's) to `n` (default: `default_threads()`); return n.
 
     Torch is not imported here (it costs ~650 MiB per process that only needs the low tier):
-    if it is loaded its pool is resized, otherwise OMP_NUM_THREADS tells it the size at import.
+    if it is loaded its pool is resized now, otherwise `sync_threads` does it once a tier
+    has imported torch. The environment is left alone so child processes are not affected.
     """
+    global _requested
     n = n or default_threads()
-    os.environ["OMP_NUM_THREADS"] = str(n)
+    _requested = n
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -39,3 +44,9 @@ def set_threads(n: int | None = None) -> int:
     except ImportError:  # pragma: no cover
         pass
     return n
+
+
+def sync_threads() -> None:
+    """Re-apply the last `set_threads` (torch may have been imported since, by a tier module)."""
+    if _requested is not None:
+        set_threads(_requested)

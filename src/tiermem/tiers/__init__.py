@@ -13,6 +13,7 @@ import importlib
 from typing import Any, Callable, TypeVar
 
 from tiermem.errors import TiermemError
+from tiermem.runtime import sync_threads
 from tiermem.tiers.base import Tier, TierResult
 
 T = TypeVar("T", bound=type[Tier])
@@ -51,7 +52,9 @@ def get_tier(name: str, **config: Any) -> Tier:
         raise TiermemError(
             f"unknown tier {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}"
         ) from None
-    return cls(**config)
+    tier = cls(**config)
+    sync_threads()  # the tier's module may just have imported torch
+    return tier
 
 
 __all__ = ["Tier", "TierResult", "available_tiers", "get_tier", "register_tier"]
