@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,19 +153,12 @@ def render_report(data: ReportData) -> str:
 
 def write_report(data: ReportData, out: str | Path) -> Path:
     """Render and write atomically: a failed render never leaves a half-written file."""
+    from tiermem.store import atomic_write
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    html = render_report(data)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    html = render_report(data).encode("utf-8")
+    atomic_write(out, lambda f: f.write(html))
     return out
 
 
