@@ -268,7 +268,17 @@ def _make_head_from_options(
 def _epoch_progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    class LazyProgress(Progress):
+        """Shows itself with its first task, so an early error prints no empty bar line."""
+
+        def __enter__(self) -> "LazyProgress":
+            return self
+
+        def add_task(self, *args: Any, **kwargs: Any) -> Any:
+            self.start()
+            return super().add_task(*args, **kwargs)
+
+    return LazyProgress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=False,
     )
@@ -343,7 +353,7 @@ def train_command(
     model = _make_head_from_options(head, loss, epochs, batch_size, lr, weight_decay, hidden, dropout, seed, ensemble)
     ids, y = read_scores(labels, target)
     blocks = _load_blocks(block)
-    with _epoch_progress() if head == "m3s" else contextlib.nullcontext() as progress:
+    with _epoch_progress() if head == "m3s" else contextlib.nullcontext() as progress:  # ridge: no epochs
         result = fit_on_blocks(
             blocks, ids, y, model, val_fraction=val_fraction, seed=seed,
             on_missing="drop" if drop_missing else "raise", progress=progress,
