@@ -28,12 +28,10 @@ numpy arrays plus JSON values, `save()` writes one npz (no pickle) with a schema
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -296,20 +294,11 @@ class Distinctiveness:
         state = self.state_dict()
         arrays = {k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
         meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
-        buf = io.BytesIO()
-        np.savez(buf, __json__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        from tiermem.store import atomic_write
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: np.savez(f, __json__=np.array(json.dumps(meta, sort_keys=True)), **arrays))
         return path
 
     @staticmethod
