@@ -40,8 +40,10 @@ ResizeMode = Literal["stretch", "crop"]
 
 #: Seek instead of decoding through a gap when at least this many frames would be skipped.
 SEEK_MIN_SKIPPED_FRAMES = 48
-#: libswscale filter for the resize: area averaging avoids aliasing when shrinking 720p/4K to 256.
-INTERPOLATION = "AREA"
+#: libswscale filter for the resize. swscale widens its bilinear filter by the shrink factor
+#: (a triangle filter over all covered source pixels), so 720p/4K -> 256 does not alias, and
+#: it costs ~10 ms per 45 frames of 720p where AREA cost ~90 ms here.
+INTERPOLATION = "BILINEAR"
 
 
 @dataclass(frozen=True)
