@@ -120,3 +120,24 @@ def test_embed_captions_table_writes_a_store_table_that_loads_as_a_block(tmp_pat
     )
     np.testing.assert_allclose(block.values[0], expected[0], atol=1e-6)
     assert get_tier("text").config_hash() == TextTier().config_hash()
+
+
+def test_cli_extract_text_tier_from_a_captions_csv(tmp_path):
+    from typer.testing import CliRunner
+
+    from tiermem.cli import app
+
+    csv = tmp_path / "titles.csv"
+    csv.write_text("video_id,title\nvideo10,owl in tree close up\nvideo100,cute black and white cats in cage\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["extract", "--tiers", "text", "--captions", str(csv), "--out", str(tmp_path / "f")])
+    assert ok.exit_code == 0, ok.output
+    block = load_block(tmp_path / "f" / "text.parquet", "titles")
+    assert list(block.ids) == ["video10", "video100"] and block.values.shape == (2, DEFAULT_DIM)
+    missing = runner.invoke(app, ["extract", "--tiers", "text", "--out", str(tmp_path / "g")])
+    assert missing.exit_code == 1 and "needs --captions" in missing.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video_id,score\nv1,0.5\n")
+    refused = runner.invoke(app, ["extract", "--tiers", "text", "--captions", str(bad), "--out", str(tmp_path / "h")])
+    assert refused.exit_code == 1 and "no caption column" in refused.output
+    assert not (tmp_path / "h" / "text.parquet").exists()
