@@ -101,14 +101,6 @@ def make_head(kind: str, loss: str, seed: int, ensemble: int) -> RidgeHead | M3S
     return M3SHead(hidden=s["hidden"], dropout=s["dropout"], train=cfg)
 
 
-def fit_head(head: RidgeHead | M3SHead, X: np.ndarray, y: np.ndarray, seed: int) -> RidgeHead | M3SHead:
-    """Ridge: LOO-CV alpha on X. M3-S: best epoch on an inner 10% early-stopping split of X."""
-    if isinstance(head, RidgeHead):
-        return head.fit(X, y)
-    tr, es = split_train_val(len(y), 0.1, seed + 1)
-    return head.fit(X[tr], y[tr], X[es], y[es])
-
-
 def text_block(ds: Dataset, name: str, cache: Path, threads: int) -> Block:
     tier = TextTier(cache_dir=cache, threads=threads)
     t = time.perf_counter()
@@ -134,12 +126,12 @@ def validate(
 
         pred, truth, test = np.empty(len(y)), y, np.zeros(len(X_test))
         for k, (tr, va) in enumerate(KFold(spec.folds, shuffle=True, random_state=seed).split(X)):
-            head = fit_head(make(seed + 10 * k), X[tr], y[tr], seed + k)
+            head = make(seed + 10 * k).fit(X[tr], y[tr])  # M3-S: epochs on its inner split
             pred[va] = head.predict(X[va])
             test += head.predict(X_test) / spec.folds
     else:
         tr, va = split_train_val(len(y), val_fraction, seed)
-        head = fit_head(make(seed), X[tr], y[tr], seed)
+        head = make(seed).fit(X[tr], y[tr])
         pred, truth, test = head.predict(X[va]), y[va], head.predict(X_test)
     secs = time.perf_counter() - t
     return evaluate(truth, pred, n_resamples=1000, seed=seed), secs, test
@@ -193,7 +185,7 @@ def run_set(spec: SetSpec, root: Path, out: Path, args: argparse.Namespace) -> l
                 continue
             if label == headline and spec.folds == 1 and not args.no_refit:
                 # The headline config is refitted on every labelled video before scoring the test set.
-                test_scores = fit_head(make(args.seed), X, y, args.seed).predict(Xt)
+                test_scores = make(args.seed).fit(X, y).predict(Xt)
             write_predictions(out / f"predictions_{spec.name}_{target}_{label}_{kind}.csv", test.ids, test_scores)
     return rows
 

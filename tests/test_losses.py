@@ -109,3 +109,11 @@ def test_get_loss_binds_parameters_and_refuses_unknown() -> None:
     assert float(loss(PRED, TARGET)) == pytest.approx(float(mse(PRED, TARGET)))
     with pytest.raises(TiermemError, match="unknown loss 'huber'"):
         get_loss("huber")
+
+
+def test_spearman_loss_has_finite_gradients_when_every_target_is_tied() -> None:
+    # TRECVid's coarse scores give batches with one distinct target; sqrt(0) once gave NaN.
+    pred = torch.tensor([0.2, 0.9, 0.5], requires_grad=True)
+    loss = spearman(pred, torch.tensor([0.75, 0.75, 0.75]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()

@@ -284,7 +284,7 @@ class Pipeline:
         y_tr, y_va = y_of(tr_join), y_of(va_join)
         console.rule(f"[bold]head: {cfg.head}")
         head = make_head(cfg.head, **cfg.head_params)
-        head.fit(X_tr, y_tr, X_va, y_va, layout=layout)
+        head.fit(X_tr, y_tr, layout=layout)  # epochs are picked on an inner split, not on val
         self.head_ = head
         self.layout_ = layout
         self.block_names_ = [b.name for b in layout]
@@ -341,9 +341,7 @@ class Pipeline:
                 for kind in heads:
                     status.update(f"tier ablation: {label} ({kind})")
                     params = self.config.head_params if kind == self.config.head else {}
-                    head = make_head(kind, **params).fit(
-                        X_tr[:, cols], y_tr, X_va[:, cols], y_va, layout=[by_name[n] for n in names]
-                    )
+                    head = make_head(kind, **params).fit(X_tr[:, cols], y_tr, layout=[by_name[n] for n in names])
                     m = evaluate(y_va, head.predict(X_va[:, cols]))
                     rows.append({"tiers": label, "head": kind, **m.to_dict()})
         return pd.DataFrame(rows)

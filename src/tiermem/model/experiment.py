@@ -69,10 +69,8 @@ def fit_on_blocks(
     tr, va = split_train_val(len(joined.ids), val_fraction, seed)
     X = joined.X
     has_val = va.size > 0
-    head.fit(
-        X[tr], y[tr], X[va] if has_val else None, y[va] if has_val else None,
-        layout=joined.layout, progress=progress,
-    )
+    # The validation split only measures: the M3-S head picks its epochs on an inner split.
+    head.fit(X[tr], y[tr], layout=joined.layout, progress=progress)
     train_m = evaluate(y[tr], head.predict(X[tr]), n_resamples=n_resamples, seed=seed)
     val_m = evaluate(y[va], head.predict(X[va]), n_resamples=n_resamples, seed=seed) if has_val else None
     return FitResult(head, train_m, val_m, joined.ids[tr], joined.ids[va], joined.dropped)
@@ -145,7 +143,7 @@ def ablate(
         cols = np.concatenate([np.arange(joined.X.shape[1])[joined.slices[n]] for n in names])
         X = joined.X[:, cols]
         layout: list[BlockLayout] = [by_name[n] for n in names]
-        head = make().fit(X[tr], y[tr], X[va], y[va], layout=layout)
+        head = make().fit(X[tr], y[tr], layout=layout)
         row = AblationRow(label, names, int(cols.size), evaluate(y[va], head.predict(X[va]), n_resamples=n_resamples, seed=seed))
         rows.append(row)
         if on_row is not None:

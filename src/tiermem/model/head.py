@@ -279,18 +279,32 @@ class M3SHead(Head):
         hidden: Sequence[int] = (512, 64),
         dropout: float = 0.0,
         train: TrainConfig | dict[str, Any] | None = None,
+        early_stopping: float = 0.1,
     ) -> None:
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = float(dropout)
         self.train = TrainConfig.from_dict(train) if isinstance(train, dict) else (train or TrainConfig())
+        self.early_stopping = float(early_stopping)
 
     def get_params(self) -> dict[str, Any]:
-        return {"hidden": list(self.hidden), "dropout": self.dropout, "train": self.train.to_dict()}
+        return {"hidden": list(self.hidden), "dropout": self.dropout, "train": self.train.to_dict(),
+                "early_stopping": self.early_stopping}
 
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "M3SHead":
-        """Train `train.ensemble` nets; with (X_val, y_val) keep each one's best epoch."""
+        """Train `train.ensemble` nets, each keeping its best epoch on an early-stopping split.
+
+        That split is (X_val, y_val) when given; otherwise a seeded `early_stopping` share of
+        the training videos, so a validation set the caller reports on never picks the epoch
+        (which would make its figure optimistic). `early_stopping=0` trains all epochs.
+        """
         from tiermem.model.train import train_mlp
 
+        if X_val is None and self.train.keep_best and self.early_stopping > 0 and len(y) >= 20:
+            from tiermem.model.experiment import split_train_val
+
+            tr, es = split_train_val(len(y), self.early_stopping, self.train.seed + 1)
+            X, X_val = np.asarray(X)[tr], np.asarray(X)[es]
+            y, y_val = np.asarray(y)[tr], np.asarray(y)[es]
         X, y = self._check_fit_inputs(X, y, layout)
         self.normaliser_ = Standardiser().fit(X)
         Xs = self.normaliser_.transform(X)
