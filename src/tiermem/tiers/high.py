@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
+from tiermem.backbones.cache import shared_network
 from tiermem.backbones.weights import weights_identity
 from tiermem.errors import TiermemError
 from tiermem.tiers import register_tier
@@ -65,7 +66,10 @@ class HighTier(Tier):
                     f"high tier: unknown network {self.config['network']!r}; "
                     f"available: {', '.join(VIDEO_CLIP_FRAMES)}"
                 )
-            self._backbone = video_backbone(self.config["network"], self.config["weights"])
+            name, weights = self.config["network"], self.config["weights"]
+            load = lambda: video_backbone(name, weights)  # noqa: E731
+            # Random-init networks (weights=None) stay per instance: each is its own draw.
+            self._backbone = load() if weights is None else shared_network("video", name, weights, load)
         return self._backbone
 
     @property

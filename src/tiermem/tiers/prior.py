@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tiermem.backbones.cache import shared_network
 from tiermem.errors import MissingWeightsError
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import Tier, TierResult
@@ -66,7 +67,7 @@ class PriorTier(Tier):
     @property
     def model(self) -> torch.nn.Module:
         if self._model is None:
-            self._model = load_resmem()
+            self._model = shared_network("resmem", "resmem", "default", load_resmem)
         return self._model
 
     def __getstate__(self) -> dict[str, Any]:

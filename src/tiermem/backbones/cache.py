@@ -1,0 +1,28 @@
+"""Loaded networks shared across tier instances of one process.
+
+`extract` builds fresh tier objects on every call (e.g. each `Pipeline.predict`); without this
+cache a warm process rebuilt EfficientNet-Lite0 and ResMem every time (~1.1 s for ResMem
+alone). Networks are in eval mode and never mutated, so sharing them is safe. The key holds
+the weights' identity (content hash for a local file), so a changed file is reloaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+from tiermem.backbones.weights import weights_identity
+
+T = TypeVar("T")
+
+_LOADED: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.Lock()
+
+
+def shared_network(kind: str, name: str, weights: Any, load: Callable[[], T]) -> T:
+    """`load()` once per (kind, name, weights identity) in this process; later calls reuse it."""
+    key = (kind, name, weights_identity(weights) if weights is not None else "random-init")
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = load()
+        return _LOADED[key]
