@@ -248,3 +248,36 @@ def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     assert len(rep["skipped"]) == len(partial) and len(rep["done"]) == 16 - len(partial)
     pd.testing.assert_frame_equal(FeatureStore(killed).table("low"), expected)
     assert not list(killed.glob(".*.tmp"))
+
+
+def test_extract_every_tier_writes_one_table_per_tier(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+    """`tiermem extract --tiers low,mid,high,text` on the sample clips: the documented columns per tier.
+
+    The high tier loads a local weights file through `--weights high=PATH`; the file holds a
+    random-init r2plus1d_18 saved by this test (no Kinetics weights offline), so its features
+    are plumbing only. The captions are written by the test.
+    """
+    import torch
+    import torchvision
+
+    clips = sample_clip_paths[:3]
+    weights = tmp_path / "r2plus1d_18.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.video.r2plus1d_18(weights=None).state_dict(), weights)
+    captions = tmp_path / "captions.csv"
+    pd.DataFrame({"video_id": [p.stem for p in clips],
+                  "description_0": [f"a short clip called {p.stem}" for p in clips]}).to_csv(captions, index=False)
+    out = tmp_path / "features"
+    res = _run("extract", *map(str, clips), "--tiers", "low,mid,high,text", "--captions", str(captions),
+               "--weights", f"high={weights}", "--frames", "16", "--size", "128", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    store = FeatureStore(out)
+    widths = {"low": 34, "mid": 1291, "high": 512, "text": 384}
+    for tier, width in widths.items():
+        table = store.table(tier)
+        assert table is not None and sorted(table["video_id"]) == sorted(p.stem for p in clips), tier
+        assert list(table.columns[:5]) == ["video_id", "path", "content_hash", "config_hash", "facts"]
+        assert len(store.feature_names(tier)) == width, tier
+        assert np.isfinite(table[store.feature_names(tier)].to_numpy()).all()
+    assert store.feature_names("high")[0] == "action_000"
+    assert "imagenet_top5" in store.table("mid")["facts"].iloc[0]

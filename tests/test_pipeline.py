@@ -194,3 +194,17 @@ def test_cli_predict_on_a_missing_model_is_one_line(tmp_path, memento_root):
                                    "--model", str(tmp_path / "nope")])
     assert res.exit_code == 1
     assert "not a tiermem model" in res.output
+
+
+def test_fit_and_predict_with_the_text_tier(memento_root, fitted, tmp_path):
+    """Captions travel from the dataset into the text tier at fit time, and are required at predict time."""
+    _, _, cache = fitted  # the low tier is already cached there
+    cfg = PipelineConfig(target="mem_score", tiers=["low", "text"], head="ridge", frames=FRAMES, size=SIZE, ablate=False)
+    pipe = Pipeline(cfg).fit(read_dataset("memento10k", memento_root), cache)
+    assert [b.name for b in pipe.layout_] == ["low", "text"]
+    assert len(pipe.layout_[1].feature_names) == 384
+    clip = memento_root / "videos" / "synthetic_2.mp4"
+    with pytest.raises(TiermemError, match="no captions for 1 videos"):
+        pipe.predict([clip], cache=tmp_path / "c", progress=False)
+    pred = pipe.predict([clip], cache=cache, captions={"synthetic_2": ["clip synthetic_2"]}, progress=False)
+    assert list(pred.table["video_id"]) == ["synthetic_2"] and set(pred.contributions[0]) == {"low", "text"}
