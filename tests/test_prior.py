@@ -60,3 +60,12 @@ def test_prior_tier_summarises_frame_scores(prior) -> None:
     assert std > 0.01 and top > mean
     per_frame = result.facts[1]["prior_per_frame"]
     assert len(per_frame) == 2 and max(per_frame) == pytest.approx(float(top), abs=1e-3)
+
+
+@needs_resmem
+def test_bf16_precision_stays_close_to_float32(prior) -> None:
+    photos = np.stack([frame(data.coffee()), frame(data.astronaut())])
+    fp32 = prior.score_frames(photos)
+    bf16 = get_tier("prior", precision="bf16").score_frames(photos)
+    np.testing.assert_allclose(bf16, fp32, atol=0.01)
+    assert get_tier("prior", precision="bf16").config_hash() != get_tier("prior").config_hash()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tiermem.backbones.cache import shared_network
-from tiermem.errors import MissingWeightsError
+from tiermem.errors import MissingWeightsError, TiermemError
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import Tier, TierResult
 from tiermem.tiers.frames import resize, sample_frames, to_tensor
@@ -56,12 +56,19 @@ def load_resmem() -> torch.nn.Module:
 
 @register_tier
 class PriorTier(Tier):
-    """Mean, max and std of ResMem memorability over `frames_k` evenly spaced frames."""
+    """Mean, max and std of ResMem memorability over `frames_k` evenly spaced frames.
+
+    `precision="bf16"` runs the network under bfloat16 autocast: 1.8x faster on CPUs with
+    AVX512-BF16 (500 vs 880 ms for 5 frames here), scores within ~2e-3 of float32. The
+    default stays float32 so features do not depend on the processor.
+    """
 
     name = "prior"
 
-    def __init__(self, frames_k: int = 5, batch_size: int = 16) -> None:
-        super().__init__(frames_k=frames_k, batch_size=batch_size)
+    def __init__(self, frames_k: int = 5, batch_size: int = 16, precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise TiermemError(f"prior tier: precision must be fp32 or bf16, got {precision!r}")
+        super().__init__(frames_k=frames_k, batch_size=batch_size, precision=precision)
         self._model: torch.nn.Module | None = None
 
     @property
@@ -84,7 +91,8 @@ class PriorTier(Tier):
         """ResMem memorability in [0, 1] for (M, H, W, 3) uint8 RGB images."""
         bs = max(1, int(self.config["batch_size"]))
         out = []
-        with torch.inference_mode():
+        bf16 = self.config["precision"] == "bf16"
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(frames), bs):
                 x = resize(to_tensor(frames[start : start + bs]), 256)[..., 14:241, 14:241].contiguous()
                 out.append(self.model(x).float().reshape(-1).numpy())
