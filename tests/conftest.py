@@ -15,6 +15,10 @@ from tiermem.video.samples import make_sample_clips
 
 WriteVideo = Callable[..., Path]
 
+#: Real labels and features from public MediaEval releases, beside the repository root (CI
+#: always has it; a user's clone may not: tests that need it skip with this path as reason).
+REALBENCH = Path(__file__).resolve().parents[2] / "shared" / "realbench"
+
 
 def write_video(
     path: str | Path,

@@ -16,7 +16,7 @@ from tiermem.cli import app
 from tiermem.evaluate import evaluate, read_scores
 from tiermem.model import load_head
 
-REALBENCH = (Path(__file__).resolve().parents[1] / ".." / "shared" / "realbench").resolve()
+from conftest import REALBENCH
 VIDEOMEM = REALBENCH / "videomem"
 RN152 = VIDEOMEM / "features_coco80_rn152.parquet"
 RN101 = VIDEOMEM / "features_coco80_rn101.parquet"

@@ -25,7 +25,7 @@ from tiermem.datasets import (
 )
 from tiermem.errors import DatasetError
 
-REALBENCH = Path(__file__).resolve().parents[2] / "shared" / "realbench"
+from conftest import REALBENCH
 
 
 def write(path: Path, text: str) -> Path:

@@ -16,7 +16,7 @@ from tiermem.evaluate import read_scores, spearman
 from tiermem.model import M3SHead, RidgeHead, TrainConfig, load_head, make_head
 from tiermem.model.experiment import fit_on_blocks
 
-REALBENCH = (Path(__file__).resolve().parents[1] / ".." / "shared" / "realbench").resolve()
+from conftest import REALBENCH
 VIDEOMEM = REALBENCH / "videomem"
 pytestmark = pytest.mark.skipif(
     not (VIDEOMEM / "labels_train.csv").is_file(),

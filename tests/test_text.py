@@ -14,7 +14,9 @@ from tiermem.tiers import get_tier
 from tiermem.tiers.text import DEFAULT_DIM, CaptionCache, TextTier, embed_captions_table, text_key
 from tiermem.video.clip import Clip, VideoMeta
 
-MEMENTO_CAPTIONS = Path(__file__).resolve().parents[2] / "shared" / "realbench" / "memento10k" / "captions.csv"
+from conftest import REALBENCH
+
+MEMENTO_CAPTIONS = REALBENCH / "memento10k" / "captions.csv"
 
 
 @pytest.fixture(scope="module")
