@@ -100,7 +100,7 @@ def _distribution(dist: dict[str, np.ndarray]) -> str:
 def _card(card: VideoCard) -> dict[str, Any]:
     top = max((abs(v) for v in card.contributions.values()), default=0.0) or 1.0
     contributions = [
-        (name, float(value), int(round(80 * abs(value) / top)))
+        (name, float(value), int(round(50 * abs(value) / top)))
         for name, value in sorted(card.contributions.items(), key=lambda kv: -abs(kv[1]))
     ]
     facts = [(k, v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else v)
