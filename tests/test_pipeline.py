@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -95,7 +94,7 @@ def test_fit_uses_the_published_splits_and_saves_a_pickle_free_artifact(fitted):
 def test_predictions_identical_after_save_and_load(fitted, memento_root):
     pipe, model, cache = fitted
     videos = memento_root / "videos"
-    before = pipe.predict([videos], cache=cache, progress=False)
+    before = pipe.predict([videos], progress=False)  # fresh store: the fit's tier state is reused
     loaded = Pipeline.load(model)
     after = loaded.predict([videos], state_dir=loaded.state_dir, progress=False)  # fresh extraction
     assert len(before.table) == 21 and not before.failed
@@ -208,3 +207,35 @@ def test_fit_and_predict_with_the_text_tier(memento_root, fitted, tmp_path):
         pipe.predict([clip], cache=tmp_path / "c", progress=False)
     pred = pipe.predict([clip], cache=cache, captions={"synthetic_2": ["clip synthetic_2"]}, progress=False)
     assert list(pred.table["video_id"]) == ["synthetic_2"] and set(pred.contributions[0]) == {"low", "text"}
+
+
+def test_fit_refits_tier_state_on_the_training_split_only(memento_root, tmp_path):
+    """A cache whose HOG PCA was fitted on every video (validation included) is not trusted."""
+    from tiermem.extract import extract
+    from tiermem.store import load_state_file
+
+    videos = sorted((memento_root / "videos").glob("*.mp4"))
+    polluted = tmp_path / "cache"
+    extract(videos, tiers=["low"], out=polluted, frames=FRAMES, size=SIZE, progress=False)
+    leaked = load_state_file(polluted / "low.state.npz").state
+    ds = read_dataset("memento10k", memento_root)
+    cfg = PipelineConfig(target="mem_score", tiers=["low"], head="ridge", frames=FRAMES, size=SIZE, ablate=False)
+    model = Pipeline(cfg).fit(ds, polluted).save(tmp_path / "model")
+    train = [Path(p) for p, s in zip(ds.paths, ds.split) if s == "train"]
+    extract(train, tiers=["low"], out=tmp_path / "train_only", frames=FRAMES, size=SIZE, progress=False)
+    expected = load_state_file(tmp_path / "train_only" / "low.state.npz").state
+    saved = load_state_file(model / "tiers" / "low.state.npz").state
+    arrays = [k for k, v in expected.items() if isinstance(v, np.ndarray)]
+    assert arrays and all(np.array_equal(saved[k], expected[k]) for k in arrays)
+    assert not all(np.array_equal(leaked[k], expected[k]) for k in arrays)
+
+
+def test_m3s_head_fits_small_training_sets():
+    """20-30 videos: the inner early-stopping split needs >= 3 videos, else all epochs are used."""
+    from tiermem.model import make_head
+
+    rng = np.random.default_rng(0)
+    for n in (12, 22, 30):
+        X, y = rng.normal(size=(n, 5)), rng.uniform(size=n)
+        head = make_head("m3s", train={"epochs": 2}).fit(X, y)
+        assert head.predict(X).shape == (n,)

@@ -764,6 +764,8 @@ def fit_command(
     else:
         ds = read_dataset(dataset, root)
     target = target or _DEFAULT_TARGETS.get(dataset)
+    if head == "ridge" and (loss or dropout or ensemble != 1):
+        raise typer.BadParameter("--loss, --dropout and --ensemble apply to the m3s head, not ridge")
     head_params: dict[str, Any] = {}
     if head == "m3s":
         head_params = {"dropout": dropout, "train": {"ensemble": ensemble, **({"loss": loss} if loss else {})}}
@@ -805,13 +807,18 @@ def report_command(
 
     Example: tiermem report --model models/m10k --out report.html
     """
-    import pandas as pd
+    from pathlib import Path
 
     from tiermem.pipeline import Pipeline
     from tiermem.report import pipeline_report, write_report
 
     pipe = Pipeline.load(model)
-    pred = pd.read_csv(predictions, dtype={"video_id": str}) if predictions else None
+    pred = None
+    if predictions:
+        from tiermem.datasets.record import read_csv, require_columns
+
+        pred = read_csv(Path(predictions), dtype={"video_id": str})
+        require_columns(pred, ["video_id", "score"], Path(predictions))
     path = write_report(pipeline_report(pipe, pred), out)
     console.print(f"wrote {path}")
 

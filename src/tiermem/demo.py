@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tiermem.errors import MissingWeightsError
+from tiermem.evaluate import midrank_percentile
 from tiermem.extract import ExtractReport, extract
 from tiermem.store import KEY_COLUMNS, FeatureStore, atomic_write
 from tiermem.video.samples import make_sample_clips
@@ -106,10 +107,9 @@ def run_demo(
     if prior:
         console.rule("[bold]4. zero-shot memorability (ResMem frame prior)")
         pr = store.table("prior").set_index("video_id").loc[ids]
-        scores["score"] = pr["prior_mean"].to_numpy()
-        order = np.sort(scores["score"].to_numpy())
-        s = scores["score"].to_numpy()
-        scores["percentile"] = 50.0 * (np.searchsorted(order, s, "left") + np.searchsorted(order, s, "right")) / len(s)
+        s = pr["prior_mean"].to_numpy(dtype=np.float64)
+        scores["score"] = s
+        scores["percentile"] = midrank_percentile(np.sort(s), s)
     else:
         scores["score"] = np.nan
         scores["percentile"] = np.nan

@@ -41,10 +41,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 from tiermem.blocks import Block, load_block
 from tiermem.errors import DataMismatchError, TiermemError
+
+
+class NotFittedError(TiermemError, _SklearnNotFitted):
+    """Used before `fit`: a tiermem error (one line in the CLI) that scikit-learn code also recognises."""
 
 logger = logging.getLogger(__name__)
 
@@ -229,12 +234,10 @@ class Distinctiveness:
         Ties count half (scipy's ``percentileofscore(kind="mean")``), so the many videos of one
         big DBSCAN cluster land mid-range rather than all at the top.
         """
+        from tiermem.evaluate import midrank_percentile
+
         self._check_fitted()
-        s = np.asarray(scores, dtype=np.float64)
-        ctx = self.context_scores_
-        below = np.searchsorted(ctx, s, side="left")
-        at_most = np.searchsorted(ctx, s, side="right")
-        return 50.0 * (below + at_most) / len(ctx)
+        return midrank_percentile(self.context_scores_, scores)
 
     def summary(self) -> dict[str, Any]:
         """What was fitted, JSON-able: for logs, `--json` output and reports."""

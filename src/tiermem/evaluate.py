@@ -97,6 +97,17 @@ def spearman_ci(
     return (float(lo), float(hi))
 
 
+def midrank_percentile(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Percentile (0-100) of each score within `reference` (sorted ascending), ties counted half.
+
+    As scipy's ``percentileofscore(kind="mean")``, vectorised: a score equal to many reference
+    values lands mid-range rather than at the top.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    return 50.0 * (np.searchsorted(ref, s, "left") + np.searchsorted(ref, s, "right")) / len(ref)
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Every figure a report shows for one set of predictions."""

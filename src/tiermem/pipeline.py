@@ -34,7 +34,7 @@ from tiermem import __version__
 from tiermem.blocks import Block, BlockLayout, join_blocks, load_block
 from tiermem.datasets import Dataset
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.evaluate import evaluate
+from tiermem.evaluate import evaluate, midrank_percentile
 from tiermem.extract import ExtractReport, extract, find_videos, video_ids
 from tiermem.store import FeatureStore
 
@@ -73,6 +73,21 @@ class PipelineConfig:
             )
         if len(self.tiers) + bool(self.distinct) > 6:
             raise TiermemError("at most 6 blocks (tiers + distinctiveness): exact Shapley costs 2^n")
+        # Checked before extraction, which can take hours: a typo should fail in a second.
+        from tiermem.distinctiveness import available_methods
+        from tiermem.model.head import HEADS
+        from tiermem.tiers import available_tiers
+
+        unknown = [t for t in self.tiers if t not in available_tiers()]
+        if unknown:
+            raise TiermemError(f"unknown tier(s) {', '.join(unknown)}; available: {', '.join(available_tiers())}")
+        bad = [m for m in self.distinct if m not in available_methods()]
+        if bad:
+            raise TiermemError(f"unknown distinctiveness method(s) {', '.join(bad)}; available: {', '.join(available_methods())}")
+        if self.head not in HEADS:
+            raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(HEADS)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise TiermemError(f"val_fraction must be in (0, 1), got {self.val_fraction}: the fit reports on a validation split")
 
 
 @dataclass
@@ -100,14 +115,6 @@ class Predictions:
 # ---------------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------------
-def _write_captions_csv(ids: Sequence[str], captions: Sequence[Sequence[str]], path: Path) -> Path:
-    """Captions as the generic CSV the text tier reads (video_id, caption_0 ...)."""
-    width = max((len(c) for c in captions), default=1)
-    rows = [[vid, *list(caps), *[""] * (width - len(caps))] for vid, caps in zip(ids, captions)]
-    pd.DataFrame(rows, columns=["video_id", *[f"caption_{i}" for i in range(width)]]).to_csv(path, index=False)
-    return path
-
-
 def extract_features(
     paths: Sequence[str | Path],
     tiers: Sequence[str],
@@ -140,12 +147,9 @@ def extract_features(
     if any(t in TEXT_TIERS for t in tiers):
         if not captions:
             raise TiermemError("the text tier needs captions (give a captions CSV)")
-        from tiermem.tiers.text import embed_captions_table
+        from tiermem.tiers.text import embed_captions
 
-        with tempfile.TemporaryDirectory() as tmp:
-            ids = list(captions)
-            csv = _write_captions_csv(ids, [captions[i] for i in ids], Path(tmp) / "captions.csv")
-            embed_captions_table(csv, store_dir)
+        embed_captions(captions, store_dir, source="dataset captions")
     return report
 
 
@@ -219,9 +223,15 @@ class Pipeline:
         labelled = np.isfinite(y_all)
         split = np.asarray(dataset.split if dataset.split is not None else ["train"] * len(dataset.ids))
         ids = np.asarray(dataset.ids).astype(str)
-        train = labelled & ~np.isin(split, ["val", "test"])
-        val = labelled & (split == "val")
+        # Published splits: "dev" (MediaEval) is a validation set; videos a split file does not
+        # list ("unlisted") are left out rather than trained on.
+        train = labelled & (split == "train")
+        val = labelled & np.isin(split, ["val", "dev"])
         test = labelled & (split == "test")
+        other = labelled & ~(train | val | test)
+        if other.any():
+            console.print(f"[yellow]{int(other.sum())} labelled videos in no train/val/test split "
+                          f"({', '.join(sorted(set(split[other])))}) are left out[/]")
         if not val.any():  # carve a seeded validation split out of the training videos
             pos = np.flatnonzero(train)
             tr, va = split_train_val(len(pos), cfg.val_fraction, cfg.seed)
@@ -232,6 +242,20 @@ class Pipeline:
             raise DataMismatchError(f"dataset {dataset.name}: only {int(train.sum())} labelled training videos")
         captions = dict(zip(ids, dataset.captions)) if dataset.captions is not None else None
         paths = np.asarray(dataset.paths if dataset.paths is not None else [""] * len(ids))
+        if dataset.paths is not None:  # the feature store keys videos by file name
+            stems = np.array([Path(p).stem for p in paths])
+            clash = np.flatnonzero(stems != ids)
+            if clash.size:
+                i = int(clash[0])
+                raise DataMismatchError(
+                    f"dataset {dataset.name}: video id {ids[i]!r} is not its file's name ({paths[i]}); "
+                    f"{clash.size} such videos: name the files <video_id>.<ext>"
+                )
+        # Fitted tier state (the low tier's HOG PCA) must come from the training videos: drop any
+        # state this cache holds from another run, so extraction refits it on the training split
+        # (a deterministic refit on the same videos gives the same state, keeping cached rows).
+        for tier in cfg.tiers:
+            FeatureStore(store_dir).state_path(tier).unlink(missing_ok=True)
 
         console.rule("[bold]features: training split (fits the tiers' state)")
         rep_train = extract_features(
@@ -252,6 +276,10 @@ class Pipeline:
             for path, reason in failed[:10]:
                 console.print(f"  {path}: {reason}")
 
+        bad = {Path(p).stem for p, _ in failed}
+        if bad:  # an old cached row of a file that fails now must not be used
+            keep = ~np.isin(ids, list(bad))
+            train, val, test = train & keep, val & keep, test & keep
         blocks = load_tier_blocks(store_dir, cfg.tiers)
         tr_join = join_blocks(blocks, ids[train], on_missing="drop")
         va_join = join_blocks(blocks, ids[val], layout=tr_join.layout, on_missing="drop")
@@ -366,9 +394,7 @@ class Pipeline:
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Percentile (0-100) of scores among the head's predictions on the training videos."""
-        ref = self.train_predictions_
-        s = np.asarray(scores, dtype=np.float64)
-        return 50.0 * (np.searchsorted(ref, s, "left") + np.searchsorted(ref, s, "right")) / len(ref)
+        return midrank_percentile(self.train_predictions_, scores)
 
     def predict(
         self,
@@ -396,9 +422,9 @@ class Pipeline:
                     raise TiermemError(
                         f"this model uses the text tier: no captions for {len(lacking)} videos ({', '.join(lacking[:3])})"
                     )
+            state = Path(state_dir) if state_dir else self.state_dir
             report = extract_features(
-                paths, self.config.tiers, store_dir, config=self.config,
-                state=Path(state_dir) if state_dir else None, captions=tier_caps,
+                paths, self.config.tiers, store_dir, config=self.config, state=state, captions=tier_caps,
                 workers=workers, console=console, progress=progress,
             )
             failed = list(report.failed) if report is not None else []
@@ -448,7 +474,7 @@ class Pipeline:
         return out
 
     def _write(self, d: Path) -> None:
-        store = FeatureStore(self.store_dir_)
+        store = FeatureStore(self.state_dir)
         (d / "tiers").mkdir()
         for tier in self.config.tiers:
             src = store.state_path(tier)
@@ -486,14 +512,23 @@ class Pipeline:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Pipeline":
-        """Read an artifact directory; refuses unknown schema versions."""
-        from tiermem.distinctiveness import Distinctiveness
-        from tiermem.model.head import load_head
-
+        """Read an artifact directory; refuses unknown schema versions and damaged files."""
         d = Path(path)
         meta_path = d / "pipeline.json"
         if not meta_path.exists():
             raise TiermemError(f"{d}: not a tiermem model (no pipeline.json)")
+        try:
+            return cls._read(d, meta_path)
+        except TiermemError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise TiermemError(f"{d}: not a readable tiermem model ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _read(cls, d: Path, meta_path: Path) -> "Pipeline":
+        from tiermem.distinctiveness import Distinctiveness
+        from tiermem.model.head import load_head
+
         meta = json.loads(meta_path.read_text())
         if meta.get("schema_version") != ARTIFACT_SCHEMA:
             raise TiermemError(
@@ -518,9 +553,11 @@ class Pipeline:
         return self
 
     @property
-    def state_dir(self) -> Path | None:
-        """Where a loaded artifact keeps fitted tier state (for extraction at predict time)."""
-        return Path(self.artifact_dir_) / "tiers" if hasattr(self, "artifact_dir_") else None
+    def state_dir(self) -> Path:
+        """Where this pipeline's fitted tier state lives: the artifact's tiers/, or the fit's cache."""
+        if hasattr(self, "artifact_dir_"):
+            return Path(self.artifact_dir_) / "tiers"
+        return Path(self.store_dir_)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,8 +591,7 @@ def zero_shot_predict(
                            list(report.failed), zero_shot=True)
     table = table.set_index("video_id").loc[ids]
     scores = table["prior_mean"].to_numpy(dtype=np.float64)
-    order = np.sort(scores)
-    pct = 50.0 * (np.searchsorted(order, scores, "left") + np.searchsorted(order, scores, "right")) / len(order)
+    pct = midrank_percentile(np.sort(scores), scores)
     out = pd.DataFrame({"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": pct})
     return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
 

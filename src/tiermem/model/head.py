@@ -299,7 +299,7 @@ class M3SHead(Head):
         """
         from tiermem.model.train import train_mlp
 
-        if X_val is None and self.train.keep_best and self.early_stopping > 0 and len(y) >= 20:
+        if X_val is None and self.train.keep_best and round(len(y) * self.early_stopping) >= 3:
             from tiermem.model.experiment import split_train_val
 
             tr, es = split_train_val(len(y), self.early_stopping, self.train.seed + 1)

@@ -336,14 +336,34 @@ def embed_captions_table(
     """Embed a captions CSV (any layout `read_captions_csv` reads) into `<out>/text.parquet`.
 
     `out` is a feature-store directory (the one `tiermem extract` writes), so the table sits
-    beside the other tiers and loads as a block (`--block captions=<out>/text.parquet`). A
-    video whose captions and model are unchanged since the last run is not embedded again.
+    beside the other tiers and loads as a block (`--block captions=<out>/text.parquet`).
     Returns the table's path.
     """
     from tiermem.datasets.captions import read_captions_csv
-    from tiermem.store import FeatureRow, FeatureStore
 
     by_id = read_captions_csv(captions_csv, id_column=id_column)
+    return embed_captions(by_id, out, source=str(captions_csv), model=model, cache_dir=cache_dir, threads=threads)
+
+
+def embed_captions(
+    by_id: dict[str, list[str]],
+    out: str | os.PathLike[str],
+    *,
+    source: str = "captions",
+    model: str = DEFAULT_MODEL,
+    cache_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+) -> Path:
+    """Embed {video_id: captions} into the feature store at `out` (`<out>/text.parquet`).
+
+    A video whose captions and model are unchanged since the last run is not embedded again.
+    `source` is recorded as the rows' path and named in errors.
+    """
+    from tiermem.store import FeatureRow, FeatureStore
+
+    lacking = [v for v, caps in by_id.items() if not caps]
+    if lacking:
+        raise DataMismatchError(f"{source}: {len(lacking)} videos have no caption ({', '.join(lacking[:3])})")
     tier = TextTier(model, cache_dir=cache_dir, threads=threads)
     store = FeatureStore(out)
     cfg = tier.config_hash()
@@ -353,12 +373,12 @@ def embed_captions_table(
         if todo:
             values = tier.transform_texts([by_id[v] for v in todo], ids=todo)
             rows = [
-                FeatureRow(v, str(captions_csv), hashes[v], cfg, values[i], {"n_captions": len(by_id[v])})
+                FeatureRow(v, source, hashes[v], cfg, values[i], {"n_captions": len(by_id[v])})
                 for i, v in enumerate(todo)
             ]
             store.write(tier.name, rows, tier.feature_names)
         elif store.table(tier.name) is None:
-            raise DataMismatchError(f"{captions_csv}: no captions to embed")
+            raise DataMismatchError(f"{source}: no captions to embed")
     return store.table_path(tier.name)
 
 
@@ -366,6 +386,7 @@ __all__ = [
     "CaptionCache",
     "DEFAULT_MODEL",
     "TextTier",
+    "embed_captions",
     "embed_captions_table",
     "load_text_model",
     "resolve_text_model",
