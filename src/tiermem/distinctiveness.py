@@ -541,6 +541,11 @@ class DBSCANDistinctiveness(Distinctiveness):
     its weights are kept as arrays and new videos go through the same numpy forward pass before
     and after saving. t-SNE is never run on new videos. The score is 1 - the share of the context
     in the video's cluster (noise = 1): small clusters and noise are distinctive.
+
+    Unlike the other methods, `fit_transform` gives the context its own DBSCAN labels (as the
+    paper does), not a leave-one-out value; new videos get the classifier's assignment, whose
+    agreement with those labels on the context is `classifier_accuracy_` (0.99-1.00 on
+    realbench).
     """
 
     method = "dbscan"
