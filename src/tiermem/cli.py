@@ -412,14 +412,12 @@ def _predict_videos(
     videos: list[str], model: Optional[str], out: Optional[str], captions: Optional[str],
     cache: Optional[str], workers: int, as_json: bool,
 ) -> None:
-    import io
     import json
-    from pathlib import Path
 
     from rich.table import Table
 
     from tiermem.pipeline import Pipeline, zero_shot_predict
-    from tiermem.store import atomic_write
+    from tiermem.store import write_csv_atomic
 
     if model is None:
         pred = zero_shot_predict(videos, cache=cache, workers=workers, console=err_console)
@@ -435,10 +433,7 @@ def _predict_videos(
                             console=err_console)
         title = f"memorability ({pipe.config.target}; model {model})"
     if out:
-        buf = io.StringIO()
-        pred.table.to_csv(buf, index=False, float_format="%.6f")
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(out), lambda f: f.write(buf.getvalue().encode()))
+        write_csv_atomic(pred.table, out)
     if as_json:
         typer.echo(json.dumps(pred.records(), indent=1, default=float))
     else:
@@ -498,17 +493,11 @@ def _read_id_list(path: str):
 
 
 def _write_predictions(path: str, ids, scores) -> None:
-    import io
-    from pathlib import Path
-
     import pandas as pd
 
-    from tiermem.store import atomic_write
+    from tiermem.store import write_csv_atomic
 
-    buf = io.StringIO()
-    pd.DataFrame({"video_id": ids, "score": scores}).to_csv(buf, index=False, float_format="%.6f")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(Path(path), lambda f: f.write(buf.getvalue().encode()))
+    write_csv_atomic(pd.DataFrame({"video_id": ids, "score": scores}), path)
 
 
 @app.command("evaluate")
@@ -565,7 +554,6 @@ def ablate_command(
     Example: tiermem ablate --labels labels_train.csv --target short_term
     --block a=features_a.parquet --block b=features_b.parquet --head ridge --out ablation
     """
-    import io
     from pathlib import Path
 
     from rich.table import Table
@@ -573,7 +561,7 @@ def ablate_command(
     from tiermem.evaluate import read_scores
     from tiermem.model.experiment import ablate, ablation_configs, ablation_frame, ablation_markdown
     from tiermem.runtime import set_threads
-    from tiermem.store import atomic_write
+    from tiermem.store import atomic_write, write_csv_atomic
 
     set_threads()
 
@@ -600,9 +588,7 @@ def ablate_command(
     console.print(table)
     csv_path, md_path = Path(f"{out}.csv"), Path(f"{out}.md")
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    ablation_frame(rows).to_csv(buf, index=False, float_format="%.6f")
-    atomic_write(csv_path, lambda f: f.write(buf.getvalue().encode()))
+    write_csv_atomic(ablation_frame(rows), csv_path)
     md = ablation_markdown(rows)
     atomic_write(md_path, lambda f: f.write(md.encode()))
     console.print(f"wrote {csv_path} and {md_path}")
@@ -643,10 +629,8 @@ def distinct_command(
 
     Example: tiermem distinct --context clips/ --source low --method kde
     """
-    import io
     import json
     import tempfile
-    from pathlib import Path
 
     from tiermem.distinctiveness import distinctiveness_report, load_source_block
     from tiermem.runtime import set_threads
@@ -664,12 +648,9 @@ def distinct_command(
     failed += failed_q
     report = distinctiveness_report(ctx, qry, method=method, source=source, **params)
     if out:
-        from tiermem.store import atomic_write
+        from tiermem.store import write_csv_atomic
 
-        buf = io.StringIO()
-        report.table.to_csv(buf, index=False, float_format="%.6g")
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(out), lambda f: f.write(buf.getvalue().encode()))
+        write_csv_atomic(report.table, out, float_format="%.6g")
     if as_json:
         doc = report.to_json()
         doc["failed"] = [{"path": p, "reason": r} for p, r in failed]

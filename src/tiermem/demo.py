@@ -12,7 +12,6 @@ Every number shown is output of the pipeline on these clips; nothing is typed in
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from rich.table import Table
 from tiermem.errors import MissingWeightsError
 from tiermem.evaluate import midrank_percentile
 from tiermem.extract import ExtractReport, extract
-from tiermem.store import KEY_COLUMNS, FeatureStore, atomic_write
+from tiermem.store import KEY_COLUMNS, FeatureStore, write_csv_atomic
 from tiermem.video.samples import make_sample_clips
 
 #: Low-level features shown in the feature table: (column, header, scale).
@@ -124,9 +123,7 @@ def run_demo(
 
     console.print(scores_table(scores, zero_shot=prior))
     scores_path = out / "scores.csv"
-    buf = io.StringIO()
-    scores.to_csv(buf, index=False, float_format="%.6f")
-    atomic_write(scores_path, lambda f: f.write(buf.getvalue().encode()))
+    write_csv_atomic(scores, scores_path)
 
     console.rule("[bold]5. report")
     report_path = write_demo_report(scores, facts_by_id=dict(zip(ids, facts)), store=store, out=out / "report.html",

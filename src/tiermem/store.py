@@ -96,6 +96,15 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     _fsync_dir(path.parent)
 
 
+def write_csv_atomic(df: "pd.DataFrame", path: str | os.PathLike[str], float_format: str = "%.6f") -> Path:
+    """A table as CSV, written atomically (readers never see half a file); parents are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = df.to_csv(index=False, float_format=float_format).encode()
+    atomic_write(path, lambda f: f.write(data))
+    return path
+
+
 @dataclass
 class FeatureRow:
     """One video's output from one tier, ready to be stored."""
