@@ -89,3 +89,22 @@ class Tier:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"
+
+
+class PretrainedTier(Tier):
+    """A tier running network weights: its cache key also holds the weights' identity.
+
+    With ``weights=PATH`` that is the file's content hash (a retrained file gets new features),
+    computed once per tier instance; "default" and None (random init) stand for themselves.
+    """
+
+    _weights_id: str | None = None
+
+    def config_hash(self) -> str:
+        if self._weights_id is None:
+            from tiermem.backbones.weights import weights_identity
+
+            self._weights_id = weights_identity(self.config["weights"])
+        h = hashlib.sha256(super().config_hash().encode())
+        h.update(self._weights_id.encode())
+        return h.hexdigest()[:16]

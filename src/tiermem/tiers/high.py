@@ -16,7 +16,6 @@ weights only ever come from an explicit ``weights=None`` (tests of shapes and de
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,10 +24,9 @@ import torch
 
 from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
 from tiermem.backbones.cache import shared_network
-from tiermem.backbones.weights import weights_identity
 from tiermem.errors import TiermemError
 from tiermem.tiers import register_tier
-from tiermem.tiers.base import Tier, TierResult
+from tiermem.tiers.base import PretrainedTier, TierResult
 from tiermem.tiers.frames import normalise, resize_centre_crop, sample_frames, to_tensor
 from tiermem.video.clip import Clip
 
@@ -37,7 +35,7 @@ TOP_K = 5  # Kinetics classes kept in the facts ("kinetics_top5")
 
 
 @register_tier
-class HighTier(Tier):
+class HighTier(PretrainedTier):
     """Pooled Kinetics-400 clip embedding of a torchvision video network."""
 
     name = "high"
@@ -56,7 +54,6 @@ class HighTier(Tier):
             batch_size=batch_size,
         )
         self._backbone: Backbone | None = None
-        self._weights_id: str | None = None
 
     @property
     def backbone(self) -> Backbone:
@@ -80,14 +77,6 @@ class HighTier(Tier):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_backbone": None}
-
-    def config_hash(self) -> str:
-        """The configuration plus the weights file's content hash when a path is given."""
-        if self._weights_id is None:  # hashed once per tier instance (one run)
-            self._weights_id = weights_identity(self.config["weights"])
-        h = hashlib.sha256(super().config_hash().encode())
-        h.update(self._weights_id.encode())
-        return h.hexdigest()[:16]
 
     @property
     def feature_names(self) -> list[str]:

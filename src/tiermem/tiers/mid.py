@@ -22,7 +22,6 @@ only, not features), face counts, and the mean saliency centroid.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,10 +30,9 @@ import torch
 
 from tiermem.backbones import DEFAULT, Backbone, image_backbone
 from tiermem.backbones.cache import shared_network
-from tiermem.backbones.weights import weights_identity
 from tiermem.errors import TiermemError
 from tiermem.tiers import faces, saliency
-from tiermem.tiers.base import Tier, TierResult
+from tiermem.tiers.base import PretrainedTier, TierResult
 from tiermem.tiers.frames import normalise, resize, sample_frames, to_tensor
 from tiermem.tiers import register_tier
 from tiermem.video.clip import Clip
@@ -46,7 +44,7 @@ KNOWN_DIMS = {"efficientnet_lite0": 1280}
 
 
 @register_tier
-class MidTier(Tier):
+class MidTier(PretrainedTier):
     """Semantic embedding + event dynamics + faces + saliency/composition of sampled frames."""
 
     name = "mid"
@@ -69,7 +67,6 @@ class MidTier(Tier):
             face_threshold=face_threshold,
         )
         self._backbone: Backbone | None = None
-        self._weights_id: str | None = None
         self._faces: faces.FaceDetector | None = None
 
     # -- lazily built networks (not fitted state: weights are fixed, named by the config) --
@@ -101,14 +98,6 @@ class MidTier(Tier):
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes rebuild the networks themselves instead of receiving pickled weights.
         return {**self.__dict__, "_backbone": None, "_faces": None}
-
-    def config_hash(self) -> str:
-        """The configuration plus the weights file's content hash when a path is given."""
-        if self._weights_id is None:  # hashed once per tier instance (one run)
-            self._weights_id = weights_identity(self.config["weights"])
-        h = hashlib.sha256(super().config_hash().encode())
-        h.update(self._weights_id.encode())
-        return h.hexdigest()[:16]
 
     @property
     def feature_names(self) -> list[str]:
