@@ -212,12 +212,13 @@ def _copies(sample_clip_paths: list[Path], dest: Path, n: int) -> Path:
 def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     sample_clip_paths: list[Path], tmp_path: Path
 ) -> None:
-    videos = _copies(sample_clip_paths, tmp_path / "videos", 16)
-    args = [str(videos), *FAST, "--flush-every", "1"]
+    # One video per task and enough of them that the kill lands mid-run even on a fast machine.
+    videos = _copies(sample_clip_paths, tmp_path / "videos", 32)
+    args = [str(videos), *FAST, "--flush-every", "1", "--batch-size", "1"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert _extract_json(*args, "--out", str(reference))[0] == 0
     expected = FeatureStore(reference).table("low")
-    assert len(expected) == 16
+    assert len(expected) == 32
 
     env = {**os.environ, "TIERMEM_THREADS": "1"}
     proc = subprocess.Popen([TIERMEM, "extract", *args, "--out", str(killed)], env=env,
@@ -236,7 +237,7 @@ def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     assert proc.wait() == -signal.SIGKILL
 
     partial = FeatureStore(killed).table("low")  # a whole Parquet file, not a torn one
-    assert 3 <= len(partial) < 16
+    assert 3 <= len(partial) < 32
     pd.testing.assert_frame_equal(
         partial.reset_index(drop=True),
         expected[expected.video_id.isin(partial.video_id)].reset_index(drop=True),
@@ -245,7 +246,7 @@ def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     code, rep = _extract_json(*args, "--out", str(killed))
     assert code == 0
     assert rep["fitted"] == []  # the saved PCA was reused, so the finished rows stay valid
-    assert len(rep["skipped"]) == len(partial) and len(rep["done"]) == 16 - len(partial)
+    assert len(rep["skipped"]) == len(partial) and len(rep["done"]) == 32 - len(partial)
     pd.testing.assert_frame_equal(FeatureStore(killed).table("low"), expected)
     assert not list(killed.glob(".*.tmp"))
 

@@ -21,7 +21,8 @@ _LOCK = threading.Lock()
 
 def shared_network(kind: str, name: str, weights: Any, load: Callable[[], T]) -> T:
     """`load()` once per (kind, name, weights identity) in this process; later calls reuse it."""
-    key = (kind, name, weights_identity(weights) if weights is not None else "random-init")
+    # The path as well as the content: the loaded Backbone records which file it came from.
+    key = (kind, name, str(weights), weights_identity(weights) if weights is not None else "random-init")
     with _LOCK:
         if key not in _LOADED:
             _LOADED[key] = load()
