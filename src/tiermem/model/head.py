@@ -269,7 +269,10 @@ class M3SHead(Head):
     """The M3-S head: MLP (hidden [512, 64], Mish, sigmoid output) on standardised blocks.
 
     `dropout` and `train.weight_decay` are the regularisers that let an MLP compete with
-    ridge on a few thousand videos. ``train.ensemble = K`` trains K seeds and averages them.
+    ridge on a few thousand videos. ``train.ensemble = K`` trains K seeds and averages them;
+    each member picks its best epoch on its own `early_stopping` share of the training
+    videos, so together the members learn from every video (on 354-video subsets of
+    VideoMem and Memento10k this alone was worth +0.01 to +0.02 Spearman).
     """
 
     kind = "m3s"
@@ -293,32 +296,37 @@ class M3SHead(Head):
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "M3SHead":
         """Train `train.ensemble` nets, each keeping its best epoch on an early-stopping split.
 
-        That split is (X_val, y_val) when given; otherwise a seeded `early_stopping` share of
-        the training videos, so a validation set the caller reports on never picks the epoch
-        (which would make its figure optimistic). `early_stopping=0` trains all epochs.
+        That split is (X_val, y_val) when given; otherwise member k holds out its own seeded
+        `early_stopping` share of the training videos (seed + 1 + k), so a validation set the
+        caller reports on never picks the epoch (which would make its figure optimistic).
+        `early_stopping=0` trains all epochs on every video.
         """
+        from tiermem.model.experiment import split_train_val
         from tiermem.model.train import train_mlp
 
-        if X_val is None and self.train.keep_best and round(len(y) * self.early_stopping) >= 3:
-            from tiermem.model.experiment import split_train_val
-
-            tr, es = split_train_val(len(y), self.early_stopping, self.train.seed + 1)
-            X, X_val = np.asarray(X)[tr], np.asarray(X)[es]
-            y, y_val = np.asarray(y)[tr], np.asarray(y)[es]
         X, y = self._check_fit_inputs(X, y, layout)
-        self.normaliser_ = Standardiser().fit(X)
+        self.normaliser_ = Standardiser().fit(X)  # unsupervised: every training video's features
         Xs = self.normaliser_.transform(X)
-        Xv = yv = None
-        if X_val is not None and y_val is not None:
-            Xv = self.normaliser_.transform(self._check_predict_input(X_val))  # fitted just above
+        given_val = X_val is not None and y_val is not None
+        if given_val:
+            Xv = self.normaliser_.transform(self._check_predict_input(X_val))
             yv = np.asarray(y_val, dtype=np.float64).ravel()
             if yv.size != Xv.shape[0]:
                 raise DataMismatchError(f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels")
+        inner = not given_val and self.train.keep_best and round(len(y) * self.early_stopping) >= 3
         self.members_, self.history_, self.best_epochs_ = [], [], []
         for k in range(self.train.ensemble):
+            seed = self.train.seed + k
+            if inner:
+                tr, es = split_train_val(len(y), self.early_stopping, seed + 1)
+                Xk, yk, Xv, yv = Xs[tr], y[tr], Xs[es], y[es]
+            elif not given_val:
+                Xk, yk, Xv, yv = Xs, y, None, None
+            else:
+                Xk, yk = Xs, y
             net, log, best = train_mlp(
-                Xs, y, Xv, yv, hidden=self.hidden, dropout=self.dropout,
-                config=self.train, seed=self.train.seed + k, progress=progress,
+                Xk, yk, Xv, yv, hidden=self.hidden, dropout=self.dropout,
+                config=self.train, seed=seed, progress=progress,
             )
             self.members_.append(net)
             self.history_.append(log)
