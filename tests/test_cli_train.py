@@ -51,9 +51,10 @@ def test_train_predict_evaluate(data) -> None:
     code, out = _invoke(
         "train", "--labels", data["train"], "--target", "short_term", "--block", f"coco={RN152}",
         "--head", "m3s", "--loss", "mse_to_spearman", "--epochs", "4", "--hidden", "64,16",
-        "--val-fraction", "0.2", "--out", tmp / "model",
+        "--val-fraction", "0.2", "--early-stopping", "0.25", "--out", tmp / "model",
     )
     assert code == 0, out
+    assert json.loads((tmp / "model" / "head.json").read_text())["params"]["early_stopping"] == 0.25
     assert "epoch 4" in out and "train" in out and "val" in out and "Spearman" in out
     assert re.search(r"│ val +│ +120 │", out)  # 20% of 600
 
@@ -74,7 +75,7 @@ def test_train_predict_evaluate(data) -> None:
     ref = evaluate(y, pred.set_index("video_id").loc[ids, "score"].to_numpy())
     assert got["n"] == 200 and got["n_unpredicted"] == 0
     assert got["spearman"] == pytest.approx(ref.spearman) and got["mae"] == pytest.approx(ref.mae)
-    # Measured 0.241 here (4 epochs on 480 videos); chance exceeds 1.96/sqrt(199) = 0.139 only 5% of the time.
+    # Measured 0.287 here (4 epochs on 480 videos, 25% of them for early stopping); chance exceeds 1.96/sqrt(199) = 0.139 only 5% of the time.
     assert got["spearman"] > 0.15
     code, out = _invoke("evaluate", "--predictions", tmp / "pred.csv", "--labels", data["held"], "--target", "short_term")
     assert code == 0 and "Spearman [95% CI]" in out and f"{ref.spearman:.3f}" in out
@@ -109,6 +110,8 @@ def test_bad_inputs_fail_in_one_line(data) -> None:
     assert code == 0 and "dropped 1 labelled videos absent from some block: not_a_video" in out
     code, out = _invoke(*base, "--loss", "l1", "--out", tmp / "m_x")
     assert code == 1 and "--loss applies to the m3s head only" in out
+    code, out = _invoke(*base[:-1], "m3s", "--early-stopping", "1.5", "--out", tmp / "m_es")
+    assert code == 1 and "--early-stopping must be in [0, 1), got 1.5" in out and not (tmp / "m_es").exists()
     code, out = _invoke("predict", "--model", tmp / "m_drop", "--block", f"other={RN152}", "--out", tmp / "p.csv")
     assert code == 1 and "trained on blocks coco: missing block(s) coco; unexpected block(s) other" in out
     assert not (tmp / "p.csv").exists()
