@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tiermem.errors import DataMismatchError
+from tiermem.errors import DataMismatchError, duplicated, first_few
 
 ID_COLUMN = "video_id"
 #: Columns of a feature-store table that describe a row rather than the video's features.
@@ -75,16 +75,6 @@ class JoinedBlocks:
     @property
     def feature_names(self) -> list[str]:
         return [f for b in self.layout for f in b.feature_names]
-
-
-def _first(items: Sequence[str], k: int = 5) -> str:
-    more = f", ... (+{len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(map(str, items[:k])) + more
-
-
-def _duplicates(ids: np.ndarray) -> list[str]:
-    uniq, counts = np.unique(ids, return_counts=True)
-    return [str(u) for u in uniq[counts > 1]]
 
 
 def default_block_name(path: str | Path) -> str:
@@ -204,9 +194,9 @@ def _load_npy_dir(path: Path, name: str) -> Block:
 def _checked(block: Block) -> Block:
     """Refuse duplicate ids and non-finite values, naming the ids/columns."""
     where = f"block {block.name!r}: {block.source}"
-    dup = _duplicates(block.ids)
+    dup = duplicated(block.ids)
     if dup:
-        raise DataMismatchError(f"{where}: {len(dup)} duplicate {ID_COLUMN}s: {_first(dup)}")
+        raise DataMismatchError(f"{where}: {len(dup)} duplicate {ID_COLUMN}s: {first_few(dup)}")
     bad = ~np.isfinite(block.values)
     if bad.any():
         r, c = (int(i[0]) for i in np.nonzero(bad))
@@ -238,9 +228,9 @@ def join_blocks(
     if not blocks:
         raise DataMismatchError("no feature blocks given")
     ids = np.asarray(ids).astype(str)
-    dup = _duplicates(ids)
+    dup = duplicated(ids)
     if dup:
-        raise DataMismatchError(f"{len(dup)} duplicate {ID_COLUMN}s requested: {_first(dup)}")
+        raise DataMismatchError(f"{len(dup)} duplicate {ID_COLUMN}s requested: {first_few(dup)}")
     names = [b.name for b in blocks]
     dup_names = sorted({n for n in names if names.count(n) > 1})
     if dup_names:
@@ -257,7 +247,7 @@ def join_blocks(
         if missing.any() and on_missing == "raise":
             raise DataMismatchError(
                 f"block {b.name!r} ({b.source}) lacks {int(missing.sum())} of {ids.size} "
-                f"{ID_COLUMN}s: {_first(list(ids[missing]))}"
+                f"{ID_COLUMN}s: {first_few(list(ids[missing]))}"
             )
         keep &= ~missing
         positions.append(pos)

@@ -5,6 +5,9 @@ The CLI turns any `TiermemError` into a single line on stderr and a non-zero exi
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
 
 class TiermemError(Exception):
     """Base of every error tiermem raises on purpose (bad input, missing weights, ...)."""
@@ -29,3 +32,15 @@ class DataMismatchError(TiermemError):
 
 class DatasetError(TiermemError):
     """A dataset file does not follow its published layout (the message names file and row)."""
+
+
+def first_few(items: Sequence[object], k: int = 5) -> str:
+    """The first `k` items for an error message, with how many more there are."""
+    more = f", ... (+{len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(map(str, items[:k])) + more
+
+
+def duplicated(ids: Iterable[object]) -> list[str]:
+    """Ids that occur more than once, sorted (each once)."""
+    counts = Counter(map(str, ids))
+    return sorted(v for v, n in counts.items() if n > 1)

@@ -50,3 +50,16 @@ def sync_threads() -> None:
     """Re-apply the last `set_threads` (torch may have been imported since, by a tier module)."""
     if _requested is not None:
         set_threads(_requested)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of tiermem and the libraries its saved files depend on, without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("tiermem", "torch", "numpy", "scikit-learn", "safetensors"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -103,6 +104,32 @@ def write_csv_atomic(df: "pd.DataFrame", path: str | os.PathLike[str], float_for
     data = df.to_csv(index=False, float_format=float_format).encode()
     atomic_write(path, lambda f: f.write(data))
     return path
+
+
+def write_dir_atomic(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Build a directory with `write(tmp)` beside `out`, then swap it into place.
+
+    Readers see the old directory or the new one, never a half-written one; a failed
+    `write` leaves `out` untouched and removes the partial copy.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        write(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_dir(out.parent)
+    return out
 
 
 @dataclass

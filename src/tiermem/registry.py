@@ -1,0 +1,101 @@
+"""One registry shape for every pluggable part, after timm's model registry.
+
+Tiers, distinctiveness methods, heads, losses, dataset readers and image backbones each keep a
+`Registry`; their modules expose it as three functions of one shape::
+
+    @register_tier                       # or register_tier(name) where the name is not on the class
+    class LowTier(Tier): ...
+
+    get_tier("low", frames=45)           # build (or fetch) the registered entry by name
+    list_tiers()                         # every registered name, sorted: the CLI's choices
+
+A name that is not registered raises one `TiermemError` line that lists the known names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from tiermem.errors import TiermemError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names mapped to entries (classes or functions) of one kind, e.g. "tier" or "loss".
+
+    `builtins` names modules that register the built-in entries when imported; they are
+    imported on first use, one module per name where `modules` maps a name to its module (so
+    asking for the light "low" tier does not import torch for the others).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        builtins: Iterable[str] = (),
+        modules: dict[str, str] | None = None,
+        error: type[TiermemError] = TiermemError,
+    ) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._builtins = tuple(builtins)
+        self._modules = dict(modules or {})
+        self._error = error
+
+    def register(self, name: str, entry: T) -> T:
+        """Add `entry` under `name` (a later registration of the same name replaces it)."""
+        if not name:
+            raise ValueError(f"a {self.kind} needs a name to be registered")
+        self._entries[name] = entry
+        return entry
+
+    def decorator(self, name_of: Callable[[T], str]) -> Callable[[T], T]:
+        """A decorator that registers its target under `name_of(target)`."""
+
+        def register(entry: T) -> T:
+            return self.register(name_of(entry), entry)
+
+        return register
+
+    def _load(self, name: str | None = None) -> None:
+        if name is not None and name in self._modules:
+            importlib.import_module(self._modules[name])
+            return
+        for module in self._builtins:
+            importlib.import_module(module)
+
+    def get(self, name: str) -> T:
+        """The entry registered as `name`; an unknown name raises one line listing the known ones."""
+        if name not in self._entries:
+            self._load(name)
+        if name not in self._entries:
+            self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise self._error(f"unknown {self.kind} {name!r}; available: {', '.join(self.names()) or 'none'}") from None
+
+    def build(self, name: str, **params: Any) -> Any:
+        """Call the entry registered as `name` with `params` (a class: an instance of it); a
+        parameter it does not take raises one line naming the entry."""
+        entry = self.get(name)
+        try:
+            return entry(**params)  # type: ignore[operator]
+        except TypeError as exc:
+            raise self._error(f"{self.kind} {name!r}: {exc}") from None
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted; built-ins named in `modules` are listed without importing them."""
+        for module in self._builtins:
+            if module not in self._modules.values():
+                importlib.import_module(module)
+        return sorted(set(self._entries) | set(self._modules))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+
+__all__ = ["Registry"]
