@@ -8,13 +8,16 @@ so 1000 resamples of 7000 videos take well under a second.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 
-from tiermem.errors import DataMismatchError, DatasetError
+from tiermem.datasets.record import read_csv
+from tiermem.errors import DataMismatchError, DatasetError, duplicated, first_few
 
 
 def _check_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +127,12 @@ class Metrics:
         return asdict(self)
 
 
+def format_spearman(m: Metrics | Mapping[str, float]) -> str:
+    """``0.602 [0.559, 0.641]``: Spearman with its bootstrap confidence interval."""
+    d = m.to_dict() if isinstance(m, Metrics) else m
+    return f"{d['spearman']:.3f} [{d['spearman_lo']:.3f}, {d['spearman_hi']:.3f}]"
+
+
 def evaluate(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -155,15 +164,8 @@ def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -
     The generic label/prediction reader: refuses a missing column, duplicate ids and
     missing or non-numeric values, naming the file and the first offending row.
     """
-    import pandas as pd
-
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path, dtype={id_column: str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df = read_csv(path, dtype={id_column: str})
     for col in (id_column, column):
         if col not in df.columns:
             raise DatasetError(
@@ -174,9 +176,9 @@ def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise DatasetError(f"{path}: row {row + 2}: empty {id_column}")
     ids = ids.astype(str).to_numpy()
-    dup = _duplicates(ids)
+    dup = duplicated(ids)
     if dup:
-        raise DataMismatchError(f"{path}: {len(dup)} duplicate {id_column}s: {_first(dup)}")
+        raise DataMismatchError(f"{path}: {len(dup)} duplicate {id_column}s: {first_few(dup)}")
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -186,16 +188,6 @@ def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -
             f"first at row {row + 2} ({id_column}={ids[row]}, value={df[column].iloc[row]!r})"
         )
     return ids, values
-
-
-def _duplicates(ids: np.ndarray) -> list[str]:
-    uniq, counts = np.unique(ids, return_counts=True)
-    return [str(u) for u in uniq[counts > 1]]
-
-
-def _first(items: list[str], k: int = 5) -> str:
-    more = f", ... (+{len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(items[:k]) + more
 
 
 @dataclass(frozen=True)
@@ -227,7 +219,7 @@ def join_predictions(
     if missing:
         raise DataMismatchError(
             f"{labels}: no {target!r} label for {len(missing)} of {len(pid)} predicted "
-            f"video_ids in {predictions}: {_first(missing)}"
+            f"video_ids in {predictions}: {first_few(missing)}"
         )
     idx = np.array([pos[v] for v in pid], dtype=np.int64)
     return ScoredPairs(ids=pid, y_true=lval[idx], y_pred=pscore, n_unpredicted=len(lid) - len(pid))
@@ -238,6 +230,7 @@ __all__ = [
     "ScoredPairs",
     "bootstrap_spearman",
     "evaluate",
+    "format_spearman",
     "join_predictions",
     "mae",
     "mse",

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import torch
 
+from tiermem.registry import Registry
+
 
 class Loss(Protocol):
     def __call__(
@@ -22,11 +24,18 @@ class Loss(Protocol):
     ) -> torch.Tensor: ...
 
 
+_LOSSES: Registry[Loss] = Registry("loss")
+#: Decorator: register a loss under its function name (``@register_loss def mse(...)``).
+register_loss = _LOSSES.decorator(lambda fn: fn.__name__)
+
+
+@register_loss
 def mse(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: int = 1) -> torch.Tensor:
     """Mean squared error."""
     return torch.mean((pred - target) ** 2)
 
 
+@register_loss
 def l1(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: int = 1) -> torch.Tensor:
     """Mean absolute error: less pulled by the noisy extreme scores than MSE."""
     return torch.mean(torch.abs(pred - target))
@@ -42,6 +51,7 @@ def tail_weights(target: torch.Tensor, c: float = 5.0, p: float = 1.0) -> torch.
     return w / w.mean()
 
 
+@register_loss
 def mse_tails(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -88,6 +98,7 @@ def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float =
     return _pearson(soft_rank(pred, temperature), hard_rank(target))
 
 
+@register_loss
 def spearman(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -100,6 +111,7 @@ def spearman(
     return 1.0 - soft_spearman(pred, target, temperature)
 
 
+@register_loss
 def mse_to_spearman(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -119,30 +131,22 @@ def mse_to_spearman(
     return loss
 
 
-LOSSES: dict[str, Loss] = {
-    "mse": mse,
-    "mse_tails": mse_tails,
-    "l1": l1,
-    "spearman": spearman,
-    "mse_to_spearman": mse_to_spearman,
-}
-
-
 def get_loss(name: str, **params: Any) -> Loss:
     """The loss registered as `name`, with its keyword parameters bound (e.g. ``c=5, p=1``)."""
-    from tiermem.errors import TiermemError
-
-    try:
-        fn = LOSSES[name]
-    except KeyError:
-        raise TiermemError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}") from None
+    fn = _LOSSES.get(name)
     return functools.partial(fn, **params) if params else fn
 
 
+def list_losses() -> list[str]:
+    """Names accepted by `get_loss`."""
+    return _LOSSES.names()
+
+
 __all__ = [
-    "LOSSES",
-    "Loss",
+        "Loss",
     "get_loss",
+    "list_losses",
+    "register_loss",
     "hard_rank",
     "l1",
     "mse",

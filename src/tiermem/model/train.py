@@ -13,7 +13,6 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,56 +20,9 @@ import torch
 from torch import nn
 
 from tiermem.errors import TiermemError
+from tiermem.model.config import EpochLog, TrainConfig
 from tiermem.model.losses import get_loss
 from tiermem.runtime import set_threads
-
-
-@dataclass
-class TrainConfig:
-    """How to train one M3-S head (all JSON-able; saved with the model)."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    step_size: int = 5  # StepLR: multiply lr by `gamma` every `step_size` epochs
-    gamma: float = 0.2
-    loss: str = "mse"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    ensemble: int = 1  # K seeds (seed, seed+1, ...); predictions are their mean
-    keep_best: bool = True  # keep the epoch with the best validation Spearman
-    # Start the output bias at logit(mean(y)), so the sigmoid begins at the mean score instead
-    # of 0.5: on a few hundred videos (~10 steps an epoch, lr decaying after 5 epochs) the
-    # first steps otherwise go to learning that offset, not the ranking.
-    init_bias: bool = True
-    # Torch threads while training (0: tiermem.runtime's default). One, because a batch-32
-    # step is too small to split: on the shared 2-core machine a second thread made training
-    # 12x slower (OpenMP workers spinning against other jobs), see benchmarks/head_training.py.
-    threads: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        return cls(**d)
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1 or self.step_size < 1 or self.threads < 0:
-            raise TiermemError(
-                f"epochs, batch_size, ensemble and step_size must be >= 1 (got {self.epochs}, "
-                f"{self.batch_size}, {self.ensemble}, {self.step_size})"
-            )
-        get_loss(self.loss, **self.loss_params)
-
-
-@dataclass
-class EpochLog:
-    epoch: int
-    train_loss: float
-    val_spearman: float  # NaN without validation data (or for a constant prediction)
-    lr: float
 
 
 def build_mlp(n_in: int, hidden: tuple[int, ...] | list[int] = (512, 64), dropout: float = 0.0) -> nn.Sequential:
@@ -87,7 +39,7 @@ def build_mlp(n_in: int, hidden: tuple[int, ...] | list[int] = (512, 64), dropou
 
 
 def _spearman(y: np.ndarray, p: np.ndarray) -> float:
-    from tiermem.evaluate import spearman
+    from tiermem.metrics import spearman
 
     return spearman(y, p)
 
@@ -195,4 +147,4 @@ def train_mlp(
     return net, log, best_epoch
 
 
-__all__ = ["EpochLog", "TrainConfig", "build_mlp", "predict_mlp", "train_mlp"]
+__all__ = ["build_mlp", "predict_mlp", "train_mlp"]

@@ -1,0 +1,82 @@
+"""A head's settings as a user gives them (CLI options, API keywords), checked before any work.
+
+`HeadOptions` is the one place where user-facing head settings become the parameters of
+`get_head`: the `train`, `ablate` and `fit` commands and `tiermem.fit` all go through it, so a
+mistyped loss or an option that does not apply to the chosen head fails in a second, before
+extraction or training starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tiermem.errors import TiermemError
+from tiermem.model.base import Head, get_head, list_heads
+from tiermem.model.config import TrainConfig
+
+
+@dataclass
+class HeadOptions:
+    """The head to build and how to train it; the training fields apply to the m3s head only."""
+
+    head: str = "m3s"
+    loss: str | None = None  # m3s: mse when not given
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    hidden: tuple[int, ...] = (512, 64)
+    dropout: float = 0.0
+    seed: int = 0
+    ensemble: int = 1
+    early_stopping: float = 0.1
+    loss_params: dict[str, Any] = field(default_factory=dict)
+
+    def changed_m3s_options(self) -> list[str]:
+        """The m3s-only settings given a value other than their default."""
+        default = HeadOptions()
+        return [
+            f.name for f in fields(self)
+            if f.name not in ("head", "seed") and getattr(self, f.name) != getattr(default, f.name)
+        ]
+
+    def params(self) -> dict[str, Any]:
+        """Keyword parameters of `get_head(self.head, ...)`, JSON-able; raises on a bad setting."""
+        if self.head not in list_heads():
+            raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(list_heads())}")
+        if self.head != "m3s":
+            changed = self.changed_m3s_options()
+            if changed:
+                shown = ", ".join("--" + name.replace("_", "-") for name in changed)
+                verb = "applies" if len(changed) == 1 else "apply"
+                raise TiermemError(f"{shown} {verb} to the m3s head only, not {self.head}")
+            return {}
+        if not 0.0 <= self.early_stopping < 1.0:
+            raise TiermemError(f"--early-stopping must be in [0, 1), got {self.early_stopping}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TiermemError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise TiermemError(f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64")
+        train = TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            loss=self.loss or "mse", loss_params=dict(self.loss_params), seed=self.seed, ensemble=self.ensemble,
+        )
+        train.validate()
+        return {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
+                "early_stopping": self.early_stopping}
+
+    def build(self) -> Head:
+        """A new unfitted head with these settings."""
+        return get_head(self.head, **self.params())
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Hidden layer sizes from ``"512,64"``."""
+    try:
+        return tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise TiermemError(f"--hidden {text!r}: expected comma-separated layer sizes like 512,64") from None
+
+
+__all__ = ["HeadOptions", "parse_hidden"]
