@@ -8,8 +8,10 @@ missing file and how to provide it. See `tiermem.backbones.weights` for the down
 from tiermem.backbones.image import (
     efficientnet_lite0,
     efficientnet_lite0_file,
-    image_backbone,
+    get_backbone,
     imagenet_categories,
+    list_backbones,
+    register_backbone,
     timm_backbone,
     torchvision_backbone,
 )
@@ -26,7 +28,9 @@ __all__ = [
     "downloads_allowed",
     "efficientnet_lite0",
     "efficientnet_lite0_file",
-    "image_backbone",
+    "get_backbone",
+    "list_backbones",
+    "register_backbone",
     "imagenet_categories",
     "load_state_file",
     "timm_backbone",

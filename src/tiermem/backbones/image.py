@@ -1,10 +1,10 @@
 """Image backbones for the mid tier, one function per source of weights.
 
     >>> from tiermem.backbones import image_backbone
-    >>> bb = image_backbone("efficientnet_lite0")           # packaged, offline (default)
-    >>> bb = image_backbone("timm:convnext_tiny")            # timm, HF cache or download
-    >>> bb = image_backbone("torchvision:resnet50")          # torchvision enum, hub cache or download
-    >>> bb = image_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
+    >>> bb = get_backbone("efficientnet_lite0")           # packaged, offline (default)
+    >>> bb = get_backbone("timm:convnext_tiny")            # timm, HF cache or download
+    >>> bb = get_backbone("torchvision:resnet50")          # torchvision enum, hub cache or download
+    >>> bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
     >>> pooled, logits = bb.model(batch)                     # (N, bb.dim), (N, classes)
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tiermem.backbones.weights import (
     socket_timeout,
 )
 from tiermem.errors import MissingWeightsError, TiermemError
+from tiermem.registry import Registry
 
 WeightsArg = str | os.PathLike[str] | None
 
@@ -294,25 +296,36 @@ def torchvision_backbone(name: str, weights: WeightsArg = DEFAULT) -> Backbone:
 
 
 # --------------------------------------------------------------------------------------------
-# One entry point: a spec string
+# One entry point: a spec string, ``NAME`` or ``SOURCE:NAME``
 # --------------------------------------------------------------------------------------------
+BackboneBuilder = Callable[[str, WeightsArg], Backbone]
+_SOURCES: Registry[BackboneBuilder] = Registry("backbone")
 
 
-def image_backbone(spec: str = "efficientnet_lite0", weights: WeightsArg = DEFAULT) -> Backbone:
+def register_backbone(key: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Decorator: register a builder ``(name, weights) -> Backbone`` under `key`: a family of
+    networks as ``"SOURCE:"`` (specs ``SOURCE:NAME``), or one network by its name."""
+    return lambda build: _SOURCES.register(key, build)
+
+
+def list_backbones() -> list[str]:
+    """The sources and named networks `get_backbone` accepts."""
+    return _SOURCES.names()
+
+
+register_backbone("efficientnet_lite0")(lambda name, weights: efficientnet_lite0(weights))
+register_backbone("timm:")(timm_backbone)
+register_backbone("torchvision:")(torchvision_backbone)
+
+
+def get_backbone(spec: str = "efficientnet_lite0", weights: WeightsArg = DEFAULT) -> Backbone:
     """Build an image backbone from ``efficientnet_lite0``, ``timm:NAME`` or ``torchvision:NAME``.
 
     ``weights``: ``"default"`` (the backbone's pretrained weights: packaged file, cache, or
     download), a path to a state dict (.pth/.safetensors), or None (random init, tests only).
     """
-    source, _, name = spec.partition(":")
-    if not name:
-        source, name = "builtin", spec
-    if source == "builtin" and name == "efficientnet_lite0":
-        return efficientnet_lite0(weights)
-    if source == "timm":
-        return timm_backbone(name, weights)
-    if source == "torchvision":
-        return torchvision_backbone(name, weights)
-    raise TiermemError(
-        f"unknown backbone {spec!r}: use efficientnet_lite0, timm:NAME or torchvision:NAME"
-    )
+    source, sep, name = spec.partition(":")
+    key = f"{source}:" if sep and name else spec
+    if key not in _SOURCES:
+        raise TiermemError(f"unknown backbone {spec!r}: use {', '.join(k + 'NAME' if k.endswith(':') else k for k in list_backbones())}")
+    return _SOURCES.get(key)(name, weights)

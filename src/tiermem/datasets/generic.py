@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,11 +18,13 @@ from tiermem.datasets.record import (
     resolve_videos,
     row_label,
 )
+from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
 
 
+@register_dataset("generic", target_option="scores")
 def read_generic_csv(
     path: str | Path,
     scores: str | Sequence[str],
@@ -108,3 +111,9 @@ def read_generic_csv(
         split=split,
         sources=[str(path)],
     )
+
+
+@register_dataset("csv", target_option="scores")
+def read_labels_csv(path: str | Path, scores: str | Sequence[str], **options: Any) -> Dataset:
+    """A labels CSV to fit on: the generic reader, where an empty score marks an unlabelled video."""
+    return read_generic_csv(path, scores, allow_missing=True, **options)

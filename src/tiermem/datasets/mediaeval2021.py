@@ -32,6 +32,7 @@ from tiermem.datasets.record import (
     require_columns,
     resolve_videos,
 )
+from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
 PARTITIONS = ("train", "dev", "test")
@@ -56,6 +57,7 @@ def _find(root: Path, name: str) -> Path | None:
     return hits[0] if hits else None
 
 
+@register_dataset("mediaeval2021", default_target="scores_normalized_short_term")
 def read_mediaeval2021(root: str | Path, *, name: str = "mediaeval2021", videos: bool | None = None) -> Dataset:
     """Read a MediaEval 2021 subset (Memento10k or TRECVid): every split found under `root`.
 

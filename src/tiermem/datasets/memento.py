@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from tiermem.datasets.record import Dataset, clean_captions, clean_scores, resolve_videos
+from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
@@ -32,6 +33,7 @@ def memento_json_path(root: Path, split: str) -> Path:
     return Path(root) / f"memento_{split}_data.json"
 
 
+@register_dataset("memento10k", default_target="mem_score")
 def read_memento10k(
     root: str | Path,
     *,

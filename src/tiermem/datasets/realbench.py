@@ -20,11 +20,13 @@ import pandas as pd
 
 from tiermem.datasets.captions import read_captions_csv
 from tiermem.datasets.record import Dataset, clean_ids, clean_scores, read_csv, require_columns
+from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
 CAPTION_FILES = ("captions.csv", "titles.csv")
 
 
+@register_dataset("realbench")
 def read_realbench(set_dir: str | Path, *, name: str | None = None) -> Dataset:
     """Read one realbench set (e.g. `../shared/realbench/memento10k`)."""
     root = Path(set_dir)

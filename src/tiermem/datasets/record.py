@@ -38,6 +38,8 @@ class Dataset:
     - `split`: the published split of each video ("train", "val", "dev", "test"), or None.
     - `tables`: pre-extracted feature tables shipped with the dataset, block name -> file.
     - `sources`: the files read, for messages and provenance.
+    - `default_target`: the score column a fit learns unless told otherwise (set by
+      `read_dataset` from the layout's standard target or the one named).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Dataset:
     split: list[str] | None = None
     tables: dict[str, Path] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    default_target: str | None = None  # the score column a fit learns unless told otherwise
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -104,6 +107,7 @@ class Dataset:
             split=pick(self.split),
             tables=dict(self.tables),
             sources=list(self.sources),
+            default_target=self.default_target,
         )
 
     def subset(self, split: str | Iterable[str]) -> "Dataset":

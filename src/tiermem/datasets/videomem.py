@@ -21,6 +21,7 @@ import pandas as pd
 
 from tiermem.datasets.names_pickle import read_split_pickle
 from tiermem.datasets.record import Dataset, clean_ids, clean_scores, read_csv, require_columns, resolve_videos
+from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
 GROUND_TRUTH = "ground-truth_dev-set.csv"
@@ -45,6 +46,7 @@ def _locate(root: Path, name: str) -> Path | None:
     return None
 
 
+@register_dataset("videomem", default_target="short-term_memorability")
 def read_videomem(
     root: str | Path,
     *,

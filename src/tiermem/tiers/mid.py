@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tiermem.backbones import DEFAULT, Backbone, image_backbone
+from tiermem.backbones import DEFAULT, Backbone, get_backbone
 from tiermem.backbones.cache import shared_network
 from tiermem.errors import TiermemError
 from tiermem.tiers import faces, saliency
@@ -79,7 +79,7 @@ class MidTier(PretrainedTier):
             spec, weights = self.config["backbone"], self.config["weights"]
 
             def load() -> Backbone:
-                bb = image_backbone(spec, weights)
+                bb = get_backbone(spec, weights)
                 # 2-D convolutions run about 1.8x faster on CPU in channels-last layout (measured
                 # on EfficientNet-Lite0, 40 frames); values are unchanged up to float rounding.
                 bb.model.to(memory_format=torch.channels_last)

@@ -1,0 +1,79 @@
+"""The registry of dataset layouts: a name, its reader, and the target it is usually scored on.
+
+    @register_dataset("memento10k", default_target="mem_score")
+    def read_memento10k(root, ...) -> Dataset: ...
+
+`read_dataset(layout, path, target=None)` reads with the registered reader and records the
+target a fit should learn (the one named, else the layout's standard target) on the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tiermem.datasets.record import Dataset
+from tiermem.errors import DatasetError
+from tiermem.registry import Registry
+
+Reader = Callable[..., Dataset]
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """A published layout: how to read it and what it is scored on."""
+
+    name: str
+    read: Reader
+    default_target: str | None = None  # the column a fit learns when no target is named
+    target_option: str | None = None  # the reader's keyword that takes the target (a CSV's score column)
+
+
+_LAYOUTS: Registry[DatasetLayout] = Registry(
+    "dataset layout", builtins=("tiermem.datasets",), error=DatasetError
+)
+
+
+def register_dataset(
+    name: str, *, default_target: str | None = None, target_option: str | None = None
+) -> Callable[[Reader], Reader]:
+    """Decorator: register a reader function as the layout `name`."""
+
+    def register(read: Reader) -> Reader:
+        _LAYOUTS.register(name, DatasetLayout(name, read, default_target, target_option))
+        return read
+
+    return register
+
+
+def get_dataset(name: str) -> DatasetLayout:
+    """The layout registered as `name` (its reader and standard target)."""
+    return _LAYOUTS.get(name)
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by `read_dataset`."""
+    return _LAYOUTS.names()
+
+
+def read_dataset(layout: str, path: str | Path, *, target: str | None = None, **options: Any) -> Dataset:
+    """Read `path` with the reader of `layout`, passing its options on.
+
+    `target` names the score column to learn (required by layouts without a standard one,
+    such as ``csv``); the returned record's `default_target` is that column.
+    """
+    entry = get_dataset(layout)
+    if entry.target_option is not None:
+        if target is not None:
+            options[entry.target_option] = target
+        elif entry.target_option not in options:
+            raise DatasetError(f"the {layout} layout needs a target: the name of its score column")
+        elif isinstance(options[entry.target_option], str):
+            target = options[entry.target_option]
+    dataset = entry.read(path, **options)
+    return replace(dataset, default_target=target or entry.default_target)
+
+
+__all__ = ["DatasetLayout", "get_dataset", "list_datasets", "read_dataset", "register_dataset"]
