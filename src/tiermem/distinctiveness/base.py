@@ -1,0 +1,275 @@
+"""The distinctiveness estimator contract, its fitted state, and the registry of methods.
+
+Each method is an estimator with scikit-learn's contract — the constructor only stores
+parameters, `fit(X_context)` learns (attributes end in `_`), `transform(X)` scores *new* videos
+and never learns — and turns a source block (mid, high, text, ...) into a small named vector
+per video.
+
+`fit_transform(X_context)` gives the context's own features *leave-one-out* (a video is never
+its own neighbour, never adds its own kernel, never counts in the mean it is compared to), so a
+head trained on the context sees the same kind of value a new video gets. Like scikit-learn's
+`TargetEncoder`, `fit(X).transform(X)` therefore differs from `fit_transform(X)` on purpose.
+For ``dbscan`` the context keeps its DBSCAN labels (the paper's choice).
+
+Every method also gives one scalar `score` (higher = more distinctive) and its `percentile`
+within the context's own leave-one-out scores. Fitted state is plain data: `state_dict()` is
+numpy arrays plus JSON values, `save()` writes one npz (no pickle) with a schema version.
+
+Methods register themselves with `@register_distinctiveness` under their `method` name;
+`get_distinctiveness(method, **params)` builds one unfitted, `list_distinctiveness()` names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+
+from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.registry import Registry
+
+
+class NotFittedError(TiermemError, _SklearnNotFitted):
+    """Used before `fit`: a tiermem error (one line in the CLI) that scikit-learn code also recognises."""
+
+
+SCHEMA_VERSION = 1
+
+
+def _as_matrix(X: Any, what: str) -> np.ndarray:
+    """Float64 (N, D) copy of `X`; NaN/inf and wrong rank raise DataMismatchError."""
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise DataMismatchError(f"{what}: expected a 2-D matrix (videos x features), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        rows = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        raise DataMismatchError(f"{what}: NaN or inf in {len(rows)} row(s), first at row {rows[0]}")
+    return arr
+
+
+class Distinctiveness:
+    """Base class: a context-fitted scorer of how much each video stands out.
+
+    Subclasses set `method`, list their constructor parameters in `_PARAMS`, and implement
+    `_fit` (returns the context's leave-one-out features), `_features`, `_score`, `_names`,
+    `_state` / `_load`.
+    """
+
+    method: ClassVar[str] = ""
+    _PARAMS: ClassVar[tuple[str, ...]] = ()
+
+    source: str
+
+    # -- description ---------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (JSON-able), as scikit-learn's `get_params`."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of `transform`'s columns: ``<method>_<source>_<what>``."""
+        self._check_fitted()
+        return [f"{self.method}_{self.source}_{what}" for what in self._names()]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(X_context) first")
+
+    def _check_query(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        arr = _as_matrix(X, f"{self.method} distinctiveness ({self.source})")
+        if arr.shape[1] != self.n_features_in_:
+            raise DataMismatchError(
+                f"{self.method} distinctiveness on source {self.source!r}: expected "
+                f"{self.n_features_in_} features per video (as in the context), got {arr.shape[1]}"
+            )
+        return arr
+
+    # -- learning ------------------------------------------------------------------------------
+    def fit(self, X_context: Any) -> "Distinctiveness":
+        """Learn the context; the context's own leave-one-out features are computed on the way."""
+        self.fit_transform(X_context)
+        return self
+
+    def fit_transform(self, X_context: Any) -> np.ndarray:
+        """Fit on the context and return its leave-one-out features (see module docstring)."""
+        X = _as_matrix(X_context, f"{self.method} distinctiveness context ({self.source})")
+        minimum = self._min_context()
+        if len(X) < minimum:
+            raise DataMismatchError(
+                f"{self.method} distinctiveness context ({self.source}): needs at least {minimum} "
+                f"videos, got {len(X)}"
+            )
+        self.n_features_in_ = X.shape[1]
+        self.n_context_ = X.shape[0]
+        F = self._fit(X)
+        self.context_scores_ = np.sort(self._score(F))
+        return F
+
+    def _min_context(self) -> int:
+        return 2
+
+    # -- inference -----------------------------------------------------------------------------
+    def transform(self, X: Any) -> np.ndarray:
+        """Features of new videos (N, len(feature_names)) against the fitted context."""
+        return self._features(self._check_query(X))
+
+    def score(self, X: Any) -> np.ndarray:
+        """One number per video, higher = more distinctive (the method's main feature)."""
+        return self._score(self.transform(X))
+
+    def score_features(self, F: np.ndarray) -> np.ndarray:
+        """The scalar score from already computed features (e.g. `fit_transform`'s)."""
+        return self._score(np.asarray(F, dtype=np.float64))
+
+    def percentile(self, scores: Any) -> np.ndarray:
+        """Percentile (0-100) of each score among the context's leave-one-out scores.
+
+        Ties count half (scipy's ``percentileofscore(kind="mean")``), so the many videos of one
+        big DBSCAN cluster land mid-range rather than all at the top.
+        """
+        from tiermem.metrics import midrank_percentile
+
+        self._check_fitted()
+        return midrank_percentile(self.context_scores_, scores)
+
+    def summary(self) -> dict[str, Any]:
+        """What was fitted, JSON-able: for logs, `--json` output and reports."""
+        self._check_fitted()
+        return {
+            "method": self.method,
+            "source": self.source,
+            "n_context": int(self.n_context_),
+            "n_features_in": int(self.n_features_in_),
+            "features": self.feature_names,
+            **self._summary(),
+        }
+
+    def _summary(self) -> dict[str, Any]:
+        return {}
+
+    # -- fitted state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Fitted state: numpy arrays plus JSON-able values (method, params, schema version)."""
+        self._check_fitted()
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "method": self.method,
+            "params": self.get_params(),
+            "n_features_in": int(self.n_features_in_),
+            "n_context": int(self.n_context_),
+            "context_scores": self.context_scores_,
+            **self._state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> "Distinctiveness":
+        """Restore fitted state produced by `state_dict` (same method)."""
+        version = int(state.get("schema_version", -1))
+        if version != SCHEMA_VERSION:
+            raise TiermemError(
+                f"distinctiveness state has schema version {version}; this tiermem reads {SCHEMA_VERSION}"
+            )
+        if state.get("method") != self.method:
+            raise TiermemError(f"state is for method {state.get('method')!r}, not {self.method!r}")
+        for name, value in dict(state.get("params", {})).items():
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        self.n_features_in_ = int(state["n_features_in"])
+        self.n_context_ = int(state["n_context"])
+        self.context_scores_ = np.asarray(state["context_scores"], dtype=np.float64)
+        self._load(state)
+        return self
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "Distinctiveness":
+        """Build the right estimator for `state["method"]` and load it."""
+        method = str(state.get("method"))
+        est = get_distinctiveness(method, **dict(state.get("params", {})))
+        return est.load_state_dict(state)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted state to one npz file atomically: arrays + a JSON entry, no pickle."""
+        state = self.state_dict()
+        arrays = {k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
+        meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+        from tiermem.store import atomic_write
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: np.savez(f, __json__=np.array(json.dumps(meta, sort_keys=True)), **arrays))
+        return path
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> "Distinctiveness":
+        """Read a file written by `save` (never unpickles) and rebuild the estimator."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                state: dict[str, Any] = {k: npz[k] for k in npz.files if k != "__json__"}
+                meta = json.loads(str(npz["__json__"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise TiermemError(f"{path}: not a tiermem distinctiveness file ({exc})") from None
+        state.update(meta)
+        return Distinctiveness.from_state(state)
+
+    # -- subclass hooks ------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score(self, F: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _names(self) -> list[str]:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------------------------
+_REGISTRY: Registry[type[Distinctiveness]] = Registry(
+    "distinctiveness method",
+    builtins=(
+        "tiermem.distinctiveness.cosine",
+        "tiermem.distinctiveness.dbscan",
+        "tiermem.distinctiveness.kde",
+        "tiermem.distinctiveness.knn",
+    ),
+)
+#: Class decorator: make a method available as `get_distinctiveness(cls.method)`.
+register_distinctiveness = _REGISTRY.decorator(lambda cls: cls.method)
+
+
+def list_distinctiveness() -> list[str]:
+    """Names accepted by `get_distinctiveness`, sorted."""
+    return _REGISTRY.names()
+
+
+def get_distinctiveness(method: str, **params: Any) -> Distinctiveness:
+    """Build the estimator registered as `method` with its parameters (unfitted)."""
+    return _REGISTRY.build(method, **params)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Distinctiveness",
+    "NotFittedError",
+    "get_distinctiveness",
+    "list_distinctiveness",
+    "register_distinctiveness",
+]
