@@ -1,0 +1,41 @@
+"""Feature extraction over many videos: decode each once, feed every requested tier, cache the rows.
+
+    >>> from tiermem.extraction import extract
+    >>> report = extract(["videos/"], tiers=["low"], out="features", workers=2)
+    >>> report.done, report.skipped, report.failed
+
+What happens, in order:
+
+1. *Inputs*: `extract` resolves its inputs once (`tiermem.inputs.find_videos`): directories
+   are searched recursively for video files (``VIDEO_EXTENSIONS``), files given by name are
+   taken as they are. `extract_videos` takes files already resolved so and searches nothing.
+   The video id is the file stem and must be unique.
+2. *Cache check*: each file's bytes are hashed; a video whose row in ``<out>/<tier>.parquet``
+   has the same content hash and the same extraction key (tier config + fitted state + decode
+   options) is skipped for that tier.
+3. *Fitting*: a tier that learns something (the low tier's HOG PCA) uses, in this order, the
+   state passed as ``state`` (e.g. fitted on a training split), the state saved in ``out`` if
+   it was fitted on frames of the same size and resize mode, or else fits on an evenly spaced
+   sample of at most ``fit_max_videos`` of the input videos decoded at ``fit_frames`` frames
+   and saves it to ``out`` before extracting anything, so a resumed run uses the same fit
+   (same key, so cache hits).
+4. *Extraction*: batches of ``batch_size`` videos go to ``workers`` processes (or run in this
+   process when ``workers=1``); each video is decoded once and the one `Clip` is given to every
+   tier that still needs it, through ``tier.transform_batch`` so network tiers batch inference.
+   Rows come back to this process, which alone writes the store and flushes it every
+   ``flush_every`` videos or ``flush_seconds`` seconds, so a killed run resumes where it stopped.
+
+A file that fails (not a video, corrupt, a tier's `TiermemError`) is recorded with its reason
+and the run goes on; anything else is a bug and stops the run (after flushing what is done).
+"""
+
+from tiermem.extraction.report import ExtractReport, print_failures
+from tiermem.extraction.run import extract, extract_videos, extraction_key
+
+__all__ = [
+    "ExtractReport",
+    "extract",
+    "extract_videos",
+    "extraction_key",
+    "print_failures",
+]

@@ -1,0 +1,238 @@
+"""The work done per batch of videos, in a worker process or in the calling one.
+
+Each video of a batch is decoded once and its `Clip` given to every tier that still needs it,
+through ``tier.transform_batch``. Outcomes (values, facts, reasons of failure) go back to the
+calling process, which alone checks them and writes the store (`record`).
+
+Workers find these functions by module path (a process pool pickles them by qualified name),
+so everything a worker runs stays at module level here.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tiermem.errors import TiermemError, VideoDecodeError
+from tiermem.extraction.report import ExtractReport
+from tiermem.runtime import set_threads
+from tiermem.store import FeatureRow, FeatureStore
+from tiermem.tiers import Tier, get_tier
+from tiermem.video import Clip, decode
+
+#: forkserver: workers start from a clean process (no copied locks or thread pools) but fast.
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+@dataclass
+class Job:
+    path: str
+    video_id: str
+    content_hash: str
+    tiers: list[str]  # the tiers this video still needs
+
+
+@dataclass
+class _Outcome:
+    job: Job
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _reason(exc: TiermemError) -> str:
+    """The cause without the path (the report shows the path beside it)."""
+    return exc.cause if isinstance(exc, VideoDecodeError) else str(exc)
+
+
+class Extractor:
+    """Tiers plus decode options: turns a batch of jobs into outcomes."""
+
+    def __init__(self, tiers: dict[str, Tier], decode_options: Mapping[str, Any], decode_threads: int) -> None:
+        self.tiers = tiers
+        self.decode_options = dict(decode_options)
+        self.decode_threads = decode_threads
+
+    def decode(self, path: str, frames: int | None = None) -> Clip:
+        options = dict(self.decode_options)
+        if frames is not None:
+            options.update(frames=frames, fps=None)
+        return decode(path, threads=self.decode_threads, **options)
+
+    def run(self, jobs: Sequence[Job]) -> list[_Outcome]:
+        outcomes = [_Outcome(job) for job in jobs]
+        clips: dict[int, Clip] = {}
+        for i, job in enumerate(jobs):
+            try:
+                clips[i] = self.decode(job.path)
+            except TiermemError as exc:
+                outcomes[i].errors.append(_reason(exc))
+        for name, tier in self.tiers.items():
+            idx = [i for i in clips if name in jobs[i].tiers]
+            if not idx:
+                continue
+            try:
+                result = tier.transform_batch([clips[i] for i in idx])
+                per_clip = [(result.values[k], _facts(result.facts, k)) for k in range(len(idx))]
+            except TiermemError:
+                # Find which clip(s) the batch failed on; the others still get their rows.
+                per_clip = []
+                for i in idx:
+                    try:
+                        one = tier.transform_batch([clips[i]])
+                        per_clip.append((one.values[0], _facts(one.facts, 0)))
+                    except TiermemError as exc:
+                        per_clip.append((None, {}))
+                        outcomes[i].errors.append(f"tier {name}: {_reason(exc)}")
+            for i, (values, facts) in zip(idx, per_clip):
+                if values is not None:
+                    outcomes[i].values[name] = np.asarray(values, dtype=np.float32)
+                    outcomes[i].facts[name] = facts
+        return outcomes
+
+
+def _facts(facts: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
+    return dict(facts[k]) if k < len(facts) else {}
+
+
+# Worker-process side. One pool serves the whole run: it decodes the fitting sample before the
+# tiers are fitted, then extracts. Workers therefore build their tiers lazily, on the first
+# extraction task, reading the fitted state from the store (saved there before extraction
+# starts): a few bytes per task instead of the state, and a single pool start-up per run.
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """What a worker needs to rebuild the parent's tiers: names, configs, where the state is."""
+
+    store: str
+    tiers: tuple[tuple[str, str], ...]  # (name, config as JSON)
+    config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def init_worker(decode_options: dict[str, Any], threads: int) -> None:
+    set_threads(threads)
+    _WORKER.update(decode_options=decode_options, threads=threads, extractor=None, spec=None)
+
+
+def _worker_extractor(spec: TierSpec) -> Extractor:
+    if _WORKER["spec"] != spec:
+        store = FeatureStore(spec.store)
+        tiers: dict[str, Tier] = {}
+        for (name, config), expected in zip(spec.tiers, spec.config_hashes):
+            tier = get_tier(name, **json.loads(config))
+            if tier.requires_fit and (saved := store.load_state(name)) is not None:
+                tier.load_state_dict(saved.state)
+            if tier.config_hash() != expected:
+                raise RuntimeError(f"worker rebuilt tier {name} with another state than the parent's")
+            tiers[name] = tier
+        _WORKER.update(spec=spec, extractor=Extractor(tiers, _WORKER["decode_options"], _WORKER["threads"]))
+    return _WORKER["extractor"]
+
+
+def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:
+    return _worker_extractor(spec).run(jobs)
+
+
+def _worker_decode_for_fit(path: str, frames: int) -> Clip | None:
+    options = dict(_WORKER["decode_options"], frames=frames, fps=None)
+    try:
+        return decode(path, threads=_WORKER["threads"], **options)
+    except TiermemError:
+        return None  # reported when the extraction itself reaches this file
+
+
+# -- calling-process side: hand work out, take outcomes back -----------------------------------
+
+
+def fit_clips(
+    paths: list[str],
+    frames: int,
+    local: Extractor,
+    pool: ProcessPoolExecutor | None,
+    workers: int,
+    tick: Callable[[], object],
+) -> Iterator[Clip]:
+    """Decoded fitting clips, streamed (a tier's fit may consume them one by one)."""
+    if pool is None:
+        for p in paths:
+            try:
+                clip = local.decode(p, frames=frames)
+            except TiermemError:
+                clip = None
+            tick()
+            if clip is not None:
+                yield clip
+    else:
+        # In input order (a fit must not depend on which worker finished first), and only a few
+        # clips ahead of the fit so memory stays bounded.
+        ahead: collections.deque[Future[Clip | None]] = collections.deque()
+        queue = iter(paths)
+        while True:
+            while len(ahead) < 4 * workers and (p := next(queue, None)) is not None:
+                ahead.append(pool.submit(_worker_decode_for_fit, p, frames))
+            if not ahead:
+                return
+            clip = ahead.popleft().result()
+            tick()
+            if clip is not None:
+                yield clip
+
+
+def run_batches(
+    batches: list[list[Job]], local: Extractor, pool: ProcessPoolExecutor | None, spec: TierSpec, workers: int
+) -> Iterator[list[_Outcome]]:
+    """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight."""
+    if pool is None:
+        for batch in batches:
+            yield local.run(batch)
+        return
+    pending: set[Future[list[_Outcome]]] = set()
+    queue = iter(batches)
+    limit = 2 * workers
+    while True:
+        while len(pending) < limit and (batch := next(queue, None)) is not None:
+            pending.add(pool.submit(_worker_run, spec, batch))
+        if not pending:
+            return
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in done:
+            yield fut.result()
+
+
+def record(
+    outcome: _Outcome,
+    tiers: dict[str, Tier],
+    keys: dict[str, str],
+    writers: dict[str, Any],
+    report: ExtractReport,
+) -> None:
+    """Check one video's values (one per feature name, all finite), write its rows, note the result."""
+    job = outcome.job
+    errors = list(outcome.errors)
+    for name, values in outcome.values.items():
+        names = tiers[name].feature_names
+        if values.shape != (len(names),):
+            errors.append(f"tier {name}: {values.size} values for {len(names)} feature names")
+            continue
+        bad = [names[j] for j in np.flatnonzero(~np.isfinite(values))]
+        if bad:
+            errors.append(f"tier {name}: non-finite values in {', '.join(bad[:5])}")
+            continue
+        writers[name].add(
+            FeatureRow(job.video_id, job.path, job.content_hash, keys[name], values, outcome.facts.get(name, {}))
+        )
+    if errors:
+        report.failed.append((job.path, "; ".join(errors)))
+    else:
+        report.done.append(job.video_id)
