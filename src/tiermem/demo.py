@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tiermem.errors import MissingWeightsError
-from tiermem.evaluate import midrank_percentile
-from tiermem.extract import ExtractReport, extract
+from tiermem.extraction import ExtractReport, extract, print_failures
+from tiermem.metrics import midrank_percentile
+from tiermem.standardise import standardise
 from tiermem.store import KEY_COLUMNS, FeatureStore, write_csv_atomic
 from tiermem.video.samples import make_sample_clips
 
@@ -67,7 +68,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into `out` (clips/, features/, scores.csv, report.html)."""
     from tiermem.distinctiveness import get_distinctiveness
-    from tiermem.pipeline import load_facts
+    from tiermem.features import load_facts
 
     console = console or Console()
     out = Path(out)
@@ -87,7 +88,7 @@ def run_demo(
     report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, workers=workers, console=console)
     console.print(report.summary_table())
     if report.failed:
-        report.print_failures(console)
+        print_failures(report.failed, console)
     store = FeatureStore(store_dir)
     low, mid = store.table("low"), store.table("mid")
     if low is None or mid is None:
@@ -172,8 +173,7 @@ def write_demo_report(
     maps = {}
     for tier in ("low", "mid"):
         table = store.table(tier).set_index("video_id").loc[scores["video_id"]]
-        x = table[store.feature_names(tier)].to_numpy(dtype=np.float64)
-        x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+        x = standardise(table[store.feature_names(tier)].to_numpy(dtype=np.float64))
         from sklearn.manifold import TSNE
 
         xy = TSNE(n_components=2, perplexity=min(5.0, (len(x) - 1) / 3), random_state=0, init="pca").fit_transform(x)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tiermem import __version__
+from tiermem.metrics import format_spearman
 
 
 @dataclass
@@ -200,15 +201,21 @@ def fact_lines(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def pipeline_report(
-    pipeline: Any, predictions: pd.DataFrame | None = None, *, per_group: int = 6
+    pipeline: Any, predictions: pd.DataFrame | None = None, *, evaluation: Any = None, per_group: int = 6
 ) -> ReportData:
-    """Gather a fitted `tiermem.pipeline.Pipeline`'s evaluation into `ReportData`.
+    """Gather a fitted `tiermem.pipeline.Pipeline` and its evaluation into `ReportData`.
 
-    `predictions` (video_id, score[, true]) replaces the validation predictions when given,
-    e.g. a CSV written by `tiermem predict` joined with labels.
+    `evaluation` (a `tiermem.evaluation.PipelineEvaluation`) defaults to the one saved with the
+    model. `predictions` (video_id, score[, true]) replaces the validation predictions when
+    given, e.g. a CSV written by `tiermem predict` joined with labels.
     """
-    val = pipeline.val_predictions_.copy()
-    facts = {v: f for v, f in zip(val["video_id"], pipeline.val_facts_)}
+    from tiermem.errors import TiermemError
+
+    ev_data = evaluation if evaluation is not None else pipeline.evaluation
+    if ev_data is None:
+        raise TiermemError("this model was saved without an evaluation: `tiermem fit` evaluates and saves one")
+    val = ev_data.predictions.copy()
+    facts = {v: f for v, f in zip(val["video_id"], ev_data.facts)}
     pred = predictions if predictions is not None else val
     contrib_cols = [c for c in val.columns if c.startswith("contrib_")]
 
@@ -235,7 +242,7 @@ def pipeline_report(
         groups["Least memorable (true score), as predicted"] = cards(val.nsmallest(per_group, "true"))
         groups["Most over-predicted"] = cards(val.loc[err.nlargest(per_group).index])
         groups["Most under-predicted"] = cards(val.loc[err.nsmallest(per_group).index])
-    ev = pipeline.evaluation_
+    ev = ev_data.metrics
     cfg = pipeline.config
     summary: dict[str, Any] = {
         "target": cfg.target,
@@ -248,12 +255,10 @@ def pipeline_report(
     for split in ("val", "test"):
         m = ev.get(split)
         if m:
-            summary[f"{split} Spearman [95% CI]"] = (
-                f"{m['spearman']:.3f} [{m['spearman_lo']:.3f}, {m['spearman_hi']:.3f}]"
-            )
+            summary[f"{split} Spearman [95% CI]"] = format_spearman(m)
     if ev.get("failed"):
         summary["videos that failed to extract"] = len(ev["failed"])
-    ablation = pipeline.ablation_
+    ablation = ev_data.ablation
     if ablation is not None:
         keep = [c for c in ("tiers", "head", "n", "spearman", "spearman_lo", "spearman_hi", "pearson", "mse")
                 if c in ablation.columns]
@@ -267,6 +272,6 @@ def pipeline_report(
         ablation=ablation,
         predictions=pred,
         groups=groups,
-        maps=dict(pipeline.maps_),
+        maps=dict(ev_data.maps),
         distribution=dist,
     )

@@ -1,0 +1,48 @@
+"""The verbs at the package root: fit a pipeline on a dataset, evaluate it.
+
+`tiermem.load`, `tiermem.extraction`, `tiermem.read_dataset` and the `get_*`/`list_*` registries
+live in their own modules; this one holds what joins them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from tiermem.datasets import Dataset
+from tiermem.errors import TiermemError
+from tiermem.pipeline import Pipeline, PipelineConfig
+
+
+def fit(
+    dataset: Dataset,
+    *,
+    cache: str | os.PathLike[str],
+    target: str | None = None,
+    tiers: Sequence[str] = ("low", "mid"),
+    distinct: Sequence[str] = (),
+    head: str = "m3s",
+    workers: int = 1,
+    console: Console | None = None,
+    **config: Any,
+) -> Pipeline:
+    """Fit a pipeline on `dataset`'s training split, its features cached in `cache`.
+
+    `target` defaults to the dataset layout's standard score; `config` takes any other
+    `PipelineConfig` field (``head_params``, ``frames``, ``distinct_params``, ...). Then
+    `tiermem.evaluate(pipeline, dataset)` measures it and `pipeline.save(dir)` writes it.
+
+        >>> ds = tiermem.read_dataset("memento10k", "data/memento10k")
+        >>> model = tiermem.fit(ds, cache="features/", tiers=["low", "mid"], head="ridge")
+    """
+    target = target or dataset.default_target
+    if target is None:
+        raise TiermemError(f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})")
+    cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, **config)
+    return Pipeline(cfg).fit(dataset, cache, workers=workers, console=console)
+
+
+__all__ = ["fit"]

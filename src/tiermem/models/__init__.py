@@ -1,0 +1,59 @@
+"""Named models, and `load`: one entry point for a fitted artifact or a model known by name.
+
+    >>> import tiermem
+    >>> model = tiermem.load("zero-shot")        # or a directory written by `tiermem fit`
+    >>> tiermem.list_models()
+    ['zero-shot']
+
+Every model has the same `predict(videos)` returning `tiermem.predictions.Predictions`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from tiermem.errors import TiermemError
+from tiermem.registry import Registry
+
+if TYPE_CHECKING:
+    from tiermem.pipeline import Pipeline
+    from tiermem.zero_shot import ZeroShotModel
+
+Model = Union["Pipeline", "ZeroShotModel"]
+
+_MODELS: Registry[Callable[..., Any]] = Registry("model")
+
+
+def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register a factory that builds the model called `name`."""
+    return lambda factory: _MODELS.register(name, factory)
+
+
+def list_models() -> list[str]:
+    """Names `load` accepts besides artifact directories."""
+    return _MODELS.names()
+
+
+@register_model("zero-shot")
+def _zero_shot(**options: Any) -> "ZeroShotModel":
+    from tiermem.zero_shot import ZeroShotModel
+
+    return ZeroShotModel(**options)
+
+
+def load(model: str | os.PathLike[str], **options: Any) -> Model:
+    """A model by name (``"zero-shot"``) or a fitted artifact directory written by `tiermem fit`."""
+    from tiermem.pipeline import Pipeline
+
+    if isinstance(model, str) and model in list_models():
+        return _MODELS.get(model)(**options)
+    path = Path(model)
+    if not path.exists():
+        raise TiermemError(f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})")
+    return Pipeline.load(path)
+
+
+__all__ = ["Model", "list_models", "load", "register_model"]

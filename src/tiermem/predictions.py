@@ -1,0 +1,45 @@
+"""What scoring videos returns: one table plus each video's explanation and facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+PREDICTION_COLUMNS = ["video_id", "path", "score", "percentile"]
+
+
+@dataclass
+class Predictions:
+    """Scores of videos with their explanations; `table` is what `--json`/CSV output shows.
+
+    `table` columns: video_id, path, score, percentile, then ``contrib_<block>`` (each block's
+    exact Shapley contribution) for a fitted model. `failed` lists (path, reason) of files
+    that could not be scored; the others still are.
+    """
+
+    table: pd.DataFrame
+    contributions: list[dict[str, float]]
+    facts: list[dict[str, Any]]
+    base_score: float | None
+    failed: list[tuple[str, str]]
+    zero_shot: bool = False
+
+    @classmethod
+    def empty(cls, failed: list[tuple[str, str]], zero_shot: bool = False) -> "Predictions":
+        """No video could be scored."""
+        return cls(pd.DataFrame(columns=PREDICTION_COLUMNS), [], [], None, failed, zero_shot)
+
+    def records(self) -> list[dict[str, Any]]:
+        """JSON-able, one dict per video."""
+        out = []
+        for i, row in enumerate(self.table.to_dict(orient="records")):
+            rec = {k: v for k, v in row.items() if not str(k).startswith("contrib_")}
+            rec["contributions"] = self.contributions[i] if self.contributions else {}
+            rec["facts"] = self.facts[i] if self.facts else {}
+            out.append(rec)
+        return out
+
+
+__all__ = ["PREDICTION_COLUMNS", "Predictions"]

@@ -1,0 +1,66 @@
+"""Scoring without a video-trained model: the mean ResMem image memorability of a few frames.
+
+`tiermem.load("zero-shot")` returns a `ZeroShotModel`; it predicts like a fitted pipeline
+(one path, many, or directories; the same `Predictions`), so the CLI, the service and
+notebooks take one code path. The percentile is within the videos scored together, since no
+training corpus exists, and there are no tier contributions: the score is a frame prior.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from tiermem.extraction import extract_videos
+from tiermem.features import load_facts
+from tiermem.inputs import PathInputs, find_videos, video_ids
+from tiermem.metrics import midrank_percentile
+from tiermem.predictions import Predictions
+from tiermem.store import FeatureStore
+
+
+class ZeroShotModel:
+    """The prior tier's mean frame memorability (ResMem, non-commercial licence) as the score."""
+
+    name = "zero-shot"
+    description = "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
+
+    def __init__(self, frames: int = 45, size: int = 256) -> None:
+        self.frames = frames
+        self.size = size
+
+    def predict(
+        self,
+        videos: PathInputs,
+        *,
+        cache: str | os.PathLike[str] | None = None,
+        workers: int = 1,
+        console: Console | None = None,
+        progress: bool = True,
+    ) -> Predictions:
+        """Score videos; a missing path raises an error naming it, undecodable files go to `failed`."""
+        console = console or Console(stderr=True)
+        paths = find_videos(videos, missing="raise")
+        with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
+            store_dir = Path(cache) if cache is not None else Path(tmp)
+            report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
+                                    workers=workers, progress=progress, console=console)
+            table = FeatureStore(store_dir).table("prior")
+            stored = set(table["video_id"]) if table is not None else set()
+            ids = [v for v in video_ids(paths) if v in stored]
+            facts = load_facts(store_dir, ["prior"], ids)
+        if not ids:
+            return Predictions.empty(list(report.failed), zero_shot=True)
+        table = table.set_index("video_id").loc[ids]
+        scores = table["prior_mean"].to_numpy(dtype=np.float64)
+        pct = midrank_percentile(np.sort(scores), scores)
+        out = pd.DataFrame({"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": pct})
+        return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
+
+
+__all__ = ["ZeroShotModel"]
