@@ -1,0 +1,148 @@
+"""What every command shares: the Typer app, the consoles, one-line errors, shared options.
+
+Options used by several commands are defined once here: the network choices of `extract` and
+`fit` (`tier_options`) and the head's settings of `train`, `ablate` and `fit`
+(`with_head_options`, which adds them to a command and hands it one `HeadOptions`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from tiermem.errors import TiermemError
+from tiermem.model import list_heads
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="tiermem",
+    help="Predict how memorable a video is, tier by tier, and explain why.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def reports_errors(fn: F) -> F:
+    """Turn tiermem's own errors into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TiermemError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_list(values: str | list[str] | None) -> list[str]:
+    """Names from comma-separated and/or repeated options: ``low,mid`` or ``--tiers low --tiers mid``."""
+    specs = [values] if isinstance(values, str) else list(values or [])
+    return [v.strip() for spec in specs for v in spec.split(",") if v.strip()]
+
+
+# -- networks of the mid and high tiers (extract, fit) ----------------------------------------
+
+WEIGHTS_HELP = "Local weights for a network tier, TIER=PATH (.pth state dict or .safetensors), e.g. high=r2plus1d_18.pth; repeatable."
+MID_BACKBONE_HELP = "Mid-tier image network: efficientnet_lite0 (packaged, offline), timm:NAME or torchvision:NAME."
+HIGH_NETWORK_HELP = "High-tier Kinetics-400 network: r2plus1d_18, r3d_18, mc3_18, s3d, mvit_v2_s or swin3d_t."
+
+
+def tier_options(
+    weights: Optional[list[str]], mid_backbone: Optional[str], high_network: Optional[str]
+) -> dict[str, dict[str, Any]]:
+    """Per-tier configuration from the network options shared by `extract` and `fit`."""
+    config: dict[str, dict[str, Any]] = {}
+    for spec in weights or []:
+        tier, sep, path = spec.partition("=")
+        if not sep or not tier or not path:
+            raise typer.BadParameter(f"--weights {spec!r}: expected TIER=PATH, e.g. high=r2plus1d_18.pth")
+        config.setdefault(tier.strip(), {})["weights"] = path.strip()
+    if mid_backbone:
+        config.setdefault("mid", {})["backbone"] = mid_backbone
+    if high_network:
+        config.setdefault("high", {})["network"] = high_network
+    return config
+
+
+# -- the head's settings (train, ablate, fit) --------------------------------------------------
+
+_HEAD_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in [
+        ("head", str, typer.Option("m3s", "--head", help=f"Head: {', '.join(list_heads())} (m3s: the M3-S MLP; ridge: the closed-form baseline).")),
+        ("loss", Optional[str], typer.Option(None, "--loss", help="m3s loss: mse, mse_tails, l1, spearman, mse_to_spearman \\[default: mse].")),
+        ("epochs", int, typer.Option(20, "--epochs", help="Training epochs (m3s).")),
+        ("batch_size", int, typer.Option(32, "--batch-size", help="Mini-batch size (m3s).")),
+        ("lr", float, typer.Option(1e-3, "--lr", help="Adam learning rate (m3s).")),
+        ("weight_decay", float, typer.Option(1e-5, "--weight-decay", help="Adam weight decay (m3s).")),
+        ("hidden", str, typer.Option("512,64", "--hidden", help="Hidden layer sizes (m3s).")),
+        ("dropout", float, typer.Option(0.0, "--dropout", help="Dropout after each hidden layer (m3s; realbench setting: 0.5).")),
+        ("seed", int, typer.Option(0, "--seed", help="Seed of the validation split and of training.")),
+        ("ensemble", int, typer.Option(1, "--ensemble", help="Train K seeds and average them (m3s).")),
+        ("early_stopping", float, typer.Option(
+            0.1, "--early-stopping",
+            help="Share of the training videos each m3s seed holds out to pick its best epoch (0: train all epochs). "
+            "realbench setting: --dropout 0.5 --ensemble 10 --early-stopping 0.3.",
+        )),
+    ]
+]
+
+
+def with_head_options(fn: F) -> F:
+    """Give a command the head options; it receives them as one checked `HeadOptions`.
+
+    The command declares a parameter ``head_options``; its command-line signature shows the
+    options above in its place.
+    """
+    from tiermem.model import HeadOptions, parse_hidden
+
+    signature = inspect.signature(fn)
+    names = [p.name for p in _HEAD_PARAMETERS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in names}
+        values["hidden"] = parse_hidden(values["hidden"])
+        options = HeadOptions(**values)
+        options.params()  # refuse a bad setting before any table is read or video decoded
+        return fn(*args, head_options=options, **kwargs)
+
+    params = [p for p in signature.parameters.values() if p.name != "head_options"]
+    wrapper.__signature__ = signature.replace(parameters=params + _HEAD_PARAMETERS)  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in fn.__annotations__.items() if k != "head_options"}
+    wrapper.__annotations__ = {**annotations, **{p.name: p.annotation for p in _HEAD_PARAMETERS}}
+    return wrapper  # type: ignore[return-value]
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+
+def metrics_table(title: str, rows: list[tuple[str, Any]]):  # -> rich.table.Table
+    """One row per split: n, Spearman [95% CI], Pearson, MSE, MAE."""
+    from rich.table import Table
+
+    from tiermem.metrics import format_spearman
+
+    table = Table(title=title)
+    for col in ("split", "n", "Spearman [95% CI]", "Pearson", "MSE", "MAE"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for name, m in rows:
+        table.add_row(name, str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}", f"{m.mae:.4f}")
+    return table
+
+
+def print_failures(failed: list[tuple[str, str]]) -> None:
+    """`✗ path: reason` per file that failed, on stderr."""
+    from tiermem.extraction import print_failures as print_to
+
+    print_to(failed, err_console)

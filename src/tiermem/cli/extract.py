@@ -1,0 +1,122 @@
+"""`tiermem extract` and `tiermem info`: features of many videos, metadata of one."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tiermem.cli.common import (
+    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, print_failures,
+    reports_errors, split_list, tier_options,
+)
+from tiermem.errors import TiermemError
+from tiermem.tiers import list_tiers
+
+
+@app.command("extract")
+@reports_errors
+def extract_command(
+    paths: Optional[list[str]] = typer.Argument(
+        None, help="Video files and/or directories (searched recursively for mp4, webm, mov, avi, mkv)."
+    ),
+    out: str = typer.Option(..., "--out", help="Feature store directory: one <tier>.parquet per tier."),
+    tiers: list[str] = typer.Option(["low"], "--tiers", help=f"Tiers to extract ({', '.join(list_tiers())}), comma-separated or repeated."),
+    frames: int = typer.Option(45, "--frames", min=1, help="Frames sampled uniformly over each video."),
+    size: int = typer.Option(256, "--size", min=8, help="Side of the square frames, in pixels."),
+    mode: str = typer.Option("stretch", "--mode", help="Resize: stretch (as the paper) or crop (centre square)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each gets cores/workers threads)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Videos per worker task; network tiers batch over them."),
+    state: Optional[str] = typer.Option(
+        None, "--state", help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file."
+    ),
+    flush_every: int = typer.Option(64, "--flush-every", min=1, help="Save the tables every N videos (and at least every 10 s)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+    captions: Optional[str] = typer.Option(
+        None, "--captions", help="Captions CSV for the text tier (video_id + description_0.., description, caption or title); writes <out>/text.parquet."
+    ),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
+    high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
+) -> None:
+    """Extract tier features of many videos into Parquet tables; cached, resumable, parallel.
+
+    Each video is decoded once and fed to every tier.
+    Videos whose bytes and extraction settings are unchanged since the last run are skipped.
+    A killed run resumes where it stopped.
+    Files that fail are listed with their reason at the end and make the exit code 1.
+
+    Example: tiermem extract videos/ --tiers low --out features/ --workers 2
+    """
+    import json
+
+    from tiermem.extraction import extract
+
+    names = split_list(tiers)
+    if mode not in ("stretch", "crop"):
+        raise TiermemError(f"--mode {mode!r}: use stretch or crop")
+    if "text" in names:  # the text tier reads captions, not pixels
+        if not captions:
+            raise TiermemError("--tiers text needs --captions CSV (the text tier embeds captions, not video frames)")
+        from tiermem.tiers.text import embed_captions_table
+
+        table = embed_captions_table(captions, out)
+        err_console.print(f"text: {table}", highlight=False)
+        names = [n for n in names if n != "text"]
+        if not names:
+            return
+    elif captions:
+        raise TiermemError("--captions is only read by the text tier (add --tiers text)")
+    if not paths:
+        raise TiermemError("no videos given (video tiers need video files or directories)")
+    report = extract(
+        paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
+        batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
+        tier_config=tier_options(weights, mid_backbone, high_network),
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        console.print(report.summary_table())
+        print_failures(report.failed)
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command("info")
+@reports_errors
+def info_command(
+    video: str = typer.Argument(..., help="A video file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+) -> None:
+    """Metadata of a video: duration, frame rate, size, codec, bitrate, audio (no full decode).
+
+    Example: tiermem info clips/bikes_000.mp4 --json
+    """
+    import json
+
+    from rich.table import Table
+
+    from tiermem.video import probe
+
+    meta = probe(video)
+    if as_json:
+        typer.echo(json.dumps(meta.to_dict(), indent=1))
+        return
+    table = Table(title=meta.path, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("duration", f"{meta.duration:.3f} s"),
+        ("frame rate", f"{meta.fps:.3f} fps"),
+        ("frames", str(meta.frame_count)),
+        ("size", f"{meta.width} × {meta.height}"),
+        ("codec", meta.codec),
+        ("bitrate", f"{meta.bitrate / 1000:.1f} kb/s"),
+        ("video stream", f"{meta.video_bytes_per_second / 1000:.1f} kB/s"),
+        ("file size", f"{meta.file_size:,} bytes"),
+        ("audio", "yes" if meta.has_audio else "no"),
+    ]
+    for field, value in rows:
+        table.add_row(field, value)
+    console.print(table)

@@ -1,0 +1,231 @@
+"""The end-to-end pipeline on videos: `tiermem fit`, `tiermem predict` and `tiermem report`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tiermem.cli.common import (
+    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, print_failures,
+    reports_errors, split_list, tier_options, with_head_options,
+)
+from tiermem.cli.tables import BLOCK_HELP, load_blocks
+from tiermem.datasets import list_datasets
+from tiermem.distinctiveness import list_distinctiveness
+from tiermem.model import HeadOptions
+from tiermem.tiers import list_tiers
+
+
+@app.command("fit")
+@reports_errors
+@with_head_options
+def fit_command(
+    dataset: str = typer.Option(..., "--dataset", help=f"Layout: {', '.join(list_datasets())}."),
+    root: str = typer.Option(..., "--root", help="Dataset folder (or the labels CSV for --dataset csv)."),
+    out: str = typer.Option(..., "--out", help="Model artifact directory to write."),
+    tiers: str = typer.Option("low,mid", "--tiers", help=f"Comma-separated tiers: {', '.join(list_tiers())}."),
+    distinct: str = typer.Option("", "--distinct", help=f"Distinctiveness methods: {', '.join(list_distinctiveness())}."),
+    distinct_source: str = typer.Option("mid", "--distinct-source", help="Tier whose features define the context."),
+    target: Optional[str] = typer.Option(None, "--target", help="Score column \\[default: the dataset's standard target]."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Feature store directory \\[default: OUT.features]."),
+    frames: int = typer.Option(45, "--frames", min=1, help="Frames decoded per video."),
+    size: int = typer.Option(256, "--size", min=16, help="Square frame size."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Validation share carved from train when the dataset has no val split."),
+    ablate: bool = typer.Option(True, "--ablate/--no-ablate", help="Also fit every tier alone / all but one (for the report)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
+    high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
+    *,
+    head_options: HeadOptions,
+) -> None:
+    """Fit on the training split, evaluate on the validation split, save one artifact.
+
+    Extracts every tier (cached), fits the tiers' state, distinctiveness and the head on the
+    training videos only, then measures the model on the validation (and test) videos, runs
+    the tier ablation and draws the maps the report shows.
+
+    Example: tiermem fit --dataset memento10k --root data/memento10k --tiers low,mid,high
+    --distinct knn --head m3s --loss mse_tails --out models/m10k
+    """
+    from rich.table import Table
+
+    from tiermem.api import fit
+    from tiermem.datasets import read_dataset
+    from tiermem.evaluation import evaluate_pipeline
+    from tiermem.metrics import format_spearman
+    from tiermem.runtime import set_threads
+
+    set_threads()
+    ds = read_dataset(dataset, root, target=target)
+    cache = cache or f"{out.rstrip('/')}.features"
+    pipe = fit(
+        ds, cache=cache, target=ds.default_target, tiers=split_list(tiers), distinct=split_list(distinct),
+        head=head_options.head, workers=workers, console=console, distinct_source=distinct_source,
+        head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
+        seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
+    )
+    pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, console=console)
+    pipe.save(out)
+    cfg, ev = pipe.config, pipe.evaluation
+    table = Table(title=f"{cfg.head} on {', '.join(cfg.tiers)}{' + distinct' if cfg.distinct else ''}: {cfg.target}")
+    for col in ("split", "n", "Spearman [95% CI]", "Pearson", "MSE"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split in ("val", "test"):
+        m = ev.metrics.get(split)
+        if m:
+            table.add_row(split, str(m["n"]), format_spearman(m), f"{m['pearson']:.3f}", f"{m['mse']:.4f}")
+    console.print(table)
+    if ev.ablation is not None:
+        ab = Table(title="tier ablation (validation Spearman)")
+        for col in ("tiers", "head", "Spearman [95% CI]"):
+            ab.add_column(col)
+        for r in ev.ablation.to_dict(orient="records"):
+            ab.add_row(r["tiers"], r["head"], format_spearman(r))
+        console.print(ab)
+    console.print(f"saved {out}")
+
+
+@app.command("predict")
+@reports_errors
+def predict_command(
+    videos: Optional[list[str]] = typer.Argument(None, help="Videos or folders to score (raw-video mode)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact or `zero-shot` (videos), or a `tiermem train` head (tables) \\[default: zero-shot]."),
+    block: Optional[list[str]] = typer.Option(None, "--block", help=BLOCK_HELP),
+    out: Optional[str] = typer.Option(None, "--out", help="CSV to write (video_id, score, ...), atomically."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Table mode: CSV whose video_id column lists the videos to score \\[default: all in the first block]."),
+    captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV, for models that use the text tier."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
+) -> None:
+    """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
+
+    Raw videos get a score, its percentile among the training videos, each tier's exact Shapley
+    contribution and the facts behind them; a file that fails is reported, the others still
+    get scores (exit code 1).
+
+    Examples: tiermem predict clip.mp4 more_clips/ --model models/m10k;
+    tiermem predict clip.mp4 (zero-shot, ResMem prior);
+    tiermem predict --model head/ --block coco=features.parquet --ids ids_test.csv --out predictions.csv
+    """
+    from tiermem.runtime import set_threads
+
+    set_threads()
+    if block:
+        if model is None or out is None:
+            raise typer.BadParameter("table mode (--block) needs --model (a `tiermem train` head) and --out")
+        _predict_tables(model, block, ids, out)
+        return
+    if not videos:
+        raise typer.BadParameter("give videos/folders to score, or --block tables with --model")
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json)
+
+
+def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
+    import pandas as pd
+
+    from tiermem.datasets.record import read_csv, require_columns
+    from tiermem.model import load_head
+    from tiermem.model.experiment import predict_on_blocks
+    from tiermem.store import write_csv_atomic
+
+    head = load_head(model)
+    want = None
+    if ids:
+        table = read_csv(ids, dtype={"video_id": str})
+        require_columns(table, ["video_id"], ids)
+        want = table["video_id"].astype(str).to_numpy()
+    vids, scores = predict_on_blocks(head, load_blocks(block), want)
+    write_csv_atomic(pd.DataFrame({"video_id": vids, "score": scores}), out)
+    console.print(f"wrote {len(vids)} predictions to {out}")
+
+
+def _predict_videos(
+    videos: list[str], model: str, out: Optional[str], captions: Optional[str],
+    cache: Optional[str], workers: int, as_json: bool,
+) -> None:
+    import json
+
+    from rich.table import Table
+
+    from tiermem.models import load
+    from tiermem.store import write_csv_atomic
+    from tiermem.zero_shot import ZeroShotModel
+
+    loaded = load(model)
+    if isinstance(loaded, ZeroShotModel):
+        pred = loaded.predict(videos, cache=cache, workers=workers, console=err_console)
+        title = loaded.description
+    else:
+        caps = None
+        if captions:
+            from tiermem.datasets import read_captions_csv
+
+            caps = read_captions_csv(captions)
+        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, console=err_console)
+        title = f"memorability ({loaded.config.target}; model {model})"
+    if out:
+        write_csv_atomic(pred.table, out)
+    if as_json:
+        typer.echo(json.dumps(pred.records(), indent=1, default=float))
+    else:
+        table = Table(title=title)
+        for col in ("video", "score", "percentile", "top tier contributions", "what the tiers saw"):
+            table.add_column(col, justify="right" if col in ("score", "percentile") else "left")
+        for i, row in enumerate(pred.table.itertuples(index=False)):
+            contrib = pred.contributions[i] if pred.contributions else {}
+            top = sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:3]
+            table.add_row(
+                row.video_id, f"{row.score:.3f}", f"{row.percentile:.0f}",
+                ", ".join(f"{k} {v:+.3f}" for k, v in top) or "-",
+                _fact_summary(pred.facts[i] if pred.facts else {}),
+            )
+        console.print(table)
+        if out:
+            console.print(f"wrote {len(pred.table)} predictions to {out}")
+    print_failures(pred.failed)
+    if pred.failed:
+        raise typer.Exit(code=1)
+
+
+def _fact_summary(facts: dict) -> str:
+    """One short line of the most telling facts: top ImageNet/Kinetics label, faces."""
+    parts = []
+    for tier, key in (("mid", "imagenet_top5"), ("high", "kinetics_top5")):
+        labels = facts.get(tier, {}).get(key)
+        if labels:
+            first = labels[0]
+            parts.append(str(first.get("label", first)) if isinstance(first, dict) else str(first))
+    faces = facts.get("mid", {}).get("frames_with_face")
+    if faces and not str(faces).startswith("0/"):
+        parts.append(f"faces in {faces} frames")
+    return "; ".join(parts) or "-"
+
+
+@app.command("report")
+@reports_errors
+def report_command(
+    model: str = typer.Option(..., "--model", help="Model artifact written by `tiermem fit`."),
+    out: str = typer.Option("report.html", "--out", help="HTML file to write (self-contained)."),
+    predictions: Optional[str] = typer.Option(None, "--predictions", help="CSV with video_id, score[, true] to show instead of the validation predictions."),
+) -> None:
+    """Write one self-contained HTML report: ablation, scatter, best/worst videos, t-SNE maps, distribution.
+
+    Example: tiermem report --model models/m10k --out report.html
+    """
+    from pathlib import Path
+
+    from tiermem.pipeline import Pipeline
+    from tiermem.report import pipeline_report, write_report
+
+    pipe = Pipeline.load(model)
+    pred = None
+    if predictions:
+        from tiermem.datasets.record import read_csv, require_columns
+
+        pred = read_csv(Path(predictions), dtype={"video_id": str})
+        require_columns(pred, ["video_id", "score"], Path(predictions))
+    path = write_report(pipeline_report(pipe, pred), out)
+    console.print(f"wrote {path}")

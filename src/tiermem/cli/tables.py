@@ -1,0 +1,172 @@
+"""Heads on feature tables: `tiermem train`, `tiermem evaluate` and `tiermem ablate`.
+
+A block is any per-video table keyed by `video_id` (Parquet, CSV, a folder of .npy vectors,
+or a `tiermem extract` table), given as ``--block NAME=TABLE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import typer
+
+from tiermem.cli.common import app, console, err_console, metrics_table, reports_errors, with_head_options
+from tiermem.model import HeadOptions
+
+BLOCK_HELP = "A feature block as NAME=TABLE (Parquet, CSV, a directory of <video_id>.npy, or a feature-store table); repeat for several."
+_VAL_OPT = typer.Option(0.1, "--val-fraction", help="Share of labelled videos held out for validation.")
+_DROP_OPT = typer.Option(False, "--drop-missing", help="Drop (and list) labelled videos missing from a block instead of failing.")
+
+
+def load_blocks(specs: list[str]) -> list:
+    """Blocks from ``NAME=TABLE`` specs."""
+    from tiermem.blocks import load_block, parse_block_spec
+
+    return [load_block(path, name) for name, path in map(parse_block_spec, specs)]
+
+
+def epoch_progress():  # -> rich.progress.Progress
+    """A progress display that shows itself with its first task (an early error prints no empty bar)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    class LazyProgress(Progress):
+        def __enter__(self) -> "LazyProgress":
+            return self
+
+        def add_task(self, *args: Any, **kwargs: Any) -> Any:
+            self.start()
+            return super().add_task(*args, **kwargs)
+
+    return LazyProgress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
+def _report_dropped(dropped: list[str]) -> None:
+    if dropped:
+        from tiermem.errors import first_few
+
+        err_console.print(f"[yellow]warning:[/] dropped {len(dropped)} labelled videos absent from some block: {first_few(dropped, 10)}", highlight=False)
+
+
+@app.command("train")
+@reports_errors
+@with_head_options
+def train_command(
+    labels: str = typer.Option(..., "--labels", help="CSV with video_id and the target column."),
+    target: str = typer.Option(..., "--target", help="Label column to learn, e.g. short_term."),
+    block: list[str] = typer.Option(..., "--block", help=BLOCK_HELP),
+    out: str = typer.Option(..., "--out", help="Model directory to write (head.json + weights.safetensors)."),
+    val_fraction: float = _VAL_OPT,
+    drop_missing: bool = _DROP_OPT,
+    *,
+    head_options: HeadOptions,
+) -> None:
+    """Train a head on feature tables and save it.
+
+    Example: tiermem train --labels labels_train.csv --target short_term
+    --block coco=features_coco80_rn152.parquet --head m3s --loss mse_to_spearman --out model/
+    """
+    from tiermem.metrics import read_scores
+    from tiermem.model.experiment import fit_on_blocks
+    from tiermem.runtime import set_threads
+
+    set_threads()
+    model = head_options.build()
+    ids, y = read_scores(labels, target)
+    blocks = load_blocks(block)
+    with epoch_progress() if head_options.head == "m3s" else contextlib.nullcontext() as progress:  # ridge: no epochs
+        result = fit_on_blocks(
+            blocks, ids, y, model, val_fraction=val_fraction, seed=head_options.seed,
+            on_missing="drop" if drop_missing else "raise", progress=progress,
+        )
+    _report_dropped(result.dropped)
+    result.head.save(out)
+    rows = [("train", result.train)] + ([("val", result.val)] if result.val is not None else [])
+    names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
+    console.print(metrics_table(f"{head_options.head} head on {names}: {target}", rows))
+    console.print(f"saved {out}")
+
+
+@app.command("evaluate")
+@reports_errors
+def evaluate_command(
+    predictions: str = typer.Option(..., "--predictions", help="CSV with video_id and score."),
+    labels: str = typer.Option(..., "--labels", help="CSV with video_id and the target column."),
+    target: str = typer.Option(..., "--target", help="Label column, e.g. short_term."),
+    score_column: str = typer.Option("score", "--score-column", help="Prediction column."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CI."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Spearman (bootstrap 95% CI), Pearson, MSE and MAE of predictions against labels.
+
+    Example: tiermem evaluate --predictions predictions.csv --labels labels.csv --target short_term
+    """
+    import json
+
+    from tiermem.metrics import evaluate, join_predictions
+
+    pairs = join_predictions(predictions, labels, target, score_column=score_column)
+    m = evaluate(pairs.y_true, pairs.y_pred, n_resamples=resamples, seed=seed)
+    if as_json:
+        typer.echo(json.dumps({**m.to_dict(), "n_unpredicted": pairs.n_unpredicted}, indent=1))
+        return
+    console.print(metrics_table(f"{predictions} vs {labels}: {target}", [("all", m)]))
+    if pairs.n_unpredicted:
+        console.print(f"{pairs.n_unpredicted} labelled videos have no prediction (not evaluated)")
+
+
+@app.command("ablate")
+@reports_errors
+@with_head_options
+def ablate_command(
+    labels: str = typer.Option(..., "--labels", help="CSV with video_id and the target column."),
+    target: str = typer.Option(..., "--target", help="Label column to learn."),
+    block: list[str] = typer.Option(..., "--block", help=BLOCK_HELP),
+    out: str = typer.Option(..., "--out", help="Prefix of the outputs: PREFIX.csv and PREFIX.md."),
+    val_fraction: float = _VAL_OPT,
+    drop_missing: bool = _DROP_OPT,
+    *,
+    head_options: HeadOptions,
+) -> None:
+    """Module study: every single block, every leave-one-out, all blocks (validation Spearman ± CI).
+
+    Example: tiermem ablate --labels labels_train.csv --target short_term
+    --block a=features_a.parquet --block b=features_b.parquet --head ridge --out ablation
+    """
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from tiermem.ablation import ablate, ablation_configs, ablation_frame, ablation_markdown
+    from tiermem.metrics import format_spearman, read_scores
+    from tiermem.runtime import set_threads
+    from tiermem.store import atomic_write, write_csv_atomic
+
+    set_threads()
+    ids, y = read_scores(labels, target)
+    blocks = load_blocks(block)
+    n_configs = len(ablation_configs([b.name for b in blocks]))
+    with epoch_progress() as progress:
+        task = progress.add_task(f"ablation ({head_options.head})", total=n_configs)
+        rows = ablate(
+            blocks, ids, y, head_options.build, val_fraction=val_fraction, seed=head_options.seed,
+            on_missing="drop" if drop_missing else "raise",
+            on_row=lambda r: progress.update(task, advance=1, description=f"{r.label}: ρ {r.val.spearman:.3f}"),
+        )
+    table = Table(title=f"ablation, {head_options.head} head, validation: {target}")
+    for col in ("config", "features", "n", "Spearman [95% CI]", "Pearson", "MSE"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for r in rows:
+        m = r.val
+        table.add_row(r.label, str(r.n_features), str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}")
+    console.print(table)
+    csv_path, md_path = Path(f"{out}.csv"), Path(f"{out}.md")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(ablation_frame(rows), csv_path)
+    md = ablation_markdown(rows)
+    atomic_write(md_path, lambda f: f.write(md.encode()))
+    console.print(f"wrote {csv_path} and {md_path}")
