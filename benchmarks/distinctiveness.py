@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tiermem.blocks import load_block
 from tiermem.distinctiveness import get_distinctiveness
-from tiermem.evaluate import spearman
+from tiermem.metrics import spearman
 from tiermem.runtime import set_threads
 
 REALBENCH = Path(os.environ.get("TIERMEM_REALBENCH", Path(__file__).resolve().parents[2] / "shared" / "realbench"))

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from tiermem.errors import TiermemError
 from tiermem.runtime import set_threads
-from tiermem.tiers import available_tiers, get_tier
+from tiermem.tiers import get_tier, list_tiers
 from tiermem.video import decode
 from tiermem.video.samples import make_sample_clips
 
@@ -80,7 +80,7 @@ def main() -> None:
     for col in ("tier", "configuration", "load (s)", "ms / clip", "CPU ms / clip", "target", "within"):
         table.add_column(col, justify="left" if col in {"tier", "configuration", "within"} else "right")
     wanted = [t.strip() for t in args.tiers.split(",") if t.strip()]
-    registered = set(available_tiers())
+    registered = set(list_tiers())
 
     def add(tier: str, config: str, load_s: float, ms: tuple[float, float], note: str = "") -> None:
         target = TARGET_MS.get(tier)

@@ -40,10 +40,10 @@ from rich.table import Table
 
 from tiermem.blocks import Block, join_blocks, load_block
 from tiermem.datasets import Dataset, read_realbench
-from tiermem.evaluate import Metrics, evaluate
+from tiermem.metrics import Metrics, evaluate
 from tiermem.model import M3SHead, RidgeHead, TrainConfig
-from tiermem.model.experiment import split_train_val
 from tiermem.runtime import set_threads
+from tiermem.splits import split_train_val
 from tiermem.store import atomic_write
 from tiermem.tiers.text import TextTier
 

@@ -35,10 +35,10 @@ import realbench as rb  # noqa: E402  (the benchmark's sets, split and text bloc
 
 from tiermem.blocks import join_blocks, load_block  # noqa: E402
 from tiermem.datasets import read_realbench  # noqa: E402
-from tiermem.evaluate import spearman  # noqa: E402
+from tiermem.metrics import spearman  # noqa: E402
 from tiermem.model import M3SHead, RidgeHead, TrainConfig  # noqa: E402
-from tiermem.model.experiment import split_train_val  # noqa: E402
 from tiermem.runtime import set_threads  # noqa: E402
+from tiermem.splits import split_train_val  # noqa: E402
 
 console = Console()
 #: (set, target, the set's M3-S loss): VideoMem long-term is the noisy-label stand-in for TRECVid.

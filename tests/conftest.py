@@ -3,6 +3,7 @@ generated clips with known content (solid colours, moving patterns, scene cuts, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +12,9 @@ import av
 import numpy as np
 import pytest
 
+from tiermem.datasets import read_dataset
+from tiermem.evaluation import evaluate_pipeline
+from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.video.samples import make_sample_clips
 
 WriteVideo = Callable[..., Path]
@@ -76,3 +80,57 @@ def sample_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sample_clip_paths(sample_clip_dir: Path) -> list[Path]:
     """The sample clips, sorted: bigbuckbunny_000 (720p, the decode-speed reference), bikes_000..002, carphone_*_000."""
     return make_sample_clips(sample_clip_dir)
+
+
+# -- a fitted plumbing pipeline: real videos, INVENTED scores ---------------------------------
+#: Frames and frame size of the plumbing pipeline (small, so fitting takes seconds).
+PIPELINE_FRAMES = 9
+PIPELINE_SIZE = 128
+
+
+def _generated(root: Path) -> list[Path]:
+    """Six synthetic clips: drifting stripes of different colours and speeds."""
+    rng = np.random.default_rng(1)
+    out = []
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(6):
+        colour = rng.integers(40, 255, size=3)
+        frames = []
+        for t in range(24):
+            stripes = ((xx + (i + 1) * t) // (6 + 2 * i)) % 2
+            frames.append((stripes[..., None] * colour[None, None, :]).astype(np.uint8))
+        out.append(write_video(root / f"synthetic_{i}.mp4", np.stack(frames), fps=8))
+    return out
+
+
+@pytest.fixture(scope="session")
+def memento_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Memento10k release layout (memento_{train,val}_data.json + videos/), invented scores."""
+    root = tmp_path_factory.mktemp("memento10k")
+    videos = root / "videos"
+    clips = make_sample_clips(videos, step=1.0) + _generated(videos)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(clips))
+    records = [
+        {"filename": clips[i].name, "url": "", "mem_score": float(rng.uniform(0.5, 1.0)), "alpha": -0.01,
+         "captions": [f"clip {clips[i].stem}"]}
+        for i in order
+    ]
+    (root / "memento_train_data.json").write_text(json.dumps(records[:15]))
+    (root / "memento_val_data.json").write_text(json.dumps(records[15:]))
+    return root
+
+
+@pytest.fixture(scope="session")
+def fitted(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, Path, Path]:
+    """A low+mid+knn ridge pipeline fitted and evaluated on `memento_root`: (pipeline, artifact, cache)."""
+    work = tmp_path_factory.mktemp("pipeline")
+    cfg = PipelineConfig(
+        target="mem_score", tiers=["low", "mid"], distinct=["knn"], distinct_params={"knn": {"k": 3}},
+        head="ridge", frames=PIPELINE_FRAMES, size=PIPELINE_SIZE,
+    )
+    dataset = read_dataset("memento10k", memento_root)
+    pipe = Pipeline(cfg).fit(dataset, work / "cache")
+    pipe.evaluation = evaluate_pipeline(pipe, dataset)
+    model = pipe.save(work / "model")
+    return pipe, model, work / "cache"

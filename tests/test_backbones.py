@@ -14,7 +14,7 @@ from tiermem.backbones import (
     VIDEO_CLIP_FRAMES,
     efficientnet_lite0,
     efficientnet_lite0_file,
-    image_backbone,
+    get_backbone,
     load_state_file,
     timm_backbone,
     torchvision_backbone,
@@ -75,7 +75,7 @@ def test_local_weights_file_round_trips_through_safetensors(lite0, tmp_path) -> 
 
     path = tmp_path / "lite0.safetensors"
     save_file({k: v.contiguous() for k, v in lite0.model.net.state_dict().items()}, str(path))
-    again = image_backbone("efficientnet_lite0", weights=path)
+    again = get_backbone("efficientnet_lite0", weights=path)
     image = data.astronaut()
     assert torch.allclose(_classify(lite0, image), _classify(again, image), atol=1e-6)
     assert again.weights_file == str(path)
@@ -134,7 +134,7 @@ def test_timm_missing_weights_offline(tmp_path, monkeypatch) -> None:
 
 def test_unknown_backbones_are_named() -> None:
     with pytest.raises(TiermemError, match="unknown backbone"):
-        image_backbone("vgg:foo")
+        get_backbone("vgg:foo")
     with pytest.raises(TiermemError, match="unknown timm model"):
         timm_backbone("no_such_net")
     with pytest.raises(TiermemError, match="unknown torchvision image classifier 'r2plus1d_18'"):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tiermem.blocks import join_blocks, load_block
 from tiermem.cli import app
-from tiermem.evaluate import evaluate, read_scores
+from tiermem.metrics import evaluate, read_scores
 from tiermem.model import load_head
 
 from conftest import REALBENCH

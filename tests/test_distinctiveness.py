@@ -12,10 +12,10 @@ from sklearn.exceptions import NotFittedError
 
 from tiermem.distinctiveness import (
     Distinctiveness,
-    available_methods,
     distinctiveness_report,
     get_distinctiveness,
     knee_eps,
+    list_distinctiveness,
 )
 from tiermem.errors import DataMismatchError, TiermemError
 
@@ -213,7 +213,7 @@ def test_bad_inputs_raise_clear_errors():
         get_distinctiveness("knn", k=10).fit(np.zeros((10, 3)))
     with pytest.raises(TiermemError, match="unknown distinctiveness method 'lof'"):
         get_distinctiveness("lof")
-    assert available_methods() == ["cosine", "dbscan", "kde", "knn"]
+    assert list_distinctiveness() == ["cosine", "dbscan", "kde", "knn"]
 
 
 # -- feature tables ----------------------------------------------------------------------------

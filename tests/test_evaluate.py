@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from tiermem.errors import DataMismatchError, DatasetError
-from tiermem.evaluate import (
+from tiermem.metrics import (
     bootstrap_spearman,
     evaluate,
     join_predictions,

@@ -12,8 +12,8 @@ from sklearn.linear_model import Ridge
 
 from tiermem.blocks import join_blocks, load_block
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.evaluate import read_scores, spearman
-from tiermem.model import M3SHead, RidgeHead, TrainConfig, load_head, make_head
+from tiermem.metrics import read_scores, spearman
+from tiermem.model import M3SHead, RidgeHead, TrainConfig, load_head, get_head
 from tiermem.model.experiment import fit_on_blocks
 
 from conftest import REALBENCH
@@ -134,7 +134,7 @@ def test_standardiser_uses_training_statistics(videomem) -> None:
 def test_save_load_gives_identical_predictions(videomem, tmp_path: Path, kind: str) -> None:
     X, y, Xv, yv = _small(videomem)
     params = {"hidden": (32, 8), "dropout": 0.2, "train": TrainConfig(epochs=2, ensemble=2)} if kind == "m3s" else {}
-    head = make_head(kind, **params).fit(X, y, Xv, yv, layout=videomem["layout"])
+    head = get_head(kind, **params).fit(X, y, Xv, yv, layout=videomem["layout"])
     out = head.save(tmp_path / "model")
     assert sorted(p.name for p in out.iterdir()) == ["head.json", "weights.safetensors"]
     doc = json.loads((out / "head.json").read_text())

@@ -11,7 +11,7 @@ import pytest
 from skimage.feature import hog as skimage_hog
 
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.tiers import available_tiers, get_tier
+from tiermem.tiers import get_tier, list_tiers
 from tiermem.tiers.low import (
     LowTier,
     colour_features,
@@ -64,7 +64,7 @@ def features(tier: LowTier, clip: Clip) -> dict[str, float]:
 
 
 def test_registered_and_names() -> None:
-    assert "low" in available_tiers()
+    assert "low" in list_tiers()
     tier = get_tier("low", hog_stride=1)
     assert isinstance(tier, LowTier) and tier.config["hog_stride"] == 1
     names = tier.feature_names

@@ -22,62 +22,15 @@ from tiermem.datasets import read_dataset
 from tiermem.errors import TiermemError
 from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.report import pipeline_report, render_report, write_report
-from tiermem.video.samples import make_sample_clips
 
-from conftest import write_video
+from conftest import PIPELINE_FRAMES, PIPELINE_SIZE
 
-FRAMES = 9
-SIZE = 128
-
-
-def _generated(root: Path) -> list[Path]:
-    """Six synthetic clips: drifting stripes of different colours and speeds."""
-    rng = np.random.default_rng(1)
-    out = []
-    yy, xx = np.mgrid[0:96, 0:128]
-    for i in range(6):
-        colour = rng.integers(40, 255, size=3)
-        frames = []
-        for t in range(24):
-            stripes = ((xx + (i + 1) * t) // (6 + 2 * i)) % 2
-            frames.append((stripes[..., None] * colour[None, None, :]).astype(np.uint8))
-        out.append(write_video(root / f"synthetic_{i}.mp4", np.stack(frames), fps=8))
-    return out
-
-
-@pytest.fixture(scope="module")
-def memento_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Memento10k release layout (memento_{train,val}_data.json + videos/), invented scores."""
-    root = tmp_path_factory.mktemp("memento10k")
-    videos = root / "videos"
-    clips = make_sample_clips(videos, step=1.0) + _generated(videos)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(clips))
-    records = [
-        {"filename": clips[i].name, "url": "", "mem_score": float(rng.uniform(0.5, 1.0)), "alpha": -0.01,
-         "captions": [f"clip {clips[i].stem}"]}
-        for i in order
-    ]
-    (root / "memento_train_data.json").write_text(json.dumps(records[:15]))
-    (root / "memento_val_data.json").write_text(json.dumps(records[15:]))
-    return root
-
-
-@pytest.fixture(scope="module")
-def fitted(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, Path, Path]:
-    work = tmp_path_factory.mktemp("pipeline")
-    cfg = PipelineConfig(
-        target="mem_score", tiers=["low", "mid"], distinct=["knn"], distinct_params={"knn": {"k": 3}},
-        head="ridge", frames=FRAMES, size=SIZE,
-    )
-    pipe = Pipeline(cfg).fit(read_dataset("memento10k", memento_root), work / "cache")
-    model = pipe.save(work / "model")
-    return pipe, model, work / "cache"
+FRAMES, SIZE = PIPELINE_FRAMES, PIPELINE_SIZE
 
 
 def test_fit_uses_the_published_splits_and_saves_a_pickle_free_artifact(fitted):
     pipe, model, _ = fitted
-    ev = pipe.evaluation_
+    ev = pipe.evaluation.metrics
     assert (ev["n_train"], ev["n_val"]) == (15, 6)
     assert ev["failed"] == []
     meta = json.loads((model / "pipeline.json").read_text())
@@ -211,7 +164,7 @@ def test_fit_and_predict_with_the_text_tier(memento_root, fitted, tmp_path):
 
 def test_fit_refits_tier_state_on_the_training_split_only(memento_root, tmp_path):
     """A cache whose HOG PCA was fitted on every video (validation included) is not trusted."""
-    from tiermem.extract import extract
+    from tiermem.extraction import extract
     from tiermem.store import load_state_file
 
     videos = sorted((memento_root / "videos").glob("*.mp4"))
@@ -232,10 +185,29 @@ def test_fit_refits_tier_state_on_the_training_split_only(memento_root, tmp_path
 
 def test_m3s_head_fits_small_training_sets():
     """20-30 videos: the inner early-stopping split needs >= 3 videos, else all epochs are used."""
-    from tiermem.model import make_head
+    from tiermem.model import get_head
 
     rng = np.random.default_rng(0)
     for n in (12, 22, 30):
         X, y = rng.normal(size=(n, 5)), rng.uniform(size=n)
-        head = make_head("m3s", train={"epochs": 2}).fit(X, y)
+        head = get_head("m3s", train={"epochs": 2}).fit(X, y)
         assert head.predict(X).shape == (n,)
+
+
+def test_the_whole_config_is_checked_before_any_extraction(memento_root, tmp_path):
+    """A mistyped loss, head option or tier option fails in one line, before a video is decoded."""
+    cases = [
+        (["--loss", "huber"], "unknown loss 'huber'"),
+        (["--head", "lasso"], "unknown head 'lasso'"),
+        (["--head", "ridge", "--dropout", "0.5"], "--dropout applies to the m3s head only"),
+        (["--weights", "high=r2plus1d_18.pth"], "options for tier(s) high, which are not among the tiers"),
+        (["--distinct", "lof"], "unknown distinctiveness method 'lof'"),
+    ]
+    for extra, message in cases:
+        out = tmp_path / "model"
+        res = CliRunner().invoke(app, ["fit", "--dataset", "memento10k", "--root", str(memento_root), "--tiers", "low,mid",
+                                       "--out", str(out), *extra])
+        assert res.exit_code == 1 and message in res.output, (extra, res.output)
+        assert not out.exists() and not (tmp_path / "model.features").exists()
+    with pytest.raises(TiermemError, match="tier 'mid': .*unexpected keyword argument 'backbon'"):
+        PipelineConfig(target="mem_score", tier_config={"mid": {"backbon": "timm:x"}}).validate()
