@@ -73,6 +73,12 @@ def test_the_root_verbs_and_registries() -> None:
     assert {"low", "mid", "high", "text", "prior"} <= set(tiermem.list_tiers())
     assert {"memento10k", "videomem", "mediaeval2021", "generic", "csv", "realbench"} <= set(tiermem.list_datasets())
     assert tiermem.get_tier("low").name == "low"
+    from tiermem.distinctiveness import list_distinctiveness
+    from tiermem.model import list_heads
+    from tiermem.model.losses import list_losses
+
+    assert list_heads() == ["m3s", "ridge"] and list_distinctiveness() == ["cosine", "dbscan", "kde", "knn"]
+    assert list_losses() == ["l1", "mse", "mse_tails", "mse_to_spearman", "spearman"]
     with pytest.raises(TiermemError, match="unknown tier 'nope'; available: high, low, mid, prior, text"):
         tiermem.get_tier("nope")
     assert callable(tiermem.fit) and callable(tiermem.evaluate) and callable(tiermem.extract)

@@ -93,3 +93,11 @@ def test_the_ridge_head_and_the_package_root_import_without_torch() -> None:
     code = ("import sys, tiermem, tiermem.model.ridge, tiermem.datasets, tiermem.inputs; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_command_line_starts_without_heavy_libraries() -> None:
+    """`tiermem --version` or `info` must not pay for torch, scikit-learn or pandas; the
+    registries list every choice in `--help` without importing what they name."""
+    code = ("import sys, tiermem.cli; heavy = [m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

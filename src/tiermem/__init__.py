@@ -22,39 +22,25 @@ Modules load on first use, so ``import tiermem`` is quick.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tiermem.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-#: Public name -> (module, attribute in it).
+#: Public name -> the module it comes from ("module:attribute" where the names differ).
 _EXPORTS = {
-    "load": ("tiermem.models", "load"),
-    "list_models": ("tiermem.models", "list_models"),
-    "fit": ("tiermem.api", "fit"),
-    "evaluate": ("tiermem.evaluation", "evaluate_pipeline"),
-    "extract": ("tiermem.extraction", "extract"),
-    "read_dataset": ("tiermem.datasets", "read_dataset"),
-    "list_datasets": ("tiermem.datasets", "list_datasets"),
-    "get_tier": ("tiermem.tiers", "get_tier"),
-    "list_tiers": ("tiermem.tiers", "list_tiers"),
-    "Pipeline": ("tiermem.pipeline", "Pipeline"),
-    "PipelineConfig": ("tiermem.pipeline", "PipelineConfig"),
-    "Predictions": ("tiermem.predictions", "Predictions"),
+    "load": "tiermem.models",
+    "list_models": "tiermem.models",
+    "fit": "tiermem.api",
+    "evaluate": "tiermem.evaluation:evaluate_pipeline",
+    "extract": "tiermem.extraction",
+    "read_dataset": "tiermem.datasets.registry",
+    "list_datasets": "tiermem.datasets.registry",
+    "get_tier": "tiermem.tiers",
+    "list_tiers": "tiermem.tiers",
+    "Pipeline": "tiermem.pipeline",
+    "PipelineConfig": "tiermem.pipeline",
+    "Predictions": "tiermem.predictions",
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'tiermem' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

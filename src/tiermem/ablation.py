@@ -76,29 +76,34 @@ def ablate(
     y: np.ndarray,
     make: Callable[[], Head],
     *,
+    head: str = "head",
     val_fraction: float = 0.1,
     seed: int = 0,
     n_resamples: int = 1000,
     on_missing: str = "raise",
     on_row: Callable[[AblationRow], None] | None = None,
 ) -> list[AblationRow]:
-    """The study on feature tables; all rows share one join (one set of videos) and one split."""
+    """The study on feature tables with heads from `make` (named `head` in the rows); all rows
+    share one join (one set of videos) and one validation split."""
     if val_fraction <= 0:
         raise DataMismatchError("an ablation needs a validation split (val_fraction > 0)")
     joined, y = join_labels(blocks, np.asarray(ids).astype(str), y, on_missing)
     tr, va = split_train_val(len(joined.ids), val_fraction, seed)
     X = joined.X
-    kind = getattr(make(), "kind", "head")
-    return ablate_matrix(X[tr], y[tr], X[va], y[va], joined.layout, [(kind, make)],
+    return ablate_matrix(X[tr], y[tr], X[va], y[va], joined.layout, [(head, make)],
                          n_resamples=n_resamples, seed=seed, on_row=on_row)
 
 
-def ablation_frame(rows: Sequence[AblationRow], label: str = "config") -> pd.DataFrame:
-    """One row per block set and head: label, blocks, n_features, head, n, spearman and CI, ..."""
-    return pd.DataFrame([
-        {label: r.label, "blocks": "+".join(r.blocks), "n_features": r.n_features, "head": r.head, **r.val.to_dict()}
-        for r in rows
-    ])
+def ablation_frame(rows: Sequence[AblationRow]) -> pd.DataFrame:
+    """One row per block set: config, blocks, n_features, n, spearman and CI, pearson, mse, mae."""
+    return pd.DataFrame(
+        [{"config": r.label, "blocks": "+".join(r.blocks), "n_features": r.n_features, **r.val.to_dict()} for r in rows]
+    )
+
+
+def tier_ablation_frame(rows: Sequence[AblationRow]) -> pd.DataFrame:
+    """A pipeline's study, one row per tier set and head: tiers, head, n, spearman and CI, ..."""
+    return pd.DataFrame([{"tiers": r.label, "head": r.head, **r.val.to_dict()} for r in rows])
 
 
 def ablation_markdown(rows: Sequence[AblationRow]) -> str:
@@ -116,4 +121,5 @@ def ablation_markdown(rows: Sequence[AblationRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["AblationRow", "HeadMaker", "ablate", "ablate_matrix", "ablation_configs", "ablation_frame", "ablation_markdown"]
+__all__ = ["AblationRow", "HeadMaker", "ablate", "ablate_matrix", "ablation_configs", "ablation_frame", "ablation_markdown",
+           "tier_ablation_frame"]

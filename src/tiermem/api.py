@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tiermem.datasets import Dataset
+from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
 from tiermem.pipeline import Pipeline, PipelineConfig
 

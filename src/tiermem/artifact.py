@@ -93,9 +93,9 @@ def load_pipeline(d: Path, make: Callable[[dict[str, Any]], "Pipeline"]) -> "Pip
 
 
 def _read(d: Path, meta_path: Path, make: Callable[[dict[str, Any]], "Pipeline"]) -> "Pipeline":
-    from tiermem.distinctiveness import Distinctiveness
+    from tiermem.distinctiveness.base import Distinctiveness
     from tiermem.evaluation import PipelineEvaluation
-    from tiermem.model import load_head
+    from tiermem.model.base import load_head
 
     meta = json.loads(meta_path.read_text())
     if meta.get("schema_version") != ARTIFACT_SCHEMA:
@@ -104,7 +104,6 @@ def _read(d: Path, meta_path: Path, make: Callable[[dict[str, Any]], "Pipeline"]
         )
     pipe = make(meta["config"])
     pipe.layout_ = [BlockLayout.from_dict(b) for b in meta["layout"]]
-    pipe.block_names_ = [b.name for b in pipe.layout_]
     pipe.distinct_ = [Distinctiveness.load(d / "distinct" / f"{m}.npz") for m in meta["distinct"]]
     pipe.head_ = load_head(d / "head")
     with np.load(d / "arrays.npz", allow_pickle=False) as arrays:

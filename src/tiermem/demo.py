@@ -67,7 +67,7 @@ def run_demo(
     console: Console | None = None,
 ) -> DemoResult:
     """Run the demo into `out` (clips/, features/, scores.csv, report.html)."""
-    from tiermem.distinctiveness import get_distinctiveness
+    from tiermem.distinctiveness.registry import get_distinctiveness
     from tiermem.features import load_facts
 
     console = console or Console()

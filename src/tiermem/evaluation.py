@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from tiermem.datasets import Dataset
+from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
@@ -60,9 +60,9 @@ def evaluate_pipeline(
 
     `cache` defaults to the fit's feature store; `ablate` to the pipeline's config.
     """
-    from tiermem.ablation import ablate_matrix, ablation_frame
+    from tiermem.ablation import ablate_matrix, tier_ablation_frame
     from tiermem.maps import tsne_maps
-    from tiermem.model import get_head
+    from tiermem.model.registry import get_head
 
     training = getattr(pipeline, "training_", None)
     if training is None:
@@ -90,11 +90,12 @@ def evaluate_pipeline(
 
     va_ids, X_va = pipeline.features(store_dir, list(ids[splits.val]), on_missing="drop")
     y_va = y_all[[index[v] for v in va_ids]]
+    kept = set(va_ids)
     metrics: dict[str, Any] = {
         "n_train": int(len(training.y)),
         "n_val": int(len(y_va)),
         "failed": [{"path": str(p), "reason": r} for p, r in failed],
-        "dropped": training.dropped + sorted(set(ids[splits.val]) - set(va_ids)),
+        "dropped": training.dropped + [str(v) for v in ids[splits.val] if v not in kept],
         "val": evaluate(y_va, pipeline.head_.predict(X_va)).to_dict() if len(y_va) >= 3 else None,
     }
     if splits.test.any():
@@ -119,7 +120,7 @@ def evaluate_pipeline(
                 training.X, training.y, X_va, y_va, pipeline.layout_, heads,
                 on_row=lambda r: status.update(f"tier ablation: {r.label} ({r.head}) ρ {r.val.spearman:.3f}"),
             )
-        ablation = ablation_frame(rows, label="tiers")
+        ablation = tier_ablation_frame(rows)
     maps = tsne_maps(np.vstack([training.X, X_va]), np.concatenate([training.y, y_va]), pipeline.layout_, seed=cfg.seed)
     return PipelineEvaluation(metrics, predictions, load_facts(store_dir, cfg.tiers, list(va_ids)), ablation, maps)
 

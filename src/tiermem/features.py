@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 
 from tiermem.blocks import Block, load_block
-from tiermem.datasets import Dataset
+from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction import ExtractReport, extract_videos
 from tiermem.store import FeatureStore

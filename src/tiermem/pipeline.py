@@ -11,11 +11,12 @@ The artifact's layout is `tiermem.artifact`.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from rich.console import Console
 
 from tiermem.artifact import load_pipeline, save_pipeline
 from tiermem.blocks import BlockLayout, join_blocks
-from tiermem.datasets import Dataset
+from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
 from tiermem.features import (
     TEXT_TIERS, dataset_paths, extract_features, frame_tiers, load_facts, load_tier_blocks, report_failures,
@@ -63,8 +64,8 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Check every name and setting; called before extraction, which can take hours."""
-        from tiermem.distinctiveness import get_distinctiveness
-        from tiermem.model import get_head
+        from tiermem.distinctiveness.registry import get_distinctiveness
+        from tiermem.model.registry import get_head
         from tiermem.tiers import get_tier, list_tiers
 
         if not self.tiers:
@@ -99,10 +100,9 @@ class TrainingSet:
     on it); never saved in the artifact.
     """
 
-    ids: np.ndarray
     X: np.ndarray
     y: np.ndarray
-    dropped: list[str]
+    dropped: list[str]  # labelled training videos missing from some block
 
 
 class Pipeline:
@@ -122,8 +122,8 @@ class Pipeline:
         console: Console | None = None,
     ) -> "Pipeline":
         """Extract the training split's tiers, fit their state, distinctiveness and the head on it."""
-        from tiermem.distinctiveness import get_distinctiveness
-        from tiermem.model import get_head
+        from tiermem.distinctiveness.registry import get_distinctiveness
+        from tiermem.model.registry import get_head
 
         cfg = self.config
         cfg.validate()
@@ -131,8 +131,9 @@ class Pipeline:
         if dataset.paths is None and frame_tiers(cfg.tiers):
             raise TiermemError(f"dataset {dataset.name} has no video files; frame tiers need videos")
         splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
-        for name, count in splits.left_out.items():
-            console.print(f"[yellow]{count} labelled videos in no train/val/test split ({name}) are left out[/]")
+        if splits.left_out:
+            console.print(f"[yellow]{sum(splits.left_out.values())} labelled videos in no train/val/test split "
+                          f"({', '.join(splits.left_out)}) are left out[/]")
         ids = np.asarray(dataset.ids).astype(str)
         paths = dataset_paths(dataset)
         store_dir = Path(cache)
@@ -163,7 +164,7 @@ class Pipeline:
                 parts.append(est.fit_transform(src))  # leave-one-out on the context
                 names += est.feature_names
                 summary = {k: v for k, v in est.summary().items() if k != "features"}
-                console.print(f"distinctiveness {method}: {summary}", highlight=False)
+                console.print(f"distinctiveness {method}: {json.dumps(summary, default=float)}", highlight=False)
                 self.distinct_.append(est)
             X = np.hstack([X, *parts]).astype(np.float32)
             layout.append(BlockLayout(DISTINCT_BLOCK, names))
@@ -174,12 +175,11 @@ class Pipeline:
         head.fit(X, y, layout=layout)  # epochs are picked on an inner split, never on validation
         self.head_ = head
         self.layout_ = layout
-        self.block_names_ = [b.name for b in layout]
         self.baseline_ = X.mean(axis=0).astype(np.float64)
         self.train_predictions_ = np.sort(head.predict(X).astype(np.float64))
         self.train_scores_ = np.sort(y)
         self.store_dir_ = str(store_dir)
-        self.training_ = TrainingSet(joined.ids, X, y, list(joined.dropped))
+        self.training_ = TrainingSet(X, y, list(joined.dropped))
         return self
 
     # -- inference ----------------------------------------------------------------------------
@@ -217,17 +217,19 @@ class Pipeline:
         captions: dict[str, list[str]] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         workers: int = 1,
+        missing: Literal["raise", "keep"] = "raise",
         console: Console | None = None,
         progress: bool = True,
     ) -> Predictions:
         """Score raw videos: one path, many paths, or directories (searched recursively).
 
-        A path that does not exist raises an error naming it; files that fail to decode are
-        listed in `failed` and the rest still get scores.
+        A path that does not exist raises an error naming it (``missing="keep"``: it is listed
+        in `failed` instead); files that fail to decode are listed in `failed` and the rest
+        still get scores.
         """
         self._check_fitted()
         console = console or Console(stderr=True)
-        paths = find_videos(videos, missing="raise")
+        paths = find_videos(videos, missing=missing)
         ids = video_ids(paths)
         with tempfile.TemporaryDirectory(prefix="tiermem-predict-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)

@@ -3,7 +3,7 @@
 Tiers, distinctiveness methods, heads, losses, dataset readers and image backbones each keep a
 `Registry`; their modules expose it as three functions of one shape::
 
-    @register_tier                       # or register_tier(name) where the name is not on the class
+    @register_tier                       # registered under the class's own name
     class LowTier(Tier): ...
 
     get_tier("low", frames=45)           # build (or fetch) the registered entry by name
@@ -15,7 +15,7 @@ A name that is not registered raises one `TiermemError` line that lists the know
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from tiermem.errors import TiermemError
@@ -26,22 +26,21 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names mapped to entries (classes or functions) of one kind, e.g. "tier" or "loss".
 
-    `builtins` names modules that register the built-in entries when imported; they are
-    imported on first use, one module per name where `modules` maps a name to its module (so
-    asking for the light "low" tier does not import torch for the others).
+    `modules` maps each built-in name to the module that registers it when imported. Such a
+    module is imported only when its entry is asked for, and listing names imports nothing:
+    asking for the light "low" tier does not import torch for the others, and the command
+    line lists every choice in its help without loading scikit-learn or torch.
     """
 
     def __init__(
         self,
         kind: str,
         *,
-        builtins: Iterable[str] = (),
-        modules: dict[str, str] | None = None,
+        modules: Mapping[str, str] | None = None,
         error: type[TiermemError] = TiermemError,
     ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._builtins = tuple(builtins)
         self._modules = dict(modules or {})
         self._error = error
 
@@ -60,19 +59,10 @@ class Registry(Generic[T]):
 
         return register
 
-    def _load(self, name: str | None = None) -> None:
-        if name is not None and name in self._modules:
-            importlib.import_module(self._modules[name])
-            return
-        for module in self._builtins:
-            importlib.import_module(module)
-
     def get(self, name: str) -> T:
         """The entry registered as `name`; an unknown name raises one line listing the known ones."""
-        if name not in self._entries:
-            self._load(name)
-        if name not in self._entries:
-            self._load()
+        if name not in self._entries and name in self._modules:
+            importlib.import_module(self._modules[name])
         try:
             return self._entries[name]
         except KeyError:
@@ -88,10 +78,7 @@ class Registry(Generic[T]):
             raise self._error(f"{self.kind} {name!r}: {exc}") from None
 
     def names(self) -> list[str]:
-        """Every registered name, sorted; built-ins named in `modules` are listed without importing them."""
-        for module in self._builtins:
-            if module not in self._modules.values():
-                importlib.import_module(module)
+        """Every registered name and built-in name, sorted (nothing is imported)."""
         return sorted(set(self._entries) | set(self._modules))
 
     def __contains__(self, name: object) -> bool:

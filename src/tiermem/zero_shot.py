@@ -1,9 +1,10 @@
 """Scoring without a video-trained model: the mean ResMem image memorability of a few frames.
 
 `tiermem.load("zero-shot")` returns a `ZeroShotModel`; it predicts like a fitted pipeline
-(one path, many, or directories; the same `Predictions`), so the CLI, the service and
-notebooks take one code path. The percentile is within the videos scored together, since no
-training corpus exists, and there are no tier contributions: the score is a frame prior.
+(one path, many, or directories; the same arguments and the same `Predictions`), so the
+command line and notebooks take one code path. The percentile is within the videos scored
+together, since no training corpus exists, and there are no tier contributions: the score is
+a frame prior.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -39,13 +41,19 @@ class ZeroShotModel:
         videos: PathInputs,
         *,
         cache: str | os.PathLike[str] | None = None,
+        captions: dict[str, list[str]] | None = None,
         workers: int = 1,
+        missing: Literal["raise", "keep"] = "raise",
         console: Console | None = None,
         progress: bool = True,
     ) -> Predictions:
-        """Score videos; a missing path raises an error naming it, undecodable files go to `failed`."""
+        """Score videos as `Pipeline.predict` does (`captions` are not used: the prior reads frames).
+
+        A missing path raises an error naming it (``missing="keep"``: it goes to `failed`);
+        files that fail to decode go to `failed` and the others are scored.
+        """
         console = console or Console(stderr=True)
-        paths = find_videos(videos, missing="raise")
+        paths = find_videos(videos, missing=missing)
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,

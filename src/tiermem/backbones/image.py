@@ -1,11 +1,11 @@
 """Image backbones for the mid tier, one function per source of weights.
 
-    >>> from tiermem.backbones import image_backbone
-    >>> bb = get_backbone("efficientnet_lite0")           # packaged, offline (default)
-    >>> bb = get_backbone("timm:convnext_tiny")            # timm, HF cache or download
-    >>> bb = get_backbone("torchvision:resnet50")          # torchvision enum, hub cache or download
+    >>> from tiermem.backbones import get_backbone, list_backbones
+    >>> bb = get_backbone("efficientnet_lite0")          # packaged, offline (default)
+    >>> bb = get_backbone("timm:convnext_tiny")          # timm, HF cache or download
+    >>> bb = get_backbone("torchvision:resnet50")        # torchvision enum, hub cache or download
     >>> bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
-    >>> pooled, logits = bb.model(batch)                     # (N, bb.dim), (N, classes)
+    >>> pooled, logits = bb.model(batch)                 # (N, bb.dim), (N, classes)
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ def get_backbone(spec: str = "efficientnet_lite0", weights: WeightsArg = DEFAULT
     download), a path to a state dict (.pth/.safetensors), or None (random init, tests only).
     """
     source, sep, name = spec.partition(":")
-    key = f"{source}:" if sep and name else spec
-    if key not in _SOURCES:
+    key = f"{source}:" if sep else spec
+    if key not in _SOURCES or (sep and not name):
         raise TiermemError(f"unknown backbone {spec!r}: use {', '.join(k + 'NAME' if k.endswith(':') else k for k in list_backbones())}")
     return _SOURCES.get(key)(name, weights)

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from tiermem.errors import TiermemError
-from tiermem.model import list_heads
+from tiermem.model.registry import list_heads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,13 +104,13 @@ def with_head_options(fn: F) -> F:
     The command declares a parameter ``head_options``; its command-line signature shows the
     options above in its place.
     """
-    from tiermem.model import HeadOptions, parse_hidden
-
     signature = inspect.signature(fn)
     names = [p.name for p in _HEAD_PARAMETERS]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tiermem.model.options import HeadOptions, parse_hidden
+
         values = {name: kwargs.pop(name) for name in names}
         values["hidden"] = parse_hidden(values["hidden"])
         options = HeadOptions(**values)
@@ -141,8 +141,8 @@ def metrics_table(title: str, rows: list[tuple[str, Any]]):  # -> rich.table.Tab
     return table
 
 
-def print_failures(failed: list[tuple[str, str]]) -> None:
-    """`✗ path: reason` per file that failed, on stderr."""
+def print_failures(failed: list[tuple[str, str]], to: Console = err_console) -> None:
+    """`✗ path: reason` per file that failed (on stderr unless told otherwise)."""
     from tiermem.extraction import print_failures as print_to
 
-    print_to(failed, err_console)
+    print_to(failed, to)

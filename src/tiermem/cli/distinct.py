@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import typer
 
-from tiermem.cli.common import app, console, err_console, print_failures, reports_errors
-from tiermem.distinctiveness import list_distinctiveness
+from tiermem.cli.common import app, console, err_console, reports_errors
+from tiermem.distinctiveness.registry import list_distinctiveness
 
 
 @app.command("distinct")
@@ -39,7 +39,7 @@ def distinct_command(
     import json
     import tempfile
 
-    from tiermem.distinctiveness import distinctiveness_report, load_source_block
+    from tiermem.distinctiveness.context import distinctiveness_report, load_source_block
     from tiermem.runtime import set_threads
 
     set_threads()
@@ -86,6 +86,7 @@ def distinct_command(
         console.print(table)
         if out:
             console.print(f"wrote {out}")
-    print_failures(failed)
+    for path, reason in failed:
+        err_console.print(f"[bold red]error:[/] {path}: {reason}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(code=1)

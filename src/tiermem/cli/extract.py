@@ -78,7 +78,7 @@ def extract_command(
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
         console.print(report.summary_table())
-        print_failures(report.failed)
+        print_failures(report.failed, console)
     if report.failed:
         raise typer.Exit(code=1)
 

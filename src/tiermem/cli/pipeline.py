@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -11,10 +11,12 @@ from tiermem.cli.common import (
     reports_errors, split_list, tier_options, with_head_options,
 )
 from tiermem.cli.tables import BLOCK_HELP, load_blocks
-from tiermem.datasets import list_datasets
-from tiermem.distinctiveness import list_distinctiveness
-from tiermem.model import HeadOptions
+from tiermem.datasets.registry import list_datasets
+from tiermem.distinctiveness.registry import list_distinctiveness
 from tiermem.tiers import list_tiers
+
+if TYPE_CHECKING:
+    from tiermem.model.options import HeadOptions
 
 
 @app.command("fit")
@@ -52,7 +54,7 @@ def fit_command(
     from rich.table import Table
 
     from tiermem.api import fit
-    from tiermem.datasets import read_dataset
+    from tiermem.datasets.registry import read_dataset
     from tiermem.evaluation import evaluate_pipeline
     from tiermem.metrics import format_spearman
     from tiermem.runtime import set_threads
@@ -61,7 +63,7 @@ def fit_command(
     ds = read_dataset(dataset, root, target=target)
     cache = cache or f"{out.rstrip('/')}.features"
     pipe = fit(
-        ds, cache=cache, target=ds.default_target, tiers=split_list(tiers), distinct=split_list(distinct),
+        ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct),
         head=head_options.head, workers=workers, console=console, distinct_source=distinct_source,
         head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
         seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
@@ -127,7 +129,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
     import pandas as pd
 
     from tiermem.datasets.record import read_csv, require_columns
-    from tiermem.model import load_head
+    from tiermem.model.base import load_head
     from tiermem.model.experiment import predict_on_blocks
     from tiermem.store import write_csv_atomic
 
@@ -152,20 +154,16 @@ def _predict_videos(
 
     from tiermem.models import load
     from tiermem.store import write_csv_atomic
-    from tiermem.zero_shot import ZeroShotModel
 
     loaded = load(model)
-    if isinstance(loaded, ZeroShotModel):
-        pred = loaded.predict(videos, cache=cache, workers=workers, console=err_console)
-        title = loaded.description
-    else:
-        caps = None
-        if captions:
-            from tiermem.datasets import read_captions_csv
+    caps = None
+    if captions:
+        from tiermem.datasets.captions import read_captions_csv
 
-            caps = read_captions_csv(captions)
-        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, console=err_console)
-        title = f"memorability ({loaded.config.target}; model {model})"
+        caps = read_captions_csv(captions)
+    # A missing file is reported with the others that fail; the rest are still scored.
+    pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console)
+    title = loaded.description if pred.zero_shot else f"memorability ({loaded.config.target}; model {model})"
     if out:
         write_csv_atomic(pred.table, out)
     if as_json:
@@ -211,6 +209,7 @@ def report_command(
     out: str = typer.Option("report.html", "--out", help="HTML file to write (self-contained)."),
     predictions: Optional[str] = typer.Option(None, "--predictions", help="CSV with video_id, score[, true] to show instead of the validation predictions."),
 ) -> None:
+
     """Write one self-contained HTML report: ablation, scatter, best/worst videos, t-SNE maps, distribution.
 
     Example: tiermem report --model models/m10k --out report.html

@@ -7,12 +7,14 @@ or a `tiermem extract` table), given as ``--block NAME=TABLE``.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tiermem.cli.common import app, console, err_console, metrics_table, reports_errors, with_head_options
-from tiermem.model import HeadOptions
+
+if TYPE_CHECKING:
+    from tiermem.model.options import HeadOptions
 
 BLOCK_HELP = "A feature block as NAME=TABLE (Parquet, CSV, a directory of <video_id>.npy, or a feature-store table); repeat for several."
 _VAL_OPT = typer.Option(0.1, "--val-fraction", help="Share of labelled videos held out for validation.")
@@ -153,7 +155,7 @@ def ablate_command(
     with epoch_progress() as progress:
         task = progress.add_task(f"ablation ({head_options.head})", total=n_configs)
         rows = ablate(
-            blocks, ids, y, head_options.build, val_fraction=val_fraction, seed=head_options.seed,
+            blocks, ids, y, head_options.build, head=head_options.head, val_fraction=val_fraction, seed=head_options.seed,
             on_missing="drop" if drop_missing else "raise",
             on_row=lambda r: progress.update(task, advance=1, description=f"{r.label}: ρ {r.val.spearman:.3f}"),
         )

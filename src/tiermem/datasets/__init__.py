@@ -13,31 +13,25 @@ Every reader refuses a bad file with one `DatasetError` line naming the file and
 
 from __future__ import annotations
 
-from tiermem.datasets.captions import read_captions_csv
-from tiermem.datasets.generic import read_generic_csv, read_labels_csv
-from tiermem.datasets.mediaeval2021 import read_mediaeval2021
-from tiermem.datasets.memento import read_memento10k
-from tiermem.datasets.names_pickle import load_plain_pickle, read_split_pickle
-from tiermem.datasets.realbench import read_realbench
-from tiermem.datasets.record import Dataset, score_kind
-from tiermem.datasets.registry import DatasetLayout, get_dataset, list_datasets, read_dataset, register_dataset
-from tiermem.datasets.videomem import read_videomem
+from tiermem.lazy import lazy_exports
 
-__all__ = [
-    "Dataset",
-    "DatasetLayout",
-    "get_dataset",
-    "list_datasets",
-    "load_plain_pickle",
-    "read_captions_csv",
-    "read_dataset",
-    "read_generic_csv",
-    "read_labels_csv",
-    "read_mediaeval2021",
-    "read_memento10k",
-    "read_realbench",
-    "read_split_pickle",
-    "read_videomem",
-    "register_dataset",
-    "score_kind",
-]
+_EXPORTS = {
+    "Dataset": "tiermem.datasets.record",
+    "score_kind": "tiermem.datasets.record",
+    "DatasetLayout": "tiermem.datasets.registry",
+    "get_dataset": "tiermem.datasets.registry",
+    "list_datasets": "tiermem.datasets.registry",
+    "read_dataset": "tiermem.datasets.registry",
+    "register_dataset": "tiermem.datasets.registry",
+    "read_captions_csv": "tiermem.datasets.captions",
+    "read_generic_csv": "tiermem.datasets.generic",
+    "read_labels_csv": "tiermem.datasets.generic",
+    "read_mediaeval2021": "tiermem.datasets.mediaeval2021",
+    "read_memento10k": "tiermem.datasets.memento",
+    "load_plain_pickle": "tiermem.datasets.names_pickle",
+    "read_split_pickle": "tiermem.datasets.names_pickle",
+    "read_realbench": "tiermem.datasets.realbench",
+    "read_videomem": "tiermem.datasets.videomem",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tiermem.datasets.record import Dataset
 from tiermem.errors import DatasetError
 from tiermem.registry import Registry
 
-Reader = Callable[..., Dataset]
+if TYPE_CHECKING:
+    from tiermem.datasets.record import Dataset
+
+Reader = Callable[..., "Dataset"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,16 @@ class DatasetLayout:
 
 
 _LAYOUTS: Registry[DatasetLayout] = Registry(
-    "dataset layout", builtins=("tiermem.datasets",), error=DatasetError
+    "dataset layout",
+    modules={
+        "memento10k": "tiermem.datasets.memento",
+        "mediaeval2021": "tiermem.datasets.mediaeval2021",
+        "videomem": "tiermem.datasets.videomem",
+        "generic": "tiermem.datasets.generic",
+        "csv": "tiermem.datasets.generic",
+        "realbench": "tiermem.datasets.realbench",
+    },
+    error=DatasetError,
 )
 
 
@@ -58,7 +69,7 @@ def list_datasets() -> list[str]:
     return _LAYOUTS.names()
 
 
-def read_dataset(layout: str, path: str | Path, *, target: str | None = None, **options: Any) -> Dataset:
+def read_dataset(layout: str, path: str | Path, *, target: str | None = None, **options: Any) -> "Dataset":
     """Read `path` with the reader of `layout`, passing its options on.
 
     `target` names the score column to learn (required by layouts without a standard one,

@@ -16,33 +16,23 @@ the context, giving a small named vector per video, one scalar score and its per
     >>> F_new = est.transform(X_new)
 """
 
-from tiermem.distinctiveness.base import (
-    SCHEMA_VERSION,
-    Distinctiveness,
-    NotFittedError,
-    get_distinctiveness,
-    list_distinctiveness,
-    register_distinctiveness,
-)
-from tiermem.distinctiveness.context import DistinctivenessReport, distinctiveness_report, load_source_block
-from tiermem.distinctiveness.cosine import CosineDistinctiveness
-from tiermem.distinctiveness.dbscan import DBSCANDistinctiveness, knee_eps
-from tiermem.distinctiveness.kde import KDEDistinctiveness
-from tiermem.distinctiveness.knn import KNNDistinctiveness
+from tiermem.lazy import lazy_exports
 
-__all__ = [
-    "CosineDistinctiveness",
-    "DBSCANDistinctiveness",
-    "Distinctiveness",
-    "DistinctivenessReport",
-    "KDEDistinctiveness",
-    "KNNDistinctiveness",
-    "NotFittedError",
-    "SCHEMA_VERSION",
-    "distinctiveness_report",
-    "get_distinctiveness",
-    "knee_eps",
-    "list_distinctiveness",
-    "load_source_block",
-    "register_distinctiveness",
-]
+_EXPORTS = {
+    "SCHEMA_VERSION": "tiermem.distinctiveness.base",
+    "Distinctiveness": "tiermem.distinctiveness.base",
+    "NotFittedError": "tiermem.distinctiveness.base",
+    "get_distinctiveness": "tiermem.distinctiveness.registry",
+    "list_distinctiveness": "tiermem.distinctiveness.registry",
+    "register_distinctiveness": "tiermem.distinctiveness.registry",
+    "DistinctivenessReport": "tiermem.distinctiveness.context",
+    "distinctiveness_report": "tiermem.distinctiveness.context",
+    "load_source_block": "tiermem.distinctiveness.context",
+    "CosineDistinctiveness": "tiermem.distinctiveness.cosine",
+    "DBSCANDistinctiveness": "tiermem.distinctiveness.dbscan",
+    "knee_eps": "tiermem.distinctiveness.dbscan",
+    "KDEDistinctiveness": "tiermem.distinctiveness.kde",
+    "KNNDistinctiveness": "tiermem.distinctiveness.knn",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

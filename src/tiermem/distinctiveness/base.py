@@ -31,7 +31,6 @@ import numpy as np
 from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.registry import Registry
 
 
 class NotFittedError(TiermemError, _SklearnNotFitted):
@@ -192,6 +191,8 @@ class Distinctiveness:
     def from_state(cls, state: Mapping[str, Any]) -> "Distinctiveness":
         """Build the right estimator for `state["method"]` and load it."""
         method = str(state.get("method"))
+        from tiermem.distinctiveness.registry import get_distinctiveness
+
         est = get_distinctiveness(method, **dict(state.get("params", {})))
         return est.load_state_dict(state)
 
@@ -239,37 +240,8 @@ class Distinctiveness:
         raise NotImplementedError
 
 
-# ---------------------------------------------------------------------------------------------
-# registry
-# ---------------------------------------------------------------------------------------------
-_REGISTRY: Registry[type[Distinctiveness]] = Registry(
-    "distinctiveness method",
-    builtins=(
-        "tiermem.distinctiveness.cosine",
-        "tiermem.distinctiveness.dbscan",
-        "tiermem.distinctiveness.kde",
-        "tiermem.distinctiveness.knn",
-    ),
-)
-#: Class decorator: make a method available as `get_distinctiveness(cls.method)`.
-register_distinctiveness = _REGISTRY.decorator(lambda cls: cls.method)
-
-
-def list_distinctiveness() -> list[str]:
-    """Names accepted by `get_distinctiveness`, sorted."""
-    return _REGISTRY.names()
-
-
-def get_distinctiveness(method: str, **params: Any) -> Distinctiveness:
-    """Build the estimator registered as `method` with its parameters (unfitted)."""
-    return _REGISTRY.build(method, **params)
-
-
 __all__ = [
     "SCHEMA_VERSION",
     "Distinctiveness",
     "NotFittedError",
-    "get_distinctiveness",
-    "list_distinctiveness",
-    "register_distinctiveness",
 ]

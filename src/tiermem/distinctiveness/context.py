@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from tiermem.blocks import TABLE_SUFFIXES, Block, load_block
-from tiermem.distinctiveness.base import Distinctiveness, get_distinctiveness
+from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.distinctiveness.registry import get_distinctiveness
 from tiermem.errors import DataMismatchError
 
 

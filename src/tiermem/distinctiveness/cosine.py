@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tiermem.distinctiveness.base import Distinctiveness, register_distinctiveness
+from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.distinctiveness.registry import register_distinctiveness
 
 
 @register_distinctiveness

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from tiermem.distinctiveness.base import Distinctiveness, register_distinctiveness
+from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from tiermem.distinctiveness.base import Distinctiveness, register_distinctiveness
+from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
 from tiermem.errors import TiermemError
 

@@ -3,27 +3,25 @@
     >>> from tiermem.model import get_head, load_head, list_heads
     >>> head = get_head("ridge").fit(X, y)
 
-Importing this package does not import torch; the M3-S head imports it when it trains or loads.
+Names load on first use; the M3-S head imports torch only when it trains or loads.
 """
 
 from __future__ import annotations
 
-from tiermem.model.base import Head, get_head, list_heads, load_head, register_head
-from tiermem.model.config import EpochLog, TrainConfig
-from tiermem.model.m3s import M3SHead
-from tiermem.model.options import HeadOptions, parse_hidden
-from tiermem.model.ridge import RidgeHead
+from tiermem.lazy import lazy_exports
 
-__all__ = [
-    "EpochLog",
-    "Head",
-    "HeadOptions",
-    "M3SHead",
-    "RidgeHead",
-    "TrainConfig",
-    "get_head",
-    "list_heads",
-    "load_head",
-    "parse_hidden",
-    "register_head",
-]
+_EXPORTS = {
+    "Head": "tiermem.model.base",
+    "load_head": "tiermem.model.base",
+    "get_head": "tiermem.model.registry",
+    "list_heads": "tiermem.model.registry",
+    "register_head": "tiermem.model.registry",
+    "EpochLog": "tiermem.model.config",
+    "TrainConfig": "tiermem.model.config",
+    "M3SHead": "tiermem.model.m3s",
+    "HeadOptions": "tiermem.model.options",
+    "parse_hidden": "tiermem.model.options",
+    "RidgeHead": "tiermem.model.ridge",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

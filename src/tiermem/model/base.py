@@ -13,8 +13,8 @@ through a directory::
 
 `layout` records which blocks (names and columns, in order) the columns of X came from, so
 a later caller can rebuild X from tables or extractors and be told when they do not match.
-Heads register with `@register_head`; `get_head(kind, **params)` builds one, `list_heads()`
-names them.
+Heads register with `@register_head` (`tiermem.model.registry`); `get_head(kind, **params)`
+builds one, `list_heads()` names them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from tiermem.blocks import BlockLayout
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.registry import Registry
+from tiermem.model.registry import get_head_class, list_heads
 from tiermem.runtime import library_versions
 from tiermem.store import write_dir_atomic
 
@@ -153,24 +153,6 @@ class Head:
         return load_head(directory)
 
 
-_HEADS: Registry[type[Head]] = Registry(
-    "head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s"},
-    builtins=("tiermem.model.ridge", "tiermem.model.m3s"),
-)
-#: Class decorator: register a head under its `kind`.
-register_head = _HEADS.decorator(lambda cls: cls.kind)
-
-
-def get_head(kind: str, **params: Any) -> Head:
-    """Build an unfitted head by kind (``"m3s"`` or ``"ridge"``) with its parameters."""
-    return _HEADS.build(kind, **params)
-
-
-def list_heads() -> list[str]:
-    """Names accepted by `get_head`."""
-    return _HEADS.names()
-
-
 def load_head(directory: str | Path) -> Head:
     """Read a head directory written by `Head.save`: JSON + safetensors only, nothing executed."""
     from safetensors import SafetensorError
@@ -199,9 +181,9 @@ def load_head(directory: str | Path) -> Head:
     if missing:
         raise TiermemError(f"{weights}: missing arrays {', '.join(missing)}")
     try:
-        return _HEADS.get(kind).from_state(doc["params"], {**doc["state"], **arrays})
+        return get_head_class(kind).from_state(doc["params"], {**doc["state"], **arrays})
     except (KeyError, TypeError, ValueError) as exc:
         raise TiermemError(f"{cfg}: malformed model state ({exc!r})") from None
 
 
-__all__ = ["CONFIG_FILE", "Head", "SCHEMA_VERSION", "WEIGHTS_FILE", "get_head", "list_heads", "load_head", "register_head"]
+__all__ = ["CONFIG_FILE", "Head", "SCHEMA_VERSION", "WEIGHTS_FILE", "load_head"]

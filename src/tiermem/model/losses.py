@@ -143,15 +143,15 @@ def list_losses() -> list[str]:
 
 
 __all__ = [
-        "Loss",
+    "Loss",
     "get_loss",
-    "list_losses",
-    "register_loss",
     "hard_rank",
     "l1",
+    "list_losses",
     "mse",
     "mse_tails",
     "mse_to_spearman",
+    "register_loss",
     "soft_rank",
     "soft_spearman",
     "spearman",

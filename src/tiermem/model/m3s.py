@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.model.base import Head, register_head
+from tiermem.model.base import Head
+from tiermem.model.registry import register_head
 from tiermem.model.config import EpochLog, TrainConfig
 from tiermem.splits import split_train_val
 from tiermem.standardise import Standardiser
@@ -46,7 +47,11 @@ class M3SHead(Head):
     def check_params(self) -> None:
         self.train.validate()
         if not 0.0 <= self.early_stopping < 1.0:
-            raise TiermemError(f"early_stopping must be in [0, 1), got {self.early_stopping}")
+            raise TiermemError(f"--early-stopping must be in [0, 1), got {self.early_stopping}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TiermemError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise TiermemError(f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64")
 
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "M3SHead":
         """Train `train.ensemble` nets, each keeping its best epoch on an early-stopping split.

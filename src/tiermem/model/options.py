@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tiermem.errors import TiermemError
-from tiermem.model.base import Head, get_head, list_heads
+from tiermem.model.base import Head
+from tiermem.model.registry import get_head, list_heads
 from tiermem.model.config import TrainConfig
 
 
@@ -52,19 +53,14 @@ class HeadOptions:
                 verb = "applies" if len(changed) == 1 else "apply"
                 raise TiermemError(f"{shown} {verb} to the m3s head only, not {self.head}")
             return {}
-        if not 0.0 <= self.early_stopping < 1.0:
-            raise TiermemError(f"--early-stopping must be in [0, 1), got {self.early_stopping}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise TiermemError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise TiermemError(f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64")
         train = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             loss=self.loss or "mse", loss_params=dict(self.loss_params), seed=self.seed, ensemble=self.ensemble,
         )
-        train.validate()
-        return {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
-                "early_stopping": self.early_stopping}
+        params = {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
+                  "early_stopping": self.early_stopping}
+        get_head(self.head, **params).check_params()
+        return params
 
     def build(self) -> Head:
         """A new unfitted head with these settings."""

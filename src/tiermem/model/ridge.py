@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tiermem.model.base import Head, register_head
+from tiermem.model.base import Head
+from tiermem.model.registry import register_head
 from tiermem.standardise import Standardiser
 
 
@@ -43,15 +44,20 @@ class RidgeHead(Head):
         X, y = self._check_fit_inputs(X, y, layout)
         self.normaliser_ = Standardiser().fit(X)
         alphas = np.asarray(self.alphas if self.alphas is not None else default_alphas())
-        model = RidgeCV(alphas=alphas).fit(self.normaliser_.transform(X), y)
+        model = RidgeCV(alphas=alphas).fit(self._standardised(X), y)
         self.coef_ = np.asarray(model.coef_, dtype=np.float64)
         self.intercept_ = float(model.intercept_)
         self.alpha_ = float(model.alpha_)
         return self
 
+    def _standardised(self, X: np.ndarray) -> np.ndarray:
+        # Rounded through float32, as tiermem's heads have always standardised, so ridge heads
+        # saved by earlier versions keep their exact scores.
+        return self.normaliser_.transform(X).astype(np.float32).astype(np.float64)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = self._check_predict_input(X)
-        out = self.normaliser_.transform(X) @ self.coef_ + self.intercept_
+        out = self._standardised(X) @ self.coef_ + self.intercept_
         return np.clip(out, 0.0, 1.0) if self.clip else out
 
     def state_dict(self) -> dict[str, Any]:

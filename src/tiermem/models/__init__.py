@@ -51,6 +51,8 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
     if isinstance(model, str) and model in list_models():
         return _MODELS.get(model)(**options)
     path = Path(model)
+    if options:
+        raise TiermemError(f"{path}: options ({', '.join(options)}) apply to named models only; a fitted model keeps its own")
     if not path.exists():
         raise TiermemError(f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})")
     return Pipeline.load(path)

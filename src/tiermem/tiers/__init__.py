@@ -4,7 +4,7 @@
     >>> low = get_tier("low", frames=45)
 
 Tiers register themselves with `@register_tier`. Torch-based tiers cost seconds to import, so
-`get_tier("low")` imports only the low tier's module; `list_tiers()` imports them all.
+`get_tier("low")` imports only the low tier's module, and `list_tiers()` imports none.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from tiermem.tiers.base import Tier, TierResult
 T = TypeVar("T", bound=type[Tier])
 
 _BUILTIN = ("low", "mid", "high", "text", "prior")
-_TIERS: Registry[type[Tier]] = Registry(
-    "tier",
-    builtins=tuple(f"tiermem.tiers.{name}" for name in _BUILTIN),
-    modules={name: f"tiermem.tiers.{name}" for name in _BUILTIN},
-)
+_TIERS: Registry[type[Tier]] = Registry("tier", modules={name: f"tiermem.tiers.{name}" for name in _BUILTIN})
 
 
 def register_tier(cls: T) -> T:
