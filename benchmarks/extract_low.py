@@ -1,6 +1,6 @@
 """Speed and memory of decoding + the low-level tier on the sample clips (3 s, 45 frames at 256x256).
 
-Targets on a 2-core machine (issue 2): low tier <= 100 ms per clip in one process (the reference
+Targets on a 2-core machine: low tier <= 100 ms per clip in one process (the reference
 per-frame skimage/imutils loop: ~1250 ms), decode of the 720p clip <= 150 ms, 2 workers >= 1.7x
 one, peak RSS < 1 GB over 1000 clips. Timings are wall-clock medians; run it on a quiet machine.
 

@@ -1,6 +1,6 @@
-"""Time the heads on the issue's reference size: 7000 videos × 512 features, 20 epochs.
+"""Time the heads at the reference size: 7000 videos × 512 features, 20 epochs.
 
-Target (issue 3): the M3-S head trains in ≤ 30 s on the 2-core CPU. Timing does not depend
+Target: the M3-S head trains in ≤ 30 s on the 2-core CPU. Timing does not depend
 on the feature values, so the matrix is synthetic (standard normal, labels a noisy sigmoid
 of a random projection); accuracy on real data is measured by benchmarks/realbench.py.
 
