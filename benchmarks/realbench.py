@@ -44,7 +44,7 @@ from tiermem.metrics import Metrics, evaluate
 from tiermem.model import M3SHead, RidgeHead, TrainConfig
 from tiermem.runtime import set_threads
 from tiermem.splits import split_train_val
-from tiermem.store import atomic_write
+from tiermem.atomic import atomic_write
 from tiermem.tiers.text import TextTier
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tiermem.atomic import write_dir_atomic
 from tiermem.blocks import BlockLayout
 from tiermem.errors import TiermemError
 from tiermem.runtime import library_versions
-from tiermem.store import FeatureStore, write_dir_atomic
+from tiermem.store import FeatureStore
 
 if TYPE_CHECKING:
     from tiermem.pipeline import Pipeline

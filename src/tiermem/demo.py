@@ -22,11 +22,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tiermem.atomic import write_csv_atomic
 from tiermem.errors import MissingWeightsError
 from tiermem.extraction import ExtractReport, extract, print_failures
 from tiermem.metrics import midrank_percentile
 from tiermem.standardise import standardise
-from tiermem.store import KEY_COLUMNS, FeatureStore, write_csv_atomic
+from tiermem.store import KEY_COLUMNS, FeatureStore
 from tiermem.video.samples import make_sample_clips
 
 #: Low-level features shown in the feature table: (column, header, scale).

@@ -23,13 +23,11 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tiermem.atomic import atomic_write, fsync_dir
 from tiermem.errors import DataMismatchError, TiermemError
 
 #: Bumped when the table or state layout changes incompatibly.
@@ -55,81 +54,6 @@ def content_hash(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(_HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write `path` via `write(fileobj)` so that readers see the old file or the new, never half.
-
-    The temporary file lives in the same directory (same filesystem, so `os.replace` is an
-    atomic rename) and is fsynced before the rename; the directory is fsynced after it so
-    the rename itself survives a power cut.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_csv_atomic(df: "pd.DataFrame", path: str | os.PathLike[str], float_format: str = "%.6f") -> Path:
-    """A table as CSV, written atomically (readers never see half a file); parents are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = df.to_csv(index=False, float_format=float_format).encode()
-    atomic_write(path, lambda f: f.write(data))
-    return path
-
-
-def write_dir_atomic(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Build a directory with `write(tmp)` beside `out`, then swap it into place.
-
-    Readers see the old directory or the new one, never a half-written one; a failed
-    `write` leaves `out` untouched and removes the partial copy.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        write(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    _fsync_dir(out.parent)
-    return out
 
 
 @dataclass

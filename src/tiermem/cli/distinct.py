@@ -55,7 +55,7 @@ def distinct_command(
     failed += failed_q
     report = distinctiveness_report(ctx, qry, method=method, source=source, **params)
     if out:
-        from tiermem.store import write_csv_atomic
+        from tiermem.atomic import write_csv_atomic
 
         write_csv_atomic(report.table, out, float_format="%.6g")
     if as_json:

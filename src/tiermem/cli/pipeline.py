@@ -131,7 +131,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
     from tiermem.datasets.record import read_csv, require_columns
     from tiermem.model.base import load_head
     from tiermem.model.experiment import predict_on_blocks
-    from tiermem.store import write_csv_atomic
+    from tiermem.atomic import write_csv_atomic
 
     head = load_head(model)
     want = None
@@ -153,7 +153,7 @@ def _predict_videos(
     from rich.table import Table
 
     from tiermem.models import load
-    from tiermem.store import write_csv_atomic
+    from tiermem.atomic import write_csv_atomic
 
     loaded = load(model)
     caps = None

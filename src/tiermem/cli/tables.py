@@ -146,7 +146,7 @@ def ablate_command(
     from tiermem.ablation import ablate, ablation_configs, ablation_frame, ablation_markdown
     from tiermem.metrics import format_spearman, read_scores
     from tiermem.runtime import set_threads
-    from tiermem.store import atomic_write, write_csv_atomic
+    from tiermem.atomic import atomic_write, write_csv_atomic
 
     set_threads()
     ids, y = read_scores(labels, target)

@@ -201,7 +201,7 @@ class Distinctiveness:
         state = self.state_dict()
         arrays = {k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
         meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
-        from tiermem.store import atomic_write
+        from tiermem.atomic import atomic_write
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from tiermem.blocks import BlockLayout
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.model.registry import get_head_class, list_heads
 from tiermem.runtime import library_versions
-from tiermem.store import write_dir_atomic
+from tiermem.atomic import write_dir_atomic
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "head.json"

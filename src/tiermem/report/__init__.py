@@ -154,7 +154,7 @@ def render_report(data: ReportData) -> str:
 
 def write_report(data: ReportData, out: str | Path) -> Path:
     """Render and write atomically: a failed render never leaves a half-written file."""
-    from tiermem.store import atomic_write
+    from tiermem.atomic import atomic_write
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

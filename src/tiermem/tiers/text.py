@@ -158,7 +158,7 @@ class CaptionCache:
     def save(self) -> Path:
         if not self._dirty:
             return self.path
-        from tiermem.store import atomic_write
+        from tiermem.atomic import atomic_write
 
         merged = {**self._read(), **self._vectors}
         keys = np.array(sorted(merged), dtype="<U32")
