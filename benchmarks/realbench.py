@@ -40,7 +40,7 @@ from rich.table import Table
 
 from tiermem.blocks import Block, join_blocks, load_block
 from tiermem.datasets import Dataset, read_realbench
-from tiermem.metrics import Metrics, evaluate
+from tiermem.metrics import Metrics, evaluate, format_spearman
 from tiermem.model import M3SHead, RidgeHead, TrainConfig
 from tiermem.runtime import set_threads
 from tiermem.splits import split_train_val
@@ -190,8 +190,7 @@ def run_set(spec: SetSpec, root: Path, out: Path, args: argparse.Namespace) -> l
             row = Row(spec.name, target, "+".join(used), head_label, loss, int(cols.size), metrics, secs)
             rows.append(row)
             console.print(
-                f"  {label:<18.18} {head_label:<6} {loss:<15} ρ = {metrics.spearman:.3f} "
-                f"[{metrics.spearman_lo:.3f}, {metrics.spearman_hi:.3f}] {secs:6.1f} s"
+                f"  {label:<18.18} {head_label:<6} {loss:<15} ρ = {format_spearman(metrics)} {secs:6.1f} s"
                 + (f"  (partitions: {' '.join(f'{p:.3f}' for p in per)})" if len(per) > 1 else ""),
                 highlight=False,
             )
@@ -225,7 +224,7 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
         m = r.val
         lines.append(
             f"| {r.set} | {r.target} | {r.blocks} | {r.head} | {r.loss} | {r.n_features} | {m.n} | "
-            f"{m.spearman:.3f} [{m.spearman_lo:.3f}, {m.spearman_hi:.3f}] | {r.fit_seconds:.1f} |"
+            f"{format_spearman(m)} | {r.fit_seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -261,7 +260,7 @@ def main() -> None:
     for r in rows:
         m = r.val
         table.add_row(r.set, r.target, r.blocks, r.head, r.loss,
-                      f"{m.spearman:.3f} [{m.spearman_lo:.3f}, {m.spearman_hi:.3f}]", f"{r.fit_seconds:.1f}")  # fmt: skip
+                      format_spearman(m), f"{r.fit_seconds:.1f}")  # fmt: skip
     # Not a terminal (a log file): rich would wrap at 80 columns; the table needs ~120.
     (console if console.is_terminal else Console(width=130)).print(table)
     md = markdown(rows, args)
