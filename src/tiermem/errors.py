@@ -34,6 +34,14 @@ class DatasetError(TiermemError):
     """A dataset file does not follow its published layout (the message names file and row)."""
 
 
+class ArtifactError(TiermemError):
+    """A saved model or fitted state is damaged or does not fit what it claims to be (names the file)."""
+
+
+class OutputError(TiermemError):
+    """An output path cannot take what a command writes, or another run is writing it (names the path)."""
+
+
 def first_few(items: Sequence[object], k: int = 5) -> str:
     """The first `k` items for an error message, with how many more there are."""
     more = f", ... (+{len(items) - k} more)" if len(items) > k else ""
