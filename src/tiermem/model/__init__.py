@@ -1,4 +1,5 @@
-"""Memorability heads (the M3-S MLP and ridge), their losses, and how they train.
+"""Memorability heads (the M3-S MLP and ridge), their losses, how they train, and the scaling
+of targets outside [0, 1].
 
     >>> from tiermem.model import get_head, load_head, list_heads
     >>> head = get_head("ridge").fit(X, y)
@@ -22,6 +23,7 @@ _EXPORTS = {
     "HeadOptions": "tiermem.model.options",
     "parse_hidden": "tiermem.model.options",
     "RidgeHead": "tiermem.model.ridge",
+    "TargetScaling": "tiermem.model.scaling",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,6 +13,9 @@ through a directory::
 
 `layout` records which blocks (names and columns, in order) the columns of X came from, so
 a later caller can rebuild X from tables or extractors and be told when they do not match.
+Targets outside [0, 1] are learnt through a `TargetScaling` saved with the head, and
+predictions come back in the target's units. Loading checks every array's shape and values
+against the head's layout and architecture, naming the file that does not fit.
 Heads register with `@register_head` (`tiermem.model.registry`); `get_head(kind, **params)`
 builds one, `list_heads()` names them.
 """
@@ -26,15 +29,47 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tiermem.blocks import BlockLayout
-from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.model.registry import get_head_class, list_heads
-from tiermem.runtime import library_versions
 from tiermem.atomic import write_dir_atomic
+from tiermem.blocks import BlockLayout
+from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
+from tiermem.model.registry import get_head_class, list_heads
+from tiermem.model.scaling import TargetScaling
+from tiermem.runtime import library_versions
+from tiermem.standardise import Standardiser
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "head.json"
 WEIGHTS_FILE = "weights.safetensors"
+SCALING_KEY = "target_scaling"
+
+
+class StateError(ArtifactError):
+    """One entry of a head's fitted state does not fit the head; `key` names the entry."""
+
+    def __init__(self, key: str, cause: str) -> None:
+        self.key = key
+        super().__init__(f"{key!r}: {cause}")
+
+
+def state_array(state: dict[str, Any], key: str, shape: tuple[int, ...], *, positive: bool = False) -> np.ndarray:
+    """`state[key]` as float64, refused unless it has `shape` and finite (with `positive`: > 0) values."""
+    a = np.asarray(state[key], dtype=np.float64)
+    if a.shape != tuple(shape):
+        raise StateError(key, f"expected shape {tuple(shape)}, found {a.shape}")
+    bad = int((~np.isfinite(a)).sum())
+    if bad:
+        raise StateError(key, f"{bad} NaN/inf values")
+    if positive and (a <= 0).any():
+        raise StateError(key, f"{int((a <= 0).sum())} values <= 0, where a scale must be positive")
+    return a
+
+
+def state_number(state: dict[str, Any], key: str) -> float:
+    """`state[key]` as a finite float."""
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise StateError(key, f"expected a finite number, found {value!r}")
+    return float(value)
 
 
 class Head:
@@ -64,6 +99,20 @@ class Head:
         raise NotImplementedError
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores in the target's units; a score that is not finite means a damaged model."""
+        X = self._check_predict_input(X)
+        out = self.target_scaling_.inverse(self._predict(X))
+        bad = ~np.isfinite(out)
+        if bad.any():
+            name = getattr(self, "source_", f"this {self.kind} head")
+            raise ArtifactError(
+                f"{name}: {int(bad.sum())} of {out.size} scores are NaN/inf although the features are "
+                "finite: the model's weights are damaged"
+            )
+        return out
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores in the head's [0, 1] units of checked inputs."""
         raise NotImplementedError
 
     @property
@@ -79,6 +128,7 @@ class Head:
             raise DataMismatchError(f"need at least 3 training videos, got {X.shape[0]}")
         if not np.isfinite(X).all() or not np.isfinite(y).all():
             raise DataMismatchError("training features or labels contain NaN/inf")
+        self.target_scaling_ = TargetScaling.fit(y)
         if layout is None:
             layout = [BlockLayout("features", [f"x{i}" for i in range(X.shape[1])])]
         width = sum(len(b.feature_names) for b in layout)
@@ -86,7 +136,7 @@ class Head:
             raise DataMismatchError(f"layout describes {width} columns but X has {X.shape[1]}")
         self.layout_ = list(layout)
         self.n_features_in_ = int(X.shape[1])
-        return X, y
+        return X, self.target_scaling_.transform(y)
 
     def _check_predict_input(self, X: np.ndarray) -> np.ndarray:
         if not self.is_fitted:
@@ -97,6 +147,8 @@ class Head:
                 f"X has shape {X.shape}; the head was trained on {self.n_features_in_} features "
                 f"({', '.join(b.name for b in self.layout_)})"
             )
+        if not np.isfinite(X).all():
+            raise DataMismatchError(f"the features to score hold {int((~np.isfinite(X)).sum())} NaN/inf values")
         return X
 
     # -- fitted state ----------------------------------------------------------------------
@@ -112,12 +164,31 @@ class Head:
         """Rebuild a fitted head from `get_params()` and `state_dict()` without refitting."""
         return cls(**params).load_state_dict(state)
 
-    def _layout_state(self) -> dict[str, Any]:
-        return {"layout": [b.to_dict() for b in self.layout_]}
+    def _common_state(self) -> dict[str, Any]:
+        """The layout, and the target scaling unless it is the identity (older heads have none)."""
+        state: dict[str, Any] = {"layout": [b.to_dict() for b in self.layout_]}
+        if not self.target_scaling_.is_identity:
+            state[SCALING_KEY] = self.target_scaling_.to_dict()
+        return state
 
-    def _load_layout(self, state: dict[str, Any]) -> None:
+    def _load_common(self, state: dict[str, Any]) -> None:
         self.layout_ = [BlockLayout.from_dict(d) for d in state["layout"]]
         self.n_features_in_ = sum(len(b.feature_names) for b in self.layout_)
+        if self.n_features_in_ < 1:
+            raise StateError("layout", "names no features")
+        self.target_scaling_ = TargetScaling()
+        if SCALING_KEY in state:
+            try:
+                self.target_scaling_ = TargetScaling.from_dict(state[SCALING_KEY])
+            except TiermemError as exc:
+                raise StateError(SCALING_KEY, str(exc)) from None
+
+    def _load_normaliser(self, state: dict[str, Any]) -> Standardiser:
+        shape = (self.n_features_in_,)
+        return Standardiser.from_state({
+            "mean": state_array(state, "normaliser.mean", shape),
+            "scale": state_array(state, "normaliser.scale", shape, positive=True),
+        })
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -138,14 +209,12 @@ class Head:
             "arrays": sorted(arrays),
             "versions": library_versions(),
         }
-        if directory.exists() and not (directory / CONFIG_FILE).is_file() and any(directory.iterdir()):
-            raise TiermemError(f"{directory}: exists and is not a tiermem model directory; refusing to overwrite")
 
         def write(tmp: Path) -> None:
             save_file(arrays, str(tmp / WEIGHTS_FILE), metadata={"schema_version": str(SCHEMA_VERSION)})
             (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
 
-        return write_dir_atomic(directory, write)
+        return write_dir_atomic(directory, write, marker=CONFIG_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> "Head":
@@ -154,7 +223,11 @@ class Head:
 
 
 def load_head(directory: str | Path) -> Head:
-    """Read a head directory written by `Head.save`: JSON + safetensors only, nothing executed."""
+    """Read a head directory written by `Head.save`: JSON + safetensors only, nothing executed.
+
+    Every array must have the shape the head's layout and architecture give it and finite
+    values (scales > 0); anything else is refused in one line naming the file.
+    """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -166,24 +239,39 @@ def load_head(directory: str | Path) -> Head:
     try:
         doc = json.loads(cfg.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TiermemError(f"{cfg}: not valid JSON ({exc})") from None
+        raise ArtifactError(f"{cfg}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{cfg}: expected a JSON object, found {type(doc).__name__}")
     version = doc.get("schema_version")
     if version != SCHEMA_VERSION:
         raise TiermemError(f"{cfg}: model schema version {version!r}; this tiermem reads {SCHEMA_VERSION}")
     kind = doc.get("kind")
-    if kind not in list_heads():
-        raise TiermemError(f"{cfg}: unknown head kind {kind!r}")
+    if not isinstance(kind, str) or kind not in list_heads():
+        raise ArtifactError(f"{cfg}: unknown head kind {kind!r}")
+    for key in ("params", "state"):
+        if not isinstance(doc.get(key), dict):
+            raise ArtifactError(f"{cfg}: {key!r} must be a JSON object, found {type(doc.get(key)).__name__}")
     try:
         arrays = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
-        raise TiermemError(f"{weights}: not a readable safetensors file ({exc})") from None
+        raise ArtifactError(f"{weights}: not a readable safetensors file ({exc})") from None
     missing = [k for k in doc.get("arrays", []) if k not in arrays]
     if missing:
-        raise TiermemError(f"{weights}: missing arrays {', '.join(missing)}")
+        raise ArtifactError(f"{weights}: missing arrays {', '.join(map(str, missing))}")
     try:
-        return get_head_class(kind).from_state(doc["params"], {**doc["state"], **arrays})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TiermemError(f"{cfg}: malformed model state ({exc!r})") from None
+        head = get_head_class(kind)(**doc["params"])
+        head.check_params()
+        head.load_state_dict({**doc["state"], **arrays})
+    except StateError as exc:
+        raise ArtifactError(f"{weights if exc.key in arrays else cfg}: {exc}") from None
+    except TiermemError as exc:
+        raise ArtifactError(f"{cfg}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ArtifactError(f"{cfg}: malformed model state ({exc!r})") from None
+    head.source_ = str(directory)
+    return head
 
 
-__all__ = ["CONFIG_FILE", "Head", "SCHEMA_VERSION", "WEIGHTS_FILE", "load_head"]
+__all__ = [
+    "CONFIG_FILE", "Head", "SCHEMA_VERSION", "StateError", "WEIGHTS_FILE", "load_head", "state_array", "state_number",
+]

@@ -6,6 +6,7 @@ Defaults are the paper's Memento10k setting: Adam lr 1e-3, weight decay 1e-5, St
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,11 +45,19 @@ class TrainConfig:
         return cls(**d)
 
     def validate(self) -> None:
+        """Refuse settings that cannot train: counts below 1, negative or non-finite rates
+        (a learning rate of 0 is allowed: it keeps the initial weights)."""
         if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1 or self.step_size < 1 or self.threads < 0:
             raise TiermemError(
                 f"epochs, batch_size, ensemble and step_size must be >= 1 (got {self.epochs}, "
                 f"{self.batch_size}, {self.ensemble}, {self.step_size})"
             )
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise TiermemError(f"--lr must be >= 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise TiermemError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise TiermemError(f"gamma (the learning-rate decay) must be > 0, got {self.gamma}")
         from tiermem.model.losses import get_loss  # torch: imported only when a head trains
 
         get_loss(self.loss, **self.loss_params)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.model.base import Head
+from tiermem.model.base import Head, StateError, state_array
 from tiermem.model.registry import register_head
 from tiermem.model.config import EpochLog, TrainConfig
 from tiermem.splits import split_train_val
@@ -69,7 +69,7 @@ class M3SHead(Head):
         given_val = X_val is not None and y_val is not None
         if given_val:
             Xv = self.normaliser_.transform(self._check_predict_input(X_val)).astype(np.float32)
-            yv = np.asarray(y_val, dtype=np.float64).ravel()
+            yv = self.target_scaling_.transform(np.asarray(y_val, dtype=np.float64).ravel())
             if yv.size != Xv.shape[0]:
                 raise DataMismatchError(f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels")
         inner = not given_val and self.train.keep_best and round(len(y) * self.early_stopping) >= 3
@@ -92,10 +92,9 @@ class M3SHead(Head):
             self.best_epochs_.append(best)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def _predict(self, X: np.ndarray) -> np.ndarray:
         from tiermem.model.train import predict_mlp
 
-        X = self._check_predict_input(X)
         Xs = self.normaliser_.transform(X).astype(np.float32)
         return np.mean([predict_mlp(net, Xs) for net in self.members_], axis=0)
 
@@ -105,7 +104,7 @@ class M3SHead(Head):
             "normaliser.scale": self.normaliser_.scale_,
             "best_epochs": list(self.best_epochs_),
             "history": [[vars(e) for e in log] for log in self.history_],
-            **self._layout_state(),
+            **self._common_state(),
         }
         for k, net in enumerate(self.members_):
             for name, t in net.state_dict().items():
@@ -113,25 +112,37 @@ class M3SHead(Head):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> "M3SHead":
+        """Restore a fitted head; every member's weights must have the shapes of the
+        architecture (`hidden`, the layout's feature count) and finite values."""
         import torch
 
         from tiermem.model.train import build_mlp
 
-        self._load_layout(state)
-        self.normaliser_ = Standardiser.from_state(
-            {"mean": state["normaliser.mean"], "scale": state["normaliser.scale"]}
-        )
+        self._load_common(state)
+        self.normaliser_ = self._load_normaliser(state)
         self.best_epochs_ = [int(e) for e in state["best_epochs"]]
+        if not self.best_epochs_:
+            raise StateError("best_epochs", "names no ensemble member")
         self.history_ = [[EpochLog(**e) for e in log] for log in state["history"]]
+        members = [f"member{k}." for k in range(len(self.best_epochs_))]
+        stray = [n for n in state if n.startswith("member") and not n.startswith(tuple(members))]
+        if stray:
+            raise StateError(stray[0], f"weights of no ensemble member (the head has {len(members)})")
         self.members_ = []
-        for k in range(len(self.best_epochs_)):
-            prefix = f"member{k}."
-            weights = {n[len(prefix):]: torch.from_numpy(np.array(v)) for n, v in state.items() if n.startswith(prefix)}
+        for prefix in members:
             net = build_mlp(self.n_features_in_, self.hidden, self.dropout)
-            try:
-                net.load_state_dict(weights, strict=True)
-            except RuntimeError as exc:
-                raise TiermemError(f"ensemble member {k}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
+            expected = {prefix + n: tuple(t.shape) for n, t in net.state_dict().items()}
+            unknown = [n for n in state if n.startswith(prefix) and n not in expected]
+            if unknown:
+                raise StateError(unknown[0], f"not a weight of the {list(self.hidden)} architecture")
+            absent = [n for n in expected if n not in state]
+            if absent:
+                raise StateError(absent[0], "missing")
+            weights = {
+                n[len(prefix):]: torch.from_numpy(state_array(state, n, shape).astype(np.float32))
+                for n, shape in expected.items()
+            }
+            net.load_state_dict(weights, strict=True)
             net.eval()
             self.members_.append(net)
         return self

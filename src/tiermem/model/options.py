@@ -68,11 +68,14 @@ class HeadOptions:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """Hidden layer sizes from ``"512,64"``."""
+    """Hidden layer sizes from ``"512,64"``: one or more positive integers."""
     try:
-        return tuple(int(h) for h in text.split(",") if h.strip())
+        sizes = tuple(int(h) for h in text.split(",") if h.strip())
     except ValueError:
-        raise TiermemError(f"--hidden {text!r}: expected comma-separated layer sizes like 512,64") from None
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise TiermemError(f"--hidden {text!r}: expected comma-separated positive layer sizes like 512,64")
+    return sizes
 
 
 __all__ = ["HeadOptions", "parse_hidden"]

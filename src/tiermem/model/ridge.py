@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tiermem.model.base import Head
+from tiermem.model.base import Head, state_array, state_number
 from tiermem.model.registry import register_head
 from tiermem.standardise import Standardiser
 
@@ -25,7 +25,8 @@ class RidgeHead(Head):
     """Closed-form ridge regression on standardised features; alpha by efficient leave-one-out CV.
 
     The baseline every report shows beside the M3-S head. Predictions are clipped to [0, 1]
-    (memorability is a probability); clipping never changes the order of in-range scores.
+    (memorability is a probability), or to the training range of a target learnt through a
+    `TargetScaling`; clipping never changes the order of in-range scores.
     """
 
     kind = "ridge"
@@ -55,8 +56,7 @@ class RidgeHead(Head):
         # saved by earlier versions keep their exact scores.
         return self.normaliser_.transform(X).astype(np.float32).astype(np.float64)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        X = self._check_predict_input(X)
+    def _predict(self, X: np.ndarray) -> np.ndarray:
         out = self._standardised(X) @ self.coef_ + self.intercept_
         return np.clip(out, 0.0, 1.0) if self.clip else out
 
@@ -67,17 +67,15 @@ class RidgeHead(Head):
             "ridge.coef": self.coef_,
             "ridge.intercept": self.intercept_,
             "ridge.alpha": self.alpha_,
-            **self._layout_state(),
+            **self._common_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> "RidgeHead":
-        self._load_layout(state)
-        self.normaliser_ = Standardiser.from_state(
-            {"mean": state["normaliser.mean"], "scale": state["normaliser.scale"]}
-        )
-        self.coef_ = np.asarray(state["ridge.coef"], dtype=np.float64)
-        self.intercept_ = float(state["ridge.intercept"])
-        self.alpha_ = float(state["ridge.alpha"])
+        self._load_common(state)
+        self.normaliser_ = self._load_normaliser(state)
+        self.coef_ = state_array(state, "ridge.coef", (self.n_features_in_,))
+        self.intercept_ = state_number(state, "ridge.intercept")
+        self.alpha_ = state_number(state, "ridge.alpha")
         return self
 
 
