@@ -7,17 +7,21 @@
     arrays.npz             training predictions (percentiles), Shapley baseline, t-SNE maps
     evaluation/            validation predictions, their facts and the tier ablation (CSV, JSON)
 
-JSON, npz read with ``allow_pickle=False`` and safetensors only. The directory is built beside
-its destination and swapped into place, so a crash never leaves half a model.
+JSON, npz read with ``allow_pickle=False`` and safetensors only, each checked against the
+config and the layout when read. The directory is built beside its destination and swapped
+into place, so a crash never leaves half a model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,20 +29,22 @@ import pandas as pd
 
 from tiermem.atomic import write_dir_atomic
 from tiermem.blocks import BlockLayout
-from tiermem.errors import TiermemError
+from tiermem.errors import ArtifactError, TiermemError
 from tiermem.runtime import library_versions
 from tiermem.store import FeatureStore
 
 if TYPE_CHECKING:
+    from tiermem.evaluation import PipelineEvaluation
     from tiermem.pipeline import Pipeline
 
 ARTIFACT_SCHEMA = 1
 META_FILE = "pipeline.json"
+DISTINCT_BLOCK = "distinct"
 
 
 def save_pipeline(pipe: "Pipeline", out: Path) -> Path:
     """Write `pipe` (and its evaluation, when it has one) to the directory `out`, atomically."""
-    return write_dir_atomic(out, lambda d: _write(pipe, d))
+    return write_dir_atomic(out, lambda d: _write(pipe, d), marker=META_FILE)
 
 
 def _write(pipe: "Pipeline", d: Path) -> None:
@@ -79,51 +85,135 @@ def _write(pipe: "Pipeline", d: Path) -> None:
     (d / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def load_pipeline(d: Path, make: Callable[[dict[str, Any]], "Pipeline"]) -> "Pipeline":
-    """Read an artifact directory into `make(config)`; unknown schema versions and damaged
-    files are refused in one line."""
+def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
+    """Read an artifact directory into `make(config)` (which checks the config).
+
+    Unknown schema versions, damaged files and parts that do not fit together (a head trained
+    on other blocks, arrays of the wrong shape, NaN) are refused in one line naming the file.
+    """
     meta_path = d / META_FILE
     if not meta_path.exists():
         raise TiermemError(f"{d}: not a tiermem model (no {META_FILE})")
-    try:
-        return _read(d, meta_path, make)
-    except TiermemError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise TiermemError(f"{d}: not a readable tiermem model ({type(exc).__name__}: {exc})") from None
-
-
-def _read(d: Path, meta_path: Path, make: Callable[[dict[str, Any]], "Pipeline"]) -> "Pipeline":
-    from tiermem.distinctiveness.base import Distinctiveness
-    from tiermem.evaluation import PipelineEvaluation
-    from tiermem.model.base import load_head
-
-    meta = json.loads(meta_path.read_text())
-    if meta.get("schema_version") != ARTIFACT_SCHEMA:
-        raise TiermemError(
-            f"{meta_path}: schema version {meta.get('schema_version')} (this tiermem reads {ARTIFACT_SCHEMA})"
+    with _reading(meta_path):
+        meta = _json(meta_path, dict)
+        if meta.get("schema_version") != ARTIFACT_SCHEMA:
+            raise TiermemError(
+                f"{meta_path}: schema version {meta.get('schema_version')} (this tiermem reads {ARTIFACT_SCHEMA})"
+            )
+        try:
+            pipe = make(meta["config"])
+        except TiermemError as exc:
+            raise ArtifactError(f"{meta_path}: config: {exc}") from None
+        pipe.layout_ = [BlockLayout.from_dict(b) for b in _field(meta, "layout", list, meta_path)]
+        distinct = [str(m) for m in _field(meta, "distinct", list, meta_path)]
+        maps = [str(m) for m in _field(meta, "maps", list, meta_path)]
+        evaluation = meta.get("evaluation")
+        if evaluation is not None and not isinstance(evaluation, dict):
+            raise ArtifactError(f"{meta_path}: 'evaluation' must be a JSON object or null")
+    cfg = pipe.config
+    blocks = cfg.tiers + ([DISTINCT_BLOCK] if cfg.distinct else [])
+    if [b.name for b in pipe.layout_] != blocks or distinct != cfg.distinct:
+        raise ArtifactError(
+            f"{meta_path}: layout ({', '.join(b.name for b in pipe.layout_)}) and distinctiveness "
+            f"({', '.join(distinct) or 'none'}) do not match the config's tiers and methods"
         )
-    pipe = make(meta["config"])
-    pipe.layout_ = [BlockLayout.from_dict(b) for b in meta["layout"]]
-    pipe.distinct_ = [Distinctiveness.load(d / "distinct" / f"{m}.npz") for m in meta["distinct"]]
-    pipe.head_ = load_head(d / "head")
-    with np.load(d / "arrays.npz", allow_pickle=False) as arrays:
-        pipe.baseline_ = arrays["baseline"]
-        pipe.train_predictions_ = arrays["train_predictions"]
-        pipe.train_scores_ = arrays["train_scores"]
-        maps = {m: (arrays[f"map_{m}_xy"], arrays[f"map_{m}_colour"]) for m in meta["maps"]}
-    if meta.get("evaluation") is not None:
-        ev_dir = d / "evaluation"
-        ablation = ev_dir / "ablation.csv"
-        pipe.evaluation = PipelineEvaluation(
-            metrics=meta["evaluation"],
-            predictions=pd.read_csv(ev_dir / "val_predictions.csv", dtype={"video_id": str}),
-            facts=json.loads((ev_dir / "val_facts.json").read_text()),
-            ablation=pd.read_csv(ablation) if ablation.exists() else None,
-            maps=maps,
-        )
+    map_arrays = _read_parts(pipe, d, maps)
+    if evaluation is not None:
+        pipe.evaluation = _read_evaluation(d / "evaluation", evaluation, map_arrays)
     pipe.artifact_dir_ = str(d)
     return pipe
 
 
-__all__ = ["ARTIFACT_SCHEMA", "META_FILE", "load_pipeline", "save_pipeline"]
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn any failure to read or make sense of `path` into one line naming it."""
+    try:
+        yield
+    except TiermemError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, EOFError,
+            zipfile.BadZipFile, zlib.error) as exc:  # JSONDecodeError and pandas' parse errors are ValueErrors
+        raise ArtifactError(f"{path}: damaged or not part of a tiermem model ({type(exc).__name__}: {exc})") from None
+
+
+def _json(path: Path, kind: type) -> Any:
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, kind):
+        raise ArtifactError(f"{path}: expected a JSON {_JSON_NAMES[kind]}, found {_JSON_NAMES.get(type(doc), type(doc).__name__)}")
+    return doc
+
+
+def _field(meta: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    value = meta.get(key)
+    if not isinstance(value, kind):
+        raise ArtifactError(f"{path}: {key!r} must be a JSON {_JSON_NAMES[kind]}, found {value!r}")
+    return value
+
+
+def _finite(arrays: Any, key: str, path: Path, shape: tuple[int | None, ...]) -> np.ndarray:
+    """`arrays[key]` as float64, refused unless its shape matches (None: any length) and it is finite."""
+    a = np.asarray(arrays[key], dtype=np.float64)
+    if a.ndim != len(shape) or any(want is not None and got != want for got, want in zip(a.shape, shape)):
+        shown = "(" + ", ".join("N" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ArtifactError(f"{path}: array {key!r}: expected shape {shown}, found {a.shape}")
+    if not np.isfinite(a).all():
+        raise ArtifactError(f"{path}: array {key!r} holds {int((~np.isfinite(a)).sum())} NaN/inf values")
+    return a
+
+
+def _read_parts(pipe: "Pipeline", d: Path, maps: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The head, the distinctiveness contexts and the arrays, each checked against the layout;
+    returns the t-SNE maps (block -> coordinates, scores)."""
+    from tiermem.distinctiveness.base import Distinctiveness
+    from tiermem.model.base import CONFIG_FILE, load_head
+
+    cfg = pipe.config
+    pipe.head_ = load_head(d / "head")
+    if pipe.head_.layout_ != pipe.layout_:
+        raise ArtifactError(f"{d / 'head' / CONFIG_FILE}: the head's blocks and columns differ from {META_FILE}'s layout")
+    width = {b.name: len(b.feature_names) for b in pipe.layout_}
+    pipe.distinct_ = []
+    for method in cfg.distinct:
+        path = d / "distinct" / f"{method}.npz"
+        est = Distinctiveness.load(path)
+        if est.method != method or est.source != cfg.distinct_source or est.n_features_in_ != width.get(est.source):
+            raise ArtifactError(
+                f"{path}: a {est.method} context of {est.n_features_in_} {est.source} features; the model "
+                f"uses {method} on its {width.get(cfg.distinct_source)} {cfg.distinct_source} features"
+            )
+        pipe.distinct_.append(est)
+    if cfg.distinct and sum(len(est.feature_names) for est in pipe.distinct_) != width[DISTINCT_BLOCK]:
+        raise ArtifactError(f"{d / 'distinct'}: the contexts give other features than the layout's {DISTINCT_BLOCK!r} block")
+    path = d / "arrays.npz"
+    with _reading(path), np.load(path, allow_pickle=False) as arrays:
+        pipe.baseline_ = _finite(arrays, "baseline", path, (pipe.head_.n_features_in_,))
+        pipe.train_predictions_ = _finite(arrays, "train_predictions", path, (None,))
+        pipe.train_scores_ = _finite(arrays, "train_scores", path, (None,))
+        if pipe.train_predictions_.size == 0:
+            raise ArtifactError(f"{path}: array 'train_predictions' is empty (percentiles need the training scores)")
+        return {
+            m: (_finite(arrays, f"map_{m}_xy", path, (None, 2)), _finite(arrays, f"map_{m}_colour", path, (None,)))
+            for m in maps
+        }
+
+
+def _read_evaluation(ev_dir: Path, metrics: dict[str, Any], maps: dict[str, Any]) -> "PipelineEvaluation":
+    from tiermem.evaluation import PipelineEvaluation
+
+    files = {name: ev_dir / name for name in ("val_predictions.csv", "val_facts.json", "ablation.csv")}
+    with _reading(files["val_predictions.csv"]):
+        predictions = pd.read_csv(files["val_predictions.csv"], dtype={"video_id": str})
+    with _reading(files["val_facts.json"]):
+        facts = _json(files["val_facts.json"], list)
+    ablation = None
+    if files["ablation.csv"].exists():
+        with _reading(files["ablation.csv"]):
+            ablation = pd.read_csv(files["ablation.csv"])
+    return PipelineEvaluation(metrics=metrics, predictions=predictions, facts=facts, ablation=ablation, maps=maps)
+
+
+_JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+                                bool: "boolean", type(None): "null"}
+
+
+__all__ = ["ARTIFACT_SCHEMA", "DISTINCT_BLOCK", "META_FILE", "load_pipeline", "save_pipeline"]

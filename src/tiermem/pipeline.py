@@ -12,9 +12,11 @@ The artifact's layout is `tiermem.artifact`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,10 +24,10 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from tiermem.artifact import load_pipeline, save_pipeline
+from tiermem.artifact import DISTINCT_BLOCK, load_pipeline, save_pipeline
 from tiermem.blocks import BlockLayout, join_blocks
 from tiermem.datasets.record import Dataset
-from tiermem.errors import TiermemError
+from tiermem.errors import DataMismatchError, TiermemError, first_few
 from tiermem.features import (
     TEXT_TIERS, dataset_paths, extract_features, frame_tiers, load_facts, load_tier_blocks, report_failures,
 )
@@ -35,7 +37,40 @@ from tiermem.predictions import Predictions
 from tiermem.splits import dataset_splits
 from tiermem.store import FeatureStore
 
-DISTINCT_BLOCK = "distinct"
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _names(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+
+
+def _options(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, dict) for k, x in v.items())
+
+
+#: Each config field's check and what it must be, for messages; names are checked against the
+#: registries in `PipelineConfig.validate`.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "target": (lambda v: isinstance(v, str) and bool(v), "a column name"),
+    "tiers": (_names, "a list of tier names"),
+    "distinct": (_names, "a list of distinctiveness methods"),
+    "distinct_source": (lambda v: isinstance(v, str), "a tier name"),
+    "distinct_params": (_options, "an object of method -> parameters"),
+    "head": (lambda v: isinstance(v, str), "a head name"),
+    "head_params": (lambda v: isinstance(v, dict), "an object of head parameters"),
+    "tier_config": (_options, "an object of tier -> options"),
+    "frames": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "size": (lambda v: _is_int(v) and v >= 16, "an integer >= 16"),
+    "mode": (lambda v: v in ("stretch", "crop"), "'stretch' or 'crop'"),
+    "val_fraction": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v < 1,
+        "a number in (0, 1): the fit reports on a validation split",
+    ),
+    "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
+    "ablate": (lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 @dataclass
@@ -62,12 +97,32 @@ class PipelineConfig:
         """How frames are sampled for the frame tiers."""
         return {"frames": self.frames, "size": self.size, "mode": self.mode}
 
+    @classmethod
+    def from_dict(cls, d: Any) -> "PipelineConfig":
+        """A config read back from JSON: every key known, every value of its type and range."""
+        if not isinstance(d, dict):
+            raise TiermemError(f"expected a JSON object, found {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TiermemError(f"unknown setting(s) {', '.join(map(str, unknown))}")
+        if "target" not in d:
+            raise TiermemError("no target")
+        config = cls(**d)
+        config.validate()
+        return config
+
     def validate(self) -> None:
-        """Check every name and setting; called before extraction, which can take hours."""
+        """Check every name and setting; called before extraction, which can take hours, and
+        when a saved model is loaded."""
         from tiermem.distinctiveness.registry import get_distinctiveness
         from tiermem.model.registry import get_head
         from tiermem.tiers import get_tier, list_tiers
 
+        for f in fields(self):
+            check, what = _FIELDS[f.name]
+            value = getattr(self, f.name)
+            if not check(value):
+                raise TiermemError(f"{f.name} must be {what}, got {value!r}")
         if not self.tiers:
             raise TiermemError("a pipeline needs at least one tier")
         unknown = [t for t in self.tiers if t not in list_tiers()]
@@ -88,8 +143,6 @@ class PipelineConfig:
         for method in self.distinct:
             get_distinctiveness(method, source=self.distinct_source, **self.distinct_params.get(method, {}))
         get_head(self.head, **self.head_params).check_params()
-        if not 0.0 < self.val_fraction < 1.0:
-            raise TiermemError(f"val_fraction must be in (0, 1), got {self.val_fraction}: the fit reports on a validation split")
 
 
 @dataclass
@@ -124,6 +177,7 @@ class Pipeline:
         """Extract the training split's tiers, fit their state, distinctiveness and the head on it."""
         from tiermem.distinctiveness.registry import get_distinctiveness
         from tiermem.model.registry import get_head
+        from tiermem.model.scaling import TargetScaling
 
         cfg = self.config
         cfg.validate()
@@ -131,6 +185,10 @@ class Pipeline:
         if dataset.paths is None and frame_tiers(cfg.tiers):
             raise TiermemError(f"dataset {dataset.name} has no video files; frame tiers need videos")
         splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
+        try:  # constant targets leave nothing to learn: say so before extracting anything
+            TargetScaling.fit(dataset.scores[cfg.target].to_numpy(dtype=np.float64)[splits.train])
+        except TiermemError as exc:
+            raise DataMismatchError(f"dataset {dataset.name}, target {cfg.target!r}: {exc}") from None
         if splits.left_out:
             console.print(f"[yellow]{sum(splits.left_out.values())} labelled videos in no train/val/test split "
                           f"({', '.join(splits.left_out)}) are left out[/]")
@@ -251,8 +309,12 @@ class Pipeline:
             ok_ids = [v for v in ids if v not in bad]
             if not ok_ids:
                 return Predictions.empty(failed)
-            scored_ids, X = self.features(store_dir, ok_ids)
-            facts = load_facts(store_dir, self.config.tiers, list(scored_ids))
+            try:
+                scored_ids, X = self.features(store_dir, ok_ids)
+                facts = load_facts(store_dir, self.config.tiers, list(scored_ids))
+            except DataMismatchError as exc:
+                message = str(exc) if cache is not None else self._about_extracted(str(exc), store_dir, ok_ids)
+                raise DataMismatchError(f"model {self.name}: {message}") from None
         shap = self.explain(X)
         path_of = dict(zip(ids, map(str, paths)))
         table = pd.DataFrame({
@@ -265,6 +327,19 @@ class Pipeline:
             table[f"contrib_{name}"] = shap.values[:, j]
         return Predictions(table, shap.as_dicts(), facts, shap.base_score, failed)
 
+    @property
+    def name(self) -> str:
+        """How messages name this model: its artifact directory, once saved or loaded."""
+        return getattr(self, "artifact_dir_", "the fitted pipeline (not saved)")
+
+    def _about_extracted(self, message: str, store_dir: Path, ids: list[str]) -> str:
+        """A message about features in a temporary store, naming the videos they were
+        extracted from instead of the store's tables (gone by the time it is read)."""
+        videos = first_few(ids, 3)
+        for tier in self.config.tiers:
+            message = message.replace(str(FeatureStore(store_dir).table_path(tier)), f"the {tier} features of {videos}")
+        return message.replace(str(store_dir), f"the features of {videos}")
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, out: str | os.PathLike[str]) -> Path:
         """Write the artifact directory atomically, with the evaluation when there is one."""
@@ -274,7 +349,7 @@ class Pipeline:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Pipeline":
         """Read an artifact directory; refuses unknown schema versions and damaged files."""
-        return load_pipeline(Path(path), lambda config: cls(PipelineConfig(**config)))
+        return load_pipeline(Path(path), lambda config: cls(PipelineConfig.from_dict(config)))
 
     @property
     def state_dir(self) -> Path:

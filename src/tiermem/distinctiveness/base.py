@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
-from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
 
 
 class NotFittedError(TiermemError, _SklearnNotFitted):
@@ -210,15 +212,36 @@ class Distinctiveness:
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> "Distinctiveness":
-        """Read a file written by `save` (never unpickles) and rebuild the estimator."""
+        """Read a file written by `save` (never unpickles) and rebuild the estimator.
+
+        A truncated or overwritten file, a state that is not an object, NaN/inf values, a scale
+        that is not positive, or arrays that do not fit together (tried on one probe video) are
+        refused in one line naming the file.
+        """
         try:
             with np.load(path, allow_pickle=False) as npz:
                 state: dict[str, Any] = {k: npz[k] for k in npz.files if k != "__json__"}
                 meta = json.loads(str(npz["__json__"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise TiermemError(f"{path}: not a tiermem distinctiveness file ({exc})") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ArtifactError(f"{path}: not a tiermem distinctiveness file ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{path}: its JSON record is a {type(meta).__name__}, not an object")
+        for key, value in state.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ArtifactError(f"{path}: array {key!r} holds {int((~np.isfinite(value)).sum())} NaN/inf values")
+            if key.endswith("scale") and value.dtype.kind in "fiu" and (value <= 0).any():
+                raise ArtifactError(f"{path}: array {key!r} holds values <= 0, where a scale must be positive")
         state.update(meta)
-        return Distinctiveness.from_state(state)
+        try:
+            est = Distinctiveness.from_state(state)
+            probe = est.transform(np.zeros((1, est.n_features_in_)))
+        except TiermemError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise ArtifactError(f"{path}: fitted state does not fit together ({type(exc).__name__}: {exc})") from None
+        if probe.shape != (1, len(est.feature_names)) or not np.isfinite(probe).all():
+            raise ArtifactError(f"{path}: fitted state gives no finite {est.method} features")
+        return est
 
     # -- subclass hooks ------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> np.ndarray:
