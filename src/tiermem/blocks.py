@@ -228,6 +228,8 @@ def join_blocks(
     if not blocks:
         raise DataMismatchError("no feature blocks given")
     ids = np.asarray(ids).astype(str)
+    if ids.size == 0:
+        raise DataMismatchError("no video_ids to join: the list of videos to use is empty")
     dup = duplicated(ids)
     if dup:
         raise DataMismatchError(f"{len(dup)} duplicate {ID_COLUMN}s requested: {first_few(dup)}")
@@ -289,7 +291,7 @@ def _order_by_layout(blocks: Sequence[Block], layout: Sequence[BlockLayout]) -> 
         if b.dim != len(spec.feature_names):
             raise DataMismatchError(
                 f"block {b.name!r} ({b.source}) has {b.dim} features; the model expects "
-                f"{len(spec.feature_names)}"
+                f"{len(spec.feature_names)} features of block {b.name!r}"
             )
         if list(b.feature_names) != list(spec.feature_names):
             i = next(i for i, (x, y) in enumerate(zip(b.feature_names, spec.feature_names)) if x != y)

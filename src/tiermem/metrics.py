@@ -171,6 +171,8 @@ def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -
             raise DatasetError(
                 f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})"
             )
+    if df.empty:
+        raise DatasetError(f"{path}: no rows, only a header")
     ids = df[id_column]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
