@@ -2,14 +2,19 @@
 
 Options used by several commands are defined once here: the network choices of `extract` and
 `fit` (`tier_options`) and the head's settings of `train`, `ablate` and `fit`
-(`with_head_options`, which adds them to a command and hands it one `HeadOptions`).
+(`with_head_options`, which adds them to a command and hands it one `HeadOptions`). Every
+numeric option checks its range as it is parsed (`in_range`), before any file is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from typing import Any, Callable, Optional, TypeVar
+import json
+import math
+from collections.abc import Iterator
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -42,6 +47,82 @@ def reports_errors(fn: F) -> F:
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def refuse(message: str) -> NoReturn:
+    """End the command with one error line on stderr and exit code 1 (for checks made while parsing)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def in_range(
+    low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A callback refusing, as the option is parsed, a number outside the range or not finite."""
+    if low is not None and high is not None:
+        shown = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        shown = f"{'>' if low_open else '>='} {low}"
+    else:
+        shown = f"{'<' if high_open else '<='} {high}"
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return value
+        fits = math.isfinite(value)
+        if fits and low is not None:
+            fits = value > low if low_open else value >= low
+        if fits and high is not None:
+            fits = value < high if high_open else value <= high
+        if not fits:
+            refuse(f"{param.opts[0]} must be {shown}, got {value}")
+        return value
+
+    return check
+
+
+def _hidden_sizes(param: typer.CallbackParam, value: str) -> str:
+    from tiermem.model.options import parse_hidden
+
+    try:
+        parse_hidden(value)
+    except TiermemError as exc:
+        refuse(str(exc))
+    return value
+
+
+#: Seeds are unsigned 32-bit numbers (numpy's and torch's generators take them all).
+SEED_RANGE = in_range(0, 2**32 - 1)
+#: A share of the videos to hold out that leaves some to train on.
+SHARE_RANGE = in_range(0, 1, low_open=True, high_open=True)
+
+
+def to_json(doc: Any) -> str:
+    """Strict JSON for machines: numpy values become plain ones, NaN and infinities `null`."""
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            value = value.tolist()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return json.dumps(plain(doc), indent=1, allow_nan=False)
+
+
+@contextlib.contextmanager
+def writing_model(out: str, marker: str) -> Iterator[None]:
+    """Check, before any work, that `out` can take a model directory holding `marker`, and
+    hold its lock for the whole command, so a second run on the same path is refused."""
+    from tiermem.atomic import check_output_dir, output_lock
+
+    check_output_dir(out, marker)
+    with output_lock(out):
+        yield
 
 
 def split_list(values: str | list[str] | None) -> list[str]:
@@ -81,16 +162,16 @@ _HEAD_PARAMETERS = [
     for name, annotation, default in [
         ("head", str, typer.Option("m3s", "--head", help=f"Head: {', '.join(list_heads())} (m3s: the M3-S MLP; ridge: the closed-form baseline).")),
         ("loss", Optional[str], typer.Option(None, "--loss", help="m3s loss: mse, mse_tails, l1, spearman, mse_to_spearman \\[default: mse].")),
-        ("epochs", int, typer.Option(20, "--epochs", help="Training epochs (m3s).")),
-        ("batch_size", int, typer.Option(32, "--batch-size", help="Mini-batch size (m3s).")),
-        ("lr", float, typer.Option(1e-3, "--lr", help="Adam learning rate (m3s).")),
-        ("weight_decay", float, typer.Option(1e-5, "--weight-decay", help="Adam weight decay (m3s).")),
-        ("hidden", str, typer.Option("512,64", "--hidden", help="Hidden layer sizes (m3s).")),
-        ("dropout", float, typer.Option(0.0, "--dropout", help="Dropout after each hidden layer (m3s; realbench setting: 0.5).")),
-        ("seed", int, typer.Option(0, "--seed", help="Seed of the validation split and of training.")),
-        ("ensemble", int, typer.Option(1, "--ensemble", help="Train K seeds and average them (m3s).")),
+        ("epochs", int, typer.Option(20, "--epochs", callback=in_range(1), help="Training epochs (m3s).")),
+        ("batch_size", int, typer.Option(32, "--batch-size", callback=in_range(1), help="Mini-batch size (m3s).")),
+        ("lr", float, typer.Option(1e-3, "--lr", callback=in_range(0, low_open=True), help="Adam learning rate (m3s).")),
+        ("weight_decay", float, typer.Option(1e-5, "--weight-decay", callback=in_range(0), help="Adam weight decay (m3s).")),
+        ("hidden", str, typer.Option("512,64", "--hidden", callback=_hidden_sizes, help="Hidden layer sizes (m3s).")),
+        ("dropout", float, typer.Option(0.0, "--dropout", callback=in_range(0, 1, high_open=True), help="Dropout after each hidden layer (m3s; realbench setting: 0.5).")),
+        ("seed", int, typer.Option(0, "--seed", callback=SEED_RANGE, help="Seed of the validation split and of training.")),
+        ("ensemble", int, typer.Option(1, "--ensemble", callback=in_range(1), help="Train K seeds and average them (m3s).")),
         ("early_stopping", float, typer.Option(
-            0.1, "--early-stopping",
+            0.1, "--early-stopping", callback=in_range(0, 1, high_open=True),
             help="Share of the training videos each m3s seed holds out to pick its best epoch (0: train all epochs). "
             "realbench setting: --dropout 0.5 --ensemble 10 --early-stopping 0.3.",
         )),

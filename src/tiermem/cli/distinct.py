@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from tiermem.cli.common import app, console, err_console, reports_errors
+from tiermem.cli.common import app, console, err_console, in_range, reports_errors, to_json
 from tiermem.distinctiveness.registry import list_distinctiveness
 
 
@@ -21,8 +21,8 @@ def distinct_command(
     ),
     method: str = typer.Option("knn", "--method", help=f"{', '.join(list_distinctiveness())} (dbscan is the paper's)."),
     source: str = typer.Option("mid", "--source", help="Tier whose features are compared (for videos: the tier extracted)."),
-    k: int = typer.Option(10, "--k", min=1, help="Neighbours (knn)."),
-    components: int = typer.Option(10, "--components", min=1, help="PCA dimensions (knn, kde, dbscan)."),
+    k: int = typer.Option(10, "--k", callback=in_range(1), help="Neighbours (knn)."),
+    components: int = typer.Option(10, "--components", callback=in_range(1), help="PCA dimensions (knn, kde, dbscan)."),
     store: Optional[str] = typer.Option(None, "--store", help="Feature store for videos given as input \\[default: a temporary directory]."),
     out: Optional[str] = typer.Option(None, "--out", help="Also write the table as CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and every video's values as JSON."),
@@ -36,13 +36,15 @@ def distinct_command(
 
     Example: tiermem distinct --context clips/ --source low --method kde
     """
-    import json
     import tempfile
 
+    from tiermem.atomic import check_output_file
     from tiermem.distinctiveness.context import distinctiveness_report, load_source_block
     from tiermem.runtime import set_threads
 
     set_threads()
+    if out:
+        check_output_file(out)
     params: dict[str, Any] = {}
     if method in ("knn", "kde", "dbscan"):
         params["n_components"] = components
@@ -61,7 +63,7 @@ def distinct_command(
     if as_json:
         doc = report.to_json()
         doc["failed"] = [{"path": p, "reason": r} for p, r in failed]
-        typer.echo(json.dumps(doc, indent=1, default=float))
+        typer.echo(to_json(doc))
     else:
         from rich.table import Table
 

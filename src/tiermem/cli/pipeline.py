@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from tiermem.cli.common import (
-    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, print_failures,
-    reports_errors, split_list, tier_options, with_head_options,
+    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, SHARE_RANGE, WEIGHTS_HELP, app, console, err_console, in_range,
+    print_failures, reports_errors, split_list, tier_options, to_json, with_head_options, writing_model,
 )
 from tiermem.cli.tables import BLOCK_HELP, load_blocks
 from tiermem.datasets.registry import list_datasets
@@ -31,11 +31,11 @@ def fit_command(
     distinct_source: str = typer.Option("mid", "--distinct-source", help="Tier whose features define the context."),
     target: Optional[str] = typer.Option(None, "--target", help="Score column \\[default: the dataset's standard target]."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store directory \\[default: OUT.features]."),
-    frames: int = typer.Option(45, "--frames", min=1, help="Frames decoded per video."),
-    size: int = typer.Option(256, "--size", min=16, help="Square frame size."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Validation share carved from train when the dataset has no val split."),
+    frames: int = typer.Option(45, "--frames", callback=in_range(1), help="Frames decoded per video."),
+    size: int = typer.Option(256, "--size", callback=in_range(16), help="Square frame size."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", callback=SHARE_RANGE, help="Validation share carved from train when the dataset has no val split."),
     ablate: bool = typer.Option(True, "--ablate/--no-ablate", help="Also fit every tier alone / all but one (for the report)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
@@ -51,25 +51,34 @@ def fit_command(
     Example: tiermem fit --dataset memento10k --root data/memento10k --tiers low,mid,high
     --distinct knn --head m3s --loss mse_tails --out models/m10k
     """
-    from rich.table import Table
-
     from tiermem.api import fit
+    from tiermem.artifact import META_FILE
     from tiermem.datasets.registry import read_dataset
     from tiermem.evaluation import evaluate_pipeline
-    from tiermem.metrics import format_spearman
     from tiermem.runtime import set_threads
 
     set_threads()
-    ds = read_dataset(dataset, root, target=target)
-    cache = cache or f"{out.rstrip('/')}.features"
-    pipe = fit(
-        ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct),
-        head=head_options.head, workers=workers, console=console, distinct_source=distinct_source,
-        head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
-        seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
-    )
-    pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, console=console)
-    pipe.save(out)
+    with writing_model(out, META_FILE):
+        ds = read_dataset(dataset, root, target=target)
+        cache = cache or f"{out.rstrip('/')}.features"
+        pipe = fit(
+            ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct),
+            head=head_options.head, workers=workers, console=console, distinct_source=distinct_source,
+            head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
+            seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
+        )
+        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, console=console)
+        pipe.save(out)
+    _print_fit(pipe)
+    console.print(f"saved {out}")
+
+
+def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
+    """The validation (and test) figures, the tier ablation and the target scaling of a fit."""
+    from rich.table import Table
+
+    from tiermem.metrics import format_spearman
+
     cfg, ev = pipe.config, pipe.evaluation
     table = Table(title=f"{cfg.head} on {', '.join(cfg.tiers)}{' + distinct' if cfg.distinct else ''}: {cfg.target}")
     for col in ("split", "n", "Spearman [95% CI]", "Pearson", "MSE"):
@@ -86,7 +95,8 @@ def fit_command(
         for r in ev.ablation.to_dict(orient="records"):
             ab.add_row(r["tiers"], r["head"], format_spearman(r))
         console.print(ab)
-    console.print(f"saved {out}")
+    if not pipe.head_.target_scaling_.is_identity:
+        console.print(pipe.head_.target_scaling_.describe(), highlight=False, soft_wrap=True)
 
 
 @app.command("predict")
@@ -99,7 +109,7 @@ def predict_command(
     ids: Optional[str] = typer.Option(None, "--ids", help="Table mode: CSV whose video_id column lists the videos to score \\[default: all in the first block]."),
     captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV, for models that use the text tier."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Extraction worker processes."),
+    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
 ) -> None:
     """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
@@ -112,9 +122,12 @@ def predict_command(
     tiermem predict clip.mp4 (zero-shot, ResMem prior);
     tiermem predict --model head/ --block coco=features.parquet --ids ids_test.csv --out predictions.csv
     """
+    from tiermem.atomic import check_output_file
     from tiermem.runtime import set_threads
 
     set_threads()
+    if out is not None:
+        check_output_file(out)
     if block:
         if model is None or out is None:
             raise typer.BadParameter("table mode (--block) needs --model (a `tiermem train` head) and --out")
@@ -128,16 +141,19 @@ def predict_command(
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
     import pandas as pd
 
+    from tiermem.atomic import write_csv_atomic
     from tiermem.datasets.record import read_csv, require_columns
+    from tiermem.errors import DatasetError
     from tiermem.model.base import load_head
     from tiermem.model.experiment import predict_on_blocks
-    from tiermem.atomic import write_csv_atomic
 
     head = load_head(model)
     want = None
     if ids:
         table = read_csv(ids, dtype={"video_id": str})
         require_columns(table, ["video_id"], ids)
+        if table.empty:
+            raise DatasetError(f"{ids}: no rows, only a header: no video to score")
         want = table["video_id"].astype(str).to_numpy()
     vids, scores = predict_on_blocks(head, load_blocks(block), want)
     write_csv_atomic(pd.DataFrame({"video_id": vids, "score": scores}), out)
@@ -148,12 +164,11 @@ def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
     cache: Optional[str], workers: int, as_json: bool,
 ) -> None:
-    import json
-
     from rich.table import Table
 
-    from tiermem.models import load
     from tiermem.atomic import write_csv_atomic
+    from tiermem.errors import TiermemError
+    from tiermem.models import load
 
     loaded = load(model)
     caps = None
@@ -163,11 +178,14 @@ def _predict_videos(
         caps = read_captions_csv(captions)
     # A missing file is reported with the others that fail; the rest are still scored.
     pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console)
+    if pred.table.empty:  # every input failed: no table, no file
+        print_failures(pred.failed)
+        raise TiermemError(f"none of the {len(pred.failed)} inputs could be scored{'; nothing written' if out else ''}")
     title = loaded.description if pred.zero_shot else f"memorability ({loaded.config.target}; model {model})"
     if out:
         write_csv_atomic(pred.table, out)
     if as_json:
-        typer.echo(json.dumps(pred.records(), indent=1, default=float))
+        typer.echo(to_json(pred.records()))
     else:
         table = Table(title=title)
         for col in ("video", "score", "percentile", "top tier contributions", "what the tiers saw"):

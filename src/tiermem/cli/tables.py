@@ -11,13 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from tiermem.cli.common import app, console, err_console, metrics_table, reports_errors, with_head_options
+from tiermem.cli.common import (
+    SEED_RANGE, app, console, err_console, in_range, metrics_table, reports_errors, to_json, with_head_options,
+    writing_model,
+)
 
 if TYPE_CHECKING:
     from tiermem.model.options import HeadOptions
 
 BLOCK_HELP = "A feature block as NAME=TABLE (Parquet, CSV, a directory of <video_id>.npy, or a feature-store table); repeat for several."
-_VAL_OPT = typer.Option(0.1, "--val-fraction", help="Share of labelled videos held out for validation.")
+_VAL_OPT = typer.Option(
+    0.1, "--val-fraction", callback=in_range(0, 1, high_open=True),
+    help="Share of labelled videos held out for validation (0: none).",
+)
 _DROP_OPT = typer.Option(False, "--drop-missing", help="Drop (and list) labelled videos missing from a block instead of failing.")
 
 
@@ -26,6 +32,20 @@ def load_blocks(specs: list[str]) -> list:
     from tiermem.blocks import load_block, parse_block_spec
 
     return [load_block(path, name) for name, path in map(parse_block_spec, specs)]
+
+
+def read_targets(labels: str, target: str) -> tuple[Any, Any]:
+    """(ids, values) of the `target` column of a labels CSV; constant values are refused."""
+    from tiermem.errors import DatasetError, TiermemError
+    from tiermem.metrics import read_scores
+    from tiermem.model.scaling import TargetScaling
+
+    ids, y = read_scores(labels, target)
+    try:
+        TargetScaling.fit(y)
+    except TiermemError as exc:
+        raise DatasetError(f"{labels}: column {target!r}: {exc}") from None
+    return ids, y
 
 
 def epoch_progress():  # -> rich.progress.Progress
@@ -71,24 +91,27 @@ def train_command(
     Example: tiermem train --labels labels_train.csv --target short_term
     --block coco=features_coco80_rn152.parquet --head m3s --loss mse_to_spearman --out model/
     """
-    from tiermem.metrics import read_scores
+    from tiermem.model.base import CONFIG_FILE
     from tiermem.model.experiment import fit_on_blocks
     from tiermem.runtime import set_threads
 
     set_threads()
     model = head_options.build()
-    ids, y = read_scores(labels, target)
-    blocks = load_blocks(block)
-    with epoch_progress() if head_options.head == "m3s" else contextlib.nullcontext() as progress:  # ridge: no epochs
-        result = fit_on_blocks(
-            blocks, ids, y, model, val_fraction=val_fraction, seed=head_options.seed,
-            on_missing="drop" if drop_missing else "raise", progress=progress,
-        )
-    _report_dropped(result.dropped)
-    result.head.save(out)
+    with writing_model(out, CONFIG_FILE):
+        ids, y = read_targets(labels, target)
+        blocks = load_blocks(block)
+        with epoch_progress() if head_options.head == "m3s" else contextlib.nullcontext() as progress:  # ridge: no epochs
+            result = fit_on_blocks(
+                blocks, ids, y, model, val_fraction=val_fraction, seed=head_options.seed,
+                on_missing="drop" if drop_missing else "raise", progress=progress,
+            )
+        _report_dropped(result.dropped)
+        result.head.save(out)
     rows = [("train", result.train)] + ([("val", result.val)] if result.val is not None else [])
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{head_options.head} head on {names}: {target}", rows))
+    if not result.head.target_scaling_.is_identity:
+        console.print(result.head.target_scaling_.describe(), highlight=False, soft_wrap=True)
     console.print(f"saved {out}")
 
 
@@ -99,22 +122,20 @@ def evaluate_command(
     labels: str = typer.Option(..., "--labels", help="CSV with video_id and the target column."),
     target: str = typer.Option(..., "--target", help="Label column, e.g. short_term."),
     score_column: str = typer.Option("score", "--score-column", help="Prediction column."),
-    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CI."),
-    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    resamples: int = typer.Option(1000, "--resamples", callback=in_range(0), help="Bootstrap resamples for the CI (0: none)."),
+    seed: int = typer.Option(0, "--seed", callback=SEED_RANGE, help="Bootstrap seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Spearman (bootstrap 95% CI), Pearson, MSE and MAE of predictions against labels.
 
     Example: tiermem evaluate --predictions predictions.csv --labels labels.csv --target short_term
     """
-    import json
-
     from tiermem.metrics import evaluate, join_predictions
 
     pairs = join_predictions(predictions, labels, target, score_column=score_column)
     m = evaluate(pairs.y_true, pairs.y_pred, n_resamples=resamples, seed=seed)
-    if as_json:
-        typer.echo(json.dumps({**m.to_dict(), "n_unpredicted": pairs.n_unpredicted}, indent=1))
+    if as_json:  # an undefined figure (no resamples, a constant side) is null
+        typer.echo(to_json({**m.to_dict(), "n_unpredicted": pairs.n_unpredicted}))
         return
     console.print(metrics_table(f"{predictions} vs {labels}: {target}", [("all", m)]))
     if pairs.n_unpredicted:
@@ -144,12 +165,15 @@ def ablate_command(
     from rich.table import Table
 
     from tiermem.ablation import ablate, ablation_configs, ablation_frame, ablation_markdown
-    from tiermem.metrics import format_spearman, read_scores
+    from tiermem.atomic import atomic_write, check_output_file, write_csv_atomic
+    from tiermem.metrics import format_spearman
     from tiermem.runtime import set_threads
-    from tiermem.atomic import atomic_write, write_csv_atomic
 
     set_threads()
-    ids, y = read_scores(labels, target)
+    csv_path, md_path = Path(f"{out}.csv"), Path(f"{out}.md")
+    for path in (csv_path, md_path):
+        check_output_file(path)
+    ids, y = read_targets(labels, target)
     blocks = load_blocks(block)
     n_configs = len(ablation_configs([b.name for b in blocks]))
     with epoch_progress() as progress:
@@ -166,8 +190,6 @@ def ablate_command(
         m = r.val
         table.add_row(r.label, str(r.n_features), str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}")
     console.print(table)
-    csv_path, md_path = Path(f"{out}.csv"), Path(f"{out}.md")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(ablation_frame(rows), csv_path)
     md = ablation_markdown(rows)
     atomic_write(md_path, lambda f: f.write(md.encode()))
