@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,17 @@ class FeatureStore:
     def state_path(self, tier: str) -> Path:
         return self.root / f"{tier}.state.npz"
 
+    def _ensure_root(self) -> None:
+        """Create the store directory, or say in one line why `root` cannot be one."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise TiermemError(f"{self.root}: is a file, not a directory (the feature store is a directory)") from None
+        except OSError as exc:
+            raise TiermemError(
+                f"{self.root}: cannot create the feature store directory ({exc.strerror or exc})"
+            ) from None
+
     def tiers(self) -> list[str]:
         """Names of the tiers that have a table here."""
         if not self.root.is_dir():
@@ -112,7 +125,10 @@ class FeatureStore:
             path = self.table_path(tier)
             index: dict[str, tuple[str, str]] = {}
             if path.exists():
-                keys = pq.read_table(path, columns=["video_id", "content_hash", "config_hash"])
+                try:
+                    keys = pq.read_table(path, columns=["video_id", "content_hash", "config_hash"])
+                except (pa.ArrowException, OSError) as exc:
+                    raise DataMismatchError(f"{path}: not a readable feature table ({exc})") from None
                 for vid, ch, cfg in zip(*(keys.column(i).to_pylist() for i in range(3))):
                     index[vid] = (ch, cfg)
             self._keys[tier] = index
@@ -121,6 +137,33 @@ class FeatureStore:
     def cached(self, tier: str, video_id: str, content_hash: str, config_hash: str) -> bool:
         """True when the table already holds this video computed from these bytes and this config."""
         return self._key_index(tier).get(video_id) == (content_hash, config_hash)
+
+    def unreadable_table(self, tier: str) -> str | None:
+        """Why the tier's table cannot be read (truncated, not Parquet), or None when it reads or is absent."""
+        path = self.table_path(tier)
+        if not path.exists():
+            return None
+        try:
+            pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
+
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged file of this store to ``<name>.corrupt-<local time>``, kept for inspection.
+
+        A run then rebuilds what the file held; the store forgets what it had read of it.
+        """
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        os.replace(path, target)
+        fsync_dir(path.parent)
+        self._keys.clear()
+        return target
 
     # -- writing -------------------------------------------------------------------------
     def write(self, tier: str, rows: Sequence[FeatureRow], feature_names: Sequence[str]) -> Path:
@@ -147,7 +190,7 @@ class FeatureStore:
             "feature_names": feature_names,
         }
         merged = merged.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._ensure_root()
         atomic_write(self.table_path(tier), lambda f: pq.write_table(merged, f))
         index = self._key_index(tier)
         index.clear()
@@ -200,7 +243,7 @@ class FeatureStore:
             "values": values,
         }
         arrays[_STATE_META] = np.array(json.dumps(record, sort_keys=True, default=_json_default))
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._ensure_root()
         path = self.state_path(tier)
         atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
@@ -215,9 +258,16 @@ class FeatureStore:
     # -- concurrency ---------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the store's write lock (one writing process at a time); freed even on SIGKILL."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        """Hold the store's write lock (one writing process at a time); freed even on SIGKILL.
+
+        A `root` that is a file, or a place where nothing may be created, is refused here in
+        one line, before anything is written.
+        """
+        self._ensure_root()
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TiermemError(f"{self.root}: cannot write to the feature store ({exc.strerror or exc})") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -247,11 +297,12 @@ def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> Sa
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise DataMismatchError(f"{path}: not a tiermem tier state file ({exc})") from None
-    if _STATE_META not in arrays:
+        record = json.loads(str(arrays.pop(_STATE_META))) if _STATE_META in arrays else None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # A truncated or overwritten file: the zip directory, a member or the record is damaged.
+        raise DataMismatchError(f"{path}: not a tiermem tier state file, or a truncated one ({exc})") from None
+    if not isinstance(record, dict):
         raise DataMismatchError(f"{path}: not a tiermem tier state file (no {_STATE_META} record)")
-    record = json.loads(str(arrays.pop(_STATE_META)))
     if record.get("schema_version") != SCHEMA_VERSION:
         raise DataMismatchError(
             f"{path}: state schema version {record.get('schema_version')}, this tiermem reads {SCHEMA_VERSION}"
