@@ -34,6 +34,7 @@ import av
 import numpy as np
 
 from tiermem.errors import VideoDecodeError
+from tiermem.inputs import unreadable_reason
 from tiermem.video.clip import Clip, VideoMeta
 
 ResizeMode = Literal["stretch", "crop"]
@@ -61,10 +62,11 @@ def _fail(path: Path, cause: str) -> VideoDecodeError:
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise _fail(path, "file not found")
-    if path.is_dir():
-        raise _fail(path, "is a directory, not a video file")
+    # Name what is wrong with the path itself (a link loop, a folder, a file that may not be
+    # read, a FIFO that would block) before FFmpeg reports it as "not a video".
+    reason = unreadable_reason(path)
+    if reason is not None:
+        raise _fail(path, reason)
     if path.stat().st_size == 0:
         raise _fail(path, "empty file (0 bytes)")
     try:
@@ -267,13 +269,12 @@ def _decode_by_pts(
     tb = float(stream.time_base)
     frame_times = (index.pts - index.pts[0]) * tb
     chosen = index.pts[_on_screen(frame_times, targets, fps)]
-    wanted = set(chosen.tolist())
+    kept = _Kept(chosen, size)
     step = int(np.median(np.diff(index.pts))) if len(index.pts) > 1 else 1
-    images: dict[int, np.ndarray] = {}
     position = int(index.pts[0]) - step  # pts of the last frame the decoder returned
     frames_iter = container.decode(stream)
-    for target in sorted(wanted):
-        if target in images:
+    for target in sorted(set(chosen.tolist())):
+        if target in kept.filled:
             continue
         # Seek when a keyframe lies far enough past the decoder's position: decoding the gap
         # costs more than restarting at that keyframe.
@@ -285,15 +286,13 @@ def _decode_by_pts(
             if frame.pts is None:
                 continue
             position = frame.pts
-            if frame.pts in wanted and frame.pts not in images:
-                images[frame.pts] = _to_square(frame, size, mode)
+            if kept.wants(frame.pts):
+                kept.put(frame.pts, _to_square(frame, size, mode))
             if frame.pts >= target:
                 break
         else:
             break  # the stream ended early (damaged tail): keep what was decoded
-    if not images:
-        raise _fail(path, "zero decodable video frames")
-    return _assemble(images, chosen, index.pts[0], tb, size)
+    return kept.finish(path, index.pts[0], tb)
 
 
 def _on_screen(starts: np.ndarray, queries: np.ndarray, fps: float) -> np.ndarray:
@@ -306,18 +305,38 @@ def _on_screen(starts: np.ndarray, queries: np.ndarray, fps: float) -> np.ndarra
     return np.clip(np.searchsorted(starts, queries + tolerance, side="right") - 1, 0, len(starts) - 1)
 
 
-def _assemble(
-    images: dict[int, np.ndarray], chosen: np.ndarray, first_pts: int, tb: float, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stack the kept frames in target order; a target whose frame never decoded takes the nearest decoded one."""
-    have = np.fromiter(sorted(images), dtype=np.int64)
-    out = np.empty((len(chosen), size, size, 3), dtype=np.uint8)
-    times = np.empty(len(chosen), dtype=np.float64)
-    for i, pts in enumerate(chosen):
-        j = int(np.argmin(np.abs(have - pts)))
-        out[i] = images[int(have[j])]
-        times[i] = (have[j] - first_pts) * tb
-    return out, times
+class _Kept:
+    """The output frames, filled while decoding: each wanted frame is converted once and written
+    straight to its place(s), so a clip costs its own size in memory, not twice that."""
+
+    def __init__(self, chosen: np.ndarray, size: int) -> None:
+        self.chosen = chosen
+        self.frames = np.empty((len(chosen), size, size, 3), dtype=np.uint8)
+        self.places: dict[int, list[int]] = {}
+        for i, key in enumerate(chosen.tolist()):
+            self.places.setdefault(key, []).append(i)
+        self.filled: dict[int, int] = {}  # key -> the first place holding its frame
+
+    def wants(self, key: int) -> bool:
+        return key in self.places and key not in self.filled
+
+    def put(self, key: int, image: np.ndarray) -> None:
+        places = self.places[key]
+        self.frames[places] = image
+        self.filled[key] = places[0]
+
+    def finish(self, path: Path, first_key: int, tb: float) -> tuple[np.ndarray, np.ndarray]:
+        """Frames and their times in target order; a target whose frame never decoded takes the nearest decoded one."""
+        if not self.filled:
+            raise _fail(path, "zero decodable video frames")
+        have = np.fromiter(sorted(self.filled), dtype=np.int64)
+        times = np.empty(len(self.chosen), dtype=np.float64)
+        for i, key in enumerate(self.chosen.tolist()):
+            if key not in self.filled:
+                key = int(have[int(np.argmin(np.abs(have - key)))])
+                self.frames[i] = self.frames[self.filled[key]]
+            times[i] = (key - first_key) * tb
+        return self.frames, times
 
 
 def _decode_by_count(
@@ -334,14 +353,11 @@ def _decode_by_count(
     fps = meta.fps or 25.0
     n = max(1, index.n_packets)
     chosen = _on_screen(np.arange(n) / fps, targets, fps)
-    wanted = set(int(i) for i in chosen)
-    last = max(wanted)
-    images: dict[int, np.ndarray] = {}
+    kept = _Kept(chosen, size)
+    last = int(chosen.max())
     for i, frame in enumerate(container.decode(stream)):
-        if i in wanted:
-            images[i] = _to_square(frame, size, mode)
+        if kept.wants(i):
+            kept.put(i, _to_square(frame, size, mode))
         if i >= last:
             break
-    if not images:
-        raise _fail(path, "zero decodable video frames")
-    return _assemble(images, chosen, 0, 1.0 / fps, size)
+    return kept.finish(path, 0, 1.0 / fps)
