@@ -37,6 +37,8 @@ class Tier:
     name: ClassVar[str] = ""
     #: True when `fit` learns something that `transform` needs.
     requires_fit: ClassVar[bool] = False
+    #: Smallest side (pixels) of the square frames the tier can work on.
+    min_frame_size: ClassVar[int] = 1
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
@@ -60,8 +62,12 @@ class Tier:
         return h.hexdigest()[:16]
 
     # -- learning ----------------------------------------------------------------------
-    def fit(self, clips: Iterable[Clip]) -> "Tier":
-        """Learn from a corpus of clips; a no-op for stateless tiers."""
+    def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "Tier":
+        """Learn from a corpus of clips; a no-op for stateless tiers.
+
+        `frames_per_clip`: a tier that learns from a few frames of each clip uses at least this
+        many (given for a corpus of few clips, decoded with more frames each).
+        """
         return self
 
     @property

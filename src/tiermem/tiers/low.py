@@ -31,6 +31,7 @@ Units (the head standardises features; units matter to people reading them):
 
 from __future__ import annotations
 
+import collections
 import functools
 import time
 from collections.abc import Iterable, Iterator
@@ -54,6 +55,8 @@ VIDEO_FEATURES = ("size_orig", "cut_rate")
 HOG_ORIENTATIONS = 9
 HOG_CELL = 8
 HOG_EPS = 1e-5  # skimage's L2-Hys epsilon
+#: Frames whose per-frame features are computed together (bounds memory; >= the default 45).
+CHUNK_FRAMES = 64
 
 
 # -- feature groups (each a function of the whole clip, so the benchmark can time them) --------
@@ -221,6 +224,8 @@ class LowTier(Tier):
 
     name: ClassVar[str] = "low"
     requires_fit: ClassVar[bool] = True
+    #: HOG needs 2 x 2 cells of 8 pixels for one block: smaller frames have no HOG features.
+    min_frame_size: ClassVar[int] = 2 * HOG_CELL
 
     def __init__(
         self,
@@ -260,19 +265,26 @@ class LowTier(Tier):
         return [f"{n}_{s}" for n in per_frame for s in ("mean", "std")] + list(VIDEO_FEATURES)
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, clips: Iterable[Clip]) -> "LowTier":
+    def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "LowTier":
         """Fit the HOG PCA on frames of `clips` (any iterable: clips are consumed one at a time).
 
-        Up to `pca_frames_per_clip` evenly spaced frames per clip; rows are fed to an
-        incremental PCA in batches, so memory stays at one batch whatever the corpus size.
+        Up to `pca_frames_per_clip` evenly spaced frames per clip (or `frames_per_clip`, when
+        larger, for a corpus of few clips); rows are fed to an incremental PCA in batches, so
+        memory stays at one batch whatever the corpus size.
         """
         from sklearn.decomposition import IncrementalPCA
 
+        per_clip = max(self.pca_frames_per_clip, frames_per_clip or 0)
         pca = IncrementalPCA(n_components=self.pca_components)
         buffer: list[np.ndarray] = []
         buffered = seen = 0
         for clip in clips:
-            keep = np.unique(np.linspace(0, clip.num_frames - 1, self.pca_frames_per_clip).round().astype(int))
+            if min(clip.frames.shape[1:3]) < self.min_frame_size:
+                raise DataMismatchError(
+                    f"{clip.meta.path}: low tier needs frames of at least {self.min_frame_size} pixels a side "
+                    f"for HOG, got {clip.frames.shape[2]}x{clip.frames.shape[1]}"
+                )
+            keep = np.unique(np.linspace(0, clip.num_frames - 1, per_clip).round().astype(int))
             rows = hog_descriptors(grey_frames(clip.frames[keep]))
             buffer.append(rows)
             buffered += len(rows)
@@ -345,28 +357,43 @@ class LowTier(Tier):
                 f"got {frames.dtype} {frames.shape}"
             )
         clock = _Clock(timings)
-        with clock("grey"):
-            grey = grey_frames(frames)
-        with clock("colour"):
-            per_frame = colour_features(frames)
-        with clock("contrast"):
-            per_frame["contrast"] = contrast(grey)
-        with clock("blurriness"):
-            per_frame["blurriness"] = high_frequency_share(grey, self.blur_cutoff)
-        with clock("flow"):
-            per_frame["flow"] = flow_magnitudes(grey, self.flow_size, self.flow_preset)
-        with clock("hog"):
-            hog = hog_descriptors(grey[:: self.hog_stride])
-            if hog.shape[1] != self.hog_pca_mean_.shape[0]:
-                raise DataMismatchError(
-                    f"{clip.meta.path}: HOG of {frames.shape[2]}x{frames.shape[1]} frames has "
-                    f"{hog.shape[1]} dimensions, the fitted PCA expects {self.hog_pca_mean_.shape[0]} "
-                    "(fit and extract at the same frame size)"
-                )
-            projected = (hog - self.hog_pca_mean_) @ self.hog_pca_components_.T
-        with clock("cuts"):
-            cuts = cut_count(frames, self.cut_threshold)
-        per_frame.update({f"hog_pca_{k}": projected[:, k] for k in range(self.pca_components)})
+        groups: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        projected: list[np.ndarray] = []
+        cuts = 0
+        # Chunks of frames bound the working memory (several float copies of each frame) whatever
+        # --frames is; a clip of up to CHUNK_FRAMES frames is one chunk. Flow and cuts compare
+        # consecutive frames, so each later chunk starts with the previous chunk's last frame.
+        for start in range(0, len(frames), CHUNK_FRAMES):
+            chunk = frames[start : start + CHUNK_FRAMES]
+            with clock("grey"):
+                grey = grey_frames(chunk)
+            with clock("colour"):
+                for name, values in colour_features(chunk).items():
+                    groups[name].append(values)
+            with clock("contrast"):
+                groups["contrast"].append(contrast(grey))
+            with clock("blurriness"):
+                groups["blurriness"].append(high_frequency_share(grey, self.blur_cutoff))
+            with clock("flow"):
+                pairs = grey if start == 0 else np.concatenate([grey_frames(frames[start - 1 : start]), grey])
+                groups["flow"].append(flow_magnitudes(pairs, self.flow_size, self.flow_preset))
+            with clock("cuts"):
+                cuts += cut_count(frames[max(0, start - 1) : start + CHUNK_FRAMES], self.cut_threshold)
+            strided = grey[(-start) % self.hog_stride :: self.hog_stride]  # every hog_stride-th frame of the clip
+            if not len(strided):
+                continue
+            with clock("hog"):
+                hog = hog_descriptors(strided)
+                if hog.shape[1] != self.hog_pca_mean_.shape[0]:
+                    raise DataMismatchError(
+                        f"{clip.meta.path}: HOG of {frames.shape[2]}x{frames.shape[1]} frames has "
+                        f"{hog.shape[1]} dimensions, the fitted PCA expects {self.hog_pca_mean_.shape[0]} "
+                        "(fit and extract at the same frame size)"
+                    )
+                projected.append((hog - self.hog_pca_mean_) @ self.hog_pca_components_.T)
+        per_frame = {name: np.concatenate(parts) for name, parts in groups.items()}
+        projected_all = np.concatenate(projected)
+        per_frame.update({f"hog_pca_{k}": projected_all[:, k] for k in range(self.pca_components)})
         duration = clip.meta.duration
         values = [
             stat
