@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,11 +82,13 @@ def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         else:
             import torch
 
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notes about a file refused anyway
+                state = torch.load(p, map_location="cpu", weights_only=True)
     except MissingWeightsError:
         raise
     except Exception as exc:  # corrupt file, pickle with code, wrong format
-        raise MissingWeightsError(f"{p}: not a loadable weights file ({exc})") from exc
+        raise MissingWeightsError(f"{p}: not a loadable weights file ({_load_failure(exc)})") from None
     # Training checkpoints often wrap the weights; accept the usual wrappers.
     for key in ("state_dict", "model", "model_state"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
@@ -92,6 +96,17 @@ def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise MissingWeightsError(f"{p}: holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _load_failure(exc: Exception) -> str:
+    """One line of why a weights file did not load; torch's advice to load it unsafely is left out."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # a pickle holding more than tensors and plain containers (maybe code)
+        detail = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
+        return f"not a plain state dict of tensors: {detail}".rstrip(": ")
+    text = re.sub(r"\[enforce fail at [^\]]*\]", "", text)  # C++ source locations of torch's zip reader
+    return next((line.strip(" .") for line in text.splitlines() if line.strip(" .")), type(exc).__name__)
 
 
 def weights_identity(weights: str | os.PathLike[str] | None) -> str:
