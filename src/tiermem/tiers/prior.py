@@ -43,14 +43,26 @@ def load_resmem() -> torch.nn.Module:
         if exc.name != "resmem":
             raise
         raise MissingWeightsError(INSTALL_HINT) from None
+    from torch.utils.serialization import config as serialization
+
     with warnings.catch_warnings():
         # ResMem builds its ResNet-152 branch through torchvision's deprecated `pretrained=`
         # argument (with False: no download); its weights then load from the wheel's model.pt.
         warnings.simplefilter("ignore", UserWarning)
+        # Memory: the network is built without storage (meta device; the load ResMem does itself
+        # then copies nothing and reads the file mapped), and the weights are mapped from the
+        # file and used in place. Building then loading held the 530 MB of weights twice.
+        mapped = serialization.load.mmap
+        serialization.load.mmap = True
         try:
-            model = resmem.ResMem(pretrained=True)
+            with torch.device("meta"):
+                model = resmem.ResMem(pretrained=True)
+            state = torch.load(resmem.path, map_location="cpu", mmap=True, weights_only=True)
+            model.load_state_dict(state, assign=True)
         except (OSError, RuntimeError, TypeError) as exc:
             raise MissingWeightsError(f"ResMem weights could not be loaded from {resmem.path}: {exc}") from exc
+        finally:
+            serialization.load.mmap = mapped
     return model.eval()
 
 
