@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Optional
 
 import typer
 
 from tiermem.cli.common import (
-    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, print_failures,
+    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, in_range, print_failures,
     reports_errors, split_list, tier_options,
 )
 from tiermem.errors import TiermemError
 from tiermem.tiers import list_tiers
+
+#: Counts (frames, workers, videos per task, videos per flush) start at one.
+AT_LEAST_ONE = in_range(1)
 
 
 @app.command("extract")
@@ -22,15 +27,15 @@ def extract_command(
     ),
     out: str = typer.Option(..., "--out", help="Feature store directory: one <tier>.parquet per tier."),
     tiers: list[str] = typer.Option(["low"], "--tiers", help=f"Tiers to extract ({', '.join(list_tiers())}), comma-separated or repeated."),
-    frames: int = typer.Option(45, "--frames", min=1, help="Frames sampled uniformly over each video."),
-    size: int = typer.Option(256, "--size", min=8, help="Side of the square frames, in pixels."),
+    frames: int = typer.Option(45, "--frames", callback=AT_LEAST_ONE, help="Frames sampled uniformly over each video."),
+    size: int = typer.Option(256, "--size", callback=in_range(16), help="Side of the square frames, in pixels (>= 16: HOG needs 2 x 2 cells of 8)."),
     mode: str = typer.Option("stretch", "--mode", help="Resize: stretch (as the paper) or crop (centre square)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each gets cores/workers threads)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Videos per worker task; network tiers batch over them."),
+    workers: int = typer.Option(1, "--workers", callback=AT_LEAST_ONE, help="Worker processes (each gets cores/workers threads)."),
+    batch_size: int = typer.Option(8, "--batch-size", callback=AT_LEAST_ONE, help="Videos per worker task; network tiers batch over them."),
     state: Optional[str] = typer.Option(
         None, "--state", help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file."
     ),
-    flush_every: int = typer.Option(64, "--flush-every", min=1, help="Save the tables every N videos (and at least every 10 s)."),
+    flush_every: int = typer.Option(64, "--flush-every", callback=AT_LEAST_ONE, help="Save the tables every N videos (and at least every 10 s)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     captions: Optional[str] = typer.Option(
         None, "--captions", help="Captions CSV for the text tier (video_id + description_0.., description, caption or title); writes <out>/text.parquet."
@@ -69,6 +74,7 @@ def extract_command(
         raise TiermemError("--captions is only read by the text tier (add --tiers text)")
     if not paths:
         raise TiermemError("no videos given (video tiers need video files or directories)")
+    signal.signal(signal.SIGTERM, _stop)
     report = extract(
         paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
         batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
@@ -78,9 +84,14 @@ def extract_command(
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
         console.print(report.summary_table())
-        print_failures(report.failed, console)
+        print_failures(report.failed)
     if report.failed:
         raise typer.Exit(code=1)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the run as Ctrl-C does: finished rows are saved, workers stopped, the store unlocked."""
+    raise SystemExit(128 + signum)
 
 
 @app.command("info")

@@ -8,8 +8,10 @@ What happens, in order:
 
 1. *Inputs*: `extract` resolves its inputs once (`tiermem.inputs.find_videos`): directories
    are searched recursively for video files (``VIDEO_EXTENSIONS``), files given by name are
-   taken as they are. `extract_videos` takes files already resolved so and searches nothing.
-   The video id is the file stem and must be unique.
+   taken as they are; entries that cannot be read (broken links, folders that cannot be
+   listed) are kept so that they are reported. `extract_videos` takes files already resolved
+   so and searches nothing. The video id is the file stem: files that share one are each
+   recorded as failed, naming the others.
 2. *Cache check*: each file's bytes are hashed; a video whose row in ``<out>/<tier>.parquet``
    has the same content hash and the same extraction key (tier config + fitted state + decode
    options) is skipped for that tier.
@@ -17,16 +19,19 @@ What happens, in order:
    state passed as ``state`` (e.g. fitted on a training split), the state saved in ``out`` if
    it was fitted on frames of the same size and resize mode, or else fits on an evenly spaced
    sample of at most ``fit_max_videos`` of the input videos decoded at ``fit_frames`` frames
-   and saves it to ``out`` before extracting anything, so a resumed run uses the same fit
-   (same key, so cache hits).
-4. *Extraction*: batches of ``batch_size`` videos go to ``workers`` processes (or run in this
-   process when ``workers=1``); each video is decoded once and the one `Clip` is given to every
-   tier that still needs it, through ``tier.transform_batch`` so network tiers batch inference.
+   (more for fewer than 5 videos, so that one video can be fitted on) and saves it to ``out``
+   before extracting anything, so a resumed run uses the same fit (same key, so cache hits).
+   A damaged table or state file in ``out`` is renamed ``<name>.corrupt-<time>`` and rebuilt.
+4. *Extraction*: batches of ``batch_size`` videos (fewer when their decoded frames would pass
+   ``frame_memory``) go to ``workers`` processes (or run in this process when ``workers=1``);
+   each video is decoded once and the one `Clip` is given to every tier that still needs it,
+   through ``tier.transform_batch`` so network tiers batch inference.
    Rows come back to this process, which alone writes the store and flushes it every
    ``flush_every`` videos or ``flush_seconds`` seconds, so a killed run resumes where it stopped.
 
-A file that fails (not a video, corrupt, a tier's `TiermemError`) is recorded with its reason
-and the run goes on; anything else is a bug and stops the run (after flushing what is done).
+A file that fails (not a video, corrupt, a tier's `TiermemError`, its worker process killed)
+is recorded with its reason and the run goes on; weights that cannot load stop the run once,
+and anything else is a bug and stops the run (after flushing what is done).
 """
 
 from tiermem.extraction.report import ExtractReport, print_failures

@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,14 +17,20 @@ from rich.console import Console
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction.report import ExtractReport
-from tiermem.extraction.workers import START_METHOD, Extractor, Job, TierSpec, fit_clips, init_worker, record, run_batches
-from tiermem.inputs import VIDEO_EXTENSIONS, PathInputs, as_path_list, find_videos, video_ids
+from tiermem.extraction.pool import WorkerPool
+from tiermem.extraction.workers import Extractor, Job, TierSpec, fit_clips, record, run_batches
+from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
 from tiermem.runtime import default_threads, set_threads
 from tiermem.store import FeatureStore, SavedState, content_hash, load_state_file
 from tiermem.tiers import Tier, get_tier
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+
+#: Bytes of decoded frames a run may hold at once, over all its workers (see `extract_videos`).
+FRAME_MEMORY = 1 << 30
+#: Frames a fit sees at least: few videos are decoded at more frames each (HOG PCA: 10 axes).
+FIT_MIN_FRAMES = 40
 
 
 def extraction_key(tier: Tier, decode_options: Mapping[str, Any]) -> str:
@@ -54,11 +58,7 @@ def extract(
     """
     start = time.monotonic()
     _requested_tiers(tiers, options.get("workers", 1), options.get("batch_size", 8))
-    named = as_path_list(paths_or_dirs)
-    paths = find_videos(named)
-    if not paths:
-        raise TiermemError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in {', '.join(map(str, named))}")
-    report = extract_videos(paths, tiers=tiers, out=out, **options)
+    report = extract_videos(find_videos(paths_or_dirs), tiers=tiers, out=out, **options)
     report.seconds = time.monotonic() - start
     return report
 
@@ -79,71 +79,68 @@ def extract_videos(
     fit_frames: int = 9,
     flush_every: int = 64,
     flush_seconds: float = 10.0,
+    frame_memory: int = FRAME_MEMORY,
     progress: bool = True,
     console: Console | None = None,
 ) -> ExtractReport:
     """Extract `tiers` for the video files `paths` (as found by `find_videos`: no directory is searched here).
 
     `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
-    split) or one such file; fitted tiers then use it instead of fitting here. Returns an
-    `ExtractReport`; files that fail are in `report.failed`, the run does not stop for them.
+    split) or one such file; fitted tiers then use it instead of fitting here.
+    `frame_memory`: bytes of decoded frames the run may hold at once over all workers; videos
+    per task are lowered to fit, and settings where one video per worker does not fit are
+    refused before any work. Returns an `ExtractReport`; files that fail are in
+    `report.failed`, the run does not stop for them.
     """
     start = time.monotonic()
     tiers = _requested_tiers(tiers, workers, batch_size)
     if not paths:
         raise TiermemError("no video files given")
-    ids = video_ids(paths)
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
+    for name, tier in built.items():
+        if size < tier.min_frame_size:
+            raise TiermemError(
+                f"frame size {size}: tier {name} needs frames of at least {tier.min_frame_size} pixels a side"
+            )
+    given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
+    per_task = _videos_per_task(len(paths), workers, batch_size, None if fps else frames, size, frame_memory)
     decode_options = {"frames": frames, "size": size, "mode": mode, "fps": fps}
     store = FeatureStore(out)
     report = ExtractReport(out=Path(out), tiers=tiers)
     console = console or Console(stderr=True)
     cores = default_threads()
-    threads = max(1, cores // workers)
 
     with ExitStack() as stack:
         stack.enter_context(store.lock())
         bar = stack.enter_context(_progress(console, enabled=progress))
         set_threads(cores)  # this process: decoding and tiers when it runs batches itself
         local = Extractor(built, decode_options, decode_threads=0)
+        pool = None
+        if workers > 1:
+            pool = stack.enter_context(WorkerPool(workers, decode_options, max(1, cores // workers)))
 
-        pool: ProcessPoolExecutor | None = None
-
-        def get_pool() -> ProcessPoolExecutor:
-            nonlocal pool
-            if pool is None:
-                pool = ProcessPoolExecutor(
-                    max_workers=workers,
-                    mp_context=multiprocessing.get_context(START_METHOD),
-                    initializer=init_worker,
-                    initargs=(decode_options, threads),
-                )
-                stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-            return pool
-
-        # 1. content hashes (and files that cannot even be read)
-        hashes: dict[int, str] = {}
-        task = bar.add_task("hashing files", total=len(paths))
-        for i, p in enumerate(paths):
-            try:
-                hashes[i] = content_hash(p)
-            except FileNotFoundError:
-                report.failed.append((str(p), "file not found"))
-            except IsADirectoryError:
-                report.failed.append((str(p), "is a directory, not a video file"))
-            except OSError as exc:
-                report.failed.append((str(p), f"cannot read file ({exc.strerror or exc})"))
-            bar.advance(task)
+        # 1. content hashes (and files that cannot even be read), then ids used by one file each
+        hashes = _hash_inputs(paths, report, bar)
+        ids = {i: paths[i].stem for i in hashes}
+        for vid, clash in shared_ids([paths[i] for i in hashes]).items():
+            for p in clash:
+                others = ", ".join(str(q) for q in clash if q is not p)
+                report.failed.append((str(p), f"video id {vid!r} is used by more than one file (also {others})"))
+            hashes = {i: h for i, h in hashes.items() if ids[i] != vid}
         readable = sorted(hashes)
+        for name in built:  # a table that cannot be read (truncated, foreign) is kept aside and rebuilt
+            if (why := store.unreadable_table(name)) is not None:
+                table = store.table_path(name)
+                moved = store.set_aside(table)
+                _say(console, f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing")
 
         # 2. fitted state: given, saved here, or fitted now on a sample of the inputs. A state
         #    applies only to frames decoded the same way (e.g. HOG dimensions follow the size).
         fit_settings = {"size": size, "mode": mode}
-        given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
         for name, tier in built.items():
             if not tier.requires_fit:
                 continue
-            saved = store.load_state(name)
+            saved = _saved_state(store, name, console)
             if name in given:
                 fitted_under = given[name].config.get("decode")
                 if fitted_under != fit_settings:
@@ -154,26 +151,9 @@ def extract_videos(
                 store.save_state(name, tier.state_dict(), config=given[name].config)
             elif saved is not None and saved.config.get("decode") == fit_settings:
                 tier.load_state_dict(saved.state)
-            else:
-                sample = _fit_sample([str(paths[i]) for i in readable], fit_max_videos)
-                fit_task = bar.add_task(f"fitting {name} on {len(sample)} videos", total=len(sample))
-                decoders = get_pool() if workers > 1 and len(sample) > 1 else None
-                clips = fit_clips(sample, fit_frames, local, decoders, workers, lambda: bar.advance(fit_task))
-                first = next(clips, None)
-                if first is None:
-                    raise TiermemError(
-                        f"cannot fit tier {name}: none of the {len(sample)} sampled videos could be decoded"
-                    )
-                try:
-                    tier.fit(itertools.chain([first], clips))
-                except TiermemError as exc:
-                    raise TiermemError(
-                        f"{exc} (while fitting tier {name} on {len(sample)} input videos; for a few videos, "
-                        "pass a state fitted on a larger corpus with --state)"
-                    ) from None
-                config = {"tier": tier.config, "decode": fit_settings, "videos": len(sample), "frames": fit_frames}
-                store.save_state(name, tier.state_dict(), config=config)
-                report.fitted.append(name)
+            elif not _fit(name, tier, [str(paths[i]) for i in readable], fit_max_videos, fit_frames, local, pool,
+                          fit_settings, store, report, bar):
+                readable = []  # no input decodes: each is in report.failed with its reason
         keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
 
         # 3. what is left to do
@@ -192,15 +172,14 @@ def extract_videos(
         }
         task = bar.add_task(f"extracting {', '.join(tiers)}", total=len(jobs))
         if workers > 1:  # small runs: smaller tasks, so every worker gets some
-            batch_size = min(batch_size, max(1, -(-len(jobs) // (2 * workers))))
-        batches = [jobs[k : k + batch_size] for k in range(0, len(jobs), batch_size)]
+            per_task = min(per_task, max(1, -(-len(jobs) // (2 * workers))))
+        batches = [jobs[k : k + per_task] for k in range(0, len(jobs), per_task)]
         spec = TierSpec(
             store=str(store.root.resolve()),
             tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in built.items()),
             config_hashes=tuple(t.config_hash() for t in built.values()),
         )
-        parallel = get_pool() if workers > 1 and len(batches) > 1 else None
-        for outcomes in run_batches(batches, local, parallel, spec, workers):
+        for outcomes in run_batches(batches, local, pool if len(batches) > 1 else None, spec):
             for o in outcomes:
                 record(o, built, keys, writers, report)
                 bar.advance(task)
@@ -212,6 +191,111 @@ def extract_videos(
     report.failed.sort()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _hash_inputs(paths: Sequence[Path], report: ExtractReport, bar: Progress) -> dict[int, str]:
+    """Content hash of each readable input by position; the others go to `report.failed` with the reason."""
+    hashes: dict[int, str] = {}
+    task = bar.add_task("hashing files", total=len(paths))
+    for i, p in enumerate(paths):
+        reason = unreadable_reason(p)
+        if reason is None:
+            try:
+                hashes[i] = content_hash(p)
+            except OSError as exc:
+                reason = f"cannot read file ({exc.strerror or exc})"
+        if reason is not None:
+            report.failed.append((str(p), reason))
+        bar.advance(task)
+    return hashes
+
+
+def _videos_per_task(
+    videos: int, workers: int, batch_size: int, frames: int | None, size: int, frame_memory: int
+) -> int:
+    """Videos per task: `batch_size`, fewer when the decoded frames of all workers would pass `frame_memory`.
+
+    Each task holds its videos' frames (``frames x size x size x 3`` bytes each) while the
+    tiers run, and each worker runs one task at a time. Unknown with an ``fps`` (frames
+    follow each video's duration): then nothing is checked.
+    """
+    if frames is None:
+        return batch_size
+    per_video = frames * size * size * 3
+    fits = frame_memory // (per_video * workers)
+    if fits < 1:
+        raise TiermemError(
+            f"--frames {frames} at --size {size} decodes {per_video / 2**20:.0f} MiB of frames per video; "
+            f"{workers} worker(s) at once need {per_video * workers / 2**30:.2f} GiB, over the "
+            f"{frame_memory / 2**30:.2f} GiB allowed for decoded frames: lower --frames, --size or --workers"
+        )
+    return max(1, min(batch_size, videos, fits))
+
+
+def _saved_state(store: FeatureStore, name: str, console: Console) -> SavedState | None:
+    """The state the store holds for tier `name`; a damaged file is set aside (and the tier refitted)."""
+    try:
+        return store.load_state(name)
+    except DataMismatchError as exc:
+        moved = store.set_aside(store.state_path(name))
+        _say(console, f"{exc}; moved to {moved}, refitting")
+        return None
+
+
+def _fit(
+    name: str,
+    tier: Tier,
+    inputs: list[str],
+    max_videos: int,
+    frames: int,
+    local: Extractor,
+    pool: WorkerPool | None,
+    fit_settings: dict[str, Any],
+    store: FeatureStore,
+    report: ExtractReport,
+    bar: Progress,
+) -> bool:
+    """Fit `tier` on a sample of `inputs` and save its state; False when no input decodes at all.
+
+    A sample of few videos gets more frames per video, so that the fit sees at least
+    `FIT_MIN_FRAMES` frames (one video is enough); larger samples keep `frames` per video.
+    """
+    sample = _fit_sample(inputs, max_videos)
+    if not sample:
+        return False
+    per_clip = max(frames, -(-FIT_MIN_FRAMES // len(sample)))
+    fit_task = bar.add_task(f"fitting {name} on {len(sample)} videos", total=len(sample))
+    undecodable: list[tuple[str, str]] = []
+    clips = fit_clips(sample, per_clip, local, pool if len(sample) > 1 else None,
+                      lambda: bar.advance(fit_task), undecodable)
+    first = next(clips, None)
+    if first is None:
+        if len(sample) == len(inputs):
+            report.failed.extend(undecodable)
+            return False
+        shown = "; ".join(f"{p}: {r}" for p, r in undecodable[:3])
+        raise TiermemError(
+            f"cannot fit tier {name}: none of the {len(sample)} sampled videos could be decoded ({shown}"
+            f"{'; ...' if len(undecodable) > 3 else ''})"
+        )
+    try:
+        tier.fit(itertools.chain([first], clips), frames_per_clip=per_clip if per_clip > frames else None)
+    except TiermemError as exc:
+        raise TiermemError(
+            f"{exc} (while fitting tier {name} on {len(sample)} input videos; for a few videos, "
+            "pass a state fitted on a larger corpus with --state)"
+        ) from None
+    config = {"tier": tier.config, "decode": fit_settings, "videos": len(sample), "frames": per_clip}
+    store.save_state(name, tier.state_dict(), config=config)
+    report.fitted.append(name)
+    return True
+
+
+def _say(console: Console, line: str) -> None:
+    """One line for the person running the command (never folded, markup shown as typed)."""
+    from rich.markup import escape
+
+    console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def _requested_tiers(tiers: Sequence[str], workers: int, batch_size: int) -> list[str]:

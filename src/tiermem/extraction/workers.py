@@ -5,31 +5,25 @@ through ``tier.transform_batch``. Outcomes (values, facts, reasons of failure) g
 calling process, which alone checks them and writes the store (`record`).
 
 Workers find these functions by module path (a process pool pickles them by qualified name),
-so everything a worker runs stays at module level here.
+so everything a worker runs stays at module level here. The pool itself (start-up, a worker's
+death, the end of the run) is `tiermem.extraction.pool`.
 """
 
 from __future__ import annotations
 
-import collections
 import json
-import multiprocessing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tiermem.errors import TiermemError, VideoDecodeError
+from tiermem.errors import MissingWeightsError, TiermemError, VideoDecodeError
+from tiermem.extraction.pool import WorkerDied, WorkerPool, worker_state
 from tiermem.extraction.report import ExtractReport
-from tiermem.runtime import set_threads
 from tiermem.store import FeatureRow, FeatureStore
 from tiermem.tiers import Tier, get_tier
 from tiermem.video import Clip, decode
-
-#: forkserver: workers start from a clean process (no copied locks or thread pools) but fast.
-START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
 
 @dataclass
 class Job:
@@ -81,6 +75,8 @@ class Extractor:
             try:
                 result = tier.transform_batch([clips[i] for i in idx])
                 per_clip = [(result.values[k], _facts(result.facts, k)) for k in range(len(idx))]
+            except MissingWeightsError:
+                raise  # the run's network cannot load: no video can succeed, so the run stops once
             except TiermemError:
                 # Find which clip(s) the batch failed on; the others still get their rows.
                 per_clip = []
@@ -88,6 +84,8 @@ class Extractor:
                     try:
                         one = tier.transform_batch([clips[i]])
                         per_clip.append((one.values[0], _facts(one.facts, 0)))
+                    except MissingWeightsError:
+                        raise
                     except TiermemError as exc:
                         per_clip.append((None, {}))
                         outcomes[i].errors.append(f"tier {name}: {_reason(exc)}")
@@ -117,16 +115,9 @@ class TierSpec:
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def init_worker(decode_options: dict[str, Any], threads: int) -> None:
-    set_threads(threads)
-    _WORKER.update(decode_options=decode_options, threads=threads, extractor=None, spec=None)
-
-
 def _worker_extractor(spec: TierSpec) -> Extractor:
-    if _WORKER["spec"] != spec:
+    state = worker_state()
+    if state.get("spec") != spec:
         store = FeatureStore(spec.store)
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
@@ -136,20 +127,21 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
             if tier.config_hash() != expected:
                 raise RuntimeError(f"worker rebuilt tier {name} with another state than the parent's")
             tiers[name] = tier
-        _WORKER.update(spec=spec, extractor=Extractor(tiers, _WORKER["decode_options"], _WORKER["threads"]))
-    return _WORKER["extractor"]
+        state.update(spec=spec, extractor=Extractor(tiers, state["decode_options"], state["threads"]))
+    return state["extractor"]
 
 
 def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:
     return _worker_extractor(spec).run(jobs)
 
 
-def _worker_decode_for_fit(path: str, frames: int) -> Clip | None:
-    options = dict(_WORKER["decode_options"], frames=frames, fps=None)
+def _worker_decode_for_fit(path: str, frames: int) -> Clip | str:
+    state = worker_state()
+    options = dict(state["decode_options"], frames=frames, fps=None)
     try:
-        return decode(path, threads=_WORKER["threads"], **options)
-    except TiermemError:
-        return None  # reported when the extraction itself reaches this file
+        return decode(path, threads=state["threads"], **options)
+    except TiermemError as exc:
+        return _reason(exc)
 
 
 # -- calling-process side: hand work out, take outcomes back -----------------------------------
@@ -159,55 +151,58 @@ def fit_clips(
     paths: list[str],
     frames: int,
     local: Extractor,
-    pool: ProcessPoolExecutor | None,
-    workers: int,
+    pool: WorkerPool | None,
     tick: Callable[[], object],
+    failed: list[tuple[str, str]],
 ) -> Iterator[Clip]:
-    """Decoded fitting clips, streamed (a tier's fit may consume them one by one)."""
+    """Decoded fitting clips in input order, streamed (a tier's fit may consume them one by one).
+
+    Files that cannot be decoded are skipped and added to `failed` with their reason.
+    """
     if pool is None:
         for p in paths:
             try:
-                clip = local.decode(p, frames=frames)
-            except TiermemError:
-                clip = None
+                clip: Clip | str = local.decode(p, frames=frames)
+            except TiermemError as exc:
+                clip = _reason(exc)
             tick()
-            if clip is not None:
+            if isinstance(clip, str):
+                failed.append((p, clip))
+            else:
                 yield clip
-    else:
-        # In input order (a fit must not depend on which worker finished first), and only a few
-        # clips ahead of the fit so memory stays bounded.
-        ahead: collections.deque[Future[Clip | None]] = collections.deque()
-        queue = iter(paths)
-        while True:
-            while len(ahead) < 4 * workers and (p := next(queue, None)) is not None:
-                ahead.append(pool.submit(_worker_decode_for_fit, p, frames))
-            if not ahead:
-                return
-            clip = ahead.popleft().result()
+        return
+    # In input order (a fit must not depend on which worker finished first), and only a few
+    # clips ahead of the fit so memory stays bounded.
+    ready: dict[int, Clip | str] = {}
+    following = 0
+    for i, result in pool.imap(_worker_decode_for_fit, [(p, frames) for p in paths], ahead=4 * pool.size):
+        ready[i] = result.reason if isinstance(result, WorkerDied) else result
+        while following in ready:
+            clip = ready.pop(following)
             tick()
-            if clip is not None:
+            if isinstance(clip, str):
+                failed.append((paths[following], clip))
+            else:
                 yield clip
+            following += 1
 
 
 def run_batches(
-    batches: list[list[Job]], local: Extractor, pool: ProcessPoolExecutor | None, spec: TierSpec, workers: int
+    batches: list[list[Job]], local: Extractor, pool: WorkerPool | None, spec: TierSpec
 ) -> Iterator[list[_Outcome]]:
-    """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight."""
+    """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight.
+
+    A batch whose worker process died comes back with that reason for each of its videos.
+    """
     if pool is None:
         for batch in batches:
             yield local.run(batch)
         return
-    pending: set[Future[list[_Outcome]]] = set()
-    queue = iter(batches)
-    limit = 2 * workers
-    while True:
-        while len(pending) < limit and (batch := next(queue, None)) is not None:
-            pending.add(pool.submit(_worker_run, spec, batch))
-        if not pending:
-            return
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in done:
-            yield fut.result()
+    for i, result in pool.imap(_worker_run, [(spec, batch) for batch in batches], ahead=2 * pool.size):
+        if isinstance(result, WorkerDied):
+            yield [_Outcome(job, errors=[result.reason]) for job in batches[i]]
+        else:
+            yield result
 
 
 def record(
