@@ -295,8 +295,12 @@ def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> Sa
     """Read a state npz written by `FeatureStore.save_state` (never unpickles anything)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        with open(path, "rb") as f:  # opened here so that it is closed even when np.load fails
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+                raise DataMismatchError(f"{path}: not a tiermem tier state file (one array, not an npz archive)")
+            with loaded as npz:
+                arrays = {k: npz[k] for k in npz.files}
         record = json.loads(str(arrays.pop(_STATE_META))) if _STATE_META in arrays else None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         # A truncated or overwritten file: the zip directory, a member or the record is damaged.
