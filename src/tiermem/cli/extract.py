@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Optional
 
@@ -74,12 +77,12 @@ def extract_command(
         raise TiermemError("--captions is only read by the text tier (add --tiers text)")
     if not paths:
         raise TiermemError("no videos given (video tiers need video files or directories)")
-    signal.signal(signal.SIGTERM, _stop)
-    report = extract(
-        paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
-        batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
-        tier_config=tier_options(weights, mid_backbone, high_network),
-    )
+    with _terminate_as_interrupt():
+        report = extract(
+            paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
+            batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
+            tier_config=tier_options(weights, mid_backbone, high_network),
+        )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
@@ -89,9 +92,22 @@ def extract_command(
         raise typer.Exit(code=1)
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends the run as Ctrl-C does: finished rows are saved, workers stopped, the store unlocked."""
-    raise SystemExit(128 + signum)
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the run lasts, SIGTERM ends it as Ctrl-C does: finished rows are saved, the workers
+    stopped, the store unlocked, and the exit status is 143. Signals are only set in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("info")
