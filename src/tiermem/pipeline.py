@@ -31,7 +31,7 @@ from tiermem.errors import DataMismatchError, TiermemError, first_few
 from tiermem.features import (
     TEXT_TIERS, dataset_paths, extract_features, frame_tiers, load_facts, load_tier_blocks, report_failures,
 )
-from tiermem.inputs import PathInputs, find_videos, video_ids
+from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
 from tiermem.predictions import Predictions
 from tiermem.splits import dataset_splits
@@ -288,7 +288,7 @@ class Pipeline:
         self._check_fitted()
         console = console or Console(stderr=True)
         paths = find_videos(videos, missing=missing)
-        ids = video_ids(paths)
+        ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
         with tempfile.TemporaryDirectory(prefix="tiermem-predict-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             tier_caps = None

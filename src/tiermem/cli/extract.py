@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import Optional
 
 import typer
 
 from tiermem.cli.common import (
+    terminate_as_interrupt,
     HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, in_range, print_failures,
     reports_errors, split_list, tier_options,
 )
@@ -77,7 +73,7 @@ def extract_command(
         raise TiermemError("--captions is only read by the text tier (add --tiers text)")
     if not paths:
         raise TiermemError("no videos given (video tiers need video files or directories)")
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         report = extract(
             paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
             batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
@@ -90,24 +86,6 @@ def extract_command(
         print_failures(report.failed)
     if report.failed:
         raise typer.Exit(code=1)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """While the run lasts, SIGTERM ends it as Ctrl-C does: finished rows are saved, the workers
-    stopped, the store unlocked, and the exit status is 143. Signals are only set in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("info")

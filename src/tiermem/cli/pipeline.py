@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from tiermem.cli.common import (
+    terminate_as_interrupt,
     HIGH_NETWORK_HELP, MID_BACKBONE_HELP, SHARE_RANGE, WEIGHTS_HELP, app, console, err_console, in_range,
     print_failures, reports_errors, split_list, tier_options, to_json, with_head_options, writing_model,
 )
@@ -58,7 +59,7 @@ def fit_command(
     from tiermem.runtime import set_threads
 
     set_threads()
-    with writing_model(out, META_FILE):
+    with writing_model(out, META_FILE), terminate_as_interrupt():
         ds = read_dataset(dataset, root, target=target)
         cache = cache or f"{out.rstrip('/')}.features"
         pipe = fit(
@@ -177,7 +178,8 @@ def _predict_videos(
 
         caps = read_captions_csv(captions)
     # A missing file is reported with the others that fail; the rest are still scored.
-    pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console)
+    with terminate_as_interrupt():
+        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console)
     if pred.table.empty:  # every input failed: no table, no file
         print_failures(pred.failed)
         raise TiermemError(f"none of the {len(pred.failed)} inputs could be scored{'; nothing written' if out else ''}")

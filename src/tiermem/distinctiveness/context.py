@@ -64,14 +64,12 @@ def load_source_block(
     failures: list[tuple[str, str]] = []
     if videos:
         from tiermem.extraction import extract_videos
-        from tiermem.inputs import find_videos, video_ids
+        from tiermem.inputs import find_videos
 
-        files = find_videos(videos)
-        if not files:
-            raise DataMismatchError(f"no video files in {', '.join(map(str, videos))}")
+        files = find_videos(videos)  # names an input that holds no video
         report = extract_videos(files, tiers=[source], out=store, console=console)
         failures = list(report.failed)
-        wanted = set(video_ids(files)) - {Path(p).stem for p, _ in failures}
+        wanted = {p.stem for p in files} - {Path(p).stem for p, _ in failures}
         stored = load_block(Path(store) / f"{source}.parquet", source)
         keep = np.isin(stored.ids, sorted(wanted))
         if keep.any():
