@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -51,13 +50,19 @@ def build_model(work: Path, tiers: list[str]) -> tuple[Path, list[Path]]:
     return pipe.save(work / "model"), clips
 
 
+#: Runs argv and prints its peak RSS. A forked child starts with its parent's peak on Linux, so
+#: the command is started from this small interpreter, not from the benchmark (which holds models).
+_MEASURE = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
 def peak_rss(argv: list[str]) -> float:
     """Peak resident set size, in bytes, of a fresh process running `argv` (and of any child it waited for)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (wait status {status})")
-    return usage.ru_maxrss * 1024.0  # Linux reports kilobytes
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *argv], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip()) * 1024.0  # Linux reports kilobytes
 
 
 def memory_rows(exe: str, two_clips: list[Path], model: Path | None, repeats: int) -> list[tuple[str, float]]:
