@@ -417,7 +417,7 @@ def test_low_tier_memory_does_not_grow_with_the_frame_count(
     finally:
         tracemalloc.stop()
     assert peak < clip.frames.nbytes  # working memory below the decoded frames themselves
-    monkeypatch.setattr(low_module, "CHUNK_FRAMES", 10_000)  # the whole clip at once, as one chunk
+    monkeypatch.setattr(LowTier, "frame_batch", 10_000)  # the whole clip at once, as one batch
     np.testing.assert_allclose(chunked, tier.transform(clip), rtol=1e-6)
 
 

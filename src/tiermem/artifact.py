@@ -1,6 +1,7 @@
 """A fitted pipeline on disk: one directory, and loading it executes no code.
 
-    pipeline.json          schema version, config, library versions, blocks, evaluation figures
+    pipeline.json          schema version, config, library versions, blocks, evaluation figures,
+                           the training clips' median length (the timeline's window)
     tiers/<tier>.state.npz fitted tier state (e.g. the low tier's HOG PCA), as the feature store saves it
     distinct/<method>.npz  fitted distinctiveness contexts
     head/                  the head (head.json + weights.safetensors)
@@ -81,6 +82,7 @@ def _write(pipe: "Pipeline", d: Path) -> None:
         "distinct": [est.method for est in pipe.distinct_],
         "maps": sorted(maps),
         "evaluation": ev.metrics if ev is not None else None,
+        "clip_seconds": pipe.clip_seconds_,
     }
     (d / META_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -107,6 +109,10 @@ def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
         pipe.layout_ = [BlockLayout.from_dict(b) for b in _field(meta, "layout", list, meta_path)]
         distinct = [str(m) for m in _field(meta, "distinct", list, meta_path)]
         maps = [str(m) for m in _field(meta, "maps", list, meta_path)]
+        clip_seconds = meta.get("clip_seconds")  # absent from models saved before timelines existed
+        if clip_seconds is not None and not (isinstance(clip_seconds, (int, float)) and 0 < clip_seconds < 1e6):
+            raise ArtifactError(f"{meta_path}: 'clip_seconds' must be a positive number of seconds or null")
+        pipe.clip_seconds_ = float(clip_seconds) if clip_seconds is not None else None
         evaluation = meta.get("evaluation")
         if evaluation is not None and not isinstance(evaluation, dict):
             raise ArtifactError(f"{meta_path}: 'evaluation' must be a JSON object or null")

@@ -36,6 +36,7 @@ from tiermem.metrics import midrank_percentile
 from tiermem.predictions import Predictions
 from tiermem.splits import dataset_splits
 from tiermem.store import FeatureStore
+from tiermem.timeline.fitted import median_duration
 
 
 def _is_int(v: Any) -> bool:
@@ -236,6 +237,7 @@ class Pipeline:
         self.baseline_ = X.mean(axis=0).astype(np.float64)
         self.train_predictions_ = np.sort(head.predict(X).astype(np.float64))
         self.train_scores_ = np.sort(y)
+        self.clip_seconds_ = median_duration([Path(p) for p in paths[train]])
         self.store_dir_ = str(store_dir)
         self.training_ = TrainingSet(X, y, list(joined.dropped))
         return self
@@ -276,6 +278,9 @@ class Pipeline:
         state_dir: str | os.PathLike[str] | None = None,
         workers: int = 1,
         missing: Literal["raise", "keep"] = "raise",
+        timeline: bool | None = None,
+        window: float | None = None,
+        stride: float | None = None,
         console: Console | None = None,
         progress: bool = True,
     ) -> Predictions:
@@ -283,22 +288,33 @@ class Pipeline:
 
         A path that does not exist raises an error naming it (``missing="keep"``: it is listed
         in `failed` instead); files that fail to decode are listed in `failed` and the rest
-        still get scores.
+        still get scores. Videos longer than 1.5 windows (`timeline=None`), or all of them
+        (`timeline=True`), are scored window by window: `window` seconds long (default: the
+        training clips' length), `stride` apart (default: about 1 s); see `tiermem.timeline`.
         """
+        from tiermem.timeline import predict_with_timelines, wants_timeline
+
         self._check_fitted()
         console = console or Console(stderr=True)
         paths = find_videos(videos, missing=missing)
+        length = window if window is not None else self.window_seconds
+        use = wants_timeline(paths, timeline, length)
+        return predict_with_timelines(
+            paths, use,
+            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, console, progress),
+            timeline=lambda p: self.timeline(p, window=length, stride=stride, captions=captions, console=console, progress=progress),
+            percentile=self.percentile,
+        )
+
+    def _predict_clips(
+        self, paths: list[Path], cache: str | os.PathLike[str] | None, captions: dict[str, list[str]] | None,
+        state_dir: str | os.PathLike[str] | None, workers: int, console: Console, progress: bool,
+    ) -> Predictions:
+        """Each video scored as one clip (frames spread over the whole file)."""
         ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
         with tempfile.TemporaryDirectory(prefix="tiermem-predict-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
-            tier_caps = None
-            if any(t in TEXT_TIERS for t in self.config.tiers):
-                tier_caps = {v: (captions or {}).get(v, []) for v in ids}
-                lacking = [v for v, c in tier_caps.items() if not c]
-                if lacking:
-                    raise TiermemError(
-                        f"this model uses the text tier: no captions for {len(lacking)} videos ({', '.join(lacking[:3])})"
-                    )
+            tier_caps = self._captions(ids, captions) if any(t in TEXT_TIERS for t in self.config.tiers) else None
             state = Path(state_dir) if state_dir else self.state_dir
             report = extract_features(
                 paths, self.config.tiers, store_dir, decode=self.config.decode, tier_config=self.config.tier_config,
@@ -326,6 +342,41 @@ class Pipeline:
         for j, name in enumerate(shap.tier_names):
             table[f"contrib_{name}"] = shap.values[:, j]
         return Predictions(table, shap.as_dicts(), facts, shap.base_score, failed)
+
+    @staticmethod
+    def _captions(ids: list[str], captions: dict[str, list[str]] | None) -> dict[str, list[str]]:
+        found = {v: (captions or {}).get(v, []) for v in ids}
+        lacking = [v for v, c in found.items() if not c]
+        if lacking:
+            raise TiermemError(f"this model uses the text tier: no captions for {len(lacking)} videos ({', '.join(lacking[:3])})")
+        return found
+
+    # -- timelines ----------------------------------------------------------------------------
+    @property
+    def window_seconds(self) -> float:
+        """A timeline's default window: the training clips' median length (3 s when unknown)."""
+        return getattr(self, "clip_seconds_", None) or 3.0
+
+    def timeline(
+        self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
+        captions: dict[str, list[str]] | None = None, console: Console | None = None, progress: bool = True,
+    ):  # -> tiermem.timeline.Timeline
+        """Memorability over time of one video: every window scored as a clip of its length."""
+        from tiermem.tiers import get_tier
+        from tiermem.timeline import build_timeline
+        from tiermem.timeline.fitted import fitted_tiers, score_windows
+
+        self._check_fitted()
+        path = Path(video)
+        text = None
+        if "text" in self.config.tiers:
+            caps = self._captions([path.stem], captions)[path.stem]
+            text = get_tier("text", **self.config.tier_config.get("text", {})).transform_texts([caps])
+        return build_timeline(
+            path, tiers=fitted_tiers(self), decode=self.config.decode, length=window or self.window_seconds,
+            stride=stride, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
+            console=console or Console(stderr=True), progress=progress,
+        )
 
     @property
     def name(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,9 @@ class Predictions:
 
     `table` columns: video_id, path, score, percentile, then ``contrib_<block>`` (each block's
     exact Shapley contribution) for a fitted model. `failed` lists (path, reason) of files
-    that could not be scored; the others still are.
+    that could not be scored; the others still are. `timelines` holds, by video_id, the
+    `tiermem.timeline.Timeline` of each video scored window by window; its row in `table` is
+    the mean over its windows.
     """
 
     table: pd.DataFrame
@@ -25,6 +27,7 @@ class Predictions:
     base_score: float | None
     failed: list[tuple[str, str]]
     zero_shot: bool = False
+    timelines: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, failed: list[tuple[str, str]], zero_shot: bool = False) -> "Predictions":
@@ -38,6 +41,8 @@ class Predictions:
             rec = {k: v for k, v in row.items() if not str(k).startswith("contrib_")}
             rec["contributions"] = self.contributions[i] if self.contributions else {}
             rec["facts"] = self.facts[i] if self.facts else {}
+            if rec["video_id"] in self.timelines:
+                rec["timeline"] = self.timelines[rec["video_id"]].records()
             out.append(rec)
         return out
 

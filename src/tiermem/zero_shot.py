@@ -3,8 +3,8 @@
 `tiermem.load("zero-shot")` returns a `ZeroShotModel`; it predicts like a fitted pipeline
 (one path, many, or directories; the same arguments and the same `Predictions`), so the
 command line and notebooks take one code path. The percentile is within the videos scored
-together, since no training corpus exists, and there are no tier contributions: the score is
-a frame prior.
+together, since no training corpus exists (none for a single video), and there are no tier
+contributions: the score is a frame prior.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ class ZeroShotModel:
         gives exactly the frames it would pick from 45 (segment centres), at a ninth of the work."""
         self.frames = frames
         self.size = size
+        self.window_seconds = 3.0  # Memento10k's clip length, on which the prior scores clips
+        self._tiers: dict[str, Any] | None = None
 
     def predict(
         self,
@@ -50,16 +52,54 @@ class ZeroShotModel:
         captions: dict[str, list[str]] | None = None,
         workers: int = 1,
         missing: Literal["raise", "keep"] = "raise",
+        timeline: bool | None = None,
+        window: float | None = None,
+        stride: float | None = None,
         console: Console | None = None,
         progress: bool = True,
     ) -> Predictions:
         """Score videos as `Pipeline.predict` does (`captions` are not used: the prior reads frames).
 
         A missing path raises an error naming it (``missing="keep"``: it goes to `failed`);
-        files that fail to decode go to `failed` and the others are scored.
+        files that fail to decode go to `failed` and the others are scored. Long videos get a
+        timeline of `window`-second windows (default 3 s, the Memento10k clip length).
         """
+        from tiermem.timeline import predict_with_timelines, wants_timeline
+
         console = console or Console(stderr=True)
         paths = find_videos(videos, missing=missing)
+        length = window if window is not None else self.window_seconds
+        pred = predict_with_timelines(
+            paths, wants_timeline(paths, timeline, length),
+            clips=lambda ps: self._predict_clips(ps, cache, workers, console, progress),
+            timeline=lambda p: self.timeline(p, window=length, stride=stride, console=console, progress=progress),
+            percentile=None,
+        )
+        scores = pred.table["score"].to_numpy(dtype=np.float64)
+        # Within the videos scored together: a single video has no rank to speak of.
+        pred.table["percentile"] = midrank_percentile(np.sort(scores), scores) if len(scores) > 1 else np.nan
+        return pred
+
+    def timeline(
+        self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
+        console: Console | None = None, progress: bool = True,
+    ):  # -> tiermem.timeline.Timeline
+        """Zero-shot memorability over time: the frame prior of every window."""
+        from tiermem.tiers import get_tier
+        from tiermem.timeline import build_timeline
+
+        if self._tiers is None:
+            self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8)}
+        return build_timeline(
+            Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
+            length=window or self.window_seconds, stride=stride, training_median=None,
+            score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
+            console=console or Console(stderr=True), progress=progress,
+        )
+
+    def _predict_clips(
+        self, paths: list[Path], cache: str | os.PathLike[str] | None, workers: int, console: Console, progress: bool,
+    ) -> Predictions:
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
@@ -73,8 +113,7 @@ class ZeroShotModel:
             return Predictions.empty(list(report.failed), zero_shot=True)
         table = table.set_index("video_id").loc[ids]
         scores = table["prior_mean"].to_numpy(dtype=np.float64)
-        pct = midrank_percentile(np.sort(scores), scores)
-        out = pd.DataFrame({"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": pct})
+        out = pd.DataFrame({"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": np.nan})
         return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
 
 

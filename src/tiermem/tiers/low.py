@@ -2,11 +2,12 @@
 colourfulness, saturation and scene-cut rate; every per-frame feature summarised by its mean and
 temporal std.
 
-All features are computed on the whole (T, H, W, 3) clip at once (numpy over frames; OpenCV
-colour conversions run on the frames stacked into one tall image). Python loops over frames
-only wrap OpenCV calls that take one frame (optical flow of a pair, per-frame mean/std). The
-reference implementation's per-frame skimage/imutils loop takes about 1250 ms per 45-frame
-clip; the target here is <= 100 ms (figures: benchmarks/extract_low.py).
+Per-frame work (statistics, HOG) and per-pair work (flow, histogram distance) run over many
+frames at once (numpy over frames; OpenCV colour conversions on the frames stacked into one tall
+image), then `aggregate` takes their means, stds and counts (`tiermem.tiers.per_frame`), so a
+timeline computes each frame's work once for all the windows that hold it. The reference
+implementation's per-frame skimage/imutils loop takes about 1250 ms per 45-frame clip; the
+target here is <= 100 ms (figures: benchmarks/extract_low.py).
 
 Units (the head standardises features; units matter to people reading them):
 
@@ -31,7 +32,6 @@ Units (the head standardises features; units matter to people reading them):
 
 from __future__ import annotations
 
-import collections
 import functools
 import time
 from collections.abc import Iterable, Iterator
@@ -44,8 +44,8 @@ import scipy.fft
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.tiers import register_tier
-from tiermem.tiers.base import Tier
-from tiermem.video.clip import Clip
+from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
+from tiermem.video.clip import Clip, VideoMeta
 
 #: Per-frame features, each reported as `<name>_mean` and `<name>_std`, in this order.
 FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "flow")
@@ -55,8 +55,8 @@ VIDEO_FEATURES = ("size_orig", "cut_rate")
 HOG_ORIENTATIONS = 9
 HOG_CELL = 8
 HOG_EPS = 1e-5  # skimage's L2-Hys epsilon
-#: Frames whose per-frame features are computed together (bounds memory; >= the default 45).
-CHUNK_FRAMES = 64
+#: Per-frame statistics computed in one pass over a frame ("stats"), in this order.
+STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness")
 
 
 # -- feature groups (each a function of the whole clip, so the benchmark can time them) --------
@@ -112,18 +112,19 @@ def high_frequency_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
     return np.divide(high, total, out=np.zeros_like(high), where=total > 0)
 
 
-def flow_magnitudes(grey: np.ndarray, flow_size: int, preset: int) -> np.ndarray:
-    """Mean DIS optical-flow magnitude of each consecutive frame pair, in pixels of the input size."""
-    t, h, w = grey.shape
-    if t < 2:
-        return np.zeros(1, dtype=np.float32)
-    small = cv2.resize(grey.reshape(t * h, w), (flow_size, t * flow_size), interpolation=cv2.INTER_AREA)
-    small = small.reshape(t, flow_size, flow_size)
+def pair_flow(first: np.ndarray, second: np.ndarray, flow_size: int, preset: int) -> np.ndarray:
+    """Mean DIS optical-flow magnitude of each (first[i], second[i]) grey-frame pair, in pixels of the
+    input size."""
+    m, h, w = first.shape
     dis = cv2.DISOpticalFlow_create(preset)
-    flows = np.stack([dis.calc(small[i], small[i + 1], None) for i in range(t - 1)])
-    # Scale each axis back to the input frame's pixels.
-    flows *= np.array([w / flow_size, h / flow_size], dtype=np.float32)
-    return np.sqrt((flows**2).sum(axis=-1)).reshape(t - 1, -1).mean(axis=1)
+    scale = np.array([w / flow_size, h / flow_size], dtype=np.float32)  # each axis back to input pixels
+    out = np.empty(m, dtype=np.float32)
+    for i in range(m):
+        a = cv2.resize(first[i], (flow_size, flow_size), interpolation=cv2.INTER_AREA)
+        b = cv2.resize(second[i], (flow_size, flow_size), interpolation=cv2.INTER_AREA)
+        flow = dis.calc(a, b, None) * scale
+        out[i] = np.sqrt((flow**2).sum(axis=-1)).mean()
+    return out
 
 
 def hog_descriptors(grey: np.ndarray) -> np.ndarray:
@@ -182,28 +183,33 @@ def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
     return out
 
 
-def cut_count(frames: np.ndarray, threshold: float, bins: int = 16, step: int = 4) -> int:
-    """Scene cuts among consecutive frames: RGB-histogram total-variation distance > `threshold`.
-
-    Histograms are taken from every `step`-th pixel each way (4096 of a 256x256 frame: plenty
-    for 3 x `bins` bins, and 16x cheaper).
-    """
+def colour_histograms(frames: np.ndarray, bins: int = 16, step: int = 4) -> np.ndarray:
+    """(T, 3, bins) RGB histograms (shares of pixels) of every `step`-th pixel each way (4096 of
+    a 256x256 frame: plenty for 3 x `bins` bins, and 16x cheaper)."""
     t = len(frames)
-    if t < 2:
-        return 0
     px = frames[:, ::step, ::step].reshape(t, -1, 3)
     index = (px.astype(np.intp) * bins) // 256 + np.arange(3) * bins  # channel c -> bins c*B..
     index += (np.arange(t) * 3 * bins)[:, None, None]
-    hist = np.bincount(index.ravel(), minlength=t * 3 * bins).reshape(t, 3, bins) / px.shape[1]
-    distance = 0.5 * np.abs(np.diff(hist, axis=0)).sum(axis=2).mean(axis=1)  # TV, channel mean
-    return int((distance > threshold).sum())
+    return np.bincount(index.ravel(), minlength=t * 3 * bins).reshape(t, 3, bins) / px.shape[1]
+
+
+def histogram_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Total-variation distance (mean over channels) between the colour histograms of frame pairs."""
+    return 0.5 * np.abs(colour_histograms(second) - colour_histograms(first)).sum(axis=2).mean(axis=1)
+
+
+def cut_count(frames: np.ndarray, threshold: float) -> int:
+    """Scene cuts among consecutive frames: histogram distance above `threshold`."""
+    if len(frames) < 2:
+        return 0
+    return int((histogram_distance(frames[:-1], frames[1:]) > threshold).sum())
 
 
 # -- the tier ------------------------------------------------------------------------------
 
 
 @register_tier
-class LowTier(Tier):
+class LowTier(FrameTier):
     """Low-level features of a clip; `fit` learns the HOG PCA on a training corpus.
 
     Parameters (all stored in `config`, hence in the feature cache key):
@@ -224,6 +230,9 @@ class LowTier(Tier):
 
     name: ClassVar[str] = "low"
     requires_fit: ClassVar[bool] = True
+    #: Frames per batch of per-frame work: bounds the working memory (HOG holds several float
+    #: copies of each frame) whatever --frames is.
+    frame_batch: ClassVar[int] = 32
     #: HOG needs 2 x 2 cells of 8 pixels for one block: smaller frames have no HOG features.
     min_frame_size: ClassVar[int] = 2 * HOG_CELL
 
@@ -258,6 +267,7 @@ class LowTier(Tier):
         self.blur_cutoff = blur_cutoff
         self.cut_threshold = cut_threshold
         self._hash: str | None = None
+        self._timings: dict[str, float] | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -339,69 +349,84 @@ class LowTier(Tier):
             self._hash = super().config_hash()
         return self._hash
 
-    # -- inference -----------------------------------------------------------------------
-    def transform(self, clip: Clip, timings: dict[str, float] | None = None) -> np.ndarray:
-        """Feature vector of one clip in `feature_names` order (float32).
+    # -- inference: per-frame work, then the clip's statistics ---------------------------
+    def reads(self, num_frames: int) -> FrameReads:
+        """Statistics of every sampled frame, HOG of every `hog_stride`-th, motion of every pair."""
+        return FrameReads(
+            frames={"stats": np.arange(num_frames), "hog": np.arange(0, num_frames, self.hog_stride)},
+            pairs={"motion": np.arange(num_frames - 1)},
+        )
 
-        `timings`, when given, receives the seconds spent in each feature group (benchmarks).
-        """
+    def check_frames(self, frames: np.ndarray, path: str) -> None:
         if not hasattr(self, "hog_pca_components_"):
             raise TiermemError(
                 "low tier: the HOG PCA is not fitted; call fit(clips) on a training corpus "
                 "or load_state_dict() a fitted state first"
             )
-        frames = clip.frames
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
             raise DataMismatchError(
-                f"{clip.meta.path}: low tier needs uint8 RGB frames (T, H, W, 3) with T >= 1, "
-                f"got {frames.dtype} {frames.shape}"
+                f"{path}: low tier needs uint8 RGB frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}"
             )
-        clock = _Clock(timings)
-        groups: dict[str, list[np.ndarray]] = collections.defaultdict(list)
-        projected: list[np.ndarray] = []
-        cuts = 0
-        # Chunks of frames bound the working memory (several float copies of each frame) whatever
-        # --frames is; a clip of up to CHUNK_FRAMES frames is one chunk. Flow and cuts compare
-        # consecutive frames, so each later chunk starts with the previous chunk's last frame.
-        for start in range(0, len(frames), CHUNK_FRAMES):
-            chunk = frames[start : start + CHUNK_FRAMES]
-            with clock("grey"):
-                grey = grey_frames(chunk)
-            with clock("colour"):
-                for name, values in colour_features(chunk).items():
-                    groups[name].append(values)
-            with clock("contrast"):
-                groups["contrast"].append(contrast(grey))
-            with clock("blurriness"):
-                groups["blurriness"].append(high_frequency_share(grey, self.blur_cutoff))
-            with clock("flow"):
-                pairs = grey if start == 0 else np.concatenate([grey_frames(frames[start - 1 : start]), grey])
-                groups["flow"].append(flow_magnitudes(pairs, self.flow_size, self.flow_preset))
-            with clock("cuts"):
-                cuts += cut_count(frames[max(0, start - 1) : start + CHUNK_FRAMES], self.cut_threshold)
-            strided = grey[(-start) % self.hog_stride :: self.hog_stride]  # every hog_stride-th frame of the clip
-            if not len(strided):
-                continue
+        h, w = frames.shape[1:3]
+        dims = max(0, h // HOG_CELL - 1) * max(0, w // HOG_CELL - 1) * 4 * HOG_ORIENTATIONS
+        if dims != self.hog_pca_mean_.shape[0]:
+            raise DataMismatchError(
+                f"{path}: HOG of {w}x{h} frames has {dims} dimensions, the fitted PCA expects "
+                f"{self.hog_pca_mean_.shape[0]} (fit and extract at the same frame size)"
+            )
+
+    def per_frame(self, name: str, frames: np.ndarray) -> np.ndarray:
+        clock = _Clock(self._timings)
+        with clock("grey"):
+            grey = grey_frames(frames)
+        if name == "hog":
             with clock("hog"):
-                hog = hog_descriptors(strided)
-                if hog.shape[1] != self.hog_pca_mean_.shape[0]:
-                    raise DataMismatchError(
-                        f"{clip.meta.path}: HOG of {frames.shape[2]}x{frames.shape[1]} frames has "
-                        f"{hog.shape[1]} dimensions, the fitted PCA expects {self.hog_pca_mean_.shape[0]} "
-                        "(fit and extract at the same frame size)"
-                    )
-                projected.append((hog - self.hog_pca_mean_) @ self.hog_pca_components_.T)
-        per_frame = {name: np.concatenate(parts) for name, parts in groups.items()}
-        projected_all = np.concatenate(projected)
-        per_frame.update({f"hog_pca_{k}": projected_all[:, k] for k in range(self.pca_components)})
-        duration = clip.meta.duration
+                return (hog_descriptors(grey) - self.hog_pca_mean_) @ self.hog_pca_components_.T
+        with clock("colour"):
+            colour = colour_features(frames)
+        with clock("contrast"):
+            spread = contrast(grey)
+        with clock("blurriness"):
+            blur = high_frequency_share(grey, self.blur_cutoff)
+        columns = {**colour, "contrast": spread, "blurriness": blur}
+        return np.stack([columns[n] for n in STAT_FEATURES], axis=1).astype(np.float32)
+
+    def per_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        clock = _Clock(self._timings)
+        with clock("flow"):
+            flow = pair_flow(grey_frames(first), grey_frames(second), self.flow_size, self.flow_preset)
+        with clock("cuts"):
+            distance = histogram_distance(first, second)
+        return np.stack([flow, distance], axis=1).astype(np.float32)
+
+    def aggregate(self, work: Work, meta: VideoMeta, times: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        motion = work["motion"].reshape(-1, 2)
+        per_frame = {n: work["stats"][:, j] for j, n in enumerate(STAT_FEATURES)}
+        # A one-frame clip has no pair: it shows no motion.
+        per_frame["flow"] = motion[:, 0] if len(motion) else np.zeros(1, np.float32)
+        hog = work["hog"].reshape(-1, self.pca_components)
+        per_frame.update({f"hog_pca_{k}": hog[:, k] for k in range(self.pca_components)})
         values = [
             stat
             for name in list(FRAME_FEATURES) + [f"hog_pca_{k}" for k in range(self.pca_components)]
             for stat in (float(np.mean(per_frame[name])), float(np.std(per_frame[name])))
         ]
-        values += [clip.meta.video_bytes_per_second, cuts / duration if duration > 0 else 0.0]
-        return np.asarray(values, dtype=np.float32)
+        cuts = np.flatnonzero(motion[:, 1] > self.cut_threshold)
+        duration = meta.duration
+        values += [meta.video_bytes_per_second, len(cuts) / duration if duration > 0 else 0.0]
+        facts = {"cuts_at": [round(float(times[i + 1]), 2) for i in cuts]} if len(cuts) else {}
+        return np.asarray(values, dtype=np.float32), facts
+
+    def transform(self, clip: Clip, timings: dict[str, float] | None = None) -> np.ndarray:
+        """Feature vector of one clip in `feature_names` order (float32).
+
+        `timings`, when given, receives the seconds spent in each feature group (benchmarks).
+        """
+        self._timings = timings
+        try:
+            return self.transform_batch([clip]).values[0]
+        finally:
+            self._timings = None
 
 
 class _Clock:

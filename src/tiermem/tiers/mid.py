@@ -22,7 +22,6 @@ only, not features), face counts, and the mean saliency centroid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,10 +31,11 @@ from tiermem.backbones import DEFAULT, Backbone, get_backbone
 from tiermem.backbones.cache import shared_network
 from tiermem.errors import TiermemError
 from tiermem.tiers import faces, saliency
-from tiermem.tiers.base import PretrainedTier, TierResult
-from tiermem.tiers.frames import normalise, resize, sample_frames, to_tensor
+from tiermem.tiers.base import PretrainedTier
+from tiermem.tiers.frames import evenly_spaced, normalise, resize, to_tensor
 from tiermem.tiers import register_tier
-from tiermem.video.clip import Clip
+from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
+from tiermem.video.clip import VideoMeta
 
 EVENT_NAMES = ["event_change_mean", "event_change_max", "semantic_spread"]
 TOP_K = 5  # ImageNet classes kept in the facts ("imagenet_top5")
@@ -44,7 +44,7 @@ KNOWN_DIMS = {"efficientnet_lite0": 1280}
 
 
 @register_tier
-class MidTier(PretrainedTier):
+class MidTier(PretrainedTier, FrameTier):
     """Semantic embedding + event dynamics + faces + saliency/composition of sampled frames."""
 
     name = "mid"
@@ -105,46 +105,38 @@ class MidTier(PretrainedTier):
         width = max(4, len(str(dim - 1)))
         return [f"semantic_{i:0{width}d}" for i in range(dim)] + EVENT_NAMES + faces.FEATURE_NAMES + saliency.FEATURE_NAMES
 
-    # -- inference -------------------------------------------------------------------------
-    def transform(self, clip: Clip) -> np.ndarray:
-        return self.transform_batch([clip]).values[0]
+    # -- inference: per-frame work, then the clip's means ---------------------------------
+    @property
+    def frame_batch(self) -> int:  # type: ignore[override]
+        return max(1, int(self.config["batch_size"]))
 
-    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
-        """All sampled frames of all clips go through the backbone in batches of `batch_size`."""
-        if not clips:
-            return TierResult(np.zeros((0, len(self.feature_names)), np.float32), [])
+    def reads(self, num_frames: int) -> FrameReads:
         k = int(self.config["frames_k"])
-        frames = sample_frames(clips, k)  # (N, K, H, W, 3) uint8
-        n = len(clips)
-        flat = frames.reshape(n * k, *frames.shape[2:])
+        return FrameReads(frames={"frame": evenly_spaced(num_frames, k)})
 
-        embeddings, probs = self._embed(flat)
-        embeddings = embeddings.reshape(n, k, -1)
-        probs = probs.reshape(n, k, -1) if probs is not None else None
+    def per_frame(self, name: str, frames: np.ndarray) -> np.ndarray:
+        """One row per frame: embedding | face count, largest face area | composition (5) |
+        saliency centroid (2) | class probabilities (when the backbone is labelled)."""
+        embeddings, probs = self._embed(frames)
+        faces_found = self.face_detector.clip_stats(frames)
+        comp, centroids = saliency.composition_features(frames)
+        parts = [embeddings, faces_found.counts[:, None], faces_found.largest_area[:, None], comp, centroids]
+        if probs is not None:
+            parts.append(probs)
+        return np.concatenate([p.astype(np.float32) for p in parts], axis=1)
 
-        comp, centroids = saliency.composition_features(flat)
-        comp = comp.reshape(n, k, -1)
-        centroids = centroids.reshape(n, k, 2)
-
-        rows, facts = [], []
-        for i in range(n):
-            face_stats = self.face_detector.clip_stats(frames[i])
-            rows.append(
-                np.concatenate(
-                    [
-                        embeddings[i].mean(axis=0),
-                        event_dynamics(embeddings[i]),
-                        face_stats.features(),
-                        comp[i].mean(axis=0),
-                    ]
-                )
-            )
-            facts.append(self._facts(probs[i] if probs is not None else None, face_stats, centroids[i]))
-        values = np.stack(rows).astype(np.float32)
+    def aggregate(self, work: Work, meta: VideoMeta, times: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        rows = work["frame"].astype(np.float64)
+        dim = self.backbone.dim
+        embeddings = rows[:, :dim]
+        face_stats = faces.FaceStats(rows[:, dim], rows[:, dim + 1])
+        comp = rows[:, dim + 2 : dim + 7]
+        centroids = rows[:, dim + 7 : dim + 9]
+        probs = rows[:, dim + 9 :] if rows.shape[1] > dim + 9 else None
+        values = np.concatenate([embeddings.mean(axis=0), event_dynamics(embeddings), face_stats.features(), comp.mean(axis=0)])
         if not np.all(np.isfinite(values)):
-            bad = [clips[i].meta.path for i in np.where(~np.isfinite(values).all(axis=1))[0]]
-            raise TiermemError(f"mid tier produced non-finite features for {', '.join(bad)}")
-        return TierResult(values=values, facts=facts)
+            raise TiermemError(f"mid tier produced non-finite features for {meta.path}")
+        return values.astype(np.float32), self._facts(probs, face_stats, centroids)
 
     def _embed(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Pooled embeddings (M, D) and class probabilities (M, C) for (M, H, W, 3) frames."""

@@ -15,7 +15,6 @@ Frames are prepared exactly as ResMem's own transformer does: resize to 256x256,
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,9 @@ import torch
 from tiermem.backbones.cache import shared_network
 from tiermem.errors import MissingWeightsError, TiermemError
 from tiermem.tiers import register_tier
-from tiermem.tiers.base import Tier, TierResult
-from tiermem.tiers.frames import resize, sample_frames, to_tensor
-from tiermem.video.clip import Clip
+from tiermem.tiers.frames import evenly_spaced, resize, to_tensor
+from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
+from tiermem.video.clip import VideoMeta
 
 INSTALL_HINT = (
     "the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]' "
@@ -67,7 +66,7 @@ def load_resmem() -> torch.nn.Module:
 
 
 @register_tier
-class PriorTier(Tier):
+class PriorTier(FrameTier):
     """Mean, max and std of ResMem memorability over `frames_k` evenly spaced frames.
 
     `precision="bf16"` runs the network under bfloat16 autocast: 1.8x faster on CPUs with
@@ -96,9 +95,6 @@ class PriorTier(Tier):
     def feature_names(self) -> list[str]:
         return list(FEATURE_NAMES)
 
-    def transform(self, clip: Clip) -> np.ndarray:
-        return self.transform_batch([clip]).values[0]
-
     def score_frames(self, frames: np.ndarray) -> np.ndarray:
         """ResMem memorability in [0, 1] for (M, H, W, 3) uint8 RGB images."""
         bs = max(1, int(self.config["batch_size"]))
@@ -110,12 +106,17 @@ class PriorTier(Tier):
                 out.append(self.model(x).float().reshape(-1).numpy())
         return np.concatenate(out)
 
-    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
-        if not clips:
-            return TierResult(np.zeros((0, 3), np.float32), [])
-        k = int(self.config["frames_k"])
-        frames = sample_frames(clips, k)
-        scores = self.score_frames(frames.reshape(-1, *frames.shape[2:])).reshape(len(clips), k)
-        values = np.stack([scores.mean(1), scores.max(1), scores.std(1)], axis=1).astype(np.float32)
-        facts = [{"prior_per_frame": [round(float(s), 3) for s in row]} for row in scores]
-        return TierResult(values=values, facts=facts)
+    @property
+    def frame_batch(self) -> int:  # type: ignore[override]
+        return max(1, int(self.config["batch_size"]))
+
+    def reads(self, num_frames: int) -> FrameReads:
+        return FrameReads(frames={"resmem": evenly_spaced(num_frames, int(self.config["frames_k"]))})
+
+    def per_frame(self, name: str, frames: np.ndarray) -> np.ndarray:
+        return self.score_frames(frames)
+
+    def aggregate(self, work: Work, meta: VideoMeta, times: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        scores = work["resmem"].astype(np.float64)
+        values = np.array([scores.mean(), scores.max(), scores.std()], dtype=np.float32)
+        return values, {"prior_per_frame": [round(float(s), 3) for s in scores]}

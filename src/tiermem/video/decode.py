@@ -190,7 +190,7 @@ def _target_times(duration: float, frames: int | None, fps: float | None) -> np.
     return (np.arange(frames) + 0.5) * (duration / frames)
 
 
-def _to_square(frame: av.VideoFrame, size: int, mode: ResizeMode) -> np.ndarray:
+def to_square(frame: av.VideoFrame, size: int, mode: ResizeMode) -> np.ndarray:
     if mode == "stretch":
         return frame.to_ndarray(width=size, height=size, format="rgb24", interpolation=INTERPOLATION)
     # Centre crop: scale the short side to `size` (aspect kept), then cut the centre square.
@@ -287,7 +287,7 @@ def _decode_by_pts(
                 continue
             position = frame.pts
             if kept.wants(frame.pts):
-                kept.put(frame.pts, _to_square(frame, size, mode))
+                kept.put(frame.pts, to_square(frame, size, mode))
             if frame.pts >= target:
                 break
         else:
@@ -357,7 +357,7 @@ def _decode_by_count(
     last = int(chosen.max())
     for i, frame in enumerate(container.decode(stream)):
         if kept.wants(i):
-            kept.put(i, _to_square(frame, size, mode))
+            kept.put(i, to_square(frame, size, mode))
         if i >= last:
             break
     return kept.finish(path, 0, 1.0 / fps)

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from tiermem.errors import TiermemError
 
@@ -125,3 +126,74 @@ def _cut(source: Path, clips: list[tuple[Path, int]], per_clip: int) -> None:
             for packet in stream.encode():
                 dst.mux(packet)
         os.replace(tmp, name)
+
+
+def make_long_video(
+    out: str | os.PathLike[str],
+    seconds: float = 30.0,
+    size: tuple[int, int] = (640, 360),
+    fps: int = 25,
+    keyframe_every: int = 50,
+    sources: list[Path] | None = None,
+) -> Path:
+    """Join the sample videos (looping them in order) into one h264 file of at least `seconds`.
+
+    Every source is stretched to `size` and played at `fps` frames per second (frame i of the
+    output is the source frame shown at time i / fps); `keyframe_every=1` makes every frame a
+    keyframe, so any stretch of the file can be copied out exactly. Written to a temporary name
+    and renamed, so an interrupted run leaves no half file; an existing file is reused.
+    """
+    out = Path(out)
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sources = sources or sample_videos()
+    total = int(np.ceil(seconds * fps))
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    with av.open(str(tmp), mode="w") as dst:
+        stream = dst.add_stream(_encoder(), rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = keyframe_every
+        if stream.codec_context.name == "libx264":
+            stream.options = {"crf": "23", "preset": "veryfast", "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0"}
+        written = 0
+        while written < total:
+            for source in sources:
+                for image in _frames_at_rate(source, fps, size):
+                    if written >= total:
+                        break
+                    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                    frame.pts, frame.time_base = written, Fraction(1, fps)
+                    for packet in stream.encode(frame):
+                        dst.mux(packet)
+                    written += 1
+        for packet in stream.encode():
+            dst.mux(packet)
+    os.replace(tmp, out)
+    return out
+
+
+def _frames_at_rate(source: Path, fps: int, size: tuple[int, int]):  # -> Iterator[np.ndarray]
+    """A source's frames resampled to `fps` (the frame on screen at each i / fps), as RGB arrays."""
+    shown: np.ndarray | None = None
+    i = 0
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        for frame in src.decode(stream):
+            t = float(frame.time or 0.0)
+            while shown is not None and i / fps < t - 1e-9:
+                yield shown
+                i += 1
+            shown = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+    if shown is not None:
+        end = float(src_duration) if (src_duration := _duration(source)) else i / fps
+        while i / fps < end - 1e-9:
+            yield shown
+            i += 1
+
+
+def _duration(source: Path) -> float:
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        return float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0

@@ -1,0 +1,141 @@
+"""Tiers whose work splits into per-frame computations and a clip-level aggregation.
+
+A clip's T sampled frames go through a tier in two steps:
+
+1. *per frame* (and *per pair* of consecutive sampled frames): the expensive work, such as
+   colour statistics, HOG, optical flow, image-network embeddings, faces and ResMem. Each
+   computation has a name and reads a fixed subset of the T frames (`FrameReads`).
+2. *aggregate*: the clip's feature vector (means, stds, counts ...) from those results, cheap.
+
+Scoring one clip runs both steps on its frames (`FrameTier.transform_batch`). A timeline over a
+long video runs step 1 once per decoded frame of its time grid and step 2 once per window, so
+overlapping windows share every frame's work (`tiermem.timeline`). Both paths call the same
+functions, so a window scores exactly as the same stretch of video cut out as its own clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tiermem.tiers.base import Tier, TierResult
+from tiermem.video.clip import Clip, VideoMeta
+
+#: Per-frame and per-pair results, by computation name; rows follow the indices of `FrameReads`.
+Work = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class FrameReads:
+    """Which of a clip's T sampled frames each computation reads.
+
+    `frames[name]`: indices in [0, T) of the frames a per-frame computation reads.
+    `pairs[name]`: indices i of the consecutive pairs (i, i + 1) a per-pair computation reads.
+    """
+
+    frames: dict[str, np.ndarray]
+    pairs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def period(self) -> int:
+        """The smallest shift (in sampled frames) that maps every read set onto itself, away from
+        its ends: windows whose starts differ by a multiple of it share all their frame work."""
+        period = 1
+        for indices in [*self.frames.values(), *self.pairs.values()]:
+            steps = np.diff(np.unique(indices))
+            step = int(np.gcd.reduce(steps)) if len(steps) else 1
+            period = int(np.lcm(period, max(step, 1)))
+        return period
+
+
+class FrameTier(Tier):
+    """Base of the tiers split into `per_frame`/`per_pair` work and `aggregate`.
+
+    Subclasses implement `reads`, `per_frame`, `aggregate` and, when they compare consecutive
+    frames, `per_pair`. `frame_batch` bounds how many frames one `per_frame` call receives.
+    """
+
+    frame_batch: ClassVar[int] = 64
+
+    def reads(self, num_frames: int) -> FrameReads:
+        raise NotImplementedError
+
+    def per_frame(self, name: str, frames: np.ndarray) -> np.ndarray:
+        """Results (M, ...) of computation `name` for (M, H, W, 3) uint8 RGB frames."""
+        raise NotImplementedError
+
+    def per_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Results (M, ...) of computation `name` for M pairs of (H, W, 3) frames."""
+        raise NotImplementedError(f"{self.name} tier has no per-pair computation {name!r}")
+
+    def aggregate(self, work: Work, meta: VideoMeta, times: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The clip's feature vector and facts from its frames' work; `times` are the clip's
+        sampled frame times in seconds from its start, `meta` describes the clip."""
+        raise NotImplementedError
+
+    def check_frames(self, frames: np.ndarray, path: str) -> None:
+        """Raise a `TiermemError` naming `path` when its (T, H, W, 3) frames do not suit this tier."""
+
+    # -- scoring whole clips --------------------------------------------------------------
+    def transform(self, clip: Clip) -> np.ndarray:
+        return self.transform_batch([clip]).values[0]
+
+    def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
+        """Both steps on each clip's frames; per-frame work is batched across the clips."""
+        if not clips:
+            return TierResult(np.zeros((0, len(self.feature_names)), np.float32), [])
+        for clip in clips:
+            self.check_frames(clip.frames, clip.meta.path)
+        plans = [self.reads(clip.num_frames) for clip in clips]
+        works: list[Work] = [{} for _ in clips]
+        sources = [clip.frames for clip in clips]
+        for name in plans[0].frames:
+            picks = [(c, int(i)) for c, plan in enumerate(plans) for i in plan.frames[name]]
+            self._scatter(name, works, picks, self.run_frames(name, Gather(sources, picks)))
+        for name in plans[0].pairs:
+            picks = [(c, int(i)) for c, plan in enumerate(plans) for i in plan.pairs[name]]
+            after = [(c, i + 1) for c, i in picks]
+            self._scatter(name, works, picks, self.run_pairs(name, Gather(sources, picks), Gather(sources, after)))
+        rows, facts = [], []
+        for clip, work in zip(clips, works):
+            values, clip_facts = self.aggregate(work, clip.meta, clip.times)
+            rows.append(values)
+            facts.append(clip_facts)
+        return TierResult(values=np.stack(rows).astype(np.float32), facts=facts)
+
+    @staticmethod
+    def _scatter(name: str, works: list[Work], picks: list[tuple[int, int]], results: np.ndarray) -> None:
+        owners = np.fromiter((c for c, _ in picks), dtype=np.int64, count=len(picks))
+        for c, work in enumerate(works):
+            work[name] = results[owners == c]
+
+    def run_frames(self, name: str, frames: "Gather | np.ndarray") -> np.ndarray:
+        """`per_frame` over any number of frames, `frame_batch` at a time (bounded memory)."""
+        b = self.frame_batch
+        parts = [self.per_frame(name, frames[i : i + b]) for i in range(0, len(frames), b)]
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+    def run_pairs(self, name: str, first: "Gather | np.ndarray", second: "Gather | np.ndarray") -> np.ndarray:
+        """`per_pair` over any number of pairs, `frame_batch` at a time."""
+        b = self.frame_batch
+        parts = [self.per_pair(name, first[i : i + b], second[i : i + b]) for i in range(0, len(first), b)]
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
+
+class Gather:
+    """Frames picked from several frame arrays, stacked only a slice at a time (no full copy)."""
+
+    def __init__(self, sources: Sequence[np.ndarray], picks: Sequence[tuple[int, int]]) -> None:
+        self.sources = sources
+        self.picks = picks
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        return np.stack([self.sources[c][i] for c, i in self.picks[span]])
+
+
+__all__ = ["FrameReads", "FrameTier", "Gather", "Work"]

@@ -1,0 +1,145 @@
+"""One streaming pass over a whole video: read from start to end once, never held whole.
+
+`VideoStream.frames()` demuxes and decodes in the same loop and yields every decoded frame with
+its presentation time (seconds from the first frame), so a caller keeps only the frames it
+needs and converts only those (`to_square`). Times come from timestamps, not frame counts: a
+variable-frame-rate video, or one whose timestamps jump, is placed where it is shown. Packet
+sizes are recorded as they pass, so the bytes per second of any stretch (the low tier's
+``size_orig`` of a window) need no second read, and are forgotten once no longer asked for.
+
+A stream that breaks (a decoding error, or fewer frames than the container lists) raises
+`StreamBrokenError` carrying the time decoding reached; frames yielded before it stay valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from tiermem.errors import VideoDecodeError
+from tiermem.video.clip import VideoMeta
+from tiermem.video.decode import _ffmpeg_reason, _frame_rate, _open, to_square
+
+
+class StreamBrokenError(VideoDecodeError):
+    """Decoding stopped partway: `at` is the time (seconds) of the last frame decoded."""
+
+    def __init__(self, path: object, at: float, cause: str) -> None:
+        self.at = at
+        super().__init__(path, f"decoding failed at {at:.2f} s: {cause}")
+
+
+class VideoStream:
+    """A video opened for one pass; `frames()` may be iterated once."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 0) -> None:
+        self.path = Path(path)
+        self._container = _open(self.path)
+        stream = self._container.streams.video[0]
+        if stream.codec_context is None:
+            self._container.close()
+            raise VideoDecodeError(self.path, f"unsupported codec {stream.codec_tag or 'unknown'}")
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        self._stream = stream
+        self.fps = _frame_rate(stream) or 25.0
+        self._tb = float(stream.time_base or Fraction(1, 1))
+        self._packets: deque[tuple[int, int]] = deque()  # (pts, bytes) of packets not yet forgotten
+        self._origin: int | None = None  # pts of the first frame shown
+        self.frames_decoded = 0
+        self.last_time = 0.0
+
+    @property
+    def duration(self) -> float:
+        """The decoded part's duration: the last frame's time plus one frame."""
+        return self.last_time + 1.0 / self.fps if self.frames_decoded else 0.0
+
+    def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """(time in seconds, frame) in presentation order; closes the file when done."""
+        path, stream = self.path, self._stream
+        last_pts: int | None = None
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size:
+                    pts = packet.pts if packet.pts is not None else (self._packets[-1][0] if self._packets else 0)
+                    self._packets.append((pts, packet.size))
+                for frame in packet.decode():
+                    if frame.pts is None:  # raw streams without timestamps: place frames by count
+                        frame_time = self.frames_decoded / self.fps
+                    else:
+                        if self._origin is None:
+                            self._origin = frame.pts
+                        if last_pts is not None and frame.pts <= last_pts:
+                            continue  # a timestamp going back would put the frame in the past
+                        last_pts = frame.pts
+                        frame_time = (frame.pts - self._origin) * self._tb
+                    if self.frames_decoded and frame_time <= self.last_time:
+                        continue
+                    self.frames_decoded += 1
+                    self.last_time = frame_time
+                    yield frame_time, frame
+        except av.FFmpegError as exc:
+            raise StreamBrokenError(path, self.last_time, _ffmpeg_reason(exc)) from None
+        finally:
+            self._container.close()
+        if not self.frames_decoded:
+            raise VideoDecodeError(path, "zero decodable video frames")
+        declared = stream.frames
+        if declared and self.frames_decoded < declared - max(2, declared // 100):
+            raise StreamBrokenError(
+                path, self.last_time, f"the container lists {declared} frames, only {self.frames_decoded} decode"
+            )
+
+    def packets_between(self, start: float, end: float) -> tuple[int, int]:
+        """(packets, bytes) of the video packets shown in [start, end) seconds, among those seen."""
+        lo, hi = self._pts(start), self._pts(end)
+        sizes = [size for pts, size in self._packets if lo <= pts < hi]
+        return len(sizes), sum(sizes)
+
+    def _pts(self, seconds: float) -> float:
+        """The pts half a frame before `seconds`: frames shown from `seconds` on have a pts above it."""
+        return (self._origin or 0) + (seconds - 0.5 / self.fps) / self._tb
+
+    def forget_before(self, start: float) -> None:
+        """Drop the packets shown before `start`: no stretch asked for later begins earlier."""
+        cut = self._pts(start)
+        while self._packets and self._packets[0][0] < cut:
+            self._packets.popleft()
+
+    def meta(self, duration: float, byte_count: int, frame_count: int) -> VideoMeta:
+        """Metadata of a stretch of this video: its length, frames and bytes."""
+        ctx = self._stream.codec_context
+        rate = byte_count / duration if duration > 0 else 0.0
+        return VideoMeta(
+            path=str(self.path), duration=duration, fps=self.fps, width=int(ctx.width), height=int(ctx.height),
+            frame_count=frame_count, codec=ctx.name, bitrate=int(round(8 * rate)),
+            file_size=self.path.stat().st_size, has_audio=bool(self._container.streams.audio),
+            video_bytes_per_second=rate,
+        )
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def declared_duration(path: Path) -> float | None:
+    """The duration the container declares, read from its header (None when it cannot be opened:
+    the clip path then reports why)."""
+    try:
+        container = _open(path)
+    except VideoDecodeError:
+        return None
+    try:
+        stream = container.streams.video[0]
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        return container.duration / av.time_base if container.duration else 0.0
+    finally:
+        container.close()
+
+
+__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "to_square"]
