@@ -302,7 +302,7 @@ class Pipeline:
         return predict_with_timelines(
             paths, use,
             clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, console, progress),
-            timeline=lambda p: self.timeline(p, window=length, stride=stride, captions=captions, console=console, progress=progress),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, console=console, progress=progress),
             percentile=self.percentile,
         )
 
@@ -373,8 +373,8 @@ class Pipeline:
             caps = self._captions([path.stem], captions)[path.stem]
             text = get_tier("text", **self.config.tier_config.get("text", {})).transform_texts([caps])
         return build_timeline(
-            path, tiers=fitted_tiers(self), decode=self.config.decode, length=window or self.window_seconds,
-            stride=stride, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
+            path, tiers=fitted_tiers(self), decode=self.config.decode, length=window if window is not None else self.window_seconds,
+            stride=stride, length_given=window is not None, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
             console=console or Console(stderr=True), progress=progress,
         )
 

@@ -72,7 +72,7 @@ class ZeroShotModel:
         pred = predict_with_timelines(
             paths, wants_timeline(paths, timeline, length),
             clips=lambda ps: self._predict_clips(ps, cache, workers, console, progress),
-            timeline=lambda p: self.timeline(p, window=length, stride=stride, console=console, progress=progress),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, console=console, progress=progress),
             percentile=None,
         )
         scores = pred.table["score"].to_numpy(dtype=np.float64)
@@ -92,7 +92,7 @@ class ZeroShotModel:
             self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8)}
         return build_timeline(
             Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
-            length=window or self.window_seconds, stride=stride, training_median=None,
+            length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
             score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
             console=console or Console(stderr=True), progress=progress,
         )

@@ -46,17 +46,20 @@ def build_timeline(
     decode: dict[str, Any],
     length: float,
     stride: float | None,
+    length_given: bool,
     score: Callable[[WindowFeatures], pd.DataFrame],
     training_median: float | None,
     console: Console,
     progress: bool,
 ) -> Timeline:
-    """Scan `path` once and score its windows with `score` (scores, percentiles, contributions)."""
-    check_seconds("window", length)
-    if stride is not None:
-        check_seconds("stride", stride)
+    """Scan `path` once and score its windows with `score` (scores, percentiles, contributions).
+
+    A window or stride the caller chose must fit in the video; the default window does not
+    have to (a shorter video is one window).
+    """
     declared = declared_duration(path)
-    if declared and stride is not None:
+    check_seconds("window", length, declared if length_given else None, str(path))
+    if stride is not None:
         check_seconds("stride", stride, declared, str(path))
     plan = WindowPlan(length, stride if stride is not None else default_stride(length, decode["frames"], tiers), decode["frames"])
     with Progress(

@@ -187,6 +187,11 @@ class _Scan:
     def _process(self, ready: list[_Pending], keep: set[int], final: bool) -> None:
         if not ready or (len(ready) < BATCH_WINDOWS and not final):
             return
+        if not self.rows:  # the frames suit every tier (size, fitted state): checked once
+            sample = self.images[int(ready[0].keys[0])][None]
+            for tier in self.tiers.values():
+                if isinstance(tier, FrameTier):
+                    tier.check_frames(sample, self.path)
         for name, reads in self.reads.items():
             tier = self.tiers[name]
             assert isinstance(tier, FrameTier)
