@@ -34,6 +34,25 @@ class Predictions:
         """No video could be scored."""
         return cls(pd.DataFrame(columns=PREDICTION_COLUMNS), [], [], None, failed, zero_shot)
 
+    def rows(self) -> pd.DataFrame:
+        """What a CSV holds: one row per video, or, for a video with a timeline, one per window
+        (`start`, `end` and `changes` filled; empty for videos scored as one clip)."""
+        if not self.timelines:
+            return self.table
+        parts = []
+        for row in self.table.to_dict(orient="records"):
+            tl = self.timelines.get(row["video_id"])
+            if tl is None:
+                parts.append(pd.DataFrame([row]))
+                continue
+            windows = tl.table.copy()
+            windows.insert(0, "video_id", row["video_id"])
+            windows.insert(1, "path", row["path"])
+            parts.append(windows)
+        table = pd.concat(parts, ignore_index=True)
+        first = ["video_id", "path", "start", "end", "score", "percentile"]
+        return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
     def records(self) -> list[dict[str, Any]]:
         """JSON-able, one dict per video."""
         out = []

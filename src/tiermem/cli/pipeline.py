@@ -112,6 +112,9 @@ def predict_command(
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."),
     workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
+    timeline: Optional[bool] = typer.Option(None, "--timeline/--no-timeline", help="Score every window of each video \\[default: for videos longer than 1.5 windows]."),
+    window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3]."),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
 ) -> None:
     """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
 
@@ -119,7 +122,12 @@ def predict_command(
     contribution and the facts behind them; a file that fails is reported, the others still
     get scores (exit code 1).
 
+    Long videos get a timeline: every window (the training clip length, about 1 s apart)
+    scored as a clip from one streaming pass, with its contributions, what changed, and the
+    peak, trough and opening ("hook") of the curve.
+
     Examples: tiermem predict clip.mp4 more_clips/ --model models/m10k;
+    tiermem predict advert.mp4 --timeline --out advert_timeline.csv;
     tiermem predict clip.mp4 (zero-shot, ResMem prior);
     tiermem predict --model head/ --block coco=features.parquet --ids ids_test.csv --out predictions.csv
     """
@@ -136,7 +144,10 @@ def predict_command(
         return
     if not videos:
         raise typer.BadParameter("give videos/folders to score, or --block tables with --model")
-    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json)
+    for name, value in (("window", window), ("stride", stride)):
+        if value is not None and not value > 0:
+            raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json, (timeline, window, stride))
 
 
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
@@ -163,7 +174,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
 
 def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
-    cache: Optional[str], workers: int, as_json: bool,
+    cache: Optional[str], workers: int, as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
 ) -> None:
     from rich.table import Table
 
@@ -179,13 +190,15 @@ def _predict_videos(
         caps = read_captions_csv(captions)
     # A missing file is reported with the others that fail; the rest are still scored.
     with terminate_as_interrupt():
-        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console)
+        timeline, window, stride = timing
+        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console,
+                              timeline=timeline, window=window, stride=stride)
     if pred.table.empty:  # every input failed: no table, no file
         print_failures(pred.failed)
         raise TiermemError(f"none of the {len(pred.failed)} inputs could be scored{'; nothing written' if out else ''}")
     title = loaded.description if pred.zero_shot else f"memorability ({loaded.config.target}; model {model})"
     if out:
-        write_csv_atomic(pred.table, out)
+        write_csv_atomic(pred.rows(), out)
     if as_json:
         typer.echo(to_json(pred.records()))
     else:
@@ -196,13 +209,19 @@ def _predict_videos(
             contrib = pred.contributions[i] if pred.contributions else {}
             top = sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:3]
             table.add_row(
-                row.video_id, f"{row.score:.3f}", f"{row.percentile:.0f}",
+                row.video_id + (f"\n(mean of {len(pred.timelines[row.video_id].table)} windows)" if row.video_id in pred.timelines else ""),
+                f"{row.score:.3f}", "-" if row.percentile != row.percentile else f"{row.percentile:.0f}",
                 ", ".join(f"{k} {v:+.3f}" for k, v in top) or "-",
                 _fact_summary(pred.facts[i] if pred.facts else {}),
             )
         console.print(table)
+        if pred.timelines:
+            from tiermem.timeline.view import print_timeline
+
+            for tl in pred.timelines.values():
+                print_timeline(tl, console)
         if out:
-            console.print(f"wrote {len(pred.table)} predictions to {out}")
+            console.print(f"wrote {len(pred.rows())} rows to {out}")
     print_failures(pred.failed)
     if pred.failed:
         raise typer.Exit(code=1)
@@ -228,17 +247,24 @@ def report_command(
     model: str = typer.Option(..., "--model", help="Model artifact written by `tiermem fit`."),
     out: str = typer.Option("report.html", "--out", help="HTML file to write (self-contained)."),
     predictions: Optional[str] = typer.Option(None, "--predictions", help="CSV with video_id, score[, true] to show instead of the validation predictions."),
+    video: Optional[list[str]] = typer.Option(None, "--video", help="A video to show over time (repeatable): its windows' scores, peak and trough frames, what changed."),
+    window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length]."),
+    stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
 ) -> None:
+    """Write one self-contained HTML report: ablation, scatter, best/worst videos, t-SNE maps, distribution,
+    and with --video each video's memorability over time.
 
-    """Write one self-contained HTML report: ablation, scatter, best/worst videos, t-SNE maps, distribution.
-
-    Example: tiermem report --model models/m10k --out report.html
+    Examples: tiermem report --model models/m10k --out report.html;
+    tiermem report --model models/m10k --video advert.mp4 --stride 2 --out advert.html
     """
     from pathlib import Path
 
     from tiermem.pipeline import Pipeline
     from tiermem.report import pipeline_report, write_report
 
+    for name, value in (("window", window), ("stride", stride)):
+        if value is not None and not value > 0:
+            raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
     pipe = Pipeline.load(model)
     pred = None
     if predictions:
@@ -246,5 +272,17 @@ def report_command(
 
         pred = read_csv(Path(predictions), dtype={"video_id": str})
         require_columns(pred, ["video_id", "score"], Path(predictions))
-    path = write_report(pipeline_report(pipe, pred), out)
-    console.print(f"wrote {path}")
+    data = pipeline_report(pipe, pred)
+    with terminate_as_interrupt():  # a video that cannot be read stops the report, naming the file
+        for each in video or []:
+            tl = pipe.timeline(each, window=window, stride=stride, console=err_console)
+            if tl.table.empty:
+                from tiermem.errors import VideoDecodeError
+
+                raise VideoDecodeError(each, f"no window could be scored{f' ({tl.failed})' if tl.failed else ''}")
+            if tl.failed:
+                err_console.print(f"{each}: decoding stopped early ({tl.failed}); the windows before it are shown",
+                                  style="yellow", markup=False)
+            data.timelines.append(tl)
+    path = write_report(data, out)
+    console.print(f"wrote {path}" + (f" with the timeline of {len(data.timelines)} video(s)" if data.timelines else ""))

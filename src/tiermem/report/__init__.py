@@ -44,6 +44,7 @@ class ReportData:
     groups: dict[str, list[VideoCard]] = field(default_factory=dict)  # title -> cards
     maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (xy, colour)
     distribution: dict[str, np.ndarray] = field(default_factory=dict)  # label -> scores
+    timelines: list[Any] = field(default_factory=list)  # tiermem.timeline.Timeline, one section each
 
 
 def _png(fig: Any) -> str:
@@ -138,7 +139,7 @@ def render_report(data: ReportData) -> str:
         for i, (title, cards) in enumerate(data.groups.items())
         if cards
     ]
-    return env.get_template("template.html").render(
+    html = env.get_template("template.html").render(
         title=data.title,
         version=__version__,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -150,6 +151,12 @@ def render_report(data: ReportData) -> str:
         maps=[(name, _map(name, xy, c)) for name, (xy, c) in data.maps.items()],
         distribution=_distribution(data.distribution) if data.distribution else None,
     )
+    if data.timelines:  # memorability over time, one section per video, at the end of the page
+        from tiermem.report.timeline import timeline_section
+
+        body, end = html.rsplit("</body>", 1)
+        html = body + "\n".join(timeline_section(tl) for tl in data.timelines) + "\n</body>" + end
+    return html
 
 
 def write_report(data: ReportData, out: str | Path) -> Path:

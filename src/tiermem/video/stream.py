@@ -13,6 +13,7 @@ A stream that breaks (a decoding error, or fewer frames than the container lists
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from tiermem.errors import VideoDecodeError
 from tiermem.video.clip import VideoMeta
@@ -142,4 +144,77 @@ def declared_duration(path: Path) -> float | None:
         container.close()
 
 
-__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "to_square"]
+def frame_at(path: str | os.PathLike[str], seconds: float, size: int = 160) -> np.ndarray:
+    """The RGB frame on screen at `seconds` from the first frame, `size` pixels wide (height
+    scaled to keep the stored aspect ratio): seeks to the keyframe before it and decodes forward.
+
+    The frame on screen at a time is the last one whose presentation time is at or before it,
+    as `VideoStream` and the clip sampler place frames; the last frame stays on screen for one
+    frame period. Raises `VideoDecodeError` naming the file when it cannot be read there.
+    """
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"seconds must be a finite time >= 0, got {seconds}")
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    path = Path(path)
+    shown = _shown_at(path, seconds, seek=True)
+    if shown is None:  # a seek that overshot, or frames without timestamps: read from the start
+        shown = _shown_at(path, seconds, seek=False)
+    if shown is None:
+        raise VideoDecodeError(path, f"no frame on screen at {seconds:g} s")
+    frame, fps, last = shown
+    if seconds > last + 1.0 / fps + 1e-6:
+        raise VideoDecodeError(path, f"no frame at {seconds:g} s: the video ends at {last + 1.0 / fps:.2f} s")
+    height = max(1, int(round(frame.height * size / frame.width)))
+    return np.ascontiguousarray(frame.to_ndarray(width=int(size), height=height, format="rgb24", interpolation="BILINEAR"))
+
+
+def _shown_at(path: Path, seconds: float, seek: bool) -> tuple[av.VideoFrame, float, float] | None:
+    """(frame on screen at `seconds`, frames per second, time of the last frame decoded).
+
+    With `seek`, None when the answer cannot be trusted: no start time to seek from, frames
+    without timestamps, or a seek that landed after `seconds`. Without it, decoding runs from
+    the first frame (frames without timestamps are placed by count).
+    """
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise VideoDecodeError(path, f"unsupported codec {stream.codec_tag or 'unknown'}")
+        stream.thread_type = "AUTO"
+        fps = _frame_rate(stream) or 25.0
+        tb = float(stream.time_base or Fraction(1, 1))
+        origin = stream.start_time
+        if seek:
+            if origin is None:
+                return None
+            try:
+                container.seek(int(origin + seconds / tb), stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                return None
+        previous: av.VideoFrame | None = None
+        last, count = -1.0, 0
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                if seek:
+                    return None
+                time = count / fps
+            else:
+                if origin is None:
+                    origin = frame.pts
+                time = (frame.pts - origin) * tb
+            count += 1
+            if time <= last:
+                continue  # a timestamp going back would put the frame in the past
+            if time > seconds + 1e-9 and (previous is not None or seek):
+                # the frame before is on screen; after a seek, none before means it overshot
+                return (previous, fps, last) if previous is not None else None
+            previous, last = frame, time
+        return (previous, fps, last) if previous is not None else None
+    except av.FFmpegError as exc:
+        raise VideoDecodeError(path, f"decoding failed near {seconds:g} s ({_ffmpeg_reason(exc)})") from None
+    finally:
+        container.close()
+
+
+__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "frame_at", "to_square"]
