@@ -6,9 +6,7 @@ only draws and renders it, so a report can be rebuilt from a saved artifact with
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pandas as pd
 
 from tiermem import __version__
 from tiermem.metrics import format_spearman
+from tiermem.report.images import jpeg_base64, png_base64
 
 
 @dataclass
@@ -47,23 +46,6 @@ class ReportData:
     timelines: list[Any] = field(default_factory=list)  # tiermem.timeline.Timeline, one section each
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _jpeg(image: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="JPEG", quality=85)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def _scatter(pred: pd.DataFrame) -> str:
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
@@ -75,7 +57,7 @@ def _scatter(pred: pd.DataFrame) -> str:
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
     rho = spearmanr(pred["true"], pred["score"]).statistic
     ax.set(xlabel="true memorability", ylabel="predicted", title=f"n={len(pred)}, Spearman {rho:.3f}")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _map(name: str, xy: np.ndarray, colour: np.ndarray) -> str:
@@ -85,7 +67,7 @@ def _map(name: str, xy: np.ndarray, colour: np.ndarray) -> str:
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=8, cmap="viridis")
     fig.colorbar(sc, ax=ax, label="memorability")
     ax.set(title=name, xticks=[], yticks=[])
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _distribution(dist: dict[str, np.ndarray]) -> str:
@@ -96,7 +78,7 @@ def _distribution(dist: dict[str, np.ndarray]) -> str:
         ax.hist(np.asarray(values, dtype=float), bins=30, alpha=0.55, label=label)
     ax.set(xlabel="memorability score", ylabel="videos")
     ax.legend()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _card(card: VideoCard) -> dict[str, Any]:
@@ -112,7 +94,7 @@ def _card(card: VideoCard) -> dict[str, Any]:
         "score": card.score,
         "true": card.true,
         "contributions": contributions,
-        "thumbnail": _jpeg(card.thumbnail) if card.thumbnail is not None else None,
+        "thumbnail": jpeg_base64(card.thumbnail) if card.thumbnail is not None else None,
         "facts": facts,
     }
 

@@ -69,7 +69,7 @@ def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH) -> st
     """The HTML section (a `<section>` element) showing one video's timeline."""
     from jinja2 import Environment, select_autoescape
 
-    from tiermem.report import _png
+    from tiermem.report.images import png_base64
 
     notes = [n for n in (tl.note, f"Decoding stopped early ({tl.failed}); the windows before it stand." if tl.failed else "") if n]
     if tl.table.empty:
@@ -83,7 +83,7 @@ def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH) -> st
         window_s=s["window_s"],
         stride_s=s["stride_s"],
         notes=notes,
-        curve=_png(timeline_figure(tl)) if not tl.table.empty else "",
+        curve=png_base64(timeline_figure(tl)) if not tl.table.empty else "",
         frames=[] if tl.table.empty else [_frame(tl, kind, thumbnail_width) for kind in ("peak", "trough")],
         summary=summary_rows(tl),
         changes=[(f"{r.start:.1f}–{r.end:.1f} s", r.changes) for r in tl.table.itertuples() if getattr(r, "changes", "")],
@@ -152,7 +152,7 @@ def summary_rows(tl: Timeline) -> list[tuple[str, str]]:
 
 def _frame(tl: Timeline, kind: str, width: int) -> dict[str, Any]:
     """The frame at the middle of the peak or trough window, as base64 JPEG (or why not)."""
-    from tiermem.report import _jpeg
+    from tiermem.report.images import jpeg_base64
     from tiermem.video.stream import frame_at
 
     w = tl.summary[kind]
@@ -160,7 +160,7 @@ def _frame(tl: Timeline, kind: str, width: int) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "score": w["score"], "start": w["start"], "end": w["end"], "at": at,
                            "image": None, "missing": ""}
     try:
-        out["image"] = _jpeg(frame_at(tl.path, min(at, max(0.0, tl.duration - 1e-3)), size=width))
+        out["image"] = jpeg_base64(frame_at(tl.path, min(at, max(0.0, tl.duration - 1e-3)), size=width))
     except (TiermemError, OSError) as exc:
         out["missing"] = f"frame not available: {exc}"
     return out
