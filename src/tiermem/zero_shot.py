@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from tiermem.errors import TiermemError
 from tiermem.extraction import extract_videos
 from tiermem.features import load_facts
 from tiermem.inputs import PathInputs, find_videos
@@ -36,11 +37,16 @@ class ZeroShotModel:
     name = "zero-shot"
     description = "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
 
-    def __init__(self, frames: int = 5, size: int = 256) -> None:
+    def __init__(self, frames: int = 5, size: int = 256, precision: str = "fp32") -> None:
         """`frames` decoded per video: the prior scores 5 evenly spaced frames, and decoding 5
-        gives exactly the frames it would pick from 45 (segment centres), at a ninth of the work."""
+        gives exactly the frames it would pick from 45 (segment centres), at a ninth of the work.
+        `precision="bf16"` runs ResMem under bfloat16 autocast: about 1.5x faster on CPUs with
+        bfloat16 units, scores within ~2e-3 of float32 (the default, the same on every CPU)."""
+        if precision not in ("fp32", "bf16"):
+            raise TiermemError(f"zero-shot: precision must be fp32 or bf16, got {precision!r}")
         self.frames = frames
         self.size = size
+        self.precision = precision
         self.window_seconds = 3.0  # Memento10k's clip length, on which the prior scores clips
         self._tiers: dict[str, Any] | None = None
 
@@ -89,7 +95,7 @@ class ZeroShotModel:
         from tiermem.timeline import build_timeline
 
         if self._tiers is None:
-            self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8)}
+            self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)}
         return build_timeline(
             Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
             length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
@@ -103,7 +109,7 @@ class ZeroShotModel:
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
-                                    tier_config=ONE_FRAME_AT_A_TIME, workers=workers, progress=progress,
+                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, workers=workers, progress=progress,
                                     console=console)
             table = FeatureStore(store_dir).table("prior")
             stored = set(table["video_id"]) if table is not None else set()

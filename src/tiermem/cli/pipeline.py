@@ -115,6 +115,7 @@ def predict_command(
     timeline: Optional[bool] = typer.Option(None, "--timeline/--no-timeline", help="Score every window of each video \\[default: for videos longer than 1.5 windows]."),
     window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3]."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Zero-shot only: fp32 (default, the same on every CPU) or bf16 (ResMem ~1.5x faster on CPUs with bfloat16, scores within ~2e-3)."),
 ) -> None:
     """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
 
@@ -147,7 +148,8 @@ def predict_command(
     for name, value in (("window", window), ("stride", stride)):
         if value is not None and not value > 0:
             raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
-    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json, (timeline, window, stride))
+    options = {"precision": precision} if precision is not None else {}
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json, (timeline, window, stride), options)
 
 
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
@@ -175,6 +177,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
 def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
     cache: Optional[str], workers: int, as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
+    options: dict[str, str],
 ) -> None:
     from rich.table import Table
 
@@ -182,7 +185,7 @@ def _predict_videos(
     from tiermem.errors import TiermemError
     from tiermem.models import load
 
-    loaded = load(model)
+    loaded = load(model, **options)
     caps = None
     if captions:
         from tiermem.datasets.captions import read_captions_csv
