@@ -38,7 +38,7 @@ from tiermem.timeline.fitted import fitted_tiers
 from tiermem.timeline.result import SPARK, sparkline
 from tiermem.timeline.windows import WindowPlan, default_stride, scan
 from tiermem.video.clip import VideoMeta
-from tiermem.video.samples import make_long_video
+from tiermem.video.samples import copy_stretch, make_long_video
 
 from conftest import PIPELINE_FRAMES, PIPELINE_SIZE, write_video
 
@@ -61,24 +61,6 @@ def texture(height: int, width: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = cv2.GaussianBlur(rng.uniform(0, 255, (height, width)).astype(np.float32), (0, 0), 3.0)
     return cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-
-
-def stream_copy(src: Path, out: Path, start: float, length: float) -> Path:
-    """The packets of `src` shown in [start, start + length), copied (not re-encoded) to `out`
-    with their timestamps moved back by `start`. Exact when every frame is a keyframe, or when
-    the stretch is whole closed GOPs."""
-    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
-        stream = inp.streams.video[0]
-        copy = dst.add_stream_from_template(stream)
-        lo, hi = int(round(start / stream.time_base)), int(round((start + length) / stream.time_base))
-        for packet in inp.demux(stream):
-            if packet.pts is None or not lo <= packet.pts < hi:
-                continue
-            packet.pts -= lo
-            packet.dts -= lo
-            packet.stream = copy
-            dst.mux(packet)
-    return out
 
 
 def reencode(src: Path, out: Path, start: float, length: float, fps: int = 25) -> Path:
@@ -223,7 +205,7 @@ def test_windows_score_as_the_same_stretch_cut_into_files(pipe: Pipeline, intra_
     table = intra_timeline.table
     starts = table["start"].tolist()
     assert len(starts) >= 3
-    cuts = [stream_copy(intra_video, tmp_path / f"cut_{s:04.1f}.mp4", s, WINDOW) for s in starts]
+    cuts = [copy_stretch(intra_video, tmp_path / f"cut_{s:04.1f}.mp4", s, WINDOW) for s in starts]
     clips = pipe.predict(cuts, timeline=False, progress=False)
     assert not clips.failed and not clips.timelines
     by_id = clips.table.set_index("video_id")
@@ -241,7 +223,7 @@ def test_windows_off_the_default_grid_score_as_their_cuts(pipe: Pipeline, intra_
     """A 1-s stride: windows at odd seconds, whose mid-tier frames are not shared."""
     assert intra_timeline_1s.table["start"].tolist() == [float(k) for k in range(10)]
     starts = [1.0, 3.0, 7.0]
-    cuts = [stream_copy(intra_video, tmp_path / f"odd_{s:.0f}.mp4", s, WINDOW) for s in starts]
+    cuts = [copy_stretch(intra_video, tmp_path / f"odd_{s:.0f}.mp4", s, WINDOW) for s in starts]
     clips = pipe.predict(cuts, timeline=False, progress=False).table.set_index("video_id")
     for start in starts:
         score = clips.loc[f"odd_{start:.0f}", "score"]
@@ -534,10 +516,10 @@ def test_memory_stays_flat_as_the_video_doubles(low_model: Path, videos: Path) -
     second of 128x128x3; measured 4.6), one that kept every decoded frame ~16 MiB; 2 MiB is
     allowed."""
     longest = make_long_video(videos / "low_60.mp4", seconds=60, size=(160, 90))  # 2-s GOPs, closed
-    warm = stream_copy(longest, videos / "low_12.mp4", 0.0, 12.0)
+    warm = copy_stretch(longest, videos / "low_12.mp4", 0.0, 12.0)
     growth = {}
     for seconds in (30, 60):
-        long = longest if seconds == 60 else stream_copy(longest, videos / f"low_{seconds}.mp4", 0.0, seconds)
+        long = longest if seconds == 60 else copy_stretch(longest, videos / f"low_{seconds}.mp4", 0.0, seconds)
         done = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", MEASURE_GROWTH, str(low_model), str(warm), str(long)],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -629,7 +611,7 @@ def test_zero_shot_timeline_uses_3_s_windows(intra_video: Path, tmp_path: Path) 
     pytest.importorskip("resmem", reason="the zero-shot model needs the optional ResMem extra: pip install 'tiermem[resmem]'")
     from tiermem.zero_shot import ZeroShotModel
 
-    six = stream_copy(intra_video, tmp_path / "six.mp4", 0.0, 6.0)
+    six = copy_stretch(intra_video, tmp_path / "six.mp4", 0.0, 6.0)
     pred = ZeroShotModel().predict(six, progress=False)  # 6 s > 1.5 windows of 3 s: a timeline
     tl = pred.timelines["six"]
     assert tl.length == 3.0

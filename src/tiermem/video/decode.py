@@ -81,6 +81,17 @@ def _open(path: Path) -> av.container.InputContainer:
     return container
 
 
+def _video_stream(path: Path, container: av.container.InputContainer, threads: int = 0) -> av.video.stream.VideoStream:
+    """The first video stream, set to decode with frame threads (`threads` 0: FFmpeg's choice);
+    refuses a codec FFmpeg cannot decode."""
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise _fail(path, f"unsupported codec {stream.codec_tag or 'unknown'}")
+    stream.thread_type = "AUTO"
+    stream.thread_count = threads
+    return stream
+
+
 def _ffmpeg_reason(exc: Exception) -> str:
     """FFmpeg's own message without the path PyAV appends (the error already names the file)."""
     strerror = getattr(exc, "strerror", None)
@@ -238,11 +249,7 @@ def decode(
     # A fresh container for the decode pass: rewinding by seek is not reliable in every format.
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise _fail(path, f"unsupported codec {stream.codec_tag or 'unknown'}")
-        stream.thread_type = "AUTO"
-        stream.thread_count = threads
+        stream = _video_stream(path, container, threads)
         if index.pts is not None:
             out, times = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
         else:

@@ -197,3 +197,22 @@ def _duration(source: Path) -> float:
     with av.open(str(source)) as src:
         stream = src.streams.video[0]
         return float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+
+
+def copy_stretch(src: str | os.PathLike[str], out: str | os.PathLike[str], start: float, length: float) -> Path:
+    """The packets of `src` shown in [start, start + length), copied without re-encoding to
+    `out`, their timestamps moved back by `start`. The same pixels as `src` shows there when
+    every frame is a keyframe, or when the stretch is whole closed GOPs (`make_long_video`'s
+    `keyframe_every`); tests and benchmarks cut windows out of a longer video with it."""
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        stream = inp.streams.video[0]
+        copy = dst.add_stream_from_template(stream)
+        lo, hi = round(start / stream.time_base), round((start + length) / stream.time_base)
+        for packet in inp.demux(stream):
+            if packet.pts is None or not lo <= packet.pts < hi:
+                continue
+            packet.pts -= lo
+            packet.dts -= lo
+            packet.stream = copy
+            dst.mux(packet)
+    return Path(out)

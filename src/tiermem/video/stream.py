@@ -25,7 +25,7 @@ import numpy as np
 
 from tiermem.errors import VideoDecodeError
 from tiermem.video.clip import VideoMeta
-from tiermem.video.decode import _ffmpeg_reason, _frame_rate, _open, to_square
+from tiermem.video.decode import _ffmpeg_reason, _frame_rate, _open, _video_stream, to_square
 
 
 class StreamBrokenError(VideoDecodeError):
@@ -42,12 +42,11 @@ class VideoStream:
     def __init__(self, path: str | os.PathLike[str], threads: int = 0) -> None:
         self.path = Path(path)
         self._container = _open(self.path)
-        stream = self._container.streams.video[0]
-        if stream.codec_context is None:
+        try:
+            stream = _video_stream(self.path, self._container, threads)
+        except VideoDecodeError:
             self._container.close()
-            raise VideoDecodeError(self.path, f"unsupported codec {stream.codec_tag or 'unknown'}")
-        stream.thread_type = "AUTO"
-        stream.thread_count = threads
+            raise
         self._stream = stream
         self.fps = _frame_rate(stream) or 25.0
         self._tb = float(stream.time_base or Fraction(1, 1))
@@ -178,10 +177,7 @@ def _shown_at(path: Path, seconds: float, seek: bool) -> tuple[av.VideoFrame, fl
     """
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise VideoDecodeError(path, f"unsupported codec {stream.codec_tag or 'unknown'}")
-        stream.thread_type = "AUTO"
+        stream = _video_stream(path, container)
         fps = _frame_rate(stream) or 25.0
         tb = float(stream.time_base or Fraction(1, 1))
         origin = stream.start_time
