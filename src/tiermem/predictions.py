@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,4 +67,17 @@ class Predictions:
         return out
 
 
-__all__ = ["PREDICTION_COLUMNS", "Predictions"]
+def jsonable(value: Any) -> Any:
+    """`value` with numpy values made plain and NaN and infinities made None (strict JSON)."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+__all__ = ["PREDICTION_COLUMNS", "Predictions", "jsonable"]

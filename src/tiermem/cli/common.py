@@ -103,19 +103,9 @@ SHARE_RANGE = in_range(0, 1, low_open=True, high_open=True)
 
 def to_json(doc: Any) -> str:
     """Strict JSON for machines: numpy values become plain ones, NaN and infinities `null`."""
+    from tiermem.predictions import jsonable
 
-    def plain(value: Any) -> Any:
-        if hasattr(value, "tolist"):  # numpy scalars and arrays
-            value = value.tolist()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
-
-    return json.dumps(plain(doc), indent=1, allow_nan=False)
+    return json.dumps(jsonable(doc), indent=1, allow_nan=False)
 
 
 @contextlib.contextmanager
