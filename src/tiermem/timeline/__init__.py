@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tiermem.errors import VideoDecodeError
 from tiermem.predictions import Predictions
+from tiermem.progress import report as report_progress
 from tiermem.tiers.base import Tier
 from tiermem.timeline.result import Timeline, changes, sparkline
 from tiermem.timeline.windows import WindowFeatures, WindowPlan, check_seconds, default_stride, scan
@@ -66,9 +67,14 @@ def build_timeline(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s of video"),
         TimeRemainingColumn(), console=console, disable=not progress, transient=True,
     ) as bar:
-        task = bar.add_task(f"timeline {path.name}", total=max(declared or 0.0, 1.0))
-        features = scan(path, tiers, plan, size=decode["size"], mode=decode["mode"],
-                        on_progress=lambda t: bar.update(task, completed=t))
+        total = max(declared or 0.0, 1.0)
+        task = bar.add_task(f"timeline {path.name}", total=total)
+
+        def advance(seconds: float) -> None:
+            bar.update(task, completed=seconds)
+            report_progress(seconds / total)
+
+        features = scan(path, tiers, plan, size=decode["size"], mode=decode["mode"], on_progress=advance)
     table = pd.DataFrame({"start": features.starts.round(3), "end": features.ends.round(3)})
     if len(features.starts):
         table = pd.concat([table, score(features).reset_index(drop=True)], axis=1)
