@@ -4,7 +4,8 @@
 - `fit`, `predict`, `report`: the pipeline on videos (`tiermem.cli.pipeline`);
 - `train`, `evaluate`, `ablate`: heads on feature tables (`tiermem.cli.tables`);
 - `distinct`: distinctiveness within a context (`tiermem.cli.distinct`);
-- `demo`: the whole offline pipeline on sample videos (`tiermem.cli.demo`).
+- `demo`: the whole offline pipeline on sample videos (`tiermem.cli.demo`);
+- `serve`: the HTTP API and web page (`tiermem.cli.serve`).
 
 Each command is a thin call into the library. Every `TiermemError` becomes one line on stderr
 and exit code 1.
@@ -17,7 +18,7 @@ from typing import Optional
 import typer
 
 from tiermem import __version__
-from tiermem.cli import demo, distinct, extract, pipeline, tables  # noqa: F401 - each registers its commands
+from tiermem.cli import demo, distinct, extract, pipeline, serve, tables  # noqa: F401 - each registers its commands
 from tiermem.cli.common import app, console
 
 

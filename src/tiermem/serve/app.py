@@ -1,0 +1,203 @@
+"""The HTTP API (`/v1`) and the web page (`/`), as one FastAPI app.
+
+Handlers only read and write the jobs database and the upload folder; scoring runs in the
+worker processes. Every refusal is a JSON body ``{"detail": "<one line>"}`` with its status:
+400 malformed body, 401 missing or wrong API key, 404 unknown job, 413 upload too large,
+422 not a video or bad options, 429 queue full, 503 model still loading.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import HTTPException
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from tiermem import __version__
+from tiermem.serve.jobs import JobStore
+from tiermem.serve.settings import ServeSettings
+from tiermem.serve.uploads import UploadError, receive, stored_path
+from tiermem.serve.worker import WorkerPool
+
+PAGE = files("tiermem.serve") / "page"
+
+#: The multipart form `POST /v1/jobs` reads (parsed as a stream, so described here for /docs).
+UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                         "description": "one or more videos (repeat the field)"},
+                "timeline": {"type": "string", "enum": ["auto", "true", "false"], "default": "auto",
+                             "description": "score every window (auto: videos longer than 1.5 windows)"},
+                "window": {"type": "number", "description": "window length, seconds (default: the model's clip length)"},
+                "stride": {"type": "number", "description": "seconds between window starts (default: about 1)"},
+            },
+        }}},
+    }
+}
+
+
+def _options(form: dict[str, str]) -> dict[str, Any]:
+    """Scoring options from the form fields; 422 for a value that is not one."""
+    timeline = form.get("timeline", "auto").strip().lower() or "auto"
+    if timeline not in ("auto", "true", "false"):
+        raise HTTPException(422, f"timeline must be auto, true or false, got {timeline!r}")
+    out: dict[str, Any] = {"timeline": None if timeline == "auto" else timeline == "true"}
+    for name in ("window", "stride"):
+        text = form.get(name, "").strip()
+        try:
+            value = float(text) if text else None
+        except ValueError:
+            raise HTTPException(422, f"{name} must be a number of seconds, got {text!r}") from None
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise HTTPException(422, f"{name} must be a positive number of seconds, got {text}")
+        out[name] = value
+    return out
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The app for `settings`; its lifespan starts and stops the worker processes."""
+    settings.check_model()
+    settings.uploads.mkdir(parents=True, exist_ok=True)
+    store = JobStore(settings.database, settings.model_key())
+    pool = WorkerPool(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool.start()
+        try:
+            yield
+        finally:
+            pool.stop()
+
+    app = FastAPI(title="tiermem", version=__version__, lifespan=lifespan,
+                  description="Video memorability: submit videos, poll for scores, explanations and timelines.")
+    app.state.settings, app.state.store, app.state.pool = settings, store, pool
+
+    def authorised(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not given or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def job_or_404(job_id: str) -> dict[str, Any]:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        """Liveness: the workers running, the jobs waiting, whether the model is loaded."""
+        return {"status": "ok", "workers": pool.alive(), "pending": store.pending(),
+                "model_loaded": store.get_meta("card") is not None, "version": __version__}
+
+    @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)])
+    def model() -> Response:
+        """The model card: training data, validation figures with 95% CIs, tiers, window, licences."""
+        card = store.get_meta("card")
+        if card is None:
+            return JSONResponse({"detail": "the model is still loading; try again in a few seconds"}, 503,
+                                headers={"Retry-After": "5"})
+        return Response(card, media_type="application/json")
+
+    @app.post("/v1/jobs", status_code=202, tags=["jobs"], openapi_extra=UPLOAD_FORM, dependencies=[Depends(authorised)])
+    async def submit(request: Request) -> dict[str, Any]:
+        """Upload one or more videos (field `file`, repeated) to score; answers with a job per video."""
+        if await run_in_threadpool(store.pending) >= settings.max_queue:
+            raise HTTPException(429, f"the queue is full ({settings.max_queue} jobs waiting); try again later",
+                                headers={"Retry-After": "30"})
+        try:
+            uploads, form = await receive(request.stream(), request.headers.get("content-type"),
+                                          request.headers.get("content-length"), settings.uploads, settings.max_upload_bytes)
+        except UploadError as exc:
+            headers = {"Connection": "close"} if exc.status == 413 else None
+            raise HTTPException(exc.status, str(exc), headers=headers) from None
+        try:
+            options = _options(form)
+            await run_in_threadpool(_check_videos, uploads)
+        except HTTPException:
+            for up in uploads:
+                if not store.has_video(up.sha256):
+                    up.path.unlink(missing_ok=True)
+            raise
+        jobs = [await run_in_threadpool(store.submit, up.sha256, up.filename, up.size, options) for up in uploads]
+        return {"jobs": jobs}
+
+    @app.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(authorised)])
+    def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Recent jobs, newest first, without their results."""
+        total, jobs = store.page(limit, offset)
+        return {"total": total, "limit": limit, "offset": offset, "jobs": jobs}
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(authorised)])
+    def get_job(job_id: str) -> dict[str, Any]:
+        """Status (queued, running with progress, done, failed with its reason) and, when done,
+        the JSON of `tiermem predict --json`, timeline included."""
+        return job_or_404(job_id)
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"], dependencies=[Depends(authorised)])
+    def delete_job(job_id: str) -> Response:
+        """Remove the job, and its upload when no other job uses the same video."""
+        found, orphan = store.delete(job_id)
+        if not found:
+            raise HTTPException(404, f"no job {job_id}")
+        if orphan:
+            stored_path(settings.uploads, orphan).unlink(missing_ok=True)
+        return Response(status_code=204)
+
+    @app.get("/v1/jobs/{job_id}/frame", tags=["jobs"], dependencies=[Depends(authorised)],
+             responses={200: {"content": {"image/jpeg": {}}}})
+    def frame(job_id: str, t: float = Query(0.0, ge=0.0), width: int = Query(320, ge=16, le=1280)) -> Response:
+        """The frame on screen at `t` seconds of the job's video, as a JPEG (thumbnails)."""
+        import cv2
+
+        from tiermem.errors import VideoDecodeError
+        from tiermem.video.stream import frame_at
+
+        job = job_or_404(job_id)
+        try:
+            rgb = frame_at(stored_path(settings.uploads, job["sha256"]), t, size=width)
+        except (VideoDecodeError, ValueError) as exc:
+            raise HTTPException(422, str(exc).replace(str(settings.uploads), "uploads")) from None
+        ok, jpeg = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return Response(jpeg.tobytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(PAGE / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
+    return app
+
+
+def _check_videos(uploads: list[Any]) -> None:
+    """422 naming the first upload that is not a video the decoder can read."""
+    from tiermem.errors import VideoDecodeError
+    from tiermem.video.decode import probe
+
+    for up in uploads:
+        try:
+            meta = probe(up.path)
+        except VideoDecodeError as exc:
+            raise HTTPException(422, f"{up.filename}: {exc.cause}") from None
+        if not meta.frame_count:
+            raise HTTPException(422, f"{up.filename}: the video has no frames")
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,293 @@
+// tiermem's web page: upload videos, follow their jobs, show each result (score, reasons, curve).
+// Plain JavaScript on the /v1 API; nothing is loaded from elsewhere.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const POLL_MS = 700;
+const PAGE_SIZE = 10;
+let historyOffset = 0;
+
+function apiKey() { return $("#api-key").value || localStorage.getItem("tiermem-api-key") || ""; }
+
+function headers() {
+  const key = apiKey();
+  return key ? { "X-API-Key": key } : {};
+}
+
+function showNotice(text) {
+  const el = $("#notice");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+// One line in words from an error answer: FastAPI's {"detail": "..."} or a list of field errors.
+function reason(status, body) {
+  if (status === 401) { $("#key-box").hidden = false; }
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(-1)[0]}: ${d.msg}`).join("; ");
+  return `the server answered ${status}`;
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
+  let body = null;
+  try { body = await res.json(); } catch (_) { body = null; }
+  if (!res.ok) throw new Error(reason(res.status, body));
+  return body;
+}
+
+async function frameUrl(jobId, seconds, width = 320) {
+  const res = await fetch(`/v1/jobs/${jobId}/frame?t=${Math.max(0, seconds).toFixed(2)}&width=${width}`, { headers: headers() });
+  if (!res.ok) return "";
+  return URL.createObjectURL(await res.blob());
+}
+
+function pct(x) { return `${Math.round(x * 100)}`; }
+
+// Facts of a video in plain words: objects, faces, actions, cuts, the frame prior.
+function factWords(facts, timeline) {
+  const words = [];
+  const mid = facts.mid || {};
+  if (mid.imagenet_top5 && mid.imagenet_top5.length) words.push(`objects: ${mid.imagenet_top5.slice(0, 3).map((o) => o.label).join(", ")}`);
+  if (mid.frames_with_face) words.push(mid.frames_with_face.startsWith("0/") ? "no faces" : `faces in ${mid.frames_with_face} frames`);
+  const high = facts.high || {};
+  if (high.kinetics_top5 && high.kinetics_top5.length) words.push(`action: ${high.kinetics_top5[0].label || high.kinetics_top5[0]}`);
+  const low = facts.low || {};
+  if (low.cuts_at) words.push(`${low.cuts_at.length} cut${low.cuts_at.length === 1 ? "" : "s"}`);
+  const prior = facts.prior || {};
+  if (prior.prior_per_frame) words.push(`frame memorability ${prior.prior_per_frame.map((s) => s.toFixed(2)).join(", ")}`);
+  if (timeline) {
+    const changes = timeline.windows.map((w) => w.changes).filter(Boolean);
+    if (changes.length) words.push(`changes: ${changes.slice(0, 4).join("; ")}${changes.length > 4 ? "; …" : ""}`);
+  }
+  return words.join(" · ") || "no facts for this model";
+}
+
+function drawContributions(root, contributions) {
+  const bars = $(".bars", root);
+  bars.replaceChildren();
+  const entries = Object.entries(contributions || {}).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  if (!entries.length) { $(".contrib", root).hidden = true; return; }
+  const top = Math.max(...entries.map(([, v]) => Math.abs(v)), 1e-9);
+  for (const [tier, value] of entries) {
+    const name = document.createElement("span");
+    name.className = "tier";
+    name.textContent = `${tier} ${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(3)}`;
+    const track = document.createElement("span");
+    track.className = "track";
+    track.setAttribute("role", "img");
+    track.setAttribute("aria-label", `${tier}: ${value >= 0 ? "raises" : "lowers"} the score by ${Math.abs(value).toFixed(3)}`);
+    const fill = document.createElement("span");
+    fill.className = `fill ${value >= 0 ? "up" : "down"}`;
+    fill.style.width = `${(50 * Math.abs(value)) / top}%`;
+    track.append(fill);
+    bars.append(name, track);
+  }
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svgEl(name, attrs) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+}
+
+// The curve of window scores against time, with the training median dashed and the peak and
+// trough marked; their frames shown below as thumbnails.
+async function drawTimeline(root, job, timeline) {
+  const fig = $(".timeline", root);
+  const svg = $(".curve", root);
+  const windows = timeline.windows;
+  if (!windows.length) return;
+  fig.hidden = false;
+  const W = Math.max(300, Math.round(svg.getBoundingClientRect().width) || 600), H = 160, pad = 28;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+  const mids = windows.map((w) => (w.start + w.end) / 2);
+  const scores = windows.map((w) => w.score);
+  const s = timeline.summary;
+  const lo = Math.min(...scores, s.training_median ?? Infinity), hi = Math.max(...scores, s.training_median ?? -Infinity);
+  const t0 = windows[0].start, t1 = windows[windows.length - 1].end;
+  const x = (t) => pad + ((t - t0) / Math.max(t1 - t0, 1e-9)) * (W - 2 * pad);
+  const y = (v) => H - pad - ((v - lo) / Math.max(hi - lo, 1e-9)) * (H - 2 * pad);
+  if (s.training_median != null) {
+    svg.append(svgEl("line", { class: "median", x1: pad, x2: W - pad, y1: y(s.training_median), y2: y(s.training_median) }));
+  }
+  svg.append(svgEl("polyline", { class: "line", points: mids.map((m, i) => `${x(m).toFixed(1)},${y(scores[i]).toFixed(1)}`).join(" ") }));
+  for (const [key, colour] of [["peak", "#1a7f4b"], ["trough", "#b3261e"]]) {
+    const m = s[key];
+    svg.append(svgEl("circle", { cx: x((m.start + m.end) / 2), cy: y(m.score), r: 5, fill: colour }));
+  }
+  const label = (text, attrs) => { const t = svgEl("text", attrs); t.textContent = text; svg.append(t); };
+  label(`${t0.toFixed(0)} s`, { x: pad, y: H - 8 });
+  label(`${t1.toFixed(0)} s`, { x: W - pad, y: H - 8, "text-anchor": "end" });
+  label(hi.toFixed(2), { x: 2, y: pad });
+  label(lo.toFixed(2), { x: 2, y: H - pad });
+  svg.setAttribute("aria-label", `Memorability over ${t1.toFixed(0)} seconds: peak ${s.peak.score.toFixed(3)} at ${s.peak.start} s, trough ${s.trough.score.toFixed(3)} at ${s.trough.start} s`);
+  const above = s.share_above_median != null ? `; ${pct(s.share_above_median)}% of the time above the training median` : "";
+  $(".summary", root).textContent = `${windows.length} windows of ${timeline.windows[0].end - timeline.windows[0].start} s. Mean ${s.mean.toFixed(3)}; opening (hook) ${s.hook.score.toFixed(3)}${above}.${timeline.note ? " " + timeline.note : ""}`;
+  const moments = $(".moments", root);
+  moments.replaceChildren();
+  for (const key of ["peak", "trough"]) {
+    const m = s[key];
+    const f = document.createElement("figure");
+    const img = document.createElement("img");
+    img.alt = `${key} frame at ${((m.start + m.end) / 2).toFixed(1)} s`;
+    const cap = document.createElement("figcaption");
+    cap.textContent = `${key}: ${m.score.toFixed(3)} (${m.start}–${m.end} s)`;
+    f.append(img, cap);
+    moments.append(f);
+    frameUrl(job.id, (m.start + m.end) / 2).then((u) => { img.src = u; });
+  }
+}
+
+async function renderResult(root, job) {
+  const status = $(".status", root);
+  const work = $(".work", root);
+  work.value = job.progress || 0;
+  status.textContent = job.status === "queued" && job.queue_position ? `queued (#${job.queue_position})`
+    : job.status === "running" ? `scoring ${pct(job.progress || 0)}%` : job.status + (job.cached ? " (already scored)" : "");
+  if (job.status === "failed") {
+    const err = $(".error", root);
+    err.textContent = job.error || "scoring failed";
+    err.hidden = false;
+  }
+  const rec = job.result && job.result[0];
+  if (!rec || root.dataset.rendered) return;
+  root.dataset.rendered = "1";
+  $(".upload", root).value = 1;
+  $(".result", root).hidden = false;
+  $(".score", root).textContent = rec.score.toFixed(3);
+  $(".score", root).dataset.score = String(rec.score);
+  $(".percentile", root).textContent = rec.percentile != null
+    ? `more memorable than ${Math.round(rec.percentile)}% of the training videos` : "no percentile (zero-shot, one video)";
+  const tl = rec.timeline;
+  let facts = rec.facts || {};
+  let lead = "";
+  if (tl && !Object.keys(facts).length && tl.windows.length) {  // a timeline: what its peak window shows
+    const peak = tl.windows.find((w) => w.start === tl.summary.peak.start) || tl.windows[0];
+    facts = peak.facts || {};
+    lead = "at the peak: ";
+  }
+  $(".facts", root).textContent = lead + factWords(facts, tl);
+  drawContributions(root, rec.contributions);
+  const thumbAt = tl ? (tl.summary.peak.start + tl.summary.peak.end) / 2 : 0;
+  $(".thumb", root).alt = `frame of ${job.filename} at ${thumbAt.toFixed(1)} s`;
+  frameUrl(job.id, thumbAt).then((u) => { $(".thumb", root).src = u; });
+  if (tl) await drawTimeline(root, job, tl);
+}
+
+function newCard(name) {
+  $("#empty").hidden = true;
+  const root = $("#card-template").content.firstElementChild.cloneNode(true);
+  $(".name", root).textContent = name;
+  $("#cards").prepend(root);
+  return root;
+}
+
+async function follow(root, jobId) {
+  root.dataset.job = jobId;
+  for (;;) {
+    let job;
+    try { job = await api(`/v1/jobs/${jobId}`); } catch (e) {
+      const err = $(".error", root); err.textContent = e.message; err.hidden = false; return;
+    }
+    await renderResult(root, job);
+    if (job.status === "done" || job.status === "failed") { loadHistory(); return; }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+function upload(file) {
+  const root = newCard(file.name);
+  const bar = $(".upload", root);
+  $(".status", root).textContent = "uploading";
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("timeline", $("#timeline").value);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/v1/jobs");
+  for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+  xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+  xhr.onerror = () => { const err = $(".error", root); err.textContent = "the upload failed: the server could not be reached"; err.hidden = false; };
+  xhr.onload = () => {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (_) { body = null; }
+    if (xhr.status !== 202) {
+      const err = $(".error", root);
+      err.textContent = reason(xhr.status, body);
+      err.hidden = false;
+      $(".status", root).textContent = "refused";
+      return;
+    }
+    bar.value = 1;
+    follow(root, body.jobs[0].id);
+  };
+  xhr.send(form);
+}
+
+async function loadHistory() {
+  let page;
+  try { page = await api(`/v1/jobs?limit=${PAGE_SIZE}&offset=${historyOffset}`); } catch (e) { showNotice(e.message); return; }
+  const body = $("#history tbody");
+  body.replaceChildren();
+  for (const job of page.jobs) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = `#job-${job.id}`;
+    link.textContent = job.filename;
+    link.addEventListener("click", (ev) => { ev.preventDefault(); follow(newCard(job.filename), job.id); });
+    name.append(link);
+    const cells = [job.status + (job.error ? `: ${job.error}` : ""), "", new Date(job.created * 1000).toLocaleString()];
+    tr.append(name, ...cells.map((text) => { const td = document.createElement("td"); td.textContent = text; return td; }));
+    body.append(tr);
+    if (job.status === "done") {
+      api(`/v1/jobs/${job.id}`).then((full) => { if (full.result && full.result[0]) tr.children[2].textContent = full.result[0].score.toFixed(3); }).catch(() => {});
+    }
+  }
+  $("#page-info").textContent = page.total ? `${historyOffset + 1}–${historyOffset + page.jobs.length} of ${page.total}` : "no jobs yet";
+  $("#newer").disabled = historyOffset === 0;
+  $("#older").disabled = historyOffset + PAGE_SIZE >= page.total;
+}
+
+async function loadModelCard() {
+  const box = $("#card-body");
+  let card;
+  try { card = await api("/v1/model"); } catch (e) { box.textContent = e.message; setTimeout(loadModelCard, 3000); return; }
+  const v = card.validation;
+  const rows = [
+    ["Model", `${card.name} (${card.kind})`],
+    ["What the score is", card.statement],
+    ["Trained on", card.trained_on ? `${card.trained_on.dataset || "a dataset"}: ${card.trained_on.videos} videos, target ${card.trained_on.target}` : "no video memorability data"],
+    ["Validation", v ? `Spearman ${v.spearman.toFixed(3)} [95% CI ${v.spearman_95ci[0].toFixed(3)}, ${v.spearman_95ci[1].toFixed(3)}] on ${v.videos} videos` : "none"],
+    ["Tiers", card.tiers.join(", ")],
+    ["Window", `${card.window_seconds} s`],
+    ["Licences", Object.entries(card.licences).map(([t, l]) => `${t}: ${l}`).join(" | ")],
+  ];
+  const dl = document.createElement("dl");
+  for (const [k, val] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = val;
+    dl.append(dt, dd);
+  }
+  box.replaceChildren(dl);
+  box.classList.remove("muted");
+}
+
+function start() {
+  $("#api-key").value = localStorage.getItem("tiermem-api-key") || "";
+  $("#api-key").addEventListener("change", (e) => { localStorage.setItem("tiermem-api-key", e.target.value); loadHistory(); loadModelCard(); });
+  $("#files").addEventListener("change", (e) => { for (const f of e.target.files) upload(f); e.target.value = ""; });
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); for (const f of e.dataTransfer.files) upload(f); });
+  $("#newer").addEventListener("click", () => { historyOffset = Math.max(0, historyOffset - PAGE_SIZE); loadHistory(); });
+  $("#older").addEventListener("click", () => { historyOffset += PAGE_SIZE; loadHistory(); });
+  loadHistory();
+  loadModelCard();
+}
+
+document.addEventListener("DOMContentLoaded", start);
