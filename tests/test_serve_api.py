@@ -93,7 +93,7 @@ def test_a_clip_scores_as_predict_json_says(served, model: Path, sample_clip_pat
     assert done["status"] == "done", done
     cli = CliRunner().invoke(cli_app, ["predict", str(clip), "--model", str(model), "--json", "--no-timeline"])
     assert cli.exit_code == 0, cli.output
-    expected = json.loads(cli.output[cli.output.index("["):])
+    expected = json.loads(cli.stdout)
     assert expected[0]["path"] == str(clip)
     expected[0]["path"] = clip.name  # the service shows the client's file name, not where it stored it
     assert done["result"] == expected
@@ -110,6 +110,11 @@ def test_identical_upload_is_answered_from_the_first(served, sample_clip_paths: 
     assert sum(p.name == first["sha256"] for p in stored) == 1  # one stored file for both
     other = upload(client, clip, timeline="true").json()["jobs"][0]  # other options: scored again
     assert other["cached"] is False
+    renamed = client.post("/v1/jobs", files=[("file", ("same_bytes.mp4", clip.read_bytes(), "video/mp4"))],
+                          data={"timeline": "false"}).json()["jobs"][0]
+    assert renamed["cached"] is True  # the same bytes under another name: the same scores, its own name
+    assert renamed["result"][0]["video_id"] == "same_bytes" and renamed["result"][0]["path"] == "same_bytes.mp4"
+    assert renamed["result"][0]["score"] == first["result"][0]["score"]
 
 
 def test_long_video_gets_its_timeline(served, long_video: Path) -> None:
@@ -227,6 +232,14 @@ def test_full_queue_is_429(idle, sample_clip_paths: list[Path]) -> None:
     answer = upload(client, sample_clip_paths[2])
     assert answer.status_code == 429 and "queue is full" in answer.json()["detail"]
     assert answer.headers["retry-after"] == "30"
+
+
+def test_queue_limit_counts_every_video_of_a_request(idle, sample_clip_paths: list[Path]) -> None:
+    client, settings = idle(max_queue=2)
+    answer = upload(client, *sample_clip_paths[1:4])  # 3 videos for 2 places: none is queued
+    assert answer.status_code == 429
+    assert client.get("/v1/jobs").json()["total"] == 0 and leftovers(settings) == []
+    assert upload(client, *sample_clip_paths[1:3]).status_code == 202
 
 
 def test_api_key_is_required_when_set(idle, sample_clip_paths: list[Path]) -> None:

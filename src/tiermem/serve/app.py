@@ -104,8 +104,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
         """Liveness: the workers running, the jobs waiting, whether the model is loaded."""
-        return {"status": "ok", "workers": pool.alive(), "pending": store.pending(),
-                "model_loaded": store.get_meta("card") is not None, "version": __version__}
+        alive = pool.alive()
+        return {"status": "ok" if alive == settings.workers else "degraded", "workers": alive,
+                "last_worker_exit": pool.last_exit, "pending": store.pending(),
+                "model_loaded": store.get_meta("card") is not None, "max_upload_mb": settings.max_upload_mb,
+                "version": __version__}
 
     @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)])
     def model() -> Response:
@@ -131,12 +134,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
         try:
             options = _options(form)
             await run_in_threadpool(_check_videos, uploads)
-        except HTTPException:
-            for up in uploads:
-                if not store.has_video(up.sha256):
-                    up.path.unlink(missing_ok=True)
+            jobs = await run_in_threadpool(store.submit_all, [(u.sha256, u.filename, u.size) for u in uploads],
+                                           options, settings.max_queue)
+            if jobs is None:
+                raise HTTPException(429, f"the queue is full ({settings.max_queue} jobs waiting); try again later",
+                                    headers={"Retry-After": "30"})
+        except BaseException:  # refused: files no job uses are not kept
+            await run_in_threadpool(_forget, store, uploads)
             raise
-        jobs = [await run_in_threadpool(store.submit, up.sha256, up.filename, up.size, options) for up in uploads]
         return {"jobs": jobs}
 
     @app.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(authorised)])
@@ -184,6 +189,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
     return app
+
+
+def _forget(store: JobStore, uploads: list[Any]) -> None:
+    for up in uploads:
+        if not store.has_video(up.sha256):
+            up.path.unlink(missing_ok=True)
 
 
 def _check_videos(uploads: list[Any]) -> None:

@@ -91,29 +91,45 @@ class JobStore:
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:  # the connection is unusable: the next unit of work opens another
+                db.close()
+                self._local.db = None
             raise
-        db.execute("COMMIT")
 
     def _result_key(self, video_hash: str, options: str) -> str:
         return f"{video_hash}|{options}|{self.model_key}"
 
     # -- the web process --------------------------------------------------------------------
 
-    def submit(self, video_hash: str, filename: str, size: int, options: dict[str, Any]) -> dict[str, Any]:
-        """A new job; done at once when this video was scored with these options before."""
+    def submit_all(self, uploads: list[tuple[str, str, int]], options: dict[str, Any], max_pending: int) -> list[dict[str, Any]] | None:
+        """A job per (video hash, file name, size), all or none: None when they would take the
+        jobs waiting past `max_pending`. A video scored before with these options is done at once."""
+        ids = []
+        with self._db() as db:
+            waiting = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+            if waiting + len(uploads) > max_pending:
+                return None
+            for video_hash, filename, size in uploads:
+                ids.append(self._submit(db, video_hash, filename, size, options))
+        return [self.get(i) or {} for i in ids]
+
+    def _submit(self, db: sqlite3.Connection, video_hash: str, filename: str, size: int, options: dict[str, Any]) -> str:
+        """Insert one job in the open transaction; its id."""
         now, opts = time.time(), options_key(options)
         job_id = uuid.uuid4().hex
-        with self._db() as db:
-            hit = db.execute("SELECT result FROM results WHERE key = ?", (self._result_key(video_hash, opts),)).fetchone()
-            status, result = ("done", hit["result"]) if hit else ("queued", None)
-            db.execute(
-                "INSERT INTO jobs (id, created, updated, status, video_hash, filename, size, options, progress, result, cached)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, now, now, status, video_hash, filename, size, opts, 1.0 if hit else 0.0, result, int(bool(hit))),
-            )
-        return self.get(job_id) or {}
+        hit = db.execute("SELECT result FROM results WHERE key = ?", (self._result_key(video_hash, opts),)).fetchone()
+        status, result = ("done", hit["result"]) if hit else ("queued", None)
+        db.execute(
+            "INSERT INTO jobs (id, created, updated, status, video_hash, filename, size, options, progress, result, cached)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, now, now, status, video_hash, filename, size, opts, 1.0 if hit else 0.0, result, int(bool(hit))),
+        )
+        return job_id
 
     def pending(self) -> int:
         """Jobs queued or running: what a new submission waits behind."""
@@ -154,9 +170,16 @@ class JobStore:
         workers' pids, for the caller to make sure none still runs."""
         with self._db() as db:
             pids = [r["worker"] for r in db.execute("SELECT DISTINCT worker FROM jobs WHERE status = 'running'") if r["worker"]]
-            db.execute("UPDATE jobs SET status = 'queued', worker = NULL, progress = 0, updated = ? WHERE status = 'running'",
-                       (time.time(),))
+            db.execute("UPDATE jobs SET status = 'queued', worker = NULL, progress = 0, attempts = MAX(0, attempts - 1), "
+                       "updated = ? WHERE status = 'running'", (time.time(),))
         return pids
+
+    def release(self, pid: int) -> None:
+        """The server stops worker `pid` on purpose: its job goes back to the queue, the
+        attempt not counted against the video."""
+        with self._db() as db:
+            db.execute("UPDATE jobs SET status = 'queued', worker = NULL, progress = 0, attempts = MAX(0, attempts - 1), "
+                       "updated = ? WHERE status = 'running' AND worker = ?", (time.time(), pid))
 
     def worker_died(self, pid: int) -> None:
         """A worker process ended mid-job: queue its job again, or fail it after MAX_ATTEMPTS."""
@@ -204,19 +227,23 @@ class JobStore:
         return {"id": row["id"], "video_hash": row["video_hash"], "filename": row["filename"],
                 "options": json.loads(row["options"]), "done": False}
 
-    def progress(self, job_id: str, share: float) -> None:
+    def progress(self, job_id: str, pid: int, share: float) -> None:
         with self._db() as db:
-            db.execute("UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = 'running'",
-                       (share, time.time(), job_id))
+            db.execute("UPDATE jobs SET progress = ?, updated = ? WHERE id = ? AND status = 'running' AND worker = ?",
+                       (share, time.time(), job_id, pid))
 
-    def finish(self, job_id: str, result: Any, error: str | None, keep: bool) -> None:
-        """Store a job's outcome; `keep`: also reuse it for identical uploads."""
+    def finish(self, job_id: str, pid: int, result: Any, error: str | None, keep: bool) -> None:
+        """Store a job's outcome, if worker `pid` still holds the job (one that was queued
+        again meanwhile belongs to another worker now); `keep`: reuse it for identical uploads."""
         text = json.dumps(result) if result is not None else None
         with self._db() as db:
-            row = db.execute("SELECT video_hash, options FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute("SELECT video_hash, options FROM jobs WHERE id = ? AND status = 'running' AND worker = ?",
+                             (job_id, pid)).fetchone()
+            if row is None:
+                return
             db.execute("UPDATE jobs SET status = ?, result = ?, error = ?, progress = 1, worker = NULL, updated = ? "
                        "WHERE id = ?", ("failed" if error else "done", text, error, time.time(), job_id))
-            if row is not None and keep and text is not None and not error:
+            if keep and text is not None and not error:
                 db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (self._result_key(row["video_hash"], row["options"]), text))
 
 
@@ -229,6 +256,8 @@ def _public(row: sqlite3.Row, full: bool, ahead: int | None = None) -> dict[str,
         if ahead is not None:
             out["queue_position"] = ahead + 1
         out["result"] = json.loads(row["result"]) if row["result"] else None
+        for rec in out["result"] or []:  # a result may come from another upload of the same bytes
+            rec["video_id"], rec["path"] = Path(row["filename"]).stem, row["filename"]
     return out
 
 

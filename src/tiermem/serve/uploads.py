@@ -19,11 +19,14 @@ from typing import IO
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 #: Files one request may carry.
 MAX_FILES = 20
 #: Characters of a form field's value kept (the options are short numbers and words).
 MAX_FIELD_BYTES = 1024
+#: Parts (files and fields) one request may carry.
+MAX_PARTS = 64
 
 
 class UploadError(Exception):
@@ -88,6 +91,8 @@ async def receive(
 
     def on_part_begin() -> None:
         headers.clear()
+        if len(parts) >= MAX_PARTS:
+            raise UploadError(413, f"at most {MAX_PARTS} form parts per request")
         parts.append(_Part())
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -104,8 +109,8 @@ async def receive(
         part = parts[-1]
         _, disp = parse_options_header(headers.get("content-disposition", ""))
         part.name = disp.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" in disp:
-            if sum(p.filename is not None for p in parts) > MAX_FILES:
+        if disp.get(b"filename"):  # an empty file input sends filename="": no file
+            if sum(p.filename is not None for p in parts) >= MAX_FILES:
                 raise UploadError(413, f"at most {MAX_FILES} videos per request")
             part.filename = display_name(disp[b"filename"].decode("utf-8", "replace"))
             part.temp = tmp_dir / f"{uuid.uuid4().hex}.part"
@@ -142,8 +147,8 @@ async def receive(
             parser.finalize()
         except FormParserError as exc:
             raise UploadError(400, f"the multipart body could not be read ({exc})") from None
-        except OSError as exc:  # the client went away mid-body, or the disk is full
-            raise UploadError(400, f"the upload broke off ({exc})") from None
+        except (OSError, ClientDisconnect) as exc:  # the client went away mid-body, or the disk is full
+            raise UploadError(400, f"the upload broke off ({exc or type(exc).__name__})") from None
         files = [p for p in parts if p.filename is not None]
         if not files:
             raise UploadError(422, "no video in the request: send at least one file field")

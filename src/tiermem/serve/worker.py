@@ -51,41 +51,46 @@ def score_job(model: Any, settings: ServeSettings, store: JobStore, job: dict[st
 
     opts = job["options"]
     path = stored_path(settings.uploads, job["video_hash"])
+    pid = os.getpid()
     last = [0.0]
 
     def on_progress(share: float) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            store.progress(job["id"], share)
+            store.progress(job["id"], pid, share)
+
+    def in_words(reason: str) -> str:
+        """One line naming the client's file, never where the server stored it."""
+        return (reason.splitlines() or ["?"])[0].replace(str(path), job["filename"])
 
     try:
         with listening(on_progress):
             pred = model.predict(path, timeline=opts.get("timeline"), window=opts.get("window"), stride=opts.get("stride"),
                                  missing="keep", progress=False)
     except TiermemError as exc:
-        store.finish(job["id"], None, str(exc).replace(str(path), job["filename"]), keep=False)
+        store.finish(job["id"], pid, None, in_words(str(exc)), keep=False)
         return
     except Exception as exc:  # noqa: BLE001 - a job fails in words; the worker lives on
         traceback.print_exc()
-        store.finish(job["id"], None, f"internal error while scoring: {type(exc).__name__}: {exc}".splitlines()[0], keep=False)
+        store.finish(job["id"], pid, None, in_words(f"internal error while scoring: {type(exc).__name__}: {exc}"), keep=False)
         return
-    records = jsonable(pred.records())
-    for rec in records:  # the stored file is named by its hash: show the client's name instead
-        rec["video_id"], rec["path"] = Path(job["filename"]).stem, job["filename"]
-    error = "; ".join(reason for _, reason in pred.failed) or None
-    store.finish(job["id"], records, error, keep=error is None)
+    error = "; ".join(in_words(reason) for _, reason in pred.failed) or None
+    store.finish(job["id"], pid, jsonable(pred.records()), error, keep=error is None)
 
 
-def run(settings: ServeSettings) -> None:
-    """The worker's loop: load the model, record its card, score jobs until the server ends."""
+def run(settings: ServeSettings, server: int) -> None:
+    """The worker's loop: load the model, record its card, score jobs while the server process
+    `server` lives."""
     from tiermem import load
     from tiermem.card import model_card
     from tiermem.runtime import set_threads
 
     _die_with_parent()
+    if os.getppid() != server:  # the server ended before the request took effect
+        return
     os.nice(WORKER_NICENESS)
-    parent = os.getppid()
+    parent = server
     set_threads(settings.threads_per_worker)
     store = JobStore(settings.database, settings.model_key())
     model = load(settings.model)
@@ -99,17 +104,21 @@ def run(settings: ServeSettings) -> None:
 
 
 class WorkerPool:
-    """`settings.workers` worker processes, restarted when they end, watched by one thread."""
+    """`settings.workers` worker processes, restarted when they end (waiting longer each time
+    one ends quickly: a model that cannot load), watched by one thread."""
 
     def __init__(self, settings: ServeSettings, store: JobStore) -> None:
         self.settings, self.store = settings, store
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.last_exit: str | None = None  # why the last worker that ended did, for /healthz
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watch_loop, name="tiermem-worker-pool", daemon=True)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "tiermem.serve.worker", json.dumps(self.settings.to_dict())]
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        shared = {**self.settings.to_dict(), "api_key": None}  # workers need no key; argv is visible to all
+        cmd = [sys.executable, "-m", "tiermem.serve.worker", json.dumps(shared), str(os.getpid())]
+        # A session of its own: Ctrl-C at the server's terminal stops the server, which stops its workers.
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def start(self) -> None:
         self.store.set_meta("card", None)  # until a worker has loaded this model
@@ -119,18 +128,29 @@ class WorkerPool:
         self._watch.start()
 
     def _watch_loop(self) -> None:
+        started = [time.monotonic()] * len(self.procs)
+        quick = [0] * len(self.procs)  # ends in a row within a minute of starting
         while not self._stop.wait(0.5):
             for i, proc in enumerate(self.procs):
-                if proc.poll() is not None and not self._stop.is_set():
+                if proc.poll() is None or self._stop.is_set():
+                    continue
+                try:
                     self.store.worker_died(proc.pid)
-                    self.store.set_meta("worker_exit", f"a worker ended with code {proc.returncode}; started again")
-                    self.procs[i] = self._spawn()
+                    self.last_exit = f"a worker ended with exit code {proc.returncode}"
+                    quick[i] = quick[i] + 1 if time.monotonic() - started[i] < 60 else 0
+                    if self._stop.wait(min(30.0, 0.5 * 2 ** quick[i]) if quick[i] else 0.0):
+                        return
+                    self.procs[i], started[i] = self._spawn(), time.monotonic()
+                except Exception:  # noqa: BLE001 - the watch must outlive one failed restart
+                    traceback.print_exc()
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs)
 
     def stop(self) -> None:
         self._stop.set()
+        if self._watch.is_alive():
+            self._watch.join(timeout=5)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -139,8 +159,9 @@ class WorkerPool:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         for proc in self.procs:  # a job cut short by the shutdown is scored again next start
-            self.store.worker_died(proc.pid)
+            self.store.release(proc.pid)
 
 
 def _kill_if_worker(pid: int) -> None:
@@ -159,9 +180,10 @@ def _kill_if_worker(pid: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A tiermem serve worker (started by `tiermem serve`).")
     parser.add_argument("settings", help="the server's settings as JSON")
+    parser.add_argument("server", type=int, help="the server's process id: the worker ends with it")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run(ServeSettings.from_dict(json.loads(args.settings)))
+    run(ServeSettings.from_dict(json.loads(args.settings)), args.server)
 
 
 if __name__ == "__main__":

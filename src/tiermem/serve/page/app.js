@@ -29,13 +29,20 @@ function reason(status, body) {
   return `the server answered ${status}`;
 }
 
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
 async function api(path, options = {}) {
   const res = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
-  if (!res.ok) throw new Error(reason(res.status, body));
+  if (!res.ok) throw new ApiError(res.status, reason(res.status, body));
   return body;
 }
+
+let maxUploadBytes = Infinity;  // the server's --max-upload-mb, from /healthz
+function announce(text) { $("#announce").textContent = text; }
 
 async function frameUrl(jobId, seconds, width = 320) {
   const res = await fetch(`/v1/jobs/${jobId}/frame?t=${Math.max(0, seconds).toFixed(2)}&width=${width}`, { headers: headers() });
@@ -188,13 +195,23 @@ function newCard(name) {
 
 async function follow(root, jobId) {
   root.dataset.job = jobId;
+  let misses = 0;
   for (;;) {
-    let job;
-    try { job = await api(`/v1/jobs/${jobId}`); } catch (e) {
-      const err = $(".error", root); err.textContent = e.message; err.hidden = false; return;
+    let job = null;
+    try { job = await api(`/v1/jobs/${jobId}`); misses = 0; } catch (e) {
+      misses += 1;  // a network hiccup: try again a few times; a 401 or 404 will not change
+      if (misses >= 5 || (e instanceof ApiError && (e.status === 401 || e.status === 404))) {
+        const err = $(".error", root); err.textContent = e.message; err.hidden = false; return;
+      }
     }
-    await renderResult(root, job);
-    if (job.status === "done" || job.status === "failed") { loadHistory(); return; }
+    if (job) {
+      await renderResult(root, job);
+      if (job.status === "done" || job.status === "failed") {
+        announce(`${job.filename}: ${job.status === "done" ? "scored " + job.result[0].score.toFixed(3) : job.error}`);
+        loadHistory();
+        return;
+      }
+    }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
@@ -202,6 +219,13 @@ async function follow(root, jobId) {
 function upload(file) {
   const root = newCard(file.name);
   const bar = $(".upload", root);
+  if (file.size > maxUploadBytes) {  // refused before sending: the server would stop reading it
+    const err = $(".error", root);
+    err.textContent = `${file.name}: larger than the ${maxUploadBytes / 2 ** 20} MiB limit of this server`;
+    err.hidden = false;
+    $(".status", root).textContent = "refused";
+    return;
+  }
   $(".status", root).textContent = "uploading";
   const form = new FormData();
   form.append("file", file, file.name);
@@ -255,7 +279,11 @@ async function loadHistory() {
 async function loadModelCard() {
   const box = $("#card-body");
   let card;
-  try { card = await api("/v1/model"); } catch (e) { box.textContent = e.message; setTimeout(loadModelCard, 3000); return; }
+  try { card = await api("/v1/model"); } catch (e) {
+    box.textContent = e.message;
+    if (e instanceof ApiError && e.status === 503) setTimeout(loadModelCard, 3000);  // still loading
+    return;
+  }
   const v = card.validation;
   const rows = [
     ["Model", `${card.name} (${card.kind})`],
@@ -277,6 +305,8 @@ async function loadModelCard() {
 }
 
 function start() {
+  $("#upload-form").addEventListener("submit", (e) => e.preventDefault());  // Enter in a field: no reload
+  fetch("/healthz").then((r) => r.json()).then((h) => { if (h.max_upload_mb) maxUploadBytes = h.max_upload_mb * 2 ** 20; }).catch(() => {});
   $("#api-key").value = localStorage.getItem("tiermem-api-key") || "";
   $("#api-key").addEventListener("change", (e) => { localStorage.setItem("tiermem-api-key", e.target.value); loadHistory(); loadModelCard(); });
   $("#files").addEventListener("change", (e) => { for (const f of e.target.files) upload(f); e.target.value = ""; });
