@@ -30,14 +30,18 @@ What happens, in order:
    ``flush_every`` videos or ``flush_seconds`` seconds, so a killed run resumes where it stopped.
 
 A file that fails (not a video, corrupt, a tier's `TiermemError`, its worker process killed)
-is recorded with its reason and the run goes on; weights that cannot load stop the run once,
+is recorded with its reason and the run goes on (on Ray, `ray_pool`: a worker or node that
+dies costs a retry of its tasks elsewhere, at most three times per task); weights that cannot load stop the run once,
 and anything else is a bug and stops the run (after flushing what is done).
 """
 
+from tiermem.extraction.engine import ENGINES, Engine
 from tiermem.extraction.report import ExtractReport, print_failures
 from tiermem.extraction.run import extract, extract_videos, extraction_key
 
 __all__ = [
+    "ENGINES",
+    "Engine",
     "ExtractReport",
     "extract",
     "extract_videos",

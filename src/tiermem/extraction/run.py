@@ -17,7 +17,9 @@ from rich.console import Console
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction.report import ExtractReport
+from tiermem.extraction.engine import Engine
 from tiermem.extraction.pool import WorkerPool
+from tiermem.extraction.ray_pool import RayPool, import_ray
 from tiermem.extraction.workers import Extractor, Job, TierSpec, fit_clips, record, run_batches
 from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
 from tiermem.runtime import default_threads, set_threads
@@ -82,8 +84,13 @@ def extract_videos(
     frame_memory: int = FRAME_MEMORY,
     progress: bool = True,
     console: Console | None = None,
+    engine: str | Engine = "local",
 ) -> ExtractReport:
     """Extract `tiers` for the video files `paths` (as found by `find_videos`: no directory is searched here).
+
+    `engine`: "local" (`workers` processes on this machine, or this process alone) or "ray"
+    (`workers` Ray actors, each asking for the `Engine`'s CPUs and GPUs, on its cluster; paths
+    must be readable by every node).
 
     `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
     split) or one such file; fitted tiers then use it instead of fitting here.
@@ -94,6 +101,9 @@ def extract_videos(
     """
     start = time.monotonic()
     tiers = _requested_tiers(tiers, workers, batch_size)
+    engine = Engine.of(engine)
+    if engine.name == "ray":
+        import_ray()  # one line naming the extra, before any work
     if not paths:
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
@@ -115,8 +125,11 @@ def extract_videos(
         bar = stack.enter_context(_progress(console, enabled=progress))
         set_threads(cores)  # this process: decoding and tiers when it runs batches itself
         local = Extractor(built, decode_options, decode_threads=0)
-        pool = None
-        if workers > 1:
+        pool: WorkerPool | RayPool | None = None
+        if engine.name == "ray":
+            pool = stack.enter_context(RayPool(workers, decode_options, max(1, int(engine.cpus_per_worker)), engine.address,
+                                               cpus=engine.cpus_per_worker, gpus=engine.gpus_per_worker))
+        elif workers > 1:
             pool = stack.enter_context(WorkerPool(workers, decode_options, max(1, cores // workers)))
 
         # 1. content hashes (and files that cannot even be read), then ids used by one file each
@@ -178,8 +191,11 @@ def extract_videos(
             store=str(store.root.resolve()),
             tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in built.items()),
             config_hashes=tuple(t.config_hash() for t in built.values()),
+            # On a cluster the fitted state travels as data, fitted once above.
+            states=pool.share({n: t.state_dict() for n, t in built.items() if t.requires_fit})
+            if isinstance(pool, RayPool) and batches else None,
         )
-        for outcomes in run_batches(batches, local, pool if len(batches) > 1 else None, spec):
+        for outcomes in run_batches(batches, local, pool if len(batches) > 1 or isinstance(pool, RayPool) else None, spec):
             for o in outcomes:
                 record(o, built, keys, writers, report)
                 bar.advance(task)
@@ -249,7 +265,7 @@ def _fit(
     max_videos: int,
     frames: int,
     local: Extractor,
-    pool: WorkerPool | None,
+    pool: WorkerPool | RayPool | None,
     fit_settings: dict[str, Any],
     store: FeatureStore,
     report: ExtractReport,

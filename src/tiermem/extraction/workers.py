@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from tiermem.extraction.report import ExtractReport
 from tiermem.store import FeatureRow, FeatureStore
 from tiermem.tiers import Tier, get_tier
 from tiermem.video import Clip, decode
+
+if TYPE_CHECKING:
+    from tiermem.extraction.ray_pool import RayPool
 
 @dataclass
 class Job:
@@ -113,17 +116,21 @@ class TierSpec:
     store: str
     tiers: tuple[tuple[str, str], ...]  # (name, config as JSON)
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
+    states: Any = field(default=None, compare=False)  # fitted states as shared data (Ray), else read from `store`
 
 
 def _worker_extractor(spec: TierSpec) -> Extractor:
     state = worker_state()
     if state.get("spec") != spec:
         store = FeatureStore(spec.store)
+        shared = state["fetch"](spec.states) if spec.states is not None else None
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
             tier = get_tier(name, **json.loads(config))
-            if tier.requires_fit and (saved := store.load_state(name)) is not None:
-                tier.load_state_dict(saved.state)
+            if tier.requires_fit:
+                fitted = shared.get(name) if shared is not None else getattr(store.load_state(name), "state", None)
+                if fitted is not None:
+                    tier.load_state_dict(fitted)
             if tier.config_hash() != expected:
                 raise RuntimeError(f"worker rebuilt tier {name} with another state than the parent's")
             tiers[name] = tier
@@ -151,7 +158,7 @@ def fit_clips(
     paths: list[str],
     frames: int,
     local: Extractor,
-    pool: WorkerPool | None,
+    pool: "WorkerPool | RayPool | None",
     tick: Callable[[], object],
     failed: list[tuple[str, str]],
 ) -> Iterator[Clip]:
@@ -188,7 +195,7 @@ def fit_clips(
 
 
 def run_batches(
-    batches: list[list[Job]], local: Extractor, pool: WorkerPool | None, spec: TierSpec
+    batches: list[list[Job]], local: Extractor, pool: "WorkerPool | RayPool | None", spec: TierSpec
 ) -> Iterator[list[_Outcome]]:
     """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight.
 

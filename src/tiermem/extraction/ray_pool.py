@@ -1,0 +1,168 @@
+"""Extraction workers on a Ray cluster: the same `imap` as `WorkerPool`, run by Ray actors.
+
+Each actor is one worker process on some node of the cluster. It keeps its decode settings
+and, once built, its tiers (networks loaded once per actor); it decodes its videos, runs every
+requested tier and sends back only feature rows. The calling process (the driver) alone writes
+the feature store, exactly as with local workers, so rows are the same and a killed run
+resumes from the store.
+
+Faults, handled here rather than by Ray's own task retries so that one video can never be
+retried forever:
+
+* an actor that dies (its process killed, its node removed) fails the tasks it held; each is
+  sent again to a live actor, at most `MAX_TRIES` times, then reported as `WorkerDied`;
+* a dead actor is replaced; a replacement gets work only once Ray has placed and started it
+  (on a mixed or shrinking cluster it may wait for resources);
+* a video that cannot be decoded is an ordinary failure inside the task: never retried.
+
+Input and output paths must be readable by every node (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from tiermem.errors import TiermemError
+from tiermem.extraction.pool import WorkerDied, worker_state
+from tiermem.runtime import set_threads
+
+#: Times one task is sent to a worker before its videos are reported as failed.
+MAX_TRIES = 3
+#: Tasks in flight per actor: one running, one waiting, so no actor idles between tasks.
+PER_ACTOR = 2
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise TiermemError("--engine ray needs Ray: pip install 'tiermem[ray]'") from None
+    return ray
+
+
+class _Worker:
+    """The actor: a worker process holding decode settings and, once built, the tiers."""
+
+    def __init__(self, decode_options: dict[str, Any], threads: int) -> None:
+        import ray
+
+        set_threads(threads)
+        worker_state().update(decode_options=decode_options, threads=threads, fetch=ray.get)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+
+class RayPool:
+    """`size` Ray actors of `cpus` CPUs (and `gpus` GPUs) each; ended with the run."""
+
+    def __init__(
+        self, size: int, decode_options: dict[str, Any], threads: int, address: str | None = None,
+        cpus: float | None = None, gpus: float = 0.0,
+    ) -> None:
+        self.ray = import_ray()
+        self.size = size
+        self._settings = (dict(decode_options), threads)
+        self._address = address
+        self._resources = {"num_cpus": cpus if cpus is not None else threads, "num_gpus": gpus}
+        self._actors: dict[Any, Any] = {}  # actor -> its `pid` call while not yet ready, else None
+        self._cls: Any = None
+        self._started_ray = False
+
+    def __enter__(self) -> "RayPool":
+        ray = self.ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self._address, include_dashboard=False, configure_logging=False,
+                         log_to_driver=False, ignore_reinit_error=True)
+            except ConnectionError as exc:
+                raise TiermemError(f"cannot reach the Ray cluster at {self._address}: {exc}") from None
+            self._started_ray = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for actor in self._actors:
+            self.ray.kill(actor)
+        self._actors.clear()
+        if self._started_ray:
+            self.ray.shutdown()
+
+    def share(self, value: Any) -> Any:
+        """Put `value` in the cluster's object store once; tasks carry the reference."""
+        return self.ray.put(value)
+
+    def _new_actor(self) -> None:
+        if self._cls is None:
+            self._cls = self.ray.remote(max_restarts=0, max_task_retries=0, **self._resources)(_Worker)
+        actor = self._cls.remote(*self._settings)
+        self._actors[actor] = actor.pid.remote()
+
+    def _ready(self) -> list[Any]:
+        """Actors that have started (their first call answered)."""
+        pending = {ref: actor for actor, ref in self._actors.items() if ref is not None}
+        if pending:
+            done, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in done:
+                actor = pending[ref]
+                try:
+                    self.ray.get(ref)
+                    self._actors[actor] = None
+                except self.ray.exceptions.RayError:  # died while starting: replace it
+                    del self._actors[actor]
+                    self._new_actor()
+        return [a for a, ref in self._actors.items() if ref is None]
+
+    def imap(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int) -> Iterator[tuple[int, Any]]:
+        """(index, fn(*args[index])) as tasks finish; a task whose worker kept dying yields `WorkerDied`."""
+        ray = self.ray
+        while len(self._actors) < self.size:
+            self._new_actor()
+        todo = collections.deque(range(len(args)))
+        tries = collections.Counter[int]()
+        running: dict[Any, tuple[int, Any]] = {}  # task ref -> (index, actor)
+        while todo or running:
+            ready = self._ready()
+            load = collections.Counter(actor for _, actor in running.values())
+            for actor in sorted(ready, key=lambda a: load[a]):
+                while todo and load[actor] < PER_ACTOR and len(running) < max(ahead, len(ready) * PER_ACTOR):
+                    index = todo.popleft()
+                    tries[index] += 1
+                    running[actor.call.remote(fn, *args[index])] = (index, actor)
+                    load[actor] += 1
+            waiting = list(running) + [r for r in self._actors.values() if r is not None]
+            if not waiting:
+                raise TiermemError("no Ray worker could start: check the cluster's free CPUs (ray status)")
+            done, _ = ray.wait(waiting, num_returns=1, timeout=5.0)
+            for ref in done:
+                if ref not in running:
+                    continue  # an actor became ready: taken up on the next turn
+                index, actor = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError:
+                    raise  # the task itself raised (weights that cannot load, a bug): the run stops
+                except ray.exceptions.RayError as err:  # its worker died: the actor, its process or its node
+                    if actor in self._actors:  # dead: replace it; its other tasks fail the same way
+                        del self._actors[actor]
+                        self._new_actor()
+                    if tries[index] >= MAX_TRIES:
+                        yield index, WorkerDied(f"worker process died {MAX_TRIES} times on this batch ({_cause(err)})")
+                    else:
+                        todo.appendleft(index)
+                    continue
+                yield index, result
+
+
+def _cause(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+__all__ = ["MAX_TRIES", "RayPool", "import_ray"]
