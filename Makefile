@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -q -e ".[test,resmem,serve]"
+	$(PY) -m pip install -q -e ".[test,resmem,serve,ray]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
+from tiermem.extraction.engine import Engine
 from tiermem.pipeline import Pipeline, PipelineConfig
 
 
@@ -26,6 +27,7 @@ def fit(
     distinct: Sequence[str] = (),
     head: str = "m3s",
     workers: int = 1,
+    engine: str | Engine = "local",
     console: Console | None = None,
     **config: Any,
 ) -> Pipeline:
@@ -42,7 +44,7 @@ def fit(
     if target is None:
         raise TiermemError(f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})")
     cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, **config)
-    return Pipeline(cfg).fit(dataset, cache, workers=workers, console=console)
+    return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, console=console)
 
 
 __all__ = ["fit"]

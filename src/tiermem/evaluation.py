@@ -21,6 +21,7 @@ from rich.console import Console
 
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
+from tiermem.extraction.engine import Engine
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
 from tiermem.splits import dataset_splits
@@ -54,6 +55,7 @@ def evaluate_pipeline(
     *,
     ablate: bool | None = None,
     workers: int = 1,
+    engine: str | Engine = "local",
     console: Console | None = None,
 ) -> PipelineEvaluation:
     """Evaluate a pipeline fitted on `dataset` in this process on its validation and test splits.
@@ -79,7 +81,7 @@ def evaluate_pipeline(
         console.rule("[bold]features: validation/test splits (training state reused)")
         report = extract_features(
             [Path(p) for p in paths[held_out]], frame_tiers(cfg.tiers), store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, state=pipeline.state_dir, workers=workers, console=console,
+            tier_config=cfg.tier_config, state=pipeline.state_dir, workers=workers, engine=engine, console=console,
         )
         new = list(report.failed) if report is not None else []
         report_failures(new, console)

@@ -17,7 +17,7 @@ from rich.console import Console
 from tiermem.blocks import Block, load_block
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.extraction import ExtractReport, extract_videos
+from tiermem.extraction import Engine, ExtractReport, extract_videos
 from tiermem.store import FeatureStore
 
 #: Tiers whose input is text rather than frames: they need captions at fit and predict time.
@@ -39,6 +39,7 @@ def extract_features(
     state: Path | None = None,
     captions: dict[str, list[str]] | None = None,
     workers: int = 1,
+    engine: str | Engine = "local",
     console: Console | None = None,
     progress: bool = True,
 ) -> ExtractReport | None:
@@ -49,7 +50,7 @@ def extract_features(
     report = None
     if frame_tiers(tiers) and len(paths):
         report = extract_videos(
-            list(paths), tiers=frame_tiers(tiers), out=store_dir, workers=workers, tier_config=tier_config,
+            list(paths), tiers=frame_tiers(tiers), out=store_dir, workers=workers, engine=engine, tier_config=tier_config,
             state=state, progress=progress, console=console, **decode,
         )
     if any(t in TEXT_TIERS for t in tiers):

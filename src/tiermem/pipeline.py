@@ -28,6 +28,7 @@ from tiermem.artifact import DISTINCT_BLOCK, load_pipeline, save_pipeline
 from tiermem.blocks import BlockLayout, join_blocks
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError, first_few
+from tiermem.extraction.engine import Engine
 from tiermem.features import (
     TEXT_TIERS, dataset_paths, extract_features, frame_tiers, load_facts, load_tier_blocks, report_failures,
 )
@@ -173,9 +174,11 @@ class Pipeline:
         cache: str | os.PathLike[str],
         *,
         workers: int = 1,
+        engine: str | Engine = "local",
         console: Console | None = None,
     ) -> "Pipeline":
-        """Extract the training split's tiers, fit their state, distinctiveness and the head on it."""
+        """Extract the training split's tiers (on `engine`: "local" or "ray", see
+        `tiermem.extraction.Engine`), fit their state, distinctiveness and the head on it."""
         from tiermem.distinctiveness.registry import get_distinctiveness
         from tiermem.model.registry import get_head
         from tiermem.model.scaling import TargetScaling
@@ -206,7 +209,7 @@ class Pipeline:
         console.rule("[bold]features: training split (fits the tiers' state)")
         report = extract_features(
             [Path(p) for p in paths[splits.train]], cfg.tiers, store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, captions=captions, workers=workers, console=console,
+            tier_config=cfg.tier_config, captions=captions, workers=workers, engine=engine, console=console,
         )
         self.fit_failed_ = list(report.failed) if report is not None else []
         report_failures(self.fit_failed_, console)
@@ -278,6 +281,7 @@ class Pipeline:
         captions: dict[str, list[str]] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         workers: int = 1,
+        engine: str | Engine = "local",
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
@@ -302,14 +306,14 @@ class Pipeline:
         use = wants_timeline(paths, timeline, length)
         return predict_with_timelines(
             paths, use,
-            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, console, progress),
+            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, engine, console, progress),
             timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, console=console, progress=progress),
             percentile=self.percentile,
         )
 
     def _predict_clips(
         self, paths: list[Path], cache: str | os.PathLike[str] | None, captions: dict[str, list[str]] | None,
-        state_dir: str | os.PathLike[str] | None, workers: int, console: Console, progress: bool,
+        state_dir: str | os.PathLike[str] | None, workers: int, engine: str | Engine, console: Console, progress: bool,
     ) -> Predictions:
         """Each video scored as one clip (frames spread over the whole file)."""
         ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
@@ -319,7 +323,7 @@ class Pipeline:
             state = Path(state_dir) if state_dir else self.state_dir
             report = extract_features(
                 paths, self.config.tiers, store_dir, decode=self.config.decode, tier_config=self.config.tier_config,
-                state=state, captions=tier_caps, workers=workers, console=console, progress=progress,
+                state=state, captions=tier_caps, workers=workers, engine=engine, console=console, progress=progress,
             )
             failed = list(report.failed) if report is not None else []
             bad = {Path(p).stem for p, _ in failed}

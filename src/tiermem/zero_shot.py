@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from tiermem.errors import TiermemError
-from tiermem.extraction import extract_videos
+from tiermem.extraction import Engine, extract_videos
 from tiermem.features import load_facts
 from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
@@ -57,6 +57,7 @@ class ZeroShotModel:
         cache: str | os.PathLike[str] | None = None,
         captions: dict[str, list[str]] | None = None,
         workers: int = 1,
+        engine: str | Engine = "local",
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
@@ -77,7 +78,7 @@ class ZeroShotModel:
         length = window if window is not None else self.window_seconds
         pred = predict_with_timelines(
             paths, wants_timeline(paths, timeline, length),
-            clips=lambda ps: self._predict_clips(ps, cache, workers, console, progress),
+            clips=lambda ps: self._predict_clips(ps, cache, workers, engine, console, progress),
             timeline=lambda p: self.timeline(p, window=window, stride=stride, console=console, progress=progress),
             percentile=None,
         )
@@ -104,12 +105,13 @@ class ZeroShotModel:
         )
 
     def _predict_clips(
-        self, paths: list[Path], cache: str | os.PathLike[str] | None, workers: int, console: Console, progress: bool,
+        self, paths: list[Path], cache: str | os.PathLike[str] | None, workers: int, engine: str | Engine,
+        console: Console, progress: bool,
     ) -> Predictions:
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
-                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, workers=workers, progress=progress,
+                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, workers=workers, engine=engine, progress=progress,
                                     console=console)
             table = FeatureStore(store_dir).table("prior")
             stored = set(table["video_id"]) if table is not None else set()

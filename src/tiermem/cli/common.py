@@ -173,30 +173,63 @@ _HEAD_PARAMETERS = [
 ]
 
 
-def with_head_options(fn: F) -> F:
-    """Give a command the head options; it receives them as one checked `HeadOptions`.
-
-    The command declares a parameter ``head_options``; its command-line signature shows the
-    options above in its place.
-    """
+def _grouped_options(fn: F, target: str, parameters: list[inspect.Parameter], build: Callable[[dict[str, Any]], Any]) -> F:
+    """Give a command a group of options it receives as one object: the command declares the
+    keyword parameter `target`; its command-line signature shows `parameters` in its place,
+    and `build` turns their values into the object (refusing bad settings before any work)."""
     signature = inspect.signature(fn)
-    names = [p.name for p in _HEAD_PARAMETERS]
+    names = [p.name for p in parameters]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tiermem.model.options import HeadOptions, parse_hidden
-
         values = {name: kwargs.pop(name) for name in names}
-        values["hidden"] = parse_hidden(values["hidden"])
-        options = HeadOptions(**values)
-        options.params()  # refuse a bad setting before any table is read or video decoded
-        return fn(*args, head_options=options, **kwargs)
+        return fn(*args, **{target: build(values)}, **kwargs)
 
-    params = [p for p in signature.parameters.values() if p.name != "head_options"]
-    wrapper.__signature__ = signature.replace(parameters=params + _HEAD_PARAMETERS)  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in fn.__annotations__.items() if k != "head_options"}
-    wrapper.__annotations__ = {**annotations, **{p.name: p.annotation for p in _HEAD_PARAMETERS}}
+    params = [p for p in signature.parameters.values() if p.name != target]
+    wrapper.__signature__ = signature.replace(parameters=params + parameters)  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in fn.__annotations__.items() if k != target}
+    wrapper.__annotations__ = {**annotations, **{p.name: p.annotation for p in parameters}}
     return wrapper  # type: ignore[return-value]
+
+
+def _head_options(values: dict[str, Any]) -> Any:
+    from tiermem.model.options import HeadOptions, parse_hidden
+
+    values["hidden"] = parse_hidden(values["hidden"])
+    options = HeadOptions(**values)
+    options.params()  # refuse a bad setting before any table is read or video decoded
+    return options
+
+
+def with_head_options(fn: F) -> F:
+    """Give a command the head options; it receives them as one checked `HeadOptions` (``head_options``)."""
+    return _grouped_options(fn, "head_options", _HEAD_PARAMETERS, _head_options)
+
+
+_ENGINE_PARAMETERS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in [
+        ("engine_name", str, typer.Option("local", "--engine", help="Where extraction runs: local (processes here) or ray (a Ray cluster; pip install 'tiermem\\[ray]').")),
+        ("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Ray cluster: auto or ray://HOST:10001 \\[default: a local cluster]; paths must be on a filesystem every node reads.")),
+        ("cpus_per_worker", float, typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for (its threads).")),
+        ("gpus_per_worker", float, typer.Option(0.0, "--gpus-per-worker", help="Ray: GPUs each worker asks for.")),
+    ]
+]
+
+
+def _engine(values: dict[str, Any]) -> Any:
+    from tiermem.extraction.engine import Engine
+
+    try:
+        return Engine(values["engine_name"], address=values["ray_address"], cpus_per_worker=values["cpus_per_worker"],
+                      gpus_per_worker=values["gpus_per_worker"])
+    except TiermemError as exc:
+        refuse(str(exc))
+
+
+def with_engine_options(fn: F) -> F:
+    """Give a command the extraction engine's options; it receives one checked `Engine` (``engine``)."""
+    return _grouped_options(fn, "engine", _ENGINE_PARAMETERS, _engine)
 
 
 # -- printing ----------------------------------------------------------------------------------

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from tiermem.cli.common import (
     terminate_as_interrupt,
     HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, in_range, print_failures,
-    reports_errors, split_list, tier_options,
+    reports_errors, split_list, tier_options, with_engine_options,
 )
 from tiermem.errors import TiermemError
 from tiermem.tiers import list_tiers
+
+if TYPE_CHECKING:
+    from tiermem.extraction.engine import Engine
 
 #: Counts (frames, workers, videos per task, videos per flush) start at one.
 AT_LEAST_ONE = in_range(1)
@@ -20,6 +23,7 @@ AT_LEAST_ONE = in_range(1)
 
 @app.command("extract")
 @reports_errors
+@with_engine_options
 def extract_command(
     paths: Optional[list[str]] = typer.Argument(
         None, help="Video files and/or directories (searched recursively for mp4, webm, mov, avi, mkv)."
@@ -42,6 +46,8 @@ def extract_command(
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
+    *,
+    engine: Engine,
 ) -> None:
     """Extract tier features of many videos into Parquet tables; cached, resumable, parallel.
 
@@ -51,6 +57,7 @@ def extract_command(
     Files that fail are listed with their reason at the end and make the exit code 1.
 
     Example: tiermem extract videos/ --tiers low --out features/ --workers 2
+    (on a Ray cluster: --engine ray --ray-address auto --workers 16)
     """
     import json
 
@@ -76,7 +83,7 @@ def extract_command(
     with terminate_as_interrupt():
         report = extract(
             paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
-            batch_size=batch_size, state=state, flush_every=flush_every, console=err_console,
+            batch_size=batch_size, state=state, flush_every=flush_every, console=err_console, engine=engine,
             tier_config=tier_options(weights, mid_backbone, high_network),
         )
     if as_json:

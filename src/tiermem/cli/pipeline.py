@@ -9,7 +9,8 @@ import typer
 from tiermem.cli.common import (
     terminate_as_interrupt,
     HIGH_NETWORK_HELP, MID_BACKBONE_HELP, SHARE_RANGE, WEIGHTS_HELP, app, console, err_console, in_range,
-    print_failures, reports_errors, split_list, tier_options, to_json, with_head_options, writing_model,
+    print_failures, reports_errors, split_list, tier_options, to_json, with_engine_options, with_head_options,
+    writing_model,
 )
 from tiermem.cli.tables import BLOCK_HELP, load_blocks
 from tiermem.datasets.registry import list_datasets
@@ -17,12 +18,14 @@ from tiermem.distinctiveness.registry import list_distinctiveness
 from tiermem.tiers import list_tiers
 
 if TYPE_CHECKING:
+    from tiermem.extraction.engine import Engine
     from tiermem.model.options import HeadOptions
 
 
 @app.command("fit")
 @reports_errors
 @with_head_options
+@with_engine_options
 def fit_command(
     dataset: str = typer.Option(..., "--dataset", help=f"Layout: {', '.join(list_datasets())}."),
     root: str = typer.Option(..., "--root", help="Dataset folder (or the labels CSV for --dataset csv)."),
@@ -42,6 +45,7 @@ def fit_command(
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
     *,
     head_options: HeadOptions,
+    engine: Engine,
 ) -> None:
     """Fit on the training split, evaluate on the validation split, save one artifact.
 
@@ -64,11 +68,11 @@ def fit_command(
         cache = cache or f"{out.rstrip('/')}.features"
         pipe = fit(
             ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct),
-            head=head_options.head, workers=workers, console=console, distinct_source=distinct_source,
+            head=head_options.head, workers=workers, engine=engine, console=console, distinct_source=distinct_source,
             head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
             seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
         )
-        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, console=console)
+        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, engine=engine, console=console)
         pipe.save(out)
     _print_fit(pipe)
     console.print(f"saved {out}")
@@ -102,6 +106,7 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
 
 @app.command("predict")
 @reports_errors
+@with_engine_options
 def predict_command(
     videos: Optional[list[str]] = typer.Argument(None, help="Videos or folders to score (raw-video mode)."),
     model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact or `zero-shot` (videos), or a `tiermem train` head (tables) \\[default: zero-shot]."),
@@ -116,6 +121,8 @@ def predict_command(
     window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3]."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Zero-shot only: fp32 (default, the same on every CPU) or bf16 (ResMem ~1.5x faster on CPUs with bfloat16, scores within ~2e-3)."),
+    *,
+    engine: Engine,
 ) -> None:
     """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
 
@@ -149,7 +156,7 @@ def predict_command(
         if value is not None and not value > 0:
             raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
     options = {"precision": precision} if precision is not None else {}
-    _predict_videos(videos, model or "zero-shot", out, captions, cache, workers, as_json, (timeline, window, stride), options)
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, (workers, engine), as_json, (timeline, window, stride), options)
 
 
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
@@ -176,7 +183,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
 
 def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
-    cache: Optional[str], workers: int, as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
+    cache: Optional[str], running: tuple[int, Engine], as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
     options: dict[str, str],
 ) -> None:
     from rich.table import Table
@@ -194,7 +201,8 @@ def _predict_videos(
     # A missing file is reported with the others that fail; the rest are still scored.
     with terminate_as_interrupt():
         timeline, window, stride = timing
-        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, missing="keep", console=err_console,
+        workers, engine = running
+        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, engine=engine, missing="keep", console=err_console,
                               timeline=timeline, window=window, stride=stride)
     if pred.table.empty:  # every input failed: no table, no file
         print_failures(pred.failed)
