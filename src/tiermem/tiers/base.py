@@ -40,8 +40,21 @@ class Tier:
     #: Smallest side (pixels) of the square frames the tier can work on.
     min_frame_size: ClassVar[int] = 1
 
+    #: Where this tier's network runs ("cpu" or "cuda"; set with `on`). Not part of the
+    #: config, but of the cache key when it is CUDA (features differ by autocast rounding).
+    device: str = "cpu"
+    #: Whether the tier runs a neural network (which `--device` places); the low tier does not.
+    runs_network: bool = False
+
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
+
+    def on(self, device: str) -> "Tier":
+        """Run this tier's network on `device` (auto, cpu or cuda); returns the tier."""
+        from tiermem.device import resolve_device
+
+        self.device = resolve_device(device)
+        return self
 
     # -- description -------------------------------------------------------------------
     @property
@@ -53,6 +66,8 @@ class Tier:
         h = hashlib.sha256()
         h.update(self.name.encode())
         h.update(json.dumps(self.config, sort_keys=True, default=str).encode())
+        if self.device != "cpu":
+            h.update(f"device={self.device}".encode())
         for key, value in sorted(self.state_dict().items()):
             h.update(key.encode())
             if isinstance(value, np.ndarray):
@@ -103,6 +118,8 @@ class PretrainedTier(Tier):
     With ``weights=PATH`` that is the file's content hash (a retrained file gets new features),
     computed once per tier instance; "default" and None (random init) stand for themselves.
     """
+
+    runs_network = True
 
     _weights_id: str | None = None
 

@@ -24,6 +24,7 @@ import torch
 
 from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
 from tiermem.backbones.cache import shared_network
+from tiermem.device import network_inference
 from tiermem.errors import TiermemError
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import PretrainedTier, TierResult
@@ -95,16 +96,17 @@ class HighTier(PretrainedTier):
         frames = sample_frames(clips, t)  # (N, T, H, W, 3)
         bs = max(1, int(self.config["batch_size"]))
         pooled_all, probs_all = [], []
-        with torch.inference_mode():
+        bb.model.to(self.device)
+        with network_inference(self.device):
             for start in range(0, len(clips), bs):
                 chunk = frames[start : start + bs]
                 b = len(chunk)
-                x = to_tensor(chunk.reshape(b * t, *chunk.shape[2:]))  # (B*T, 3, H, W)
+                x = to_tensor(chunk.reshape(b * t, *chunk.shape[2:])).to(self.device, non_blocking=True)  # (B*T, 3, H, W)
                 x = normalise(resize_centre_crop(x, bb.info.resize, bb.info.size), bb.info.mean, bb.info.std)
                 x = x.reshape(b, t, 3, bb.info.size, bb.info.size).permute(0, 2, 1, 3, 4).contiguous()
                 pooled, logits = bb.model(x)
-                pooled_all.append(pooled.float().numpy())
-                probs_all.append(logits.float().softmax(-1).numpy())
+                pooled_all.append(pooled.float().cpu().numpy())
+                probs_all.append(logits.float().softmax(-1).cpu().numpy())
         values = np.concatenate(pooled_all).astype(np.float32)
         probs = np.concatenate(probs_all)
         if not np.all(np.isfinite(values)):

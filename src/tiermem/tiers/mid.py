@@ -29,6 +29,7 @@ import torch
 
 from tiermem.backbones import DEFAULT, Backbone, get_backbone
 from tiermem.backbones.cache import shared_network
+from tiermem.device import network_inference
 from tiermem.errors import TiermemError
 from tiermem.tiers import faces, saliency
 from tiermem.tiers.base import PretrainedTier
@@ -143,12 +144,14 @@ class MidTier(PretrainedTier, FrameTier):
         bb = self.backbone
         bs = max(1, int(self.config["batch_size"]))
         feats, probs = [], []
-        with torch.inference_mode():
+        bb.model.to(self.device)
+        with network_inference(self.device):
             for start in range(0, len(frames), bs):
-                x = normalise(resize(to_tensor(frames[start : start + bs]), bb.info.size), bb.info.mean, bb.info.std)
+                x = to_tensor(frames[start : start + bs]).to(self.device, non_blocking=True)
+                x = normalise(resize(x, bb.info.size), bb.info.mean, bb.info.std)
                 pooled, logits = bb.model(x.contiguous(memory_format=torch.channels_last))
-                feats.append(pooled.float().numpy())
-                probs.append(logits.float().softmax(-1).numpy())
+                feats.append(pooled.float().cpu().numpy())
+                probs.append(logits.float().softmax(-1).cpu().numpy())
         labelled = bb.pretrained and len(bb.info.categories) == probs[0].shape[-1]
         return np.concatenate(feats), (np.concatenate(probs) if labelled else None)
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from tiermem.backbones.cache import shared_network
+from tiermem.device import network_inference
 from tiermem.errors import MissingWeightsError, TiermemError
 from tiermem.tiers import register_tier
 from tiermem.tiers.frames import evenly_spaced, resize, to_tensor
@@ -74,6 +75,8 @@ class PriorTier(FrameTier):
     default stays float32 so features do not depend on the processor.
     """
 
+    runs_network = True
+
     name = "prior"
 
     def __init__(self, frames_k: int = 5, batch_size: int = 16, precision: str = "fp32") -> None:
@@ -100,10 +103,12 @@ class PriorTier(FrameTier):
         bs = max(1, int(self.config["batch_size"]))
         out = []
         bf16 = self.config["precision"] == "bf16"
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        self.model.to(self.device)
+        with network_inference(self.device, cpu_bf16=bf16):
             for start in range(0, len(frames), bs):
-                x = resize(to_tensor(frames[start : start + bs]), 256)[..., 14:241, 14:241].contiguous()
-                out.append(self.model(x).float().reshape(-1).numpy())
+                x = to_tensor(frames[start : start + bs]).to(self.device, non_blocking=True)
+                x = resize(x, 256)[..., 14:241, 14:241].contiguous()
+                out.append(self.model(x).float().reshape(-1).cpu().numpy())
         return np.concatenate(out)
 
     @property

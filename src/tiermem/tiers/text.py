@@ -198,6 +198,8 @@ class TextTier(Tier):
     `threads` change speed, never values, so they are not part of `config` (the store key).
     """
 
+    runs_network = True
+
     name: ClassVar[str] = "text"
 
     def __init__(
@@ -270,7 +272,7 @@ class TextTier(Tier):
             for start in range(0, len(texts), CHUNK):
                 chunk, chunk_keys = texts[start : start + CHUNK], keys[start : start + CHUNK]
                 vecs = net.encode(
-                    chunk, batch_size=self.batch_size, convert_to_numpy=True,
+                    chunk, batch_size=self.batch_size, convert_to_numpy=True, device=self.device,
                     normalize_embeddings=True, show_progress_bar=False,
                 ).astype(np.float32)  # fmt: skip
                 fresh.update(zip(chunk_keys, vecs))
@@ -353,6 +355,7 @@ def embed_captions(
     model: str = DEFAULT_MODEL,
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Embed {video_id: captions} into the feature store at `out` (`<out>/text.parquet`).
 
@@ -364,7 +367,7 @@ def embed_captions(
     lacking = [v for v, caps in by_id.items() if not caps]
     if lacking:
         raise DataMismatchError(f"{source}: {len(lacking)} videos have no caption ({', '.join(lacking[:3])})")
-    tier = TextTier(model, cache_dir=cache_dir, threads=threads)
+    tier = TextTier(model, cache_dir=cache_dir, threads=threads).on(device)
     store = FeatureStore(out)
     cfg = tier.config_hash()
     hashes = {v: text_key("\n".join(caps)) for v, caps in by_id.items()}
