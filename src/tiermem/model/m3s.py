@@ -27,6 +27,8 @@ class M3SHead(Head):
     """
 
     kind = "m3s"
+    #: Where the nets train ("cpu" or "cuda"); a runtime choice, not a saved parameter.
+    device: str = "cpu"
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class M3SHead(Head):
                 Xk, yk = Xs, y
             net, log, best = train_mlp(
                 Xk, yk, Xv, yv, hidden=self.hidden, dropout=self.dropout,
-                config=self.train, seed=seed, progress=progress,
+                config=self.train, seed=seed, progress=progress, device=self.device,
             )
             self.members_.append(net)
             self.history_.append(log)

@@ -66,11 +66,12 @@ def _adam(net: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
 
 @torch.no_grad()
 def predict_mlp(net: nn.Module, X: np.ndarray | torch.Tensor, batch: int = 8192) -> np.ndarray:
-    """Scores of a trained net (eval mode, no dropout), float64."""
+    """Scores of a trained net (eval mode, no dropout), float64, on the net's device."""
     net.eval()
-    Xt = torch.as_tensor(X, dtype=torch.float32)
+    device = next(net.parameters()).device
+    Xt = torch.as_tensor(X, dtype=torch.float32).to(device)
     out = [net(Xt[i : i + batch]).squeeze(1) for i in range(0, Xt.shape[0], batch)]
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
+    return torch.cat(out).double().cpu().numpy() if out else np.zeros(0)
 
 
 def train_mlp(
@@ -84,12 +85,14 @@ def train_mlp(
     config: TrainConfig | None = None,
     seed: int | None = None,
     progress: Any = None,
+    device: str = "cpu",
 ) -> tuple[nn.Sequential, list[EpochLog], int]:
     """Train one MLP on already-standardised `X`; return (net, per-epoch log, kept epoch).
 
     With validation data and ``keep_best``, the returned weights are those of the epoch with
     the best validation Spearman; otherwise the last epoch's. `progress` is an optional
-    `rich.progress.Progress` to report epochs on.
+    `rich.progress.Progress` to report epochs on. `device` ("cpu" or "cuda") holds the data
+    and the net while training; the net comes back on the CPU.
     """
     cfg = config or TrainConfig()
     cfg.validate()
@@ -106,9 +109,10 @@ def train_mlp(
     log: list[EpochLog] = []
     with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_mlp(Xt.shape[1], hidden, dropout)
+        net = build_mlp(Xt.shape[1], hidden, dropout).to(device)
+        Xt, yt = Xt.to(device), yt.to(device)
         if cfg.init_bias:
-            m = float(np.clip(yt.mean(), 1e-3, 1 - 1e-3))
+            m = float(np.clip(float(yt.mean()), 1e-3, 1 - 1e-3))
             with torch.no_grad():
                 net[-2].bias.fill_(math.log(m / (1 - m)))  # net[-2]: the output Linear
         opt = _adam(net, cfg)
@@ -116,7 +120,7 @@ def train_mlp(
         best_rho, best_epoch, best_state = -math.inf, cfg.epochs - 1, None
         for epoch in range(cfg.epochs):
             net.train()
-            order = torch.randperm(n)
+            order = torch.randperm(n).to(device)
             total, count = 0.0, 0
             for start in range(0, n, cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
@@ -144,7 +148,7 @@ def train_mlp(
         else:
             best_epoch = cfg.epochs - 1
     net.eval()
-    return net, log, best_epoch
+    return net.cpu(), log, best_epoch
 
 
 __all__ = ["build_mlp", "predict_mlp", "train_mlp"]
