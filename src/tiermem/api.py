@@ -28,6 +28,7 @@ def fit(
     head: str = "m3s",
     workers: int = 1,
     engine: str | Engine = "local",
+    device: str | None = None,
     console: Console | None = None,
     **config: Any,
 ) -> Pipeline:
@@ -44,7 +45,7 @@ def fit(
     if target is None:
         raise TiermemError(f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})")
     cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, **config)
-    return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, console=console)
+    return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, device=device, console=console)
 
 
 __all__ = ["fit"]

@@ -17,6 +17,7 @@ from rich.console import Console
 from tiermem.blocks import Block, load_block
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.device import resolve_device
 from tiermem.extraction import Engine, ExtractReport, extract_videos
 from tiermem.store import FeatureStore
 
@@ -58,7 +59,7 @@ def extract_features(
             raise TiermemError("the text tier needs captions (give a captions CSV)")
         from tiermem.tiers.text import embed_captions
 
-        embed_captions(captions, store_dir, source="dataset captions")
+        embed_captions(captions, store_dir, source="dataset captions", device=resolve_device(Engine.of(engine).device))
     return report
 
 

@@ -175,6 +175,7 @@ class Pipeline:
         *,
         workers: int = 1,
         engine: str | Engine = "local",
+        device: str | None = None,
         console: Console | None = None,
     ) -> "Pipeline":
         """Extract the training split's tiers (on `engine`: "local" or "ray", see
@@ -185,6 +186,7 @@ class Pipeline:
 
         cfg = self.config
         cfg.validate()
+        engine = Engine.of(engine, device)
         console = console or Console()
         if dataset.paths is None and frame_tiers(cfg.tiers):
             raise TiermemError(f"dataset {dataset.name} has no video files; frame tiers need videos")
@@ -234,6 +236,10 @@ class Pipeline:
 
         console.rule(f"[bold]head: {cfg.head}")
         head = get_head(cfg.head, **cfg.head_params)
+        if hasattr(head, "device"):  # a network head trains where the tiers' networks run
+            from tiermem.device import resolve_device
+
+            head.device = resolve_device(engine.device)
         head.fit(X, y, layout=layout)  # epochs are picked on an inner split, never on validation
         self.head_ = head
         self.layout_ = layout
@@ -282,6 +288,7 @@ class Pipeline:
         state_dir: str | os.PathLike[str] | None = None,
         workers: int = 1,
         engine: str | Engine = "local",
+        device: str | None = None,
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
@@ -306,7 +313,8 @@ class Pipeline:
         use = wants_timeline(paths, timeline, length)
         return predict_with_timelines(
             paths, use,
-            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, engine, console, progress),
+            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, Engine.of(engine, device), console,
+                                                 progress),
             timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, console=console, progress=progress),
             percentile=self.percentile,
         )

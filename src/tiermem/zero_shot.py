@@ -58,6 +58,7 @@ class ZeroShotModel:
         captions: dict[str, list[str]] | None = None,
         workers: int = 1,
         engine: str | Engine = "local",
+        device: str | None = None,
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
@@ -78,7 +79,7 @@ class ZeroShotModel:
         length = window if window is not None else self.window_seconds
         pred = predict_with_timelines(
             paths, wants_timeline(paths, timeline, length),
-            clips=lambda ps: self._predict_clips(ps, cache, workers, engine, console, progress),
+            clips=lambda ps: self._predict_clips(ps, cache, workers, Engine.of(engine, device), console, progress),
             timeline=lambda p: self.timeline(p, window=window, stride=stride, console=console, progress=progress),
             percentile=None,
         )

@@ -213,6 +213,7 @@ _ENGINE_PARAMETERS = [
         ("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Ray cluster: auto or ray://HOST:10001 \\[default: a local cluster]; paths must be on a filesystem every node reads.")),
         ("cpus_per_worker", float, typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for (its threads).")),
         ("gpus_per_worker", float, typer.Option(0.0, "--gpus-per-worker", help="Ray: GPUs each worker asks for.")),
+        ("device", str, typer.Option("auto", "--device", help="Where the networks (and the M3-S head) run: auto (CUDA when there), cpu or cuda.")),
     ]
 ]
 
@@ -222,7 +223,7 @@ def _engine(values: dict[str, Any]) -> Any:
 
     try:
         return Engine(values["engine_name"], address=values["ray_address"], cpus_per_worker=values["cpus_per_worker"],
-                      gpus_per_worker=values["gpus_per_worker"])
+                      gpus_per_worker=values["gpus_per_worker"], device=values["device"])
     except TiermemError as exc:
         refuse(str(exc))
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction.report import ExtractReport
+from tiermem.device import resolve_device
 from tiermem.extraction.engine import Engine
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
@@ -85,12 +86,14 @@ def extract_videos(
     progress: bool = True,
     console: Console | None = None,
     engine: str | Engine = "local",
+    device: str | None = None,
 ) -> ExtractReport:
     """Extract `tiers` for the video files `paths` (as found by `find_videos`: no directory is searched here).
 
     `engine`: "local" (`workers` processes on this machine, or this process alone) or "ray"
     (`workers` Ray actors, each asking for the `Engine`'s CPUs and GPUs, on its cluster; paths
-    must be readable by every node).
+    must be readable by every node). `device`: where the networks run (auto, cpu, cuda; default
+    the engine's, auto).
 
     `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
     split) or one such file; fitted tiers then use it instead of fitting here.
@@ -101,12 +104,17 @@ def extract_videos(
     """
     start = time.monotonic()
     tiers = _requested_tiers(tiers, workers, batch_size)
-    engine = Engine.of(engine)
+    engine = Engine.of(engine, device)
     if engine.name == "ray":
         import_ray()  # one line naming the extra, before any work
     if not paths:
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
+    # Only network tiers look for a GPU (asking torch costs its import, which the low tier avoids).
+    device = resolve_device(engine.device) if any(t.runs_network for t in built.values()) else "cpu"
+    for tier in built.values():
+        if tier.runs_network:
+            tier.on(device)
     for name, tier in built.items():
         if size < tier.min_frame_size:
             raise TiermemError(
@@ -191,6 +199,7 @@ def extract_videos(
             store=str(store.root.resolve()),
             tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in built.items()),
             config_hashes=tuple(t.config_hash() for t in built.values()),
+            device=device,
             # On a cluster the fitted state travels as data, fitted once above.
             states=pool.share({n: t.state_dict() for n, t in built.items() if t.requires_fit})
             if isinstance(pool, RayPool) and batches else None,

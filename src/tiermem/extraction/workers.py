@@ -116,6 +116,7 @@ class TierSpec:
     store: str
     tiers: tuple[tuple[str, str], ...]  # (name, config as JSON)
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
+    device: str = "cpu"  # where the networks run
     states: Any = field(default=None, compare=False)  # fitted states as shared data (Ray), else read from `store`
 
 
@@ -127,6 +128,8 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
             tier = get_tier(name, **json.loads(config))
+            if tier.runs_network:
+                tier.on(spec.device)
             if tier.requires_fit:
                 fitted = shared.get(name) if shared is not None else getattr(store.load_state(name), "state", None)
                 if fitted is not None:
