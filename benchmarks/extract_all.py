@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--tiers", default="mid,high,prior,text")
     ap.add_argument("--repeat", type=int, default=2, help="passes; the best one is reported")
     ap.add_argument("--high-random", action="store_true", help="time the high tier with random weights if none are cached")
+    ap.add_argument("--device", default="cpu", help="where the networks run: cpu, cuda or auto (CUDA runs under bf16 autocast)")
     args = ap.parse_args()
 
     threads = set_threads(args.threads)
@@ -92,7 +93,7 @@ def main() -> None:
             table.add_row(name, "(tier not available in this checkout)")
             continue
         if name == "text":
-            tier = get_tier("text", progress=False)
+            tier = get_tier("text", progress=False).on(args.device)
             captions = [[f"video {i}: caption {j}, a person rides a bike down a busy street" for j in range(5)] for i in range(len(clips))]
             load_s, _ = timed(lambda: tier.transform_texts([["warm-up caption"]]))
             ms = per_clip_ms(tier.transform_texts, captions, len(captions), 1)
@@ -102,12 +103,12 @@ def main() -> None:
         note = ""
         if name == "high":
             config = {"network": "r2plus1d_18"}
-        tier = get_tier(name, **config)
+        tier = get_tier(name, **config).on(args.device)
         try:
             load_s, _ = timed(lambda: tier.transform_batch(clips[:1]))
         except TiermemError as exc:
             if name == "high" and args.high_random:
-                tier = get_tier("high", network="r2plus1d_18", weights=None)
+                tier = get_tier("high", network="r2plus1d_18", weights=None).on(args.device)
                 load_s, _ = timed(lambda: tier.transform_batch(clips[:1]))
                 note = " (random weights: timing only)"
             else:
