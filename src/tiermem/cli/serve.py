@@ -20,6 +20,7 @@ def serve_command(
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TIERMEM_API_KEY", help="Require this key (X-API-Key header) on /v1."),
     max_upload_mb: float = typer.Option(512.0, "--max-upload-mb", callback=in_range(0, low_open=True), help="Largest video accepted, MiB."),
     max_queue: int = typer.Option(100, "--max-queue", callback=in_range(1), help="Jobs waiting at most; more get 429."),
+    device: str = typer.Option("auto", "--device", help="Where the workers' networks run: auto (CUDA when there), cpu or cuda."),
 ) -> None:
     """Serve the HTTP API (/v1, docs at /docs) and the web page (/) until Ctrl-C.
 
@@ -31,7 +32,7 @@ def serve_command(
     from tiermem.serve import ServeSettings, serve
 
     settings = ServeSettings(model=model, data=data, workers=workers, api_key=api_key,
-                             max_upload_mb=max_upload_mb, max_queue=max_queue)
+                             max_upload_mb=max_upload_mb, max_queue=max_queue, device=device)
     settings.check_model()
     console.print(f"tiermem serve: http://{host}:{port}/ (API docs at /docs), model {settings.model_name}, "
                   f"{workers} worker(s), data in {data}")

@@ -22,6 +22,7 @@ class ServeSettings:
     max_upload_mb: float = 512.0
     max_queue: int = 100
     cpus: int = 0  # cores the workers share (0: those this process may use)
+    device: str = "auto"  # where the workers' networks run: auto, cpu or cuda
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -30,6 +31,8 @@ class ServeSettings:
             raise TiermemError(f"--max-upload-mb must be positive, got {self.max_upload_mb:g}")
         if self.max_queue < 1:
             raise TiermemError(f"--max-queue must be at least 1, got {self.max_queue}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise TiermemError(f"--device must be one of auto, cpu, cuda, got {self.device!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise TiermemError("--api-key must not be empty")
 

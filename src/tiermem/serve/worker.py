@@ -67,7 +67,7 @@ def score_job(model: Any, settings: ServeSettings, store: JobStore, job: dict[st
     try:
         with listening(on_progress):
             pred = model.predict(path, timeline=opts.get("timeline"), window=opts.get("window"), stride=opts.get("stride"),
-                                 missing="keep", progress=False)
+                                 device=settings.device, missing="keep", progress=False)
     except TiermemError as exc:
         store.finish(job["id"], pid, None, in_words(str(exc)), keep=False)
         return
