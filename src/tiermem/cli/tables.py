@@ -110,6 +110,9 @@ def train_command(
     rows = [("train", result.train)] + ([("val", result.val)] if result.val is not None else [])
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{head_options.head} head on {names}: {target}", rows))
+    if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why
+        cv = ", ".join(f"{k} {v:.3f}" for k, v in result.head.cv_spearman_.items())
+        console.print(f"auto head kept {result.head.chosen_} (Spearman of out-of-fold scores on the training videos: {cv})")
     if not result.head.target_scaling_.is_identity:
         console.print(result.head.target_scaling_.describe(), highlight=False, soft_wrap=True)
     console.print(f"saved {out}")

@@ -19,7 +19,8 @@ from tiermem.model.config import TrainConfig
 
 @dataclass
 class HeadOptions:
-    """The head to build and how to train it; the training fields apply to the m3s head only."""
+    """The head to build and how to train it; the training fields apply to the m3s head (and to
+    the auto head's M3-S candidate) only."""
 
     head: str = "m3s"
     loss: str | None = None  # m3s: mse when not given
@@ -46,7 +47,7 @@ class HeadOptions:
         """Keyword parameters of `get_head(self.head, ...)`, JSON-able; raises on a bad setting."""
         if self.head not in list_heads():
             raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(list_heads())}")
-        if self.head != "m3s":
+        if self.head not in ("m3s", "auto"):  # the auto head's M3-S candidate takes them
             changed = self.changed_m3s_options()
             if changed:
                 shown = ", ".join("--" + name.replace("_", "-") for name in changed)
@@ -57,8 +58,10 @@ class HeadOptions:
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             loss=self.loss or "mse", loss_params=dict(self.loss_params), seed=self.seed, ensemble=self.ensemble,
         )
-        params = {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
-                  "early_stopping": self.early_stopping}
+        params: dict[str, Any] = {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
+                                  "early_stopping": self.early_stopping}
+        if self.head == "auto":
+            params = {"m3s": params, "seed": self.seed}
         get_head(self.head, **params).check_params()
         return params
 

@@ -9,13 +9,14 @@ from tiermem.registry import Registry
 if TYPE_CHECKING:
     from tiermem.model.base import Head
 
-_HEADS: Registry[type["Head"]] = Registry("head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s"})
+_HEADS: Registry[type["Head"]] = Registry("head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s",
+                                                           "auto": "tiermem.model.auto"})
 #: Class decorator: register a head under its `kind`.
 register_head = _HEADS.decorator(lambda cls: cls.kind)
 
 
 def get_head(kind: str, **params: Any) -> "Head":
-    """Build an unfitted head by kind (``"m3s"`` or ``"ridge"``) with its parameters."""
+    """Build an unfitted head by kind (``"m3s"``, ``"ridge"`` or ``"auto"``) with its parameters."""
     return _HEADS.build(kind, **params)
 
 
