@@ -37,6 +37,7 @@ from tiermem.blocks import join_blocks, load_block  # noqa: E402
 from tiermem.datasets import read_realbench  # noqa: E402
 from tiermem.metrics import spearman  # noqa: E402
 from tiermem.model import M3SHead, RidgeHead, TrainConfig  # noqa: E402
+from tiermem.model.registry import get_head  # noqa: E402
 from tiermem.runtime import set_threads  # noqa: E402
 from tiermem.splits import split_train_val  # noqa: E402
 
@@ -48,6 +49,7 @@ PROXIES = (
     ("memento10k", "scores_normalized_short_term"),
 )
 SIZES = {"small": (354, 2000, 6), "large": (-1500, 1500, 2)}  # n_train (<0: all but), n_eval, draws
+CHOSEN: list[str] = []  # what the auto head kept, per fit of the current row
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ SETTINGS = (
     Setting("+ 30% splits", early_stopping=0.3),
     Setting("+ 10 seeds (realbench setting)", ensemble=10, early_stopping=0.3),
 )
+#: The auto head: ridge or the realbench M3-S setting, chosen by 5-fold CV on the training draw.
+AUTO = "auto: ridge or the row above, by 5-fold CV on the training videos"
 
 
 def training_part(set_name: str, target: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -82,10 +86,18 @@ def training_part(set_name: str, target: str, cache: Path) -> tuple[np.ndarray, 
     return joined.X[tr], y[tr]
 
 
-def fit_predict(setting: Setting | None, loss: str, seed: int, X: np.ndarray, y: np.ndarray, Xe: np.ndarray) -> np.ndarray:
+def fit_predict(setting: Setting | str | None, loss: str, seed: int, X: np.ndarray, y: np.ndarray, Xe: np.ndarray) -> np.ndarray:
     if setting is None:
         return RidgeHead().fit(X, y).predict(Xe)
     d = rb.M3S_SETTINGS
+    if setting == AUTO:
+        last = SETTINGS[-1]
+        cfg = TrainConfig(loss=loss, weight_decay=d["weight_decay"], seed=seed, ensemble=last.ensemble)
+        m3s = {"hidden": d["hidden"], "dropout": d["dropout"], "train": cfg.to_dict(), "early_stopping": last.early_stopping}
+        head = get_head("auto", m3s=m3s, seed=seed).fit(X, y)
+        CHOSEN.append(head.chosen_)
+        return head.predict(Xe)
+    assert isinstance(setting, Setting)
     cfg = TrainConfig(loss=loss, weight_decay=d["weight_decay"], seed=seed, ensemble=setting.ensemble,
                       init_bias=setting.init_bias)  # fmt: skip
     head = M3SHead(hidden=d["hidden"], dropout=d["dropout"], train=cfg, early_stopping=setting.early_stopping)
@@ -98,6 +110,7 @@ def fit_predict(setting: Setting | None, loss: str, seed: int, X: np.ndarray, y:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="small,large")
+    ap.add_argument("--rows", default="all", help="all, or 'final': ridge, the realbench setting and the auto head only")
     ap.add_argument("--cache", type=Path, default=rb.REPO / "benchmarks" / "out" / "cache")
     args = ap.parse_args()
     set_threads()
@@ -110,7 +123,9 @@ def main() -> None:
             table.add_column(f"{s} {t.split('_')[0] if s == 'videomem' else ''}".strip(), justify="right")
         table.add_column("mean", justify="right")
         table.add_column("s", justify="right")
-        for setting in (None, *SETTINGS):
+        rows = (None, *SETTINGS, AUTO) if args.rows == "all" else (None, SETTINGS[-1], AUTO)
+        for setting in rows:
+            CHOSEN.clear()
             t0, row = time.perf_counter(), []
             for (s, t), (X, y) in data.items():
                 loss = rb.SETS[s].loss
@@ -121,7 +136,9 @@ def main() -> None:
                     ev = perm[n_train : n_train + n_eval] if n_train > 0 else perm[n_train:]
                     rhos.append(spearman(y[ev], fit_predict(setting, loss, d, X[tr], y[tr], X[ev])))
                 row.append(float(np.mean(rhos)))
-            label = "ridge" if setting is None else setting.label
+            label = "ridge" if setting is None else setting if isinstance(setting, str) else setting.label
+            if CHOSEN:
+                label += f" (kept ridge {CHOSEN.count('ridge')} / m3s {CHOSEN.count('m3s')} times)"
             table.add_row(label, *(f"{r:.3f}" for r in row), f"{np.mean(row):.3f}", f"{time.perf_counter() - t0:.0f}")
             console.print(f"  {size} {label}: " + " ".join(f"{r:.3f}" for r in row), highlight=False)
         (console if console.is_terminal else Console(width=130)).print(table)
