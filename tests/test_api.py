@@ -77,7 +77,7 @@ def test_the_root_verbs_and_registries() -> None:
     from tiermem.model import list_heads
     from tiermem.model.losses import list_losses
 
-    assert list_heads() == ["m3s", "ridge"] and list_distinctiveness() == ["cosine", "dbscan", "kde", "knn"]
+    assert list_heads() == ["auto", "m3s", "ridge"] and list_distinctiveness() == ["cosine", "dbscan", "kde", "knn"]
     assert list_losses() == ["l1", "mse", "mse_tails", "mse_to_spearman", "spearman"]
     with pytest.raises(TiermemError, match="unknown tier 'nope'; available: high, low, mid, prior, text"):
         tiermem.get_tier("nope")
