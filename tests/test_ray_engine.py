@@ -210,3 +210,16 @@ def test_predict_on_ray_scores_as_local(cluster: Cluster, fitted, sample_clip_pa
     there = pipe.predict(sample_clip_paths, timeline=False, engine="ray", workers=2, progress=False)
     assert there.table["video_id"].tolist() == here.table["video_id"].tolist()
     np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
+
+
+def test_workers_that_cannot_be_placed_fail_in_one_line(cluster: Cluster, sample_clip_paths: list[Path], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers asking for more CPUs than any node has never start: the run says so instead of waiting forever."""
+    from tiermem.errors import TiermemError
+    from tiermem.extraction import Engine
+    from tiermem.extraction import ray_pool
+
+    monkeypatch.setattr(ray_pool, "START_TIMEOUT_S", 3.0)
+    with pytest.raises(TiermemError, match=r"no Ray worker started within 3 s: the cluster has no room for a worker of 8 CPU"):
+        extract(sample_clip_paths[:2], tiers=["low"], out=tmp_path, workers=1, engine=Engine("ray", cpus_per_worker=8),
+                progress=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,8 @@ from tiermem.runtime import set_threads
 MAX_TRIES = 3
 #: Tasks in flight per actor: one running, one waiting, so no actor idles between tasks.
 PER_ACTOR = 2
+#: Seconds the run waits with work left but no worker started before it gives up.
+START_TIMEOUT_S = 300.0
 
 
 def import_ray() -> Any:
@@ -127,8 +130,17 @@ class RayPool:
         todo = collections.deque(range(len(args)))
         tries = collections.Counter[int]()
         running: dict[Any, tuple[int, Any]] = {}  # task ref -> (index, actor)
+        stalled_since: float | None = None
         while todo or running:
             ready = self._ready()
+            if ready or running:
+                stalled_since = None
+            elif stalled_since is None:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > START_TIMEOUT_S:
+                raise TiermemError(f"no Ray worker started within {START_TIMEOUT_S:.0f} s: the cluster has no room for "
+                                   f"a worker of {self._resources['num_cpus']:g} CPU(s) and {self._resources['num_gpus']:g} "
+                                   "GPU(s) (ray status)")
             load = collections.Counter(actor for _, actor in running.values())
             for actor in sorted(ready, key=lambda a: load[a]):
                 while todo and load[actor] < PER_ACTOR and len(running) < max(ahead, len(ready) * PER_ACTOR):
