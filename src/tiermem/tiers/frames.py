@@ -68,6 +68,6 @@ def resize_centre_crop(images: torch.Tensor, short_side: int, crop: int) -> torc
 
 def normalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Per-channel (x - mean) / std on channel dim -3."""
-    m = torch.tensor(mean, dtype=images.dtype).view(3, 1, 1)
-    s = torch.tensor(std, dtype=images.dtype).view(3, 1, 1)
+    m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=images.dtype, device=images.device).view(3, 1, 1)
     return (images - m) / s
