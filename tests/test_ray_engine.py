@@ -199,7 +199,8 @@ def test_engine_options_are_checked(tmp_path: Path, sample_clip_paths: list[Path
 
     for args, message in ((["--engine", "spark"], "--engine must be one of local, ray"),
                           (["--ray-address", "auto"], "apply to --engine ray only"),
-                          (["--engine", "ray", "--cpus-per-worker", "0"], "--cpus-per-worker must be positive")):
+                          (["--engine", "ray", "--cpus-per-worker", "0"], "--cpus-per-worker must be positive"),
+                          (["--engine", "ray", "--tiers", "mid", "--device", "cuda"], "--device cuda on Ray needs --gpus-per-worker")):
         result = CliRunner().invoke(app, ["extract", str(sample_clip_paths[0]), "--out", str(tmp_path / "o"), *args])
         assert result.exit_code == 1 and message in result.output, result.output
 

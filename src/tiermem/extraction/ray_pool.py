@@ -77,6 +77,7 @@ class RayPool:
         self._resources = {"num_cpus": cpus if cpus is not None else threads, "num_gpus": gpus}
         self._actors: dict[Any, Any] = {}  # actor -> its `pid` call while not yet ready, else None
         self._cls: Any = None
+        self._start_failures = 0  # workers in a row that died before their first answer
         self._started_ray = False
 
     def __enter__(self) -> "RayPool":
@@ -117,9 +118,16 @@ class RayPool:
                 try:
                     self.ray.get(ref)
                     self._actors[actor] = None
-                except self.ray.exceptions.RayError:  # died while starting: replace it
+                except self.ray.exceptions.RayError as err:  # died while starting: replace it, a few times
                     del self._actors[actor]
+                    self.ray.kill(actor)
+                    self._start_failures += 1
+                    if self._start_failures >= MAX_TRIES:
+                        raise TiermemError(f"Ray workers fail as they start ({MAX_TRIES} in a row): {_cause(err)} "
+                                           "(is tiermem installed on every node?)") from None
                     self._new_actor()
+                    continue
+                self._start_failures = 0
         return [a for a, ref in self._actors.items() if ref is None]
 
     def imap(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int) -> Iterator[tuple[int, Any]]:
@@ -130,6 +138,8 @@ class RayPool:
         todo = collections.deque(range(len(args)))
         tries = collections.Counter[int]()
         running: dict[Any, tuple[int, Any]] = {}  # task ref -> (index, actor)
+        inflight: dict[Any, collections.deque[int]] = collections.defaultdict(collections.deque)  # actor -> indices, oldest first
+        blamed: dict[Any, int] = {}  # dead actor -> the task it was running (the others only waited)
         stalled_since: float | None = None
         while todo or running:
             ready = self._ready()
@@ -143,10 +153,11 @@ class RayPool:
                                    "GPU(s) (ray status)")
             load = collections.Counter(actor for _, actor in running.values())
             for actor in sorted(ready, key=lambda a: load[a]):
-                while todo and load[actor] < PER_ACTOR and len(running) < max(ahead, len(ready) * PER_ACTOR):
+                while todo and load[actor] < PER_ACTOR and len(running) < max(1, ahead):
                     index = todo.popleft()
                     tries[index] += 1
                     running[actor.call.remote(fn, *args[index])] = (index, actor)
+                    inflight[actor].append(index)
                     load[actor] += 1
             waiting = list(running) + [r for r in self._actors.values() if r is not None]
             if not waiting:
@@ -158,17 +169,25 @@ class RayPool:
                 index, actor = running.pop(ref)
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayTaskError:
-                    raise  # the task itself raised (weights that cannot load, a bug): the run stops
+                except ray.exceptions.RayTaskError as err:  # the task itself raised: the run stops
+                    if isinstance(err.cause, TiermemError):
+                        raise err.cause from None  # weights that cannot load, a device refused: one line
+                    raise
                 except ray.exceptions.RayError as err:  # its worker died: the actor, its process or its node
                     if actor in self._actors:  # dead: replace it; its other tasks fail the same way
                         del self._actors[actor]
+                        self.ray.kill(actor)
+                        blamed[actor] = inflight[actor][0]
                         self._new_actor()
+                    inflight[actor].remove(index)
+                    if index != blamed.get(actor, index):
+                        tries[index] -= 1  # it only waited behind the task that died: not its fault
                     if tries[index] >= MAX_TRIES:
                         yield index, WorkerDied(f"worker process died {MAX_TRIES} times on this batch ({_cause(err)})")
                     else:
                         todo.appendleft(index)
                     continue
+                inflight[actor].remove(index)
                 yield index, result
 
 

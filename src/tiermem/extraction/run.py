@@ -110,8 +110,7 @@ def extract_videos(
     if not paths:
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
-    # Only network tiers look for a GPU (asking torch costs its import, which the low tier avoids).
-    device = resolve_device(engine.device) if any(t.runs_network for t in built.values()) else "cpu"
+    device = _network_device(engine, built)
     for tier in built.values():
         if tier.runs_network:
             tier.on(device)
@@ -216,6 +215,20 @@ def extract_videos(
     report.failed.sort()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _network_device(engine: Engine, tiers: Mapping[str, Tier]) -> str:
+    """Where the tiers' networks run. Locally, what `--device` resolves to here; on Ray, the
+    workers see a GPU only when they ask for one (Ray hides the others), so auto means CUDA
+    exactly when `--gpus-per-worker` is set. Only network tiers look for a GPU (asking torch
+    costs its import, which the low tier avoids)."""
+    if not any(t.runs_network for t in tiers.values()):
+        return "cpu"
+    if engine.name == "ray":
+        if engine.device == "cuda" and not engine.gpus_per_worker:
+            raise TiermemError("--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)")
+        return "cuda" if engine.device != "cpu" and engine.gpus_per_worker else "cpu"
+    return resolve_device(engine.device)
 
 
 def _hash_inputs(paths: Sequence[Path], report: ExtractReport, bar: Progress) -> dict[int, str]:
