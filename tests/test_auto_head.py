@@ -87,3 +87,10 @@ def test_cli_train_with_the_auto_head_on_real_labels(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     head = load_head(tmp_path / "model")
     assert head.kind == "auto" and head.chosen_ in ("ridge", "m3s") and set(head.cv_spearman_) == {"ridge", "m3s"}
+
+
+def test_too_few_videos_to_cross_validate_keep_ridge() -> None:
+    X = np.arange(15, dtype=np.float32).reshape(5, 3)
+    head = get_head("auto", m3s=SMALL_M3S).fit(X, np.array([0.1, 0.4, 0.3, 0.9, 0.5]))
+    assert head.chosen_ == "ridge" and head.cv_spearman_ == {}
+    assert head.predict(X).shape == (5,)

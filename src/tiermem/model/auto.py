@@ -28,6 +28,8 @@ class AutoHead(Head):
     """Ridge or M3-S by `folds`-fold cross-validation on the training videos (seed `seed`)."""
 
     kind = "auto"
+    #: Where the M3-S candidate trains ("cpu" or "cuda"); a runtime choice, not a saved parameter.
+    device: str = "cpu"
 
     def __init__(self, m3s: dict[str, Any] | None = None, folds: int = 5, seed: int = 0) -> None:
         self.m3s = dict(m3s or {})  # parameters of the M3-S candidate (`get_head("m3s", **m3s)`)
@@ -43,7 +45,10 @@ class AutoHead(Head):
         get_head("m3s", **self.m3s).check_params()
 
     def _candidate(self, kind: str) -> Head:
-        return get_head(kind, **(self.m3s if kind == "m3s" else {}))
+        head = get_head(kind, **(self.m3s if kind == "m3s" else {}))
+        if kind == "m3s":
+            head.device = self.device  # type: ignore[attr-defined]
+        return head
 
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "AutoHead":
         """Choose by cross-validation on (X, y), then refit the choice on all of it."""
@@ -51,17 +56,24 @@ class AutoHead(Head):
         y = np.asarray(y, dtype=np.float64).ravel()
         from sklearn.model_selection import KFold
 
-        folds = [held for _, held in KFold(min(self.folds, len(y)), shuffle=True, random_state=self.seed).split(X)]
+        # Every fold must leave at least 3 videos to train on (a head's minimum).
+        k = min(self.folds, len(y) // 3)
+        folds = [held for _, held in KFold(k, shuffle=True, random_state=self.seed).split(X)] if k >= 2 else []
         self.cv_spearman_: dict[str, float] = {}
-        for kind in CANDIDATES:
+        for kind in CANDIDATES if folds else ():
             oof = np.empty(len(y))
-            for held in folds:
-                train = np.setdiff1d(np.arange(len(y)), held)
-                head = self._candidate(kind).fit(X[train], y[train], layout=self.layout_)
-                oof[held] = head.predict(X[held])
+            try:
+                for held in folds:
+                    train = np.setdiff1d(np.arange(len(y)), held)
+                    head = self._candidate(kind).fit(X[train], y[train], layout=self.layout_)
+                    oof[held] = head.predict(X[held])
+            except TiermemError:  # e.g. a fold whose targets are all equal: this candidate cannot be judged
+                self.cv_spearman_[kind] = -1.0
+                continue
             rho = spearmanr(oof, y).statistic
             self.cv_spearman_[kind] = float(rho) if np.isfinite(rho) else -1.0
-        self.chosen_ = max(CANDIDATES, key=lambda k: (self.cv_spearman_[k], -CANDIDATES.index(k)))
+        # Too few videos to cross-validate, or no candidate judged: the closed-form ridge.
+        self.chosen_ = max(CANDIDATES, key=lambda c: (self.cv_spearman_.get(c, -1.0), -CANDIDATES.index(c)))
         self.head_ = self._candidate(self.chosen_).fit(X, y, layout=self.layout_, progress=progress)
         return self
 
