@@ -68,8 +68,9 @@ SETTINGS = (
     Setting("+ 30% splits", early_stopping=0.3),
     Setting("+ 10 seeds (realbench setting)", ensemble=10, early_stopping=0.3),
 )
-#: The auto head: ridge or the realbench M3-S setting, chosen by 5-fold CV on the training draw.
-AUTO = "auto: ridge or the row above, by 5-fold CV on the training videos"
+#: The auto head (the default): under 2000 training videos ridge or the realbench M3-S setting,
+#: chosen by 5-fold CV on the training draw; from 2000 on, that M3-S setting without CV.
+AUTO = "auto (default): under 2000 videos ridge or the row above by 5-fold CV, else the row above"
 
 
 def training_part(set_name: str, target: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:

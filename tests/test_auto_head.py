@@ -94,3 +94,20 @@ def test_too_few_videos_to_cross_validate_keep_ridge() -> None:
     head = get_head("auto", m3s=SMALL_M3S).fit(X, np.array([0.1, 0.4, 0.3, 0.9, 0.5]))
     assert head.chosen_ == "ridge" and head.cv_spearman_ == {}
     assert head.predict(X).shape == (5,)
+
+
+def test_large_sets_keep_m3s_without_cross_validation(linear) -> None:
+    X, y = linear
+    head = get_head("auto", m3s=SMALL_M3S, cv_below=len(y)).fit(X, y)  # 300 videos: "large" here
+    assert head.chosen_ == "m3s" and head.cv_spearman_ == {}
+    np.testing.assert_allclose(head.predict(X), get_head("m3s", **SMALL_M3S).fit(X, y).predict(X), atol=1e-12)
+    assert "2000" not in head.describe_choice() and "300+ training videos" in head.describe_choice()
+    small = get_head("auto", m3s=SMALL_M3S, folds=3, cv_below=len(y) + 1).fit(X, y)
+    assert set(small.cv_spearman_) == {"ridge", "m3s"}  # one video fewer than the bar: cross-validated
+
+
+def test_auto_is_the_default_head() -> None:
+    from tiermem.pipeline import PipelineConfig
+
+    assert HeadOptions().head == "auto" and PipelineConfig(target="score").head == "auto"
+    assert get_head("auto").cv_below == 2000

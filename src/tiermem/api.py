@@ -25,7 +25,7 @@ def fit(
     target: str | None = None,
     tiers: Sequence[str] = ("low", "mid"),
     distinct: Sequence[str] = (),
-    head: str = "m3s",
+    head: str = "auto",
     workers: int = 1,
     engine: str | Engine = "local",
     device: str | None = None,

@@ -84,7 +84,7 @@ class PipelineConfig:
     distinct: list[str] = field(default_factory=list)  # distinctiveness methods, e.g. ["knn"]
     distinct_source: str = "mid"
     distinct_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> params
-    head: str = "m3s"
+    head: str = "auto"
     head_params: dict[str, Any] = field(default_factory=dict)
     tier_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     frames: int = 45

@@ -154,7 +154,7 @@ def tier_options(
 _HEAD_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in [
-        ("head", str, typer.Option("m3s", "--head", help=f"Head: {', '.join(list_heads())} (m3s: the M3-S MLP; ridge: the closed-form baseline; auto: ridge or m3s, whichever wins 5-fold CV on the training videos).")),
+        ("head", str, typer.Option("auto", "--head", help=f"Head: {', '.join(list_heads())} (auto: under 2000 training videos ridge or m3s, whichever wins 5-fold CV on them, else m3s; m3s: the M3-S MLP; ridge: the closed-form baseline).")),
         ("loss", Optional[str], typer.Option(None, "--loss", help="m3s loss: mse, mse_tails, l1, spearman, mse_to_spearman \\[default: mse].")),
         ("epochs", int, typer.Option(20, "--epochs", callback=in_range(1), help="Training epochs (m3s).")),
         ("batch_size", int, typer.Option(32, "--batch-size", callback=in_range(1), help="Mini-batch size (m3s).")),

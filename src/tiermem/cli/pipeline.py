@@ -86,8 +86,7 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
 
     cfg, ev = pipe.config, pipe.evaluation
     if hasattr(pipe.head_, "chosen_"):  # the auto head: which candidate it kept, and why
-        cv = ", ".join(f"{k} {v:.3f}" for k, v in pipe.head_.cv_spearman_.items())
-        console.print(f"auto head kept {pipe.head_.chosen_} (Spearman of out-of-fold scores on the training videos: {cv})")
+        console.print(pipe.head_.describe_choice(), highlight=False)
     table = Table(title=f"{cfg.head} on {', '.join(cfg.tiers)}{' + distinct' if cfg.distinct else ''}: {cfg.target}")
     for col in ("split", "n", "Spearman [95% CI]", "Pearson", "MSE"):
         table.add_column(col, justify="left" if col == "split" else "right")

@@ -100,7 +100,7 @@ def train_command(
     with writing_model(out, CONFIG_FILE):
         ids, y = read_targets(labels, target)
         blocks = load_blocks(block)
-        with epoch_progress() if head_options.head == "m3s" else contextlib.nullcontext() as progress:  # ridge: no epochs
+        with epoch_progress() if head_options.head != "ridge" else contextlib.nullcontext() as progress:  # ridge: no epochs
             result = fit_on_blocks(
                 blocks, ids, y, model, val_fraction=val_fraction, seed=head_options.seed,
                 on_missing="drop" if drop_missing else "raise", progress=progress,
@@ -111,8 +111,7 @@ def train_command(
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{head_options.head} head on {names}: {target}", rows))
     if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why
-        cv = ", ".join(f"{k} {v:.3f}" for k, v in result.head.cv_spearman_.items())
-        console.print(f"auto head kept {result.head.chosen_} (Spearman of out-of-fold scores on the training videos: {cv})")
+        console.print(result.head.describe_choice(), highlight=False)
     if not result.head.target_scaling_.is_identity:
         console.print(result.head.target_scaling_.describe(), highlight=False, soft_wrap=True)
     console.print(f"saved {out}")

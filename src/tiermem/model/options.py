@@ -22,7 +22,7 @@ class HeadOptions:
     """The head to build and how to train it; the training fields apply to the m3s head (and to
     the auto head's M3-S candidate) only."""
 
-    head: str = "m3s"
+    head: str = "auto"
     loss: str | None = None  # m3s: mse when not given
     epochs: int = 20
     batch_size: int = 32
