@@ -37,7 +37,7 @@ from tiermem.tiers.low import LowTier
 from tiermem.video import decode
 from tiermem.video.samples import make_sample_clips
 
-GROUPS = ("grey", "colour", "contrast", "blurriness", "flow", "hog", "cuts")
+GROUPS = ("grey", "colour", "contrast", "detail", "blurriness", "flow", "hog", "cuts")
 #: Wall-clock rows, plus CPU time of decode (all FFmpeg threads) and of the low tier (one
 #: thread): CPU well below wall means the machine was busy and the wall figures are inflated.
 COLUMNS = ("decode", "decode cpu", *GROUPS, "low total", "low total cpu")

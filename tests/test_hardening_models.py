@@ -114,6 +114,15 @@ def _set_config(model: Path, **config: object) -> None:
     (model / "pipeline.json").write_text(json.dumps({**doc, "config": {**doc["config"], **config}}))
 
 
+def _earlier_low_tier(model: Path) -> None:
+    """The layout a model saved before blurriness became the paper's FFT measure has: 34 low
+    features, no detail_share."""
+    doc = json.loads((model / "pipeline.json").read_text())
+    low = next(b for b in doc["layout"] if b["name"] == "low")
+    low["feature_names"] = [n for n in low["feature_names"] if not n.startswith("detail_share")]
+    (model / "pipeline.json").write_text(json.dumps(doc))
+
+
 def _edit_arrays(path: Path, **changes) -> None:  # each change: an array, or a function of the old one
     if path.suffix == ".safetensors":
         arrays = load_file(str(path))
@@ -133,6 +142,7 @@ DAMAGE = {
     "truncated distinctiveness": (lambda m: _truncate(m / "distinct" / "knn.npz"), "knn.npz"),
     "pipeline.json is a list": (lambda m: (m / "pipeline.json").write_text("[]"), "pipeline.json: expected a JSON object"),
     "head.json is a list": (lambda m: (m / "head" / "head.json").write_text("[]"), "head.json: expected a JSON object"),
+    "earlier low tier": (_earlier_low_tier, "pipeline.json: its low tier has the 34 features of an earlier tiermem"),
     "no frames": (lambda m: _set_config(m, frames=0), "pipeline.json: config: frames must be an integer >= 1, got 0"),
     "negative size": (lambda m: _set_config(m, size=-5), "config: size must be an integer >= 16"),
     "unknown mode": (lambda m: _set_config(m, mode="zoom"), "config: mode must be 'stretch' or 'crop'"),
@@ -160,7 +170,7 @@ def test_a_damaged_artifact_fails_in_one_line_naming_the_file(fitted, memento_ro
 def test_head_arrays_of_the_wrong_shape_nan_or_overflowing_are_refused_naming_the_model(vm, tmp_path: Path) -> None:
     ridge, m3s, scores = tmp_path / "ridge", tmp_path / "m3s", tmp_path / "p.csv"
     assert train(vm, ridge).exit_code == 0
-    assert train(vm, m3s, "--epochs", "1", "--hidden", "8", "--early-stopping", "0").exit_code == 0
+    assert train(vm, m3s, "--head", "m3s", "--epochs", "1", "--hidden", "8", "--early-stopping", "0").exit_code == 0
     weights = "weights.safetensors"
     cases = [
         (ridge, {"ridge.coef": np.zeros(79)}, f"{weights}: 'ridge.coef': expected shape (80,), found (79,)"),

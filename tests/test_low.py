@@ -18,9 +18,9 @@ from tiermem.tiers.low import (
     contrast,
     cut_count,
     grey_frames,
-    high_frequency_share,
     hog_descriptors,
 )
+from tiermem.tiers.sharpness import MAGNITUDE_FLOOR, detail_share, fft_blurriness
 from tiermem.video import Clip, VideoMeta, decode
 
 from conftest import write_video
@@ -68,7 +68,7 @@ def test_registered_and_names() -> None:
     tier = get_tier("low", hog_stride=1)
     assert isinstance(tier, LowTier) and tier.config["hog_stride"] == 1
     names = tier.feature_names
-    assert len(names) == 2 * (6 + 10) + 2 == len(set(names))
+    assert len(names) == 2 * (7 + 10) + 2 == len(set(names))
     assert names[:4] == ["brightness_mean", "brightness_std", "contrast_mean", "contrast_std"]
     assert "hog_pca_9_std" in names and names[-2:] == ["size_orig", "cut_rate"]
 
@@ -106,8 +106,11 @@ def test_solid_colour_clip(fitted_low: LowTier) -> None:
     assert f["saturation_mean"] == pytest.approx((200 - 30) / 200, abs=3e-3)  # OpenCV rounds S to 1/255
     # Hasler–Süsstrunk on a flat frame: no spread, 0.3 x the opponent-colour mean norm.
     assert f["colourfulness_mean"] == pytest.approx(0.3 * np.hypot(200 - 30, (200 + 30) / 2 - 60), rel=1e-5)
-    for name in ("contrast_mean", "blurriness_mean", "flow_mean", "cut_rate", "brightness_std"):
+    for name in ("contrast_mean", "detail_share_mean", "flow_mean", "cut_rate", "brightness_std"):
         assert f[name] == pytest.approx(0.0, abs=1e-6), name
+    # Nothing is left once the low frequencies go: |reconstruction| is at its floor everywhere.
+    assert f["blurriness_mean"] == pytest.approx(20 * np.log(MAGNITUDE_FLOOR), abs=1e-3)
+    assert f["blurriness_std"] < 1e-4  # float32 rounding of -138 only
     assert f["size_orig"] == 1234.0
 
 
@@ -152,16 +155,40 @@ def test_translating_pattern_flow_is_k_pixels(tmp_path: Path, fitted_low: LowTie
     assert f["flow_std"] < 0.15 * k and f["cut_rate"] == 0
 
 
+def paper_blurriness(rgb_frame: np.ndarray, size: int = 60) -> float:
+    """The M3-S script's FFT blur measure of one frame, written out as its definition reads:
+    resize to 500 px wide (area), grey, fft2, fftshift, zero the centre [c-60, c+60) both ways,
+    inverse shift, ifft2, mean of 20 ln|reconstruction| (double precision, numpy's FFT)."""
+    h, w = rgb_frame.shape[:2]
+    img = cv2.resize(rgb_frame, (500, int(h * 500 / w)), interpolation=cv2.INTER_AREA)
+    img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    cy, cx = img.shape[0] // 2, img.shape[1] // 2
+    shifted = np.fft.fftshift(np.fft.fft2(img))
+    shifted[cy - size : cy + size, cx - size : cx + size] = 0
+    return float(np.mean(20 * np.log(np.abs(np.fft.ifft2(np.fft.ifftshift(shifted))))))
+
+
+@pytest.mark.parametrize(("index", "shape"), [(2, (256, 256)), (5, (144, 176)), (0, (180, 320))])
+def test_blurriness_is_the_papers_fft_measure(sample_clip_paths: list[Path], index: int, shape: tuple[int, int]) -> None:
+    clip = decode(sample_clip_paths[index], frames=12)  # at its own frame size
+    frames = np.stack([cv2.resize(f, shape[::-1], interpolation=cv2.INTER_AREA) for f in clip.frames])
+    expected = np.array([paper_blurriness(f) for f in frames])
+    np.testing.assert_allclose(fft_blurriness(frames), expected, rtol=1e-4, atol=1e-3)
+    assert expected.std() > 0.05  # frames that differ, so a per-frame mix-up would show
+
+
 def test_blurred_copy_scores_lower_blurriness(tmp_path: Path, fitted_low: LowTier) -> None:
     sharp = np.stack([texture(SIZE, SIZE, seed=i, sigma=0.7) for i in range(3)])
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in sharp])
-    s = high_frequency_share(sharp, fitted_low.blur_cutoff)
-    b = high_frequency_share(blurred, fitted_low.blur_cutoff)
+    s = detail_share(sharp, fitted_low.blur_cutoff)
+    b = detail_share(blurred, fitted_low.blur_cutoff)
     assert np.all(b < 0.3 * s) and np.all(s > 0.5)
+    assert np.all(fft_blurriness(rgb(blurred)) < fft_blurriness(rgb(sharp)) - 10)  # 20 ln: 10 is a 40% drop
     # The same through encode + decode + the tier.
     fs = features(fitted_low, decode(write_video(tmp_path / "sharp.mp4", rgb(np.repeat(sharp, 5, 0)))))
     fb = features(fitted_low, decode(write_video(tmp_path / "blur.mp4", rgb(np.repeat(blurred, 5, 0)))))
-    assert fb["blurriness_mean"] < 0.5 * fs["blurriness_mean"]
+    assert fb["detail_share_mean"] < 0.5 * fs["detail_share_mean"]
+    assert fb["blurriness_mean"] < fs["blurriness_mean"] - 10
 
 
 def test_two_scenes_make_exactly_one_cut(tmp_path: Path, fitted_low: LowTier) -> None:
@@ -240,13 +267,14 @@ def test_real_sample_clips(fitted_low: LowTier, sample_clip_paths: list[Path]) -
         timings: dict[str, float] = {}
         values = fitted_low.transform(clip, timings=timings)
         assert values.dtype == np.float32 and np.isfinite(values).all()
-        assert set(timings) == {"grey", "colour", "contrast", "blurriness", "flow", "hog", "cuts"}
+        assert set(timings) == {"grey", "colour", "contrast", "detail", "blurriness", "flow", "hog", "cuts"}
         by_name[path.stem] = dict(zip(fitted_low.feature_names, values.tolist()))
     # bikes_000 has one hard cut, bikes_001 two (taxi -> bus between its first two sampled
     # frames, then another at frame 36; checked by eye), the others none.
     assert [round(f["cut_rate"] * 3) for f in by_name.values()] == [0, 1, 2, 0, 0, 0]
     # The distorted carphone is the same scene as the pristine one at a far lower bitrate.
     assert by_name["carphone_distorted_000"]["size_orig"] < 0.5 * by_name["carphone_pristine_000"]["size_orig"]
-    assert by_name["carphone_distorted_000"]["blurriness_mean"] < by_name["carphone_pristine_000"]["blurriness_mean"]
+    for sharpness in ("blurriness_mean", "detail_share_mean"):
+        assert by_name["carphone_distorted_000"][sharpness] < by_name["carphone_pristine_000"][sharpness]
     # The cyclists pan and cut; the bunny shot is nearly still.
     assert by_name["bikes_000"]["flow_mean"] > 3 * by_name["bigbuckbunny_000"]["flow_mean"]

@@ -128,6 +128,12 @@ def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
             f"{meta_path}: layout ({', '.join(b.name for b in pipe.layout_)}) and distinctiveness "
             f"({', '.join(distinct) or 'none'}) do not match the config's tiers and methods"
         )
+    from tiermem.tiers import get_tier
+
+    for block in pipe.layout_[: len(cfg.tiers)]:  # features whose definition has changed since
+        why = get_tier(block.name, **cfg.tier_config.get(block.name, {})).check_saved_features(block.feature_names)
+        if why:
+            raise ArtifactError(f"{meta_path}: {why}")
     map_arrays = _read_parts(pipe, d, maps)
     if evaluation is not None:
         pipe.evaluation = _read_evaluation(d / "evaluation", evaluation, map_arrays)

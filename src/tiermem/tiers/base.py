@@ -39,6 +39,9 @@ class Tier:
     requires_fit: ClassVar[bool] = False
     #: Smallest side (pixels) of the square frames the tier can work on.
     min_frame_size: ClassVar[int] = 1
+    #: Raised when a feature's definition changes, so feature-store rows computed before are
+    #: not reused (part of the cache key from version 2 on).
+    version: ClassVar[int] = 1
 
     #: Where this tier's network runs ("cpu" or "cuda"; set with `on`). Not part of the
     #: config, but of the cache key when it is CUDA (features differ by autocast rounding).
@@ -66,6 +69,8 @@ class Tier:
         h = hashlib.sha256()
         h.update(self.name.encode())
         h.update(json.dumps(self.config, sort_keys=True, default=str).encode())
+        if self.version > 1:
+            h.update(f"version={self.version}".encode())
         if self.device != "cpu":
             h.update(f"device={self.device}".encode())
         for key, value in sorted(self.state_dict().items()):
@@ -75,6 +80,10 @@ class Tier:
             else:
                 h.update(json.dumps(value, sort_keys=True, default=str).encode())
         return h.hexdigest()[:16]
+
+    def check_saved_features(self, names: Sequence[str]) -> str | None:
+        """Why a model saved with these feature names cannot use this tier (None: it can)."""
+        return None
 
     # -- learning ----------------------------------------------------------------------
     def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "Tier":

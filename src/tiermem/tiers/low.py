@@ -1,62 +1,76 @@
-"""Low-level tier: the paper's colour, brightness, contrast, blur, motion, HOG and size features, plus
-colourfulness, saturation and scene-cut rate; every per-frame feature summarised by its mean and
-temporal std.
+"""Low-level tier: the paper's brightness, contrast, blur, motion, HOG and size features, plus
+saturation, colourfulness, a detail share and the scene-cut rate. Every per-frame feature is
+summarised by its mean and its temporal std over the clip's sampled frames.
 
-Per-frame work (statistics, HOG) and per-pair work (flow, histogram distance) run over many
-frames at once (numpy over frames; OpenCV colour conversions on the frames stacked into one tall
-image), then `aggregate` takes their means, stds and counts (`tiermem.tiers.per_frame`), so a
-timeline computes each frame's work once for all the windows that hold it. The reference
-implementation's per-frame skimage/imutils loop takes about 1250 ms per 45-frame clip; the
-target here is <= 100 ms (figures: benchmarks/extract_low.py).
+Per-frame work (statistics, texture) and per-pair work (flow, histogram distance) run over many
+frames at once (numpy over frames; OpenCV calls on the frames stacked into one tall image or
+into the channels of one image), then `aggregate` takes their means, stds and counts
+(`tiermem.tiers.per_frame`), so a timeline computes each frame's work once for all the windows
+that hold it. Figures: benchmarks/extract_low.py.
 
-Units (the head standardises features; units matter to people reading them):
+What each feature is, where it comes from, and where tiermem departs from the M3-S feature
+script (`gen_features.py` of the authors' public code) on purpose:
 
-- ``brightness``: mean HSV value, V = max(R, G, B) / 255, in [0, 1].
-- ``contrast``: std of the grey frame (ITU-R 601 luma) / 255.
-- ``saturation``: mean HSV saturation (max - min) / max, in [0, 1].
+- ``brightness``: mean HSV value, V = max(R, G, B) / 255, in [0, 1]. The script's
+  `_get_brightness` takes `hsv[0].mean()`, the mean of H, S and V over the *first pixel row*
+  only; tiermem averages V over every pixel, which is what the paper describes.
+- ``contrast``: std of the grey frame (ITU-R 601 luma) / 255: the script's PIL `ImageStat`
+  stddev of the grey frame, on a 0-1 scale instead of 0-255.
+- ``saturation``: mean HSV saturation (max - min) / max, in [0, 1]. Not in the paper.
 - ``colourfulness``: Hasler & Süsstrunk (2003) on the 0-255 scale, so their published
-  thresholds apply (about 33 "moderately", 59 "highly" colourful).
-- ``blurriness``: share of the grey frame's spectral energy (DC excluded) above
-  ``blur_cutoff`` cycles/pixel, by FFT of the ``size`` frame. High-frequency energy, so a
-  *blurred* frame scores *lower*; a flat frame scores 0. (Name kept from the paper.)
-- ``flow``: mean optical-flow magnitude between consecutive sampled frames, DIS flow computed at
-  ``flow_size`` and reported in pixels at the decoded frame size per sampled-frame step.
+  thresholds apply (about 33 "moderately", 59 "highly" colourful). Not in the paper.
+- ``blurriness``: the script's FFT blur measure (`tiermem.tiers.sharpness.fft_blurriness`):
+  frame resized to 500 px wide, low frequencies (±60 bins) zeroed, mean of 20·ln|inverse FFT|.
+  Lower when blurred. Departures: a flat frame scores about -138 instead of -inf, and it is
+  computed on every ``hog_stride``-th frame (the script: every frame), as HOG is.
+- ``detail_share``: share of the grey frame's spectral energy (DC excluded) above
+  ``blur_cutoff`` cycles/pixel at the sampled frame size, in [0, 1]; lower when blurred, 0 on
+  a flat frame. Tiermem's own (its earlier ``blurriness``); r = 0.45 with the paper's measure.
+- ``flow``: mean optical-flow magnitude between consecutive sampled frames, DIS flow computed
+  at ``flow_size`` and reported in pixels at the decoded frame size per sampled-frame step. The
+  paper's `meanOF` is read from precomputed flow outside the script, means only.
 - ``hog_pca_k``: projection on the k-th principal axis of HOG descriptors (9 orientations,
   8x8-pixel cells, 2x2-cell blocks, L2-Hys, hard orientation binning exactly as skimage's
-  ``hog``, the reference) of the grey frame, on every ``hog_stride``-th sampled frame (default
-  3: 15 of 45 frames, a third of the cost); the PCA is fitted on a training corpus (`fit`).
+  ``hog``) on every ``hog_stride``-th sampled frame (default 3: 15 of 45 frames, a third of
+  the cost); the PCA is fitted on a training corpus (`fit`). Departures: HOG of the grey frame
+  (the script: skimage's multichannel HOG of the RGB frame), an incremental PCA of up to
+  ``pca_frames_per_clip`` frames per training clip, not whitened (the script: first frame of
+  each training video, whitened; the head standardises its inputs anyway).
 - ``size_orig``: bytes per second of the video stream alone (packet sizes, audio excluded).
+  The script takes the byte size of the stream copied without audio; per second, clips of
+  different lengths compare.
 - ``cut_rate``: scene cuts per second of video; a cut is a pair of consecutive sampled frames
-  whose RGB histograms differ by more than ``cut_threshold`` (total-variation distance).
+  whose RGB histograms differ by more than ``cut_threshold`` (total-variation distance). Not
+  in the paper.
+
+The script also reports temporal stds, but the paper's published runs train on means only
+(`USE_TEMPORAL_STD = False`); tiermem keeps both and lets the head weigh them.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
-import scipy.fft
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.tiers import register_tier
+from tiermem.tiers.hog import HOG_CELL, HOG_ORIENTATIONS, hog_descriptors
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
+from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta
 
 #: Per-frame features, each reported as `<name>_mean` and `<name>_std`, in this order.
-FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "flow")
+FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "detail_share", "flow")
 #: Per-video features, reported once.
 VIDEO_FEATURES = ("size_orig", "cut_rate")
 
-HOG_ORIENTATIONS = 9
-HOG_CELL = 8
-HOG_EPS = 1e-5  # skimage's L2-Hys epsilon
 #: Per-frame statistics computed in one pass over a frame ("stats"), in this order.
-STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness")
+STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "detail_share")
 
 
 # -- feature groups (each a function of the whole clip, so the benchmark can time them) --------
@@ -93,25 +107,6 @@ def contrast(grey: np.ndarray) -> np.ndarray:
     return np.array([cv2.meanStdDev(f)[1][0, 0] for f in grey], dtype=np.float32) / 255.0
 
 
-def high_frequency_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
-    """Per-frame share of spectral energy (DC excluded) above `cutoff` cycles/pixel, batched rfft2."""
-    t, h, w = grey.shape
-    spectrum = scipy.fft.rfft2(grey.astype(np.float32), axes=(1, 2), workers=1)
-    power = (spectrum.real**2 + spectrum.imag**2).reshape(t, -1)
-    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
-    # rfft2 stores half the spectrum: columns other than 0 and Nyquist stand for two bins.
-    twice = np.full(radius.shape[1], 2.0)
-    twice[0] = 1.0
-    if w % 2 == 0:
-        twice[-1] = 1.0
-    weight = np.broadcast_to(twice, radius.shape)
-    total_w = np.where(radius > 0, weight, 0.0).ravel().astype(np.float32)
-    high_w = np.where(radius > cutoff, weight, 0.0).ravel().astype(np.float32)
-    total = power @ total_w
-    high = power @ high_w
-    return np.divide(high, total, out=np.zeros_like(high), where=total > 0)
-
-
 def pair_flow(first: np.ndarray, second: np.ndarray, flow_size: int, preset: int) -> np.ndarray:
     """Mean DIS optical-flow magnitude of each (first[i], second[i]) grey-frame pair, in pixels of the
     input size."""
@@ -124,62 +119,6 @@ def pair_flow(first: np.ndarray, second: np.ndarray, flow_size: int, preset: int
         b = cv2.resize(second[i], (flow_size, flow_size), interpolation=cv2.INTER_AREA)
         flow = dis.calc(a, b, None) * scale
         out[i] = np.sqrt((flow**2).sum(axis=-1)).mean()
-    return out
-
-
-def hog_descriptors(grey: np.ndarray) -> np.ndarray:
-    """HOG of every frame at once: (T, H, W) -> (T, D), equal to skimage.feature.hog per frame.
-
-    9 unsigned orientations with hard binning, 8x8 cells (magnitude sums / 64), 2x2-cell blocks
-    with L2-Hys normalisation, blocks in row-major order — skimage's defaults and layout.
-    """
-    g = grey.astype(np.float32, copy=False)
-    t, h, w = g.shape
-    g_row = np.zeros_like(g)
-    g_col = np.zeros_like(g)
-    g_row[:, 1:-1] = g[:, 2:] - g[:, :-2]
-    g_col[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
-    n_rows, n_cols = h // HOG_CELL, w // HOG_CELL
-    g_row = g_row[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
-    g_col = g_col[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
-    magnitude = np.sqrt(g_row * g_row + g_col * g_col)
-    # Signed angle in (-pi, pi] -> one of 19 signed sectors floor(angle / 20deg) + 9 in 0..18;
-    # histograms are taken over signed sectors and folded to 9 unsigned bins afterwards (cheaper
-    # than folding 3 million angles): sector s is bin s - 9 for s >= 9, bin s for s < 9, and
-    # the single angle pi (sector 18) is 0 degrees.
-    sectors = 2 * HOG_ORIENTATIONS + 1
-    index = np.floor(np.arctan2(g_row, g_col) * np.float32(HOG_ORIENTATIONS / np.pi))
-    index += _first_sector(t, n_rows, n_cols)
-    signed = np.bincount(
-        index.astype(np.intp).ravel(), weights=magnitude.ravel(), minlength=t * n_rows * n_cols * sectors
-    ).reshape(t, n_rows, n_cols, sectors)
-    hist = signed[..., :HOG_ORIENTATIONS] + signed[..., HOG_ORIENTATIONS : 2 * HOG_ORIENTATIONS]
-    hist[..., 0] += signed[..., -1]
-    hist /= HOG_CELL * HOG_CELL
-    # 2x2-cell blocks in skimage's (row, col) order, then L2-Hys.
-    blocks = np.stack([hist[:, :-1, :-1], hist[:, :-1, 1:], hist[:, 1:, :-1], hist[:, 1:, 1:]], axis=3)
-    blocks = blocks.reshape(t, n_rows - 1, n_cols - 1, 4 * HOG_ORIENTATIONS)
-    blocks = blocks / np.sqrt((blocks**2).sum(axis=-1, keepdims=True) + HOG_EPS**2)
-    np.minimum(blocks, 0.2, out=blocks)
-    blocks = blocks / np.sqrt((blocks**2).sum(axis=-1, keepdims=True) + HOG_EPS**2)
-    return blocks.reshape(t, -1).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=4)
-def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
-    """Per pixel, the bincount index of sector 0 of its (frame, cell) histogram, plus 9.
-
-    Float, so that it adds to the floored angles without a cast; float32 holds these integers
-    exactly below 2**24 (45 frames of 256 x 256 reach 0.9 million).
-    """
-    sectors = 2 * HOG_ORIENTATIONS + 1
-    cell = (np.arange(n_rows * HOG_CELL) // HOG_CELL)[:, None] * n_cols + (
-        np.arange(n_cols * HOG_CELL) // HOG_CELL
-    )[None, :]
-    first = (cell[None] + (np.arange(t) * (n_rows * n_cols))[:, None, None]) * sectors + HOG_ORIENTATIONS
-    dtype = np.float32 if t * n_rows * n_cols * sectors < 2**24 else np.float64
-    out = first.astype(dtype)
-    out.flags.writeable = False
     return out
 
 
@@ -222,7 +161,8 @@ class LowTier(FrameTier):
         flow_preset: cv2.DISOPTICAL_FLOW_PRESET_{ULTRAFAST=0, FAST=1, MEDIUM=2}. ULTRAFAST is
             within ~10% of the true motion of a translating texture (1-8 px/frame) at about
             a quarter of MEDIUM's cost.
-        blur_cutoff: spatial frequency (cycles/pixel) above which energy counts as detail.
+        blur_cutoff: spatial frequency (cycles/pixel) above which energy counts as detail
+            (`detail_share`).
         cut_threshold: histogram distance between consecutive sampled frames that is a cut. In
             the sample clips the three hard cuts score 0.25, 0.33 and 0.70 (the 0.25 one is
             taxi -> bus right at the start of bikes_001), motion within a shot at most 0.16.
@@ -230,6 +170,8 @@ class LowTier(FrameTier):
 
     name: ClassVar[str] = "low"
     requires_fit: ClassVar[bool] = True
+    #: 2: blurriness became the paper's FFT measure; the earlier one is detail_share.
+    version: ClassVar[int] = 2
     #: Frames per batch of per-frame work: bounds the working memory (HOG holds several float
     #: copies of each frame) whatever --frames is.
     frame_batch: ClassVar[int] = 32
@@ -273,6 +215,14 @@ class LowTier(FrameTier):
     def feature_names(self) -> list[str]:
         per_frame = list(FRAME_FEATURES) + [f"hog_pca_{k}" for k in range(self.pca_components)]
         return [f"{n}_{s}" for n in per_frame for s in ("mean", "std")] + list(VIDEO_FEATURES)
+
+    def check_saved_features(self, names: Sequence[str]) -> str | None:
+        if list(names) == self.feature_names:
+            return None
+        if "blurriness_mean" in names and "detail_share_mean" not in names:
+            return (f"its low tier has the {len(names)} features of an earlier tiermem, whose blurriness "
+                    "is now detail_share and whose place the paper's FFT measure took; refit the model")
+        return f"its low tier has {len(names)} features, this tiermem's has {len(self.feature_names)}; refit the model"
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "LowTier":
@@ -351,9 +301,10 @@ class LowTier(FrameTier):
 
     # -- inference: per-frame work, then the clip's statistics ---------------------------
     def reads(self, num_frames: int) -> FrameReads:
-        """Statistics of every sampled frame, HOG of every `hog_stride`-th, motion of every pair."""
+        """Statistics of every sampled frame; texture (the FFT blur measure and HOG, the costly
+        ones) of every `hog_stride`-th; motion of every pair."""
         return FrameReads(
-            frames={"stats": np.arange(num_frames), "hog": np.arange(0, num_frames, self.hog_stride)},
+            frames={"stats": np.arange(num_frames), "texture": np.arange(0, num_frames, self.hog_stride)},
             pairs={"motion": np.arange(num_frames - 1)},
         )
 
@@ -379,16 +330,19 @@ class LowTier(FrameTier):
         clock = _Clock(self._timings)
         with clock("grey"):
             grey = grey_frames(frames)
-        if name == "hog":
+        if name == "texture":  # [blurriness, hog_pca_0..k-1]
+            with clock("blurriness"):
+                blur = fft_blurriness(frames)
             with clock("hog"):
-                return (hog_descriptors(grey) - self.hog_pca_mean_) @ self.hog_pca_components_.T
+                hog = (hog_descriptors(grey) - self.hog_pca_mean_) @ self.hog_pca_components_.T
+            return np.concatenate([blur[:, None], hog], axis=1).astype(np.float32)
         with clock("colour"):
             colour = colour_features(frames)
         with clock("contrast"):
             spread = contrast(grey)
-        with clock("blurriness"):
-            blur = high_frequency_share(grey, self.blur_cutoff)
-        columns = {**colour, "contrast": spread, "blurriness": blur}
+        with clock("detail"):
+            detail = detail_share(grey, self.blur_cutoff)
+        columns = {**colour, "contrast": spread, "detail_share": detail}
         return np.stack([columns[n] for n in STAT_FEATURES], axis=1).astype(np.float32)
 
     def per_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -404,8 +358,9 @@ class LowTier(FrameTier):
         per_frame = {n: work["stats"][:, j] for j, n in enumerate(STAT_FEATURES)}
         # A one-frame clip has no pair: it shows no motion.
         per_frame["flow"] = motion[:, 0] if len(motion) else np.zeros(1, np.float32)
-        hog = work["hog"].reshape(-1, self.pca_components)
-        per_frame.update({f"hog_pca_{k}": hog[:, k] for k in range(self.pca_components)})
+        texture = work["texture"].reshape(-1, 1 + self.pca_components)
+        per_frame["blurriness"] = texture[:, 0]
+        per_frame.update({f"hog_pca_{k}": texture[:, 1 + k] for k in range(self.pca_components)})
         values = [
             stat
             for name in list(FRAME_FEATURES) + [f"hog_pca_{k}" for k in range(self.pca_components)]
