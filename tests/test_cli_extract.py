@@ -275,7 +275,7 @@ def test_extract_every_tier_writes_one_table_per_tier(sample_clip_paths: list[Pa
                "--weights", f"high={weights}", "--frames", "16", "--size", "128", "--out", str(out))
     assert res.exit_code == 0, res.output
     store = FeatureStore(out)
-    widths = {"low": 34, "mid": 1291, "high": 512, "text": 384}
+    widths = {"low": 36, "mid": 1291, "high": 512, "text": 384}
     for tier, width in widths.items():
         table = store.table(tier)
         assert table is not None and sorted(table["video_id"]) == sorted(p.stem for p in clips), tier

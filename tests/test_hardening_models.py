@@ -344,15 +344,16 @@ def test_messages_point_at_the_cause(vm, tmp_path: Path) -> None:
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_a_pipeline_error_names_the_model_and_videos_not_a_temporary_store(fitted, memento_root, tmp_path: Path) -> None:
-    """The predict store is temporary: by the time the message is read it is gone. Here the
-    low tier is set to 9 HOG components (its state cut to match): 32 features, not 34."""
+def test_a_low_tier_configured_unlike_its_saved_block_is_refused_as_the_model_loads(fitted, memento_root, tmp_path: Path) -> None:
+    """The low tier set to 9 HOG components (its state cut to match) would give 34 features, not
+    the 36 the head was trained on: refused in one line naming the model's file, before any video
+    is decoded (a message about the temporary predict store would name a folder already gone)."""
     copy = Path(shutil.copytree(fitted[1], tmp_path / "model"))
     _set_config(copy, tier_config={"low": {"pca_components": 9}})
     _edit_arrays(copy / "tiers" / "low.state.npz", hog_pca_components=lambda a: a[:9])
     line = one_error(run("predict", memento_root / "videos" / "synthetic_1.mp4", "--model", copy))
-    assert line == (f"error: model {copy}: block 'low' (the low features of synthetic_1) has 32 features; "
-                    "the model expects 34 features of block 'low'")
+    assert line == (f"error: {copy / 'pipeline.json'}: its low block holds 36 features, but the low tier as "
+                    "configured gives 34; refit the model")
 
 
 def test_evaluate_json_is_strict_json_without_resamples(tmp_path: Path) -> None:

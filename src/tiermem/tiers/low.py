@@ -222,7 +222,8 @@ class LowTier(FrameTier):
         if "blurriness_mean" in names and "detail_share_mean" not in names:
             return (f"its low tier has the {len(names)} features of an earlier tiermem, whose blurriness "
                     "is now detail_share and whose place the paper's FFT measure took; refit the model")
-        return f"its low tier has {len(names)} features, this tiermem's has {len(self.feature_names)}; refit the model"
+        return (f"its low block holds {len(names)} features, but the low tier as configured gives "
+                f"{len(self.feature_names)}; refit the model")
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "LowTier":
