@@ -64,9 +64,10 @@ def test_a_missing_path_is_an_error_naming_it(fitted) -> None:
 
 
 def test_load_refuses_what_is_neither_a_model_nor_a_name(tmp_path) -> None:
-    with pytest.raises(TiermemError, match=r"not a tiermem model \(no such directory\) nor a named model \(zero-shot\)"):
+    named = r"\(memento10k-captions, videomem-titles, zero-shot\)"
+    with pytest.raises(TiermemError, match=r"not a tiermem model \(no such directory\) nor a named model " + named):
         tiermem.load(tmp_path / "nope")
-    assert tiermem.list_models() == ["zero-shot"]
+    assert tiermem.list_models() == ["memento10k-captions", "videomem-titles", "zero-shot"]
 
 
 def test_the_root_verbs_and_registries() -> None:

@@ -54,8 +54,11 @@ def _validation(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def model_card(model: Any, name: str | None = None) -> dict[str, Any]:
     """The card of a loaded model (`tiermem.load`): a JSON-able dict."""
+    from tiermem.models.text import TextModel
     from tiermem.zero_shot import ZeroShotModel
 
+    if isinstance(model, TextModel):  # its card was written when it was trained
+        return {**model.card(), "name": name or model.name}
     if isinstance(model, ZeroShotModel):
         return {
             "name": name or model.name,

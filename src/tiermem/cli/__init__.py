@@ -4,6 +4,8 @@
 - `fit`, `predict`, `report`: the pipeline on videos (`tiermem.cli.pipeline`);
 - `train`, `evaluate`, `ablate`: heads on feature tables (`tiermem.cli.tables`);
 - `distinct`: distinctiveness within a context (`tiermem.cli.distinct`);
+- `models`, `predict-text`: the named models' cards, descriptions scored by a text model
+  (`tiermem.cli.models`);
 - `demo`: the whole offline pipeline on sample videos (`tiermem.cli.demo`);
 - `serve`: the HTTP API and web page (`tiermem.cli.serve`).
 
@@ -18,7 +20,7 @@ from typing import Optional
 import typer
 
 from tiermem import __version__
-from tiermem.cli import demo, distinct, extract, pipeline, serve, tables  # noqa: F401 - each registers its commands
+from tiermem.cli import demo, distinct, extract, models, pipeline, serve, tables  # noqa: F401 - each registers its commands
 from tiermem.cli.common import app, console
 
 

@@ -111,11 +111,11 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
 @with_engine_options
 def predict_command(
     videos: Optional[list[str]] = typer.Argument(None, help="Videos or folders to score (raw-video mode)."),
-    model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact or `zero-shot` (videos), or a `tiermem train` head (tables) \\[default: zero-shot]."),
+    model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact or a named model (`tiermem models`: zero-shot, memento10k-captions, videomem-titles) for videos, or a `tiermem train` head (tables) \\[default: zero-shot]."),
     block: Optional[list[str]] = typer.Option(None, "--block", help=BLOCK_HELP),
     out: Optional[str] = typer.Option(None, "--out", help="CSV to write (video_id, score, ...), atomically."),
     ids: Optional[str] = typer.Option(None, "--ids", help="Table mode: CSV whose video_id column lists the videos to score \\[default: all in the first block]."),
-    captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV, for models that use the text tier."),
+    captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV (video_id + caption columns): for models with the text tier, and for the text models (memento10k-captions, videomem-titles), which score videos by their captions alone."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."),
     workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
@@ -209,7 +209,7 @@ def _predict_videos(
     if pred.table.empty:  # every input failed: no table, no file
         print_failures(pred.failed)
         raise TiermemError(f"none of the {len(pred.failed)} inputs could be scored{'; nothing written' if out else ''}")
-    title = loaded.description if pred.zero_shot else f"memorability ({loaded.config.target}; model {model})"
+    title = loaded.description if pred.zero_shot or not hasattr(loaded, "config") else f"memorability ({loaded.config.target}; model {model})"
     if out:
         write_csv_atomic(pred.rows(), out)
     if as_json:

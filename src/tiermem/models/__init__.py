@@ -3,9 +3,11 @@
     >>> import tiermem
     >>> model = tiermem.load("zero-shot")        # or a directory written by `tiermem fit`
     >>> tiermem.list_models()
-    ['zero-shot']
+    ['memento10k-captions', 'videomem-titles', 'zero-shot']
 
-Every model has the same `predict(videos)` returning `tiermem.predictions.Predictions`.
+Every model has the same `predict(videos)` returning `tiermem.predictions.Predictions`; the
+text models (`tiermem.models.text`, shipped in the package) score videos by their captions and
+also score descriptions alone with `predict_text`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from tiermem.errors import TiermemError
 from tiermem.registry import Registry
 
 if TYPE_CHECKING:
+    from tiermem.models.text import TextModel
     from tiermem.pipeline import Pipeline
     from tiermem.zero_shot import ZeroShotModel
 
-Model = Union["Pipeline", "ZeroShotModel"]
+Model = Union["Pipeline", "ZeroShotModel", "TextModel"]
+#: Text models whose artifacts ship in the package (tiermem/models/shipped/<name>/).
+SHIPPED_TEXT_MODELS = ("memento10k-captions", "videomem-titles")
 
 _MODELS: Registry[Callable[..., Any]] = Registry("model")
 
@@ -44,8 +49,26 @@ def _zero_shot(**options: Any) -> "ZeroShotModel":
     return ZeroShotModel(**options)
 
 
+def _shipped_text_model(name: str) -> Callable[..., "TextModel"]:
+    def factory(**options: Any) -> "TextModel":
+        from importlib.resources import files
+
+        from tiermem.models.text import TextModel
+
+        if options:
+            raise TiermemError(f"{name}: a shipped text model takes no options ({', '.join(options)})")
+        return TextModel.load(files("tiermem.models") / "shipped" / name)
+
+    return factory
+
+
+for _name in SHIPPED_TEXT_MODELS:
+    register_model(_name)(_shipped_text_model(_name))
+
+
 def load(model: str | os.PathLike[str], **options: Any) -> Model:
-    """A model by name (``"zero-shot"``) or a fitted artifact directory written by `tiermem fit`."""
+    """A model by name (``"zero-shot"``, ``"memento10k-captions"``, ...; see `list_models`) or a
+    fitted artifact directory written by `tiermem fit`."""
     from tiermem.pipeline import Pipeline
 
     if isinstance(model, str) and model in list_models():
@@ -58,4 +81,4 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
     return Pipeline.load(path)
 
 
-__all__ = ["Model", "list_models", "load", "register_model"]
+__all__ = ["SHIPPED_TEXT_MODELS", "Model", "list_models", "load", "register_model"]

@@ -176,7 +176,8 @@ class CaptionCache:
 # -- the tier -------------------------------------------------------------------------------
 
 
-def _as_caption_list(value: object, where: str) -> list[str]:
+def as_caption_list(value: object, where: str) -> list[str]:
+    """A video's captions (one string or a list of strings) as a list of non-empty stripped strings."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
@@ -294,7 +295,7 @@ class TextTier(Tier):
         cached). `ids` only name videos in error messages.
         """
         lists = [
-            _as_caption_list(c, f"video {ids[i]!r}" if ids is not None else f"video #{i}")
+            as_caption_list(c, f"video {ids[i]!r}" if ids is not None else f"video #{i}")
             for i, c in enumerate(captions)
         ]
         if not lists:
@@ -314,7 +315,7 @@ class TextTier(Tier):
     def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
         caps = [self._clip_captions(c) for c in clips]
         values = self.transform_texts(caps, ids=[c.meta.path for c in clips])
-        return TierResult(values=values, facts=[{"n_captions": len(_as_caption_list(c, ""))} for c in caps])
+        return TierResult(values=values, facts=[{"n_captions": len(as_caption_list(c, ""))} for c in caps])
 
     @staticmethod
     def _clip_captions(clip: Clip) -> object:
