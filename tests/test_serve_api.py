@@ -20,6 +20,7 @@ pytest.importorskip("fastapi", reason="the service needs the serve extra: pip in
 from fastapi.testclient import TestClient  # noqa: E402
 
 from tiermem.cli import app as cli_app  # noqa: E402
+from tiermem.errors import TiermemError  # noqa: E402
 from tiermem.serve.app import create_app  # noqa: E402
 from tiermem.serve.settings import ServeSettings  # noqa: E402
 from tiermem.video.samples import make_long_video  # noqa: E402
@@ -270,3 +271,10 @@ def test_page_and_its_files_ship_with_the_package(idle) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in page.text.replace('href="/docs"', "").split("<body>")[0]  # no CDN in the head
+
+
+def test_a_text_model_or_a_missing_one_is_refused_as_the_server_starts(tmp_path: Path) -> None:
+    with pytest.raises(TiermemError, match="memento10k-captions: a text model scores captions, which uploaded videos do not carry"):
+        ServeSettings(model="memento10k-captions", data=str(tmp_path)).check_model()
+    with pytest.raises(TiermemError, match="not a tiermem model"):
+        ServeSettings(model=str(tmp_path / "nope"), data=str(tmp_path)).check_model()

@@ -73,6 +73,11 @@ class ServeSettings:
 
     def check_model(self) -> None:
         """Refuse at once a model that is neither "zero-shot" nor a fitted model directory."""
+        from tiermem.models import SHIPPED_TEXT_MODELS
+
+        if self.model in SHIPPED_TEXT_MODELS:
+            raise TiermemError(f"{self.model}: a text model scores captions, which uploaded videos do not carry; "
+                               "score descriptions with `tiermem predict-text` or videos with `tiermem predict --captions`")
         if self.model != "zero-shot" and not (Path(self.model) / "pipeline.json").is_file():
             raise TiermemError(f"{self.model}: not a tiermem model (no pipeline.json) nor 'zero-shot'")
 
