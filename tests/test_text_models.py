@@ -165,3 +165,17 @@ def test_the_wheel_carries_the_shipped_models(tmp_path: Path) -> None:
                      for p in (REPO / "src" / "tiermem" / "models" / "shipped").rglob("*") if p.is_file())
     assert shipped and set(shipped) <= names
     assert {f"tiermem/models/shipped/{n}/model.json" for n in SHIPPED} <= names
+
+
+def test_the_demo_scores_each_sample_videos_description(memento: TextModel) -> None:
+    from rich.console import Console
+
+    from tiermem.demo import SAMPLE_DESCRIPTIONS, describe_samples
+
+    console = Console(record=True, width=120)
+    scored = describe_samples(console)
+    text = console.export_text()
+    expected = memento.predict_text(list(SAMPLE_DESCRIPTIONS.values()))
+    np.testing.assert_allclose(scored["score"], expected["score"], atol=1e-6)
+    for video, score in zip(SAMPLE_DESCRIPTIONS, scored["score"]):
+        assert video in text and f"{score:.3f}" in text

@@ -7,9 +7,12 @@
 4. score every clip zero-shot with the prior tier (no video-trained model ships offline);
 5. join the sample videos into one 32-s video and score it over time: every 3-s window,
    about a second apart, from one streaming pass (its timeline: peak, trough, hook);
-6. write `<out>/scores.csv`, `<out>/timeline.csv` and `<out>/report.html`, and print the tables.
+6. score a one-line description of each sample video with the shipped text model
+   `memento10k-captions` (trained on real Memento10k captions and labels);
+7. write `<out>/scores.csv`, `<out>/timeline.csv` and `<out>/report.html`, and print the tables.
 
-Every number shown is output of the pipeline on these clips; nothing is typed in.
+Every number shown is output of the pipeline on these clips; nothing is typed in but the
+descriptions, which say what each sample video shows.
 """
 
 from __future__ import annotations
@@ -145,11 +148,37 @@ def run_demo(
         written.append(out / "timeline.csv")
         write_csv_atomic(tl.table, written[-1])
 
-    console.rule("[bold]6. report")
+    describe_samples(console)
+
+    console.rule("[bold]7. report")
     report_path = write_demo_report(scores, facts_by_id=dict(zip(ids, facts)), store=store, out=out / "report.html",
                                     zero_shot=prior, timelines=[tl] if tl is not None else [])
     console.print(f"wrote {', '.join(map(str, written))} and {report_path}")
     return DemoResult(clips, [report], scores, scores_path, report_path, prior, tl)
+
+
+#: What each sample video shows, in the words of a Memento10k caption.
+SAMPLE_DESCRIPTIONS = {
+    "bigbuckbunny": "a large cartoon rabbit stands in a green meadow with butterflies",
+    "bikes": "cyclists ride past cars and buses on a busy city street",
+    "carphone": "a man talks on a phone while sitting in a moving car",
+}
+
+
+def describe_samples(console: Console) -> pd.DataFrame:
+    """Each sample video's description scored by the shipped `memento10k-captions` model."""
+    from tiermem.models import load
+
+    console.rule("[bold]6. description memorability (memento10k-captions, trained on real labels)")
+    model = load("memento10k-captions")
+    scored = model.predict_text(list(SAMPLE_DESCRIPTIONS.values()))
+    table = Table(title=model.description, box=box.SIMPLE_HEAD)
+    for col in ("video", "description", "score", "pct"):
+        table.add_column(col, justify="right" if col in ("score", "pct") else "left")
+    for video, row in zip(SAMPLE_DESCRIPTIONS, scored.itertuples(index=False)):
+        table.add_row(video, row.text, f"{row.score:.3f}", f"{row.percentile:.0f}")
+    console.print(table)
+    return scored
 
 
 def long_video_timeline(out: Path, console: Console) -> Timeline:
