@@ -15,7 +15,7 @@ from tiermem.model.losses import (
     mse,
     mse_tails,
     mse_to_spearman,
-    soft_rank,
+    sigmoid_rank,
     soft_spearman,
     spearman,
     tail_weights,
@@ -54,10 +54,10 @@ def test_hard_rank_matches_scipy_with_ties() -> None:
     np.testing.assert_allclose(hard_rank(x).numpy(), rankdata(x.numpy()))
 
 
-def test_soft_rank_tends_to_exact_ranks() -> None:
+def test_sigmoid_rank_tends_to_exact_ranks() -> None:
     x = torch.tensor([0.31, 0.12, 0.55, 0.97, 0.40])
     exact = rankdata(x.numpy())
-    errs = [np.abs(soft_rank(x, t).numpy() - exact).max() for t in (1.0, 0.1, 0.01, 0.001)]
+    errs = [np.abs(sigmoid_rank(x, t).numpy() - exact).max() for t in (1.0, 0.1, 0.01, 0.001)]
     assert errs == sorted(errs, reverse=True)  # monotone in the temperature
     assert errs[0] > 0.3  # a warm temperature really is soft
     assert errs[-1] < 1e-6

@@ -2,10 +2,14 @@
 
 Every loss has one signature, ``loss(pred, target, *, epoch=0, n_epochs=1) -> scalar``, so the
 training loop can schedule any of them (``mse_to_spearman`` is the only one that reads the
-epoch). ``torchsort`` does not build on our machines, so soft ranks are written in torch:
-the pairwise-sigmoid relaxation ``rank_i = 1 + sum_{j != i} sigmoid((x_i - x_j) / tau)``,
-which tends to the exact ranks of untied values as ``tau -> 0``. Its cost is O(B^2) per
-batch, negligible for the paper's batch of 32 and fine for a few thousand validation items.
+epoch). ``torchsort`` does not build on our machines, so soft ranks are written in torch,
+two ways (the Spearman losses' ``rank`` option):
+
+- ``"sigmoid"`` (default): the pairwise-sigmoid relaxation
+  ``rank_i = 1 + sum_{j != i} sigmoid((x_i - x_j) / tau)``, which tends to the exact ranks of
+  untied values as ``tau -> 0``; O(B^2) per batch, negligible for the paper's batch of 32;
+- ``"permutahedron"``: `soft_rank`, the l2 permutahedron projection torchsort computes
+  (Blondel et al. 2020; `tiermem.model.soft_rank`), with its regularisation ``strength``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from tiermem.model.soft_rank import soft_rank
 from tiermem.registry import Registry
 
 
@@ -65,7 +70,7 @@ def mse_tails(
     return torch.mean(tail_weights(target, c, p) * (pred - target) ** 2)
 
 
-def soft_rank(x: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
+def sigmoid_rank(x: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
     """Differentiable ranks (1-based) of a 1-D tensor by the pairwise-sigmoid relaxation.
 
     Differences are divided by ``temperature · std(x)`` so that the temperature means the same
@@ -93,9 +98,17 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum() / torch.sqrt((a * a).sum() * (b * b).sum() + 1e-12)
 
 
-def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
-    """Spearman correlation with soft ranks of `pred` and exact ranks of `target`."""
-    return _pearson(soft_rank(pred, temperature), hard_rank(target))
+RANKS = ("sigmoid", "permutahedron")
+
+
+def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01, rank: str = "sigmoid",
+                  strength: float = 1.0) -> torch.Tensor:
+    """Spearman correlation with soft ranks of `pred` (`rank`: sigmoid with `temperature`, or
+    permutahedron with `strength`) and exact ranks of `target`."""
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {', '.join(RANKS)}, got {rank!r}")
+    soft = sigmoid_rank(pred, temperature) if rank == "sigmoid" else soft_rank(pred, strength)
+    return _pearson(soft, hard_rank(target))
 
 
 @register_loss
@@ -106,9 +119,11 @@ def spearman(
     epoch: int = 0,
     n_epochs: int = 1,
     temperature: float = 0.01,
+    rank: str = "sigmoid",
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """``1 − soft Spearman``: 0 for a perfect ranking, 2 for a reversed one."""
-    return 1.0 - soft_spearman(pred, target, temperature)
+    return 1.0 - soft_spearman(pred, target, temperature, rank, strength)
 
 
 @register_loss
@@ -119,6 +134,8 @@ def mse_to_spearman(
     epoch: int = 0,
     n_epochs: int = 1,
     temperature: float = 0.01,
+    rank: str = "sigmoid",
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """``(1 − α)·MSE + α·(1 − soft Spearman)`` with ``α = epoch / (n_epochs − 1)``.
 
@@ -127,7 +144,7 @@ def mse_to_spearman(
     alpha = epoch / (n_epochs - 1) if n_epochs > 1 else 1.0
     loss = (1.0 - alpha) * mse(pred, target)
     if alpha > 0.0:
-        loss = loss + alpha * spearman(pred, target, temperature=temperature)
+        loss = loss + alpha * spearman(pred, target, temperature=temperature, rank=rank, strength=strength)
     return loss
 
 
@@ -152,6 +169,7 @@ __all__ = [
     "mse_tails",
     "mse_to_spearman",
     "register_loss",
+    "sigmoid_rank",
     "soft_rank",
     "soft_spearman",
     "spearman",
