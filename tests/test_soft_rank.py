@@ -38,6 +38,15 @@ def test_equals_the_direct_projection_row_by_row(strength: float) -> None:
     assert np.allclose(got.sum(axis=1), X.shape[1] * (X.shape[1] + 1) / 2)  # ranks always sum to n(n+1)/2
 
 
+def test_a_batch_of_rows_with_different_blocks_at_once() -> None:
+    """Rows pool differently (ties, runs, one block); solved together they equal each row alone."""
+    rng = np.random.default_rng(3)
+    batch = np.concatenate([rng.normal(size=(40, 33)), np.round(rng.uniform(size=(8, 33)), 1), np.sort(rng.normal(size=(2, 33)))])
+    for strength in (0.05, 1.0, 20.0):
+        got = soft_rank(torch.tensor(batch.reshape(5, 10, 33)), strength).numpy().reshape(50, 33)
+        np.testing.assert_allclose(got, np.stack([projection(x, strength) for x in batch]), atol=1e-10)
+
+
 def test_limits_hard_ranks_and_an_affine_map() -> None:
     np.testing.assert_allclose(soft_rank(torch.tensor(X[:1]), 1e-4).numpy()[0], rankdata(X[0]))
     big = 1e3  # every entry pools into one block: theta/eps - mean + (n + 1) / 2

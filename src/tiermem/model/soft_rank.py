@@ -12,30 +12,43 @@ its entries. As ε -> 0 no block pools and the ranks are exact; once ε exceeds 
 times n, everything pools into one block and soft_rank(θ) = θ/ε - mean(θ/ε) + (n + 1)/2, an
 affine map of θ (so Spearman on such ranks is Pearson correlation).
 
-Gradients: the blocks are found without gradient (they are locally constant in θ), and v is
+The blocks of every row are found together (`_pav_blocks`). Gradients: the blocks are found without gradient (they are locally constant in θ), and v is
 written as block means of θ_σ/ε - w in torch, so autograd gives the exact Jacobian of the
 projection wherever the blocks do not change.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
-def _pav_blocks(s: np.ndarray) -> np.ndarray:
-    """Block index of every entry of the decreasing isotonic regression of `s` (PAV)."""
-    sums: list[float] = []
-    counts: list[int] = []
-    for value in s:
-        sums.append(float(value))
-        counts.append(1)
-        # Merge while a block's mean exceeds the one before it (a violation of v_1 >= v_2 >= ...).
-        while len(sums) > 1 and sums[-2] / counts[-2] <= sums[-1] / counts[-1]:
-            last_sum, last_count = sums.pop(), counts.pop()
-            sums[-1] += last_sum
-            counts[-1] += last_count
-    return np.repeat(np.arange(len(counts)), counts)
+def _pav_blocks(s: torch.Tensor) -> torch.Tensor:
+    """Block index of every entry of the decreasing isotonic regression of each row of `s`.
+
+    Pool-adjacent-violators run on all rows and all blocks at once: every pass merges each
+    block whose mean is not below the next block's mean (a violation of v_1 >= v_2 >= ...)
+    with that next block. Merging adjacent violators in any order reaches the same unique
+    solution, so merging all of them in one pass is PAV; a pass is a few tensor operations
+    over the whole batch, and there are at most n passes (a handful in practice).
+    """
+    rows, n = s.shape
+    starts = torch.ones_like(s, dtype=torch.bool)  # True where an entry opens a block
+    offset = (n * torch.arange(rows, device=s.device))[:, None]
+    while True:
+        blocks = torch.cumsum(starts, dim=1) - 1
+        means = _block_means(s, blocks + offset)
+        merge = starts[:, 1:] & (means[:, :-1] <= means[:, 1:])
+        if not bool(merge.any()):
+            return blocks
+        starts[:, 1:] &= ~merge
+
+
+def _block_means(s: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Each entry replaced by the mean of its block (`ids`: block numbers unique across rows)."""
+    flat, size = ids.reshape(-1), s.numel()
+    sums = torch.zeros(size, dtype=s.dtype, device=s.device).index_add(0, flat, s.reshape(-1))
+    counts = torch.zeros(size, dtype=s.dtype, device=s.device).index_add(0, flat, torch.ones_like(s.reshape(-1)))
+    return (sums / counts.clamp(min=1))[flat].reshape(s.shape)
 
 
 def soft_rank(values: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -49,12 +62,9 @@ def soft_rank(values: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     order = torch.argsort(flat.detach(), dim=-1, descending=True)
     w = torch.arange(n, 0, -1, dtype=flat.dtype, device=flat.device)
     s = torch.gather(flat, -1, order) - w  # θ_σ/ε - w, row by row
-    blocks = np.stack([_pav_blocks(row) for row in s.detach().cpu().numpy()]) if n else np.zeros((len(flat), 0), int)
-    # Block means by a scatter over (row, block) ids: every row's blocks numbered apart.
-    ids = torch.as_tensor(blocks + n * np.arange(len(flat))[:, None], device=flat.device).reshape(-1)
-    sums = torch.zeros(len(flat) * n, dtype=flat.dtype, device=flat.device).index_add(0, ids, s.reshape(-1))
-    counts = torch.zeros(len(flat) * n, dtype=flat.dtype, device=flat.device).index_add(0, ids, torch.ones_like(s.reshape(-1)))
-    v = (sums / counts.clamp(min=1))[ids].reshape(s.shape)
+    with torch.no_grad():
+        blocks = _pav_blocks(s.detach())
+    v = _block_means(s, blocks + (n * torch.arange(len(flat), device=flat.device))[:, None])
     ranks_sorted = torch.gather(flat, -1, order) - v
     out = torch.empty_like(flat).scatter(-1, order, ranks_sorted)
     return out.reshape(values.shape)
