@@ -83,5 +83,5 @@ def test_head_trains_on_cuda_and_comes_back_on_the_cpu() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(256, 16)).astype(np.float32)
     y = 1 / (1 + np.exp(-X[:, 0]))
-    net, log, _ = train_mlp(X, y, hidden=(32,), device="cuda")
+    net, log, _, _ = train_mlp(X, y, hidden=(32,), device="cuda")
     assert next(net.parameters()).device.type == "cpu" and np.isfinite(log[-1].train_loss)

@@ -303,7 +303,7 @@ def test_targets_in_0_1_train_the_same_m3s_head_as_before() -> None:
     cfg = TrainConfig(epochs=3)
     head = M3SHead(hidden=(8,), train=cfg, early_stopping=0).fit(X, y)
     Xs = Standardiser().fit(X).transform(X).astype(np.float32)
-    net, _, _ = train_mlp(Xs, y, hidden=(8,), config=cfg, seed=0)
+    net, _, _, _ = train_mlp(Xs, y, hidden=(8,), config=cfg, seed=0)
     np.testing.assert_array_equal(head.predict(X), predict_mlp(net, Xs))
     assert head.target_scaling_.is_identity and "target_scaling" not in head.state_dict()
 

@@ -19,11 +19,17 @@ MIN_STD = 1e-12
 class Standardiser:
     """``(X - mean_) / scale_`` with the mean and standard deviation of the rows given to `fit`."""
 
-    def fit(self, X: np.ndarray) -> "Standardiser":
+    def fit(self, X: np.ndarray, columns: np.ndarray | None = None) -> "Standardiser":
+        """Statistics of `X`'s columns; with a boolean mask `columns`, only those are z-scored
+        and the others pass through unchanged (mean 0, scale 1)."""
         X = np.asarray(X, dtype=np.float64)
         self.mean_ = X.mean(axis=0)
         std = X.std(axis=0)
         self.scale_ = np.where(std > MIN_STD, std, 1.0)
+        if columns is not None:
+            keep = np.asarray(columns, dtype=bool)
+            self.mean_ = np.where(keep, self.mean_, 0.0)
+            self.scale_ = np.where(keep, self.scale_, 1.0)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -62,8 +62,9 @@ class AutoHead(Head):
             head.device = self.device  # type: ignore[attr-defined]
         return head
 
-    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "AutoHead":
-        """Choose by cross-validation on (X, y), then refit the choice on all of it."""
+    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None, watch=None) -> "AutoHead":
+        """Choose by cross-validation on (X, y), then refit the choice on all of it (`watch`: see
+        `Head.fit`; only the final fit watches)."""
         X, _ = self._check_fit_inputs(X, y, layout)
         y = np.asarray(y, dtype=np.float64).ravel()
         from sklearn.model_selection import KFold
@@ -71,8 +72,8 @@ class AutoHead(Head):
         self.cv_spearman_: dict[str, float] = {}
         if len(y) >= self.cv_below:
             self.chosen_ = "m3s"
-            self.head_ = self._candidate("m3s").fit(X, y, layout=self.layout_, progress=progress)
-            return self
+            self.head_ = self._candidate("m3s").fit(X, y, layout=self.layout_, progress=progress, watch=watch)
+            return self._watched()
         # Every fold must leave at least 3 videos to train on (a head's minimum).
         k = min(self.folds, len(y) // 3)
         folds = [held for _, held in KFold(k, shuffle=True, random_state=self.seed).split(X)] if k >= 2 else []
@@ -90,7 +91,14 @@ class AutoHead(Head):
             self.cv_spearman_[kind] = float(rho) if np.isfinite(rho) else -1.0
         # Too few videos to cross-validate, or no candidate judged: the closed-form ridge.
         self.chosen_ = max(CANDIDATES, key=lambda c: (self.cv_spearman_.get(c, -1.0), -CANDIDATES.index(c)))
-        self.head_ = self._candidate(self.chosen_).fit(X, y, layout=self.layout_, progress=progress)
+        self.head_ = self._candidate(self.chosen_).fit(X, y, layout=self.layout_, progress=progress, watch=watch)
+        return self._watched()
+
+    def _watched(self) -> "AutoHead":
+        """The kept candidate's scores of watched rows by epoch, when it has epochs."""
+        if hasattr(self.head_, "watched_"):
+            self.watched_ = self.head_.watched_
+            self.best_epochs_ = self.head_.best_epochs_
         return self
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

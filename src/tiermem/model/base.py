@@ -95,7 +95,11 @@ class Head:
         *,
         layout: Sequence[BlockLayout] | None = None,
         progress: Any = None,
+        watch: np.ndarray | None = None,
     ) -> "Head":
+        """Learn from (X, y). `watch`: rows of features a head trained by epochs scores after
+        every epoch without choosing anything by them (`watched_`: members x epochs x rows,
+        with `best_epochs_` the epochs kept); heads without epochs ignore it."""
         raise NotImplementedError
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -17,12 +17,17 @@ from tiermem.blocks import Block, JoinedBlocks, join_blocks
 from tiermem.errors import DataMismatchError
 from tiermem.metrics import Metrics, evaluate
 from tiermem.model.base import Head
+from tiermem.model.protocols import TwoProtocols, two_protocols
 from tiermem.splits import split_train_val
 
 
 @dataclass
 class FitResult:
-    """A fitted head with its figures on the training and validation splits."""
+    """A fitted head with its figures on the training and validation splits.
+
+    `val` is the honest validation figure; `validation` holds it beside the paper protocol's
+    (`tiermem.model.protocols`).
+    """
 
     head: Head
     train: Metrics
@@ -30,6 +35,7 @@ class FitResult:
     train_ids: np.ndarray
     val_ids: np.ndarray
     dropped: list[str] = field(default_factory=list)  # labelled ids absent from some block
+    validation: TwoProtocols | None = None
 
 
 def join_labels(
@@ -59,11 +65,12 @@ def fit_on_blocks(
     tr, va = split_train_val(len(joined.ids), val_fraction, seed)
     X = joined.X
     has_val = va.size > 0
-    # The validation split only measures: the M3-S head picks its epochs on an inner split.
-    head.fit(X[tr], y[tr], layout=joined.layout, progress=progress)
+    # The validation split only measures: the M3-S head picks its epochs on an inner split,
+    # and scores the validation videos after every epoch for the paper protocol's figure.
+    head.fit(X[tr], y[tr], layout=joined.layout, progress=progress, watch=X[va] if has_val else None)
     train_m = evaluate(y[tr], head.predict(X[tr]), n_resamples=n_resamples, seed=seed)
-    val_m = evaluate(y[va], head.predict(X[va]), n_resamples=n_resamples, seed=seed) if has_val else None
-    return FitResult(head, train_m, val_m, joined.ids[tr], joined.ids[va], joined.dropped)
+    both = two_protocols(head, X[va], y[va], n_resamples=n_resamples, seed=seed) if has_val else None
+    return FitResult(head, train_m, both.honest if both else None, joined.ids[tr], joined.ids[va], joined.dropped, both)
 
 
 def predict_on_blocks(

@@ -24,6 +24,10 @@ class M3SHead(Head):
     each member picks its best epoch on its own `early_stopping` share of the training
     videos, so together the members learn from every video (on 354-video subsets of
     VideoMem and Memento10k this alone was worth +0.01 to +0.02 Spearman).
+
+    `standardise` names the blocks whose columns are z-scored with the training statistics
+    (None: every block); the others go in raw, as the reference implementation feeds its
+    backbone embeddings and cluster one-hots.
     """
 
     kind = "m3s"
@@ -36,7 +40,9 @@ class M3SHead(Head):
         dropout: float = 0.0,
         train: TrainConfig | dict[str, Any] | None = None,
         early_stopping: float = 0.1,
+        standardise: Sequence[str] | None = None,
     ) -> None:
+        self.standardise = None if standardise is None else [str(b) for b in standardise]
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = float(dropout)
         self.train = TrainConfig.from_dict(train) if isinstance(train, dict) else (train or TrainConfig())
@@ -44,7 +50,7 @@ class M3SHead(Head):
 
     def get_params(self) -> dict[str, Any]:
         return {"hidden": list(self.hidden), "dropout": self.dropout, "train": self.train.to_dict(),
-                "early_stopping": self.early_stopping}
+                "early_stopping": self.early_stopping, "standardise": self.standardise}
 
     def check_params(self) -> None:
         self.train.validate()
@@ -55,19 +61,23 @@ class M3SHead(Head):
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise TiermemError(f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64")
 
-    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "M3SHead":
+    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None, watch=None) -> "M3SHead":
         """Train `train.ensemble` nets, each keeping its best epoch on an early-stopping split.
 
         That split is (X_val, y_val) when given; otherwise member k holds out its own seeded
         `early_stopping` share of the training videos (seed + 1 + k), so a validation set the
         caller reports on never picks the epoch (which would make its figure optimistic).
-        `early_stopping=0` trains all epochs on every video.
+        `early_stopping=0` trains all epochs on every video. `watch` (rows of features) is
+        scored after every epoch of every member, choosing nothing: `watched_` holds the
+        scores, shape (members, epochs, rows), for `tiermem.model.protocols`.
         """
         from tiermem.model.train import train_mlp
 
         X, y = self._check_fit_inputs(X, y, layout)
-        self.normaliser_ = Standardiser().fit(X)  # unsupervised: every training video's features
+        # Unsupervised: every training video's features, of the blocks to standardise.
+        self.normaliser_ = Standardiser().fit(X, self._standardised_columns())
         Xs = self.normaliser_.transform(X).astype(np.float32)
+        Xw = None if watch is None else self.normaliser_.transform(self._check_predict_input(watch)).astype(np.float32)
         given_val = X_val is not None and y_val is not None
         if given_val:
             Xv = self.normaliser_.transform(self._check_predict_input(X_val)).astype(np.float32)
@@ -76,6 +86,7 @@ class M3SHead(Head):
                 raise DataMismatchError(f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels")
         inner = not given_val and self.train.keep_best and round(len(y) * self.early_stopping) >= 3
         self.members_, self.history_, self.best_epochs_ = [], [], []
+        watched = []
         for k in range(self.train.ensemble):
             seed = self.train.seed + k
             if inner:
@@ -85,14 +96,23 @@ class M3SHead(Head):
                 Xk, yk, Xv, yv = Xs, y, None, None
             else:
                 Xk, yk = Xs, y
-            net, log, best = train_mlp(
+            net, log, best, scores = train_mlp(
                 Xk, yk, Xv, yv, hidden=self.hidden, dropout=self.dropout,
-                config=self.train, seed=seed, progress=progress, device=self.device,
+                config=self.train, seed=seed, progress=progress, device=self.device, watch=Xw,
             )
             self.members_.append(net)
             self.history_.append(log)
             self.best_epochs_.append(best)
+            watched.append(scores)
+        if watch is not None:
+            self.watched_ = self.target_scaling_.inverse(np.stack(watched))
         return self
+
+    def _standardised_columns(self) -> np.ndarray | None:
+        """Boolean mask of the columns to z-score (None: all of them)."""
+        if self.standardise is None:
+            return None
+        return np.concatenate([np.full(len(b.feature_names), b.name in self.standardise) for b in self.layout_])
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         from tiermem.model.train import predict_mlp

@@ -38,7 +38,7 @@ class RidgeHead(Head):
     def get_params(self) -> dict[str, Any]:
         return {"alphas": self.alphas, "clip": self.clip}
 
-    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None) -> "RidgeHead":
+    def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None, watch=None) -> "RidgeHead":
         """Fit on (X, y); validation data is not needed (alpha comes from LOO-CV on X)."""
         from sklearn.linear_model import RidgeCV
 

@@ -86,13 +86,17 @@ def train_mlp(
     seed: int | None = None,
     progress: Any = None,
     device: str = "cpu",
-) -> tuple[nn.Sequential, list[EpochLog], int]:
-    """Train one MLP on already-standardised `X`; return (net, per-epoch log, kept epoch).
+    watch: np.ndarray | None = None,
+) -> tuple[nn.Sequential, list[EpochLog], int, np.ndarray | None]:
+    """Train one MLP on already-standardised `X`; return (net, per-epoch log, kept epoch,
+    watched predictions).
 
     With validation data and ``keep_best``, the returned weights are those of the epoch with
-    the best validation Spearman; otherwise the last epoch's. `progress` is an optional
-    `rich.progress.Progress` to report epochs on. `device` ("cpu" or "cuda") holds the data
-    and the net while training; the net comes back on the CPU.
+    the best validation Spearman; otherwise the last epoch's. `watch` (standardised rows) is
+    scored after every epoch without choosing anything: the last item is those scores, one row
+    per epoch (None without `watch`). `progress` is an optional `rich.progress.Progress` to
+    report epochs on. `device` ("cpu" or "cuda") holds the data and the net while training;
+    the net comes back on the CPU.
     """
     cfg = config or TrainConfig()
     cfg.validate()
@@ -107,6 +111,7 @@ def train_mlp(
 
     n = Xt.shape[0]
     log: list[EpochLog] = []
+    watched: list[np.ndarray] = []
     with _torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_mlp(Xt.shape[1], hidden, dropout).to(device)
@@ -136,6 +141,8 @@ def train_mlp(
             lr = opt.param_groups[0]["lr"]
             sched.step()
             rho = _spearman(y_val, predict_mlp(net, X_val)) if has_val else math.nan
+            if watch is not None:
+                watched.append(predict_mlp(net, watch))
             log.append(EpochLog(epoch, total / max(count, 1), rho, lr))
             if has_val and cfg.keep_best and math.isfinite(rho) and rho > best_rho:
                 best_rho, best_epoch = rho, epoch
@@ -148,7 +155,7 @@ def train_mlp(
         else:
             best_epoch = cfg.epochs - 1
     net.eval()
-    return net.cpu(), log, best_epoch
+    return net.cpu(), log, best_epoch, np.stack(watched) if watch is not None else None
 
 
 __all__ = ["build_mlp", "predict_mlp", "train_mlp"]
