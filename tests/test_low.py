@@ -278,3 +278,29 @@ def test_real_sample_clips(fitted_low: LowTier, sample_clip_paths: list[Path]) -
         assert by_name["carphone_distorted_000"][sharpness] < by_name["carphone_pristine_000"][sharpness]
     # The cyclists pan and cut; the bunny shot is nearly still.
     assert by_name["bikes_000"]["flow_mean"] > 3 * by_name["bigbuckbunny_000"]["flow_mean"]
+
+
+def test_the_reference_variant(sample_clip_paths: list[Path]) -> None:
+    """Colour HOG as skimage's multichannel HOG, a whitened PCA of each clip's first frame, means only."""
+    frames = decode(sample_clip_paths[0], frames=3, size=64).frames
+    np.testing.assert_allclose(
+        hog_descriptors(frames),
+        np.stack([skimage_hog(f, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
+                              block_norm="L2-Hys", channel_axis=-1) for f in frames]),
+        atol=1e-6,
+    )
+    clips = [decode(p, frames=12, size=64) for p in sample_clip_paths] * 2  # 12 first frames
+    tier = LowTier(hog_colour=True, pca_whiten=True, pca_frames_per_clip=1, temporal_std=False, extras=False,
+                   pca_components=5).fit(clips)
+    assert tier.hog_pca_frames_ == 12
+    assert tier.feature_names == ["brightness_mean", "contrast_mean", "blurriness_mean", "flow_mean",
+                                  *[f"hog_pca_{k}_mean" for k in range(5)], "size_orig"]
+    first = np.stack([c.frames[0] for c in clips])
+    projected = (hog_descriptors(first) - tier.hog_pca_mean_) @ tier.hog_pca_components_.T
+    np.testing.assert_allclose(projected.var(axis=0, ddof=1), 1.0, rtol=1e-3)  # whitened on the fitting frames
+    plain = dict(zip(LowTier().feature_names, LowTier().fit(clips).transform(clips[0]).tolist()))
+    variant = dict(zip(tier.feature_names, tier.transform(clips[0]).tolist()))
+    for name in ("brightness_mean", "contrast_mean", "blurriness_mean", "flow_mean", "size_orig"):
+        assert variant[name] == pytest.approx(plain[name], rel=1e-6)
+    assert LowTier().config_hash() != tier.config_hash()
+    assert "hog_colour" not in LowTier().config  # the default tier keeps its cache key

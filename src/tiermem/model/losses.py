@@ -15,10 +15,12 @@ two ways (the Spearman losses' ``rank`` option):
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Protocol
 
 import torch
 
+from tiermem.errors import TiermemError
 from tiermem.model.soft_rank import soft_rank
 from tiermem.registry import Registry
 
@@ -46,13 +48,17 @@ def l1(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: in
     return torch.mean(torch.abs(pred - target))
 
 
-def tail_weights(target: torch.Tensor, c: float = 5.0, p: float = 1.0) -> torch.Tensor:
-    """Weights ``1 + c·|m − mean(m)|^p`` normalised to mean 1 (``m`` = target scores).
+def tail_weights(target: torch.Tensor, c: float = 5.0, p: float = 1.0, centre: float | None = None) -> torch.Tensor:
+    """Weights ``1 + c·|m − centre|^p`` normalised to mean 1 (``m`` = target scores; `centre`
+    None: the batch mean).
 
-    The paper's Memento10k loss: videos far from the batch mean (very memorable or very
-    forgettable) get more weight, so the head does not regress everything to the mean.
+    The paper's Memento10k loss: videos far from the centre (very memorable or very
+    forgettable) get more weight, so the head does not regress everything to the mean. The
+    reference code uses c = 2, p = 4 and the fixed Memento10k mean 0.80099, which keeps every
+    weight within about 1.00-1.05; tiermem's default (c = 5, p = 1, batch mean) reaches ~2.5.
     """
-    w = 1.0 + c * torch.abs(target - target.mean()) ** p
+    middle = target.mean() if centre is None else centre
+    w = 1.0 + c * torch.abs(target - middle) ** p
     return w / w.mean()
 
 
@@ -65,9 +71,10 @@ def mse_tails(
     n_epochs: int = 1,
     c: float = 5.0,
     p: float = 1.0,
+    centre: float | None = None,
 ) -> torch.Tensor:
     """MSE weighted by `tail_weights` of the targets."""
-    return torch.mean(tail_weights(target, c, p) * (pred - target) ** 2)
+    return torch.mean(tail_weights(target, c, p, centre) * (pred - target) ** 2)
 
 
 def sigmoid_rank(x: torch.Tensor, temperature: float = 0.01) -> torch.Tensor:
@@ -99,16 +106,25 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 RANKS = ("sigmoid", "permutahedron")
+#: How the targets are ranked: exactly (tiermem), or by the same soft rank as the predictions
+#: (the reference code soft-ranks both).
+TARGET_RANKS = ("hard", "soft")
 
 
 def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01, rank: str = "sigmoid",
-                  strength: float = 1.0) -> torch.Tensor:
+                  strength: float = 1.0, target_rank: str = "hard") -> torch.Tensor:
     """Spearman correlation with soft ranks of `pred` (`rank`: sigmoid with `temperature`, or
-    permutahedron with `strength`) and exact ranks of `target`."""
+    permutahedron with `strength`) and exact ranks of `target` (``target_rank="soft"``: the
+    same soft rank as `pred`)."""
     if rank not in RANKS:
         raise ValueError(f"rank must be one of {', '.join(RANKS)}, got {rank!r}")
-    soft = sigmoid_rank(pred, temperature) if rank == "sigmoid" else soft_rank(pred, strength)
-    return _pearson(soft, hard_rank(target))
+    if target_rank not in TARGET_RANKS:
+        raise ValueError(f"target_rank must be one of {', '.join(TARGET_RANKS)}, got {target_rank!r}")
+
+    def ranks(x: torch.Tensor) -> torch.Tensor:
+        return sigmoid_rank(x, temperature) if rank == "sigmoid" else soft_rank(x, strength)
+
+    return _pearson(ranks(pred), hard_rank(target) if target_rank == "hard" else ranks(target))
 
 
 @register_loss
@@ -121,9 +137,14 @@ def spearman(
     temperature: float = 0.01,
     rank: str = "sigmoid",
     strength: float = 1.0,
+    target_rank: str = "hard",
+    weight: float = 1.0,
 ) -> torch.Tensor:
-    """``1 − soft Spearman``: 0 for a perfect ranking, 2 for a reversed one."""
-    return 1.0 - soft_spearman(pred, target, temperature, rank, strength)
+    """``weight · (1 − soft Spearman)``: 0 for a perfect ranking, 2·weight for a reversed one.
+
+    The reference code's ``−ρ/100`` is ``weight=0.01`` up to a constant (same gradients).
+    """
+    return weight * (1.0 - soft_spearman(pred, target, temperature, rank, strength, target_rank))
 
 
 @register_loss
@@ -136,21 +157,36 @@ def mse_to_spearman(
     temperature: float = 0.01,
     rank: str = "sigmoid",
     strength: float = 1.0,
+    target_rank: str = "hard",
+    weight: float = 1.0,
 ) -> torch.Tensor:
-    """``(1 − α)·MSE + α·(1 − soft Spearman)`` with ``α = epoch / (n_epochs − 1)``.
+    """``(1 − α)·MSE + α·weight·(1 − soft Spearman)`` with ``α = epoch / (n_epochs − 1)``.
 
     The paper's VideoMem loss: learn the scale first, then move to ranking.
     """
     alpha = epoch / (n_epochs - 1) if n_epochs > 1 else 1.0
     loss = (1.0 - alpha) * mse(pred, target)
     if alpha > 0.0:
-        loss = loss + alpha * spearman(pred, target, temperature=temperature, rank=rank, strength=strength)
+        loss = loss + alpha * spearman(pred, target, temperature=temperature, rank=rank, strength=strength,
+                                       target_rank=target_rank, weight=weight)
     return loss
 
 
+def loss_parameters(name: str) -> list[str]:
+    """The parameters a loss takes beyond the shared signature (e.g. ``c, p, centre``)."""
+    shared = {"pred", "target", "epoch", "n_epochs"}
+    return [p for p in inspect.signature(_LOSSES.get(name)).parameters if p not in shared]
+
+
 def get_loss(name: str, **params: Any) -> Loss:
-    """The loss registered as `name`, with its keyword parameters bound (e.g. ``c=5, p=1``)."""
+    """The loss registered as `name`, with its keyword parameters bound (e.g. ``c=5, p=1``);
+    a parameter the loss does not take is refused."""
     fn = _LOSSES.get(name)
+    known = loss_parameters(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        takes = ", ".join(known) or "none"
+        raise TiermemError(f"loss {name} takes no parameter {', '.join(unknown)} (its parameters: {takes})")
     return functools.partial(fn, **params) if params else fn
 
 
@@ -165,6 +201,7 @@ __all__ = [
     "hard_rank",
     "l1",
     "list_losses",
+    "loss_parameters",
     "mse",
     "mse_tails",
     "mse_to_spearman",

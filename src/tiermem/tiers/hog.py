@@ -17,18 +17,30 @@ HOG_CELL = 8
 HOG_EPS = 1e-5  # skimage's L2-Hys epsilon
 
 
-def hog_descriptors(grey: np.ndarray) -> np.ndarray:
-    """HOG of every frame at once: (T, H, W) -> (T, D), equal to skimage.feature.hog per frame.
-
-    9 unsigned orientations with hard binning, 8x8 cells (magnitude sums / 64), 2x2-cell blocks
-    with L2-Hys normalisation, blocks in row-major order — skimage's defaults and layout.
-    """
-    g = grey.astype(np.float32, copy=False)
-    t, h, w = g.shape
+def _gradients(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences along rows and columns of (T, H, W[, C]) frames, 0 at the borders."""
     g_row = np.zeros_like(g)
     g_col = np.zeros_like(g)
     g_row[:, 1:-1] = g[:, 2:] - g[:, :-2]
     g_col[:, :, 1:-1] = g[:, :, 2:] - g[:, :, :-2]
+    return g_row, g_col
+
+
+def hog_descriptors(frames: np.ndarray) -> np.ndarray:
+    """HOG of every frame at once: (T, H, W) grey or (T, H, W, C) colour -> (T, D), equal to
+    skimage.feature.hog per frame (colour: ``channel_axis=-1``, each pixel's gradient taken
+    from the channel where its magnitude is largest).
+
+    9 unsigned orientations with hard binning, 8x8 cells (magnitude sums / 64), 2x2-cell blocks
+    with L2-Hys normalisation, blocks in row-major order — skimage's defaults and layout.
+    """
+    g = frames.astype(np.float32, copy=False)
+    g_row, g_col = _gradients(g)
+    if g.ndim == 4:
+        strongest = np.argmax(g_row * g_row + g_col * g_col, axis=-1)[..., None]
+        g_row = np.take_along_axis(g_row, strongest, axis=-1)[..., 0]
+        g_col = np.take_along_axis(g_col, strongest, axis=-1)[..., 0]
+    t, h, w = g_row.shape
     n_rows, n_cols = h // HOG_CELL, w // HOG_CELL
     g_row = g_row[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
     g_col = g_col[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]

@@ -68,6 +68,8 @@ from tiermem.video.clip import Clip, VideoMeta
 FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "detail_share", "flow")
 #: Per-video features, reported once.
 VIDEO_FEATURES = ("size_orig", "cut_rate")
+#: Features tiermem adds to the paper's (left out with ``extras=False``).
+EXTRA_FEATURES = ("saturation", "colourfulness", "detail_share", "cut_rate")
 
 #: Per-frame statistics computed in one pass over a frame ("stats"), in this order.
 STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "detail_share")
@@ -166,6 +168,14 @@ class LowTier(FrameTier):
         cut_threshold: histogram distance between consecutive sampled frames that is a cut. In
             the sample clips the three hard cuts score 0.25, 0.33 and 0.70 (the 0.25 one is
             taxi -> bus right at the start of bikes_001), motion within a shot at most 0.16.
+        hog_colour: HOG of the RGB frame (skimage's multichannel HOG) instead of the grey one.
+        pca_whiten: scale each HOG PCA axis to unit variance on the fitting frames.
+        temporal_std: report each per-frame feature's temporal std beside its mean.
+        extras: keep the features the paper does not have (saturation, colourfulness,
+            detail_share, cut_rate).
+        The M3-S reference variant (`tiermem.presets`): hog_colour, pca_whiten,
+        pca_frames_per_clip=1 (the first frame of each training video), no temporal std, no
+        extras: 15 features.
     """
 
     name: ClassVar[str] = "low"
@@ -189,8 +199,18 @@ class LowTier(FrameTier):
         flow_preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
         blur_cutoff: float = 0.1,
         cut_threshold: float = 0.2,
+        hog_colour: bool = False,
+        pca_whiten: bool = False,
+        temporal_std: bool = True,
+        extras: bool = True,
     ) -> None:
+        # The reference variant's switches enter `config` (hence the cache key) only when set,
+        # so features cached with the defaults keep their key.
+        variant = {k: v for k, v in (("hog_colour", hog_colour), ("pca_whiten", pca_whiten),
+                                     ("temporal_std", temporal_std), ("extras", extras))
+                   if v != {"temporal_std": True, "extras": True}.get(k, False)}
         super().__init__(
+            **variant,
             hog_stride=hog_stride,
             pca_components=pca_components,
             pca_frames_per_clip=pca_frames_per_clip,
@@ -208,13 +228,26 @@ class LowTier(FrameTier):
         self.flow_preset = flow_preset
         self.blur_cutoff = blur_cutoff
         self.cut_threshold = cut_threshold
+        self.hog_colour = bool(hog_colour)
+        self.pca_whiten = bool(pca_whiten)
+        self.temporal_std = bool(temporal_std)
+        self.extras = bool(extras)
         self._hash: str | None = None
         self._timings: dict[str, float] | None = None
 
     @property
+    def _frame_features(self) -> list[str]:
+        named = [n for n in FRAME_FEATURES if self.extras or n not in EXTRA_FEATURES]
+        return named + [f"hog_pca_{k}" for k in range(self.pca_components)]
+
+    @property
+    def _video_features(self) -> list[str]:
+        return [n for n in VIDEO_FEATURES if self.extras or n not in EXTRA_FEATURES]
+
+    @property
     def feature_names(self) -> list[str]:
-        per_frame = list(FRAME_FEATURES) + [f"hog_pca_{k}" for k in range(self.pca_components)]
-        return [f"{n}_{s}" for n in per_frame for s in ("mean", "std")] + list(VIDEO_FEATURES)
+        stats = ("mean", "std") if self.temporal_std else ("mean",)
+        return [f"{n}_{s}" for n in self._frame_features for s in stats] + self._video_features
 
     def check_saved_features(self, names: Sequence[str]) -> str | None:
         if list(names) == self.feature_names:
@@ -246,7 +279,7 @@ class LowTier(FrameTier):
                     f"for HOG, got {clip.frames.shape[2]}x{clip.frames.shape[1]}"
                 )
             keep = np.unique(np.linspace(0, clip.num_frames - 1, per_clip).round().astype(int))
-            rows = hog_descriptors(grey_frames(clip.frames[keep]))
+            rows = hog_descriptors(self._hog_input(clip.frames[keep]))
             buffer.append(rows)
             buffered += len(rows)
             # Keep at least `pca_components` rows back so the last batch is never too small.
@@ -265,8 +298,11 @@ class LowTier(FrameTier):
             seen += buffered
         if not seen:
             raise TiermemError("low tier: fit got no clips (the HOG PCA needs a training corpus)")
+        components = pca.components_
+        if self.pca_whiten:  # unit variance along every axis on the fitting frames
+            components = components / np.sqrt(np.maximum(pca.explained_variance_, 1e-12))[:, None]
         self.hog_pca_mean_ = pca.mean_.astype(np.float32)
-        self.hog_pca_components_ = pca.components_.astype(np.float32)
+        self.hog_pca_components_ = components.astype(np.float32)
         self.hog_pca_frames_ = seen
         self._hash = None
         return self
@@ -335,7 +371,7 @@ class LowTier(FrameTier):
             with clock("blurriness"):
                 blur = fft_blurriness(frames)
             with clock("hog"):
-                hog = (hog_descriptors(grey) - self.hog_pca_mean_) @ self.hog_pca_components_.T
+                hog = (hog_descriptors(self._hog_input(frames, grey)) - self.hog_pca_mean_) @ self.hog_pca_components_.T
             return np.concatenate([blur[:, None], hog], axis=1).astype(np.float32)
         with clock("colour"):
             colour = colour_features(frames)
@@ -345,6 +381,12 @@ class LowTier(FrameTier):
             detail = detail_share(grey, self.blur_cutoff)
         columns = {**colour, "contrast": spread, "detail_share": detail}
         return np.stack([columns[n] for n in STAT_FEATURES], axis=1).astype(np.float32)
+
+    def _hog_input(self, frames: np.ndarray, grey: np.ndarray | None = None) -> np.ndarray:
+        """The frames HOG reads: RGB with `hog_colour`, else grey."""
+        if self.hog_colour:
+            return frames
+        return grey if grey is not None else grey_frames(frames)
 
     def per_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         clock = _Clock(self._timings)
@@ -364,12 +406,13 @@ class LowTier(FrameTier):
         per_frame.update({f"hog_pca_{k}": texture[:, 1 + k] for k in range(self.pca_components)})
         values = [
             stat
-            for name in list(FRAME_FEATURES) + [f"hog_pca_{k}" for k in range(self.pca_components)]
-            for stat in (float(np.mean(per_frame[name])), float(np.std(per_frame[name])))
+            for name in self._frame_features
+            for stat in (float(np.mean(per_frame[name])), float(np.std(per_frame[name])))[: 1 + self.temporal_std]
         ]
         cuts = np.flatnonzero(motion[:, 1] > self.cut_threshold)
         duration = meta.duration
-        values += [meta.video_bytes_per_second, len(cuts) / duration if duration > 0 else 0.0]
+        video = {"size_orig": meta.video_bytes_per_second, "cut_rate": len(cuts) / duration if duration > 0 else 0.0}
+        values += [video[n] for n in self._video_features]
         facts = {"cuts_at": [round(float(times[i + 1]), 2) for i in cuts]} if len(cuts) else {}
         return np.asarray(values, dtype=np.float32), facts
 
