@@ -159,6 +159,32 @@ def test_dbscan_finds_the_blobs_and_assigns_new_videos(blobs, fitted_dbscan):
     assert summary["n_clusters"] == 4 and summary["eps"] == est.eps_ > 0
 
 
+def test_dbscan_reference_options_fixed_eps_and_noise_in_the_last_cluster(blobs, tmp_path):
+    """The reference's choices: random-init t-SNE with lr 200 on whitened PCA, a fixed eps, and
+    its one-hot bug (noise marked in the last cluster's column)."""
+    X, _, _ = blobs
+    outliers = np.random.default_rng(5).uniform(-40, 40, (12, 20))  # scattered: DBSCAN noise
+    context = np.concatenate([X, outliers])
+    options = dict(source="high", standardize=False, whiten=True, tsne_init="random", tsne_learning_rate=200.0,
+                   min_samples=5, hidden_layer_sizes=(100,), random_state=0)
+    own = get_distinctiveness("dbscan", eps=30.0, **options)  # t-SNE spreads these 412 videos over ~400 units
+    bug = get_distinctiveness("dbscan", eps=30.0, noise_column="last-cluster", **options)
+    F_own, F_bug = own.fit_transform(context), bug.fit_transform(context)
+    assert own.eps_ == bug.eps_ == 30.0 and own.summary()["eps_from"] == "fixed"
+    k = own.n_clusters_
+    noise = F_own[:, -1] == 1
+    assert k >= 4 and noise.any()
+    assert F_own.shape == (len(context), k + 1) and F_bug.shape == (len(context), k)
+    assert bug.feature_names == [f"dbscan_high_cluster_{i}" for i in range(k)]
+    # Noise rows carry the last cluster's one-hot; cluster rows are unchanged.
+    np.testing.assert_array_equal(F_bug[noise], np.eye(k)[[k - 1] * int(noise.sum())])
+    np.testing.assert_array_equal(F_bug[~noise], F_own[~noise, :k])
+    loaded = Distinctiveness.load(bug.save(tmp_path / "bug.npz"))
+    np.testing.assert_array_equal(loaded.transform(outliers), bug.transform(outliers))
+    with pytest.raises(TiermemError, match="noise_column must be one of own, last-cluster"):
+        get_distinctiveness("dbscan", noise_column="first")
+
+
 # -- state -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["knn", "kde", "cosine", "dbscan"])
 def test_save_load_round_trip_is_identical(method, tmp_path, blobs, fitted_dbscan):

@@ -16,10 +16,14 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.errors import TiermemError
 from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
 
 logger = logging.getLogger(__name__)
+
+#: Where a noise video is marked: a column of its own, or the last cluster's (the reference's bug).
+NOISE_COLUMNS = ("own", "last-cluster")
 
 
 def knee_eps(X: np.ndarray, min_samples: int) -> float:
@@ -65,19 +69,37 @@ class DBSCANDistinctiveness(Distinctiveness):
     paper does), not a leave-one-out value; new videos get the classifier's assignment, whose
     agreement with those labels on the context is `classifier_accuracy_` (0.99-1.00 on
     realbench).
+
+    The reference code's choices are options (`tiermem.presets`, ``m3s-reference``): a fixed
+    `eps`, t-SNE on the `whiten`-ed PCA scores with ``tsne_init="random"`` and
+    ``tsne_learning_rate=200``, and ``noise_column="last-cluster"``, which reproduces its bug:
+    one-hot columns for the clusters only, with noise marked in the last cluster's column
+    (``np.eye(k + 1)[label]`` at label -1). The default gives noise a column of its own.
     """
 
     method = "dbscan"
     _PARAMS = (
         "source", "n_components", "standardize", "tsne_components", "perplexity", "min_samples",
-        "hidden_layer_sizes", "max_iter", "random_state",
+        "hidden_layer_sizes", "max_iter", "random_state", "eps", "whiten", "tsne_init", "tsne_learning_rate",
+        "noise_column",
     )
 
     def __init__(
         self, source: str = "mid", n_components: int = 10, standardize: bool = True,
         tsne_components: int = 3, perplexity: float = 30.0, min_samples: int | None = None,
         hidden_layer_sizes: tuple[int, ...] = (64,), max_iter: int = 500, random_state: int = 0,
+        eps: float | None = None, whiten: bool = False, tsne_init: str = "pca", tsne_learning_rate: float | str = "auto",
+        noise_column: str = "own",
     ) -> None:
+        if noise_column not in NOISE_COLUMNS:
+            raise TiermemError(f"dbscan: noise_column must be one of {', '.join(NOISE_COLUMNS)}, got {noise_column!r}")
+        if eps is not None and not eps > 0:
+            raise TiermemError(f"dbscan: eps must be > 0, got {eps}")
+        self.eps = eps
+        self.whiten = bool(whiten)
+        self.tsne_init = tsne_init
+        self.tsne_learning_rate = tsne_learning_rate
+        self.noise_column = noise_column
         self.source = source
         self.n_components = n_components
         self.standardize = standardize
@@ -103,11 +125,11 @@ class DBSCANDistinctiveness(Distinctiveness):
         Z = self.projection_.fit_transform(X, self.random_state)
         perplexity = min(float(self.perplexity), (len(Z) - 1) / 3.0)
         self.embedding_ = TSNE(
-            n_components=self.tsne_components, perplexity=perplexity, init="pca",
-            learning_rate="auto", random_state=self.random_state,
-        ).fit_transform(Z)
+            n_components=self.tsne_components, perplexity=perplexity, init=self.tsne_init,
+            learning_rate=self.tsne_learning_rate, random_state=self.random_state,
+        ).fit_transform(self.projection_.whiten(Z) if self.whiten else Z)
         min_samples = self._min_samples()
-        self.eps_ = knee_eps(self.embedding_, min_samples)
+        self.eps_ = float(self.eps) if self.eps is not None else knee_eps(self.embedding_, min_samples)
         labels = DBSCAN(eps=self.eps_, min_samples=min_samples).fit_predict(self.embedding_)
         self.n_clusters_ = int(labels.max() + 1)
         target = np.where(labels < 0, self.n_clusters_, labels)  # noise is the last class
@@ -154,8 +176,14 @@ class DBSCANDistinctiveness(Distinctiveness):
         idx = (logits[:, 0] > 0).astype(int) if logits.shape[1] == 1 else np.argmax(logits, axis=1)
         return self.classes_[idx]
 
+    @property
+    def _noise_own_column(self) -> bool:
+        return self.noise_column == "own" or self.n_clusters_ == 0
+
     def _one_hot(self, target: np.ndarray) -> np.ndarray:
-        return np.eye(self.n_clusters_ + 1)[target]
+        if self._noise_own_column:
+            return np.eye(self.n_clusters_ + 1)[target]
+        return np.eye(self.n_clusters_)[np.minimum(target, self.n_clusters_ - 1)]  # the reference's bug
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         return self._one_hot(self._assign(self.projection_.transform(X)))
@@ -163,14 +191,14 @@ class DBSCANDistinctiveness(Distinctiveness):
     def _score(self, F: np.ndarray) -> np.ndarray:
         share = self.cluster_share_.copy()
         share[-1] = 0.0  # noise: nobody to blend in with
-        return 1.0 - F @ share
+        return 1.0 - F @ share[: F.shape[1]]
 
     def _names(self) -> list[str]:
-        return [f"cluster_{i}" for i in range(self.n_clusters_)] + ["noise"]
+        return [f"cluster_{i}" for i in range(self.n_clusters_)] + (["noise"] if self._noise_own_column else [])
 
     def _summary(self) -> dict[str, Any]:
         return {
-            "eps": self.eps_, "min_samples": self._min_samples(), "n_clusters": self.n_clusters_,
+            "eps": self.eps_, "eps_from": "fixed" if self.eps is not None else "knee", "min_samples": self._min_samples(), "n_clusters": self.n_clusters_,
             "noise_share": self.noise_share_, "classifier_accuracy": self.classifier_accuracy_,
             "classifier_converged": self.classifier_converged_,
         }
