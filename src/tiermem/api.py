@@ -26,6 +26,7 @@ def fit(
     tiers: Sequence[str] = ("low", "mid"),
     distinct: Sequence[str] = (),
     head: str = "auto",
+    preset: str = "m3s",
     workers: int = 1,
     engine: str | Engine = "local",
     device: str | None = None,
@@ -38,13 +39,33 @@ def fit(
     `PipelineConfig` field (``head_params``, ``frames``, ``distinct_params``, ...). Then
     `tiermem.evaluate(pipeline, dataset)` measures it and `pipeline.save(dir)` writes it.
 
+    `preset` (`tiermem.presets`) makes a whole set of choices: ``"m3s-reference"`` those of the
+    M3-S reference code for this dataset (its head settings, low-tier variant, DBSCAN on the
+    mid and high tiers); `head`, `distinct` and config fields given here win over it.
+
         >>> ds = tiermem.read_dataset("memento10k", "data/memento10k")
         >>> model = tiermem.fit(ds, cache="features/", tiers=["low", "mid"], head="ridge")
+        >>> paper = tiermem.fit(ds, cache="features/", tiers=["low", "mid", "high"], preset="m3s-reference")
     """
+    from tiermem.model.options import HeadOptions
+    from tiermem.presets import get_preset
+
     target = target or dataset.default_target
     if target is None:
         raise TiermemError(f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})")
-    cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, **config)
+    chosen = get_preset(preset, dataset.name)
+    if chosen.head and "head_params" not in config:
+        options = HeadOptions(head=head, preset=chosen.name, seed=int(config.get("seed", 0))).with_preset()
+        head, config["head_params"] = options.head, options.params()
+    extra = chosen.pipeline_config(list(tiers))
+    if extra:
+        given = config.get("tier_config", {})
+        config["tier_config"] = {t: {**extra["tier_config"].get(t, {}), **given.get(t, {})} for t in {*extra["tier_config"], *given}}
+        if not distinct and "distinct" in extra:
+            distinct = extra["distinct"]
+            config.setdefault("distinct_source", extra["distinct_source"])
+            config.setdefault("distinct_params", extra["distinct_params"])
+    cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, preset=chosen.name, **config)
     return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, device=device, console=console)
 
 

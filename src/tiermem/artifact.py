@@ -57,7 +57,7 @@ def _write(pipe: "Pipeline", d: Path) -> None:
             shutil.copy2(src, d / "tiers" / src.name)
     (d / "distinct").mkdir()
     for est in pipe.distinct_:
-        est.save(d / "distinct" / f"{est.method}.npz")
+        est.save(d / "distinct" / pipe.config.distinct_file(est.method, est.source))
     pipe.head_.save(d / "head")
     arrays = {"baseline": pipe.baseline_, "train_predictions": pipe.train_predictions_,
               "train_scores": pipe.train_scores_}
@@ -79,7 +79,7 @@ def _write(pipe: "Pipeline", d: Path) -> None:
         "versions": library_versions(),
         "config": asdict(pipe.config),
         "layout": [b.to_dict() for b in pipe.layout_],
-        "distinct": [est.method for est in pipe.distinct_],
+        "distinct": list(dict.fromkeys(est.method for est in pipe.distinct_)),
         "maps": sorted(maps),
         "evaluation": ev.metrics if ev is not None else None,
         "clip_seconds": pipe.clip_seconds_,
@@ -190,13 +190,13 @@ def _read_parts(pipe: "Pipeline", d: Path, maps: list[str]) -> dict[str, tuple[n
         raise ArtifactError(f"{d / 'head' / CONFIG_FILE}: the head's blocks and columns differ from {META_FILE}'s layout")
     width = {b.name: len(b.feature_names) for b in pipe.layout_}
     pipe.distinct_ = []
-    for method in cfg.distinct:
-        path = d / "distinct" / f"{method}.npz"
+    for method, source, _ in cfg.distinct_contexts():
+        path = d / "distinct" / cfg.distinct_file(method, source)
         est = Distinctiveness.load(path)
-        if est.method != method or est.source != cfg.distinct_source or est.n_features_in_ != width.get(est.source):
+        if est.method != method or est.source != source or est.n_features_in_ != width.get(est.source):
             raise ArtifactError(
                 f"{path}: a {est.method} context of {est.n_features_in_} {est.source} features; the model "
-                f"uses {method} on its {width.get(cfg.distinct_source)} {cfg.distinct_source} features"
+                f"uses {method} on its {width.get(source)} {source} features"
             )
         pipe.distinct_.append(est)
     if cfg.distinct and sum(len(est.feature_names) for est in pipe.distinct_) != width[DISTINCT_BLOCK]:

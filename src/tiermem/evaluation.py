@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 class PipelineEvaluation:
     """Figures and examples of one evaluation.
 
-    - `metrics`: n_train, n_val (n_test), the val (test) metrics as dicts, failed, dropped;
+    - `metrics`: n_train, n_val (n_test), the val (test) metrics as dicts, failed, dropped, and
+      `validation`: the validation figure under both protocols (`tiermem.model.protocols`);
     - `predictions`: validation videos with video_id, path, true, score, contrib_<block>;
     - `facts`: what the tiers saw in each validation video, in the same order;
     - `ablation`: one row per tier set and head (None when not run);
@@ -64,6 +65,7 @@ def evaluate_pipeline(
     """
     from tiermem.ablation import ablate_matrix, tier_ablation_frame
     from tiermem.maps import tsne_maps
+    from tiermem.model.protocols import refit_watching, two_protocols
     from tiermem.model.registry import get_head
 
     training = getattr(pipeline, "training_", None)
@@ -100,6 +102,9 @@ def evaluate_pipeline(
         "dropped": training.dropped + [str(v) for v in ids[splits.val] if v not in kept],
         "val": evaluate(y_va, pipeline.head_.predict(X_va)).to_dict() if len(y_va) >= 3 else None,
     }
+    if len(y_va) >= 3:  # the paper protocol's figure: the same training, epochs picked on validation
+        watcher = refit_watching(pipeline.head_, training.X, training.y, X_va, pipeline.layout_)
+        metrics["validation"] = two_protocols(watcher, X_va, y_va).to_dict()
     if splits.test.any():
         te_ids, X_te = pipeline.features(store_dir, list(ids[splits.test]), on_missing="drop")
         if len(te_ids) >= 3:

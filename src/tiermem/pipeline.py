@@ -72,6 +72,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
     "ablate": (lambda v: isinstance(v, bool), "true or false"),
+    "preset": (lambda v: isinstance(v, str) and bool(v), "a preset name"),
 }
 
 
@@ -93,6 +94,25 @@ class PipelineConfig:
     val_fraction: float = 0.1
     seed: int = 0
     ablate: bool = True
+    preset: str = "m3s"  # the `tiermem.presets` entry the other fields were set from (a record)
+
+    @property
+    def distinct_sources(self) -> list[str]:
+        """The tiers distinctiveness is measured on: `distinct_source` may name several, "mid,high"."""
+        return [s.strip() for s in self.distinct_source.split(",") if s.strip()]
+
+    def distinct_contexts(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(method, source, parameters) of every distinctiveness context: each method on each
+        source, with ``distinct_params[method]`` updated by ``distinct_params["method@source"]``."""
+        return [
+            (method, source, {**self.distinct_params.get(method, {}), **self.distinct_params.get(f"{method}@{source}", {})})
+            for method in self.distinct for source in self.distinct_sources
+        ]
+
+    def distinct_file(self, method: str, source: str) -> str:
+        """A context's file name in the artifact: ``<method>.npz``, or ``<method>@<source>.npz``
+        when distinctiveness has several sources."""
+        return f"{method}.npz" if len(self.distinct_sources) == 1 else f"{method}@{source}.npz"
 
     @property
     def decode(self) -> dict[str, Any]:
@@ -135,15 +155,16 @@ class PipelineConfig:
             raise TiermemError(f"options for tier(s) {', '.join(stray)}, which are not among the tiers ({', '.join(self.tiers)})")
         for tier in self.tiers:  # builds nothing heavy: networks load on first use
             get_tier(tier, **self.tier_config.get(tier, {}))
-        if self.distinct and self.distinct_source not in self.tiers:
+        absent = [s for s in self.distinct_sources if s not in self.tiers]
+        if self.distinct and (absent or not self.distinct_sources):
             raise TiermemError(
-                f"distinctiveness source tier {self.distinct_source!r} is not among the tiers "
+                f"distinctiveness source tier {(absent or [''])[0]!r} is not among the tiers "
                 f"({', '.join(self.tiers)})"
             )
         if len(self.tiers) + bool(self.distinct) > 6:
             raise TiermemError("at most 6 blocks (tiers + distinctiveness): exact Shapley costs 2^n")
-        for method in self.distinct:
-            get_distinctiveness(method, source=self.distinct_source, **self.distinct_params.get(method, {}))
+        for method, source, params in self.distinct_contexts():
+            get_distinctiveness(method, source=source, **params)
         get_head(self.head, **self.head_params).check_params()
 
 
@@ -221,14 +242,13 @@ class Pipeline:
         X, layout = joined.X, list(joined.layout)
         self.distinct_ = []
         if cfg.distinct:
-            src = X[:, joined.slices[cfg.distinct_source]]
             parts, names = [], []
-            for method in cfg.distinct:
-                est = get_distinctiveness(method, source=cfg.distinct_source, **cfg.distinct_params.get(method, {}))
-                parts.append(est.fit_transform(src))  # leave-one-out on the context
+            for method, source, params in cfg.distinct_contexts():
+                est = get_distinctiveness(method, source=source, **params)
+                parts.append(est.fit_transform(X[:, joined.slices[source]]))  # leave-one-out on the context
                 names += est.feature_names
                 summary = {k: v for k, v in est.summary().items() if k != "features"}
-                console.print(f"distinctiveness {method}: {json.dumps(summary, default=float)}", highlight=False)
+                console.print(f"distinctiveness {method} on {source}: {json.dumps(summary, default=float)}", highlight=False)
                 self.distinct_.append(est)
             X = np.hstack([X, *parts]).astype(np.float32)
             layout.append(BlockLayout(DISTINCT_BLOCK, names))
@@ -263,8 +283,7 @@ class Pipeline:
         joined = join_blocks(load_tier_blocks(store_dir, self.config.tiers), ids, layout=tier_layout, on_missing=on_missing)
         X = joined.X
         if self.distinct_:
-            src = X[:, joined.slices[self.config.distinct_source]]
-            X = np.hstack([X, *[est.transform(src) for est in self.distinct_]]).astype(np.float32)
+            X = np.hstack([X, *[est.transform(X[:, joined.slices[est.source]]) for est in self.distinct_]]).astype(np.float32)
         return joined.ids, X
 
     def explain(self, X: np.ndarray):  # -> tiermem.explain.TierShapley

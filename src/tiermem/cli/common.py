@@ -169,7 +169,26 @@ _HEAD_PARAMETERS = [
             help="Share of the training videos each m3s seed holds out to pick its best epoch (0: train all epochs). "
             "realbench setting: --dropout 0.5 --ensemble 10 --early-stopping 0.3.",
         )),
+        ("preset", str, typer.Option("m3s", "--preset", help="Choices as a whole: m3s (tiermem's own) or m3s-reference (the M3-S reference code's, per dataset: -memento10k or -videomem; see tiermem.presets). Options given explicitly still win.")),
+        ("step_size", int, typer.Option(5, "--lr-step", callback=in_range(1), help="StepLR: epochs between learning-rate decays (m3s).")),
+        ("gamma", float, typer.Option(0.2, "--lr-gamma", callback=in_range(0, low_open=True), help="StepLR: factor of each decay (m3s).")),
     ]
+]
+
+#: Loss parameters as options: (parameter, option, type, help); unset ones keep the loss's default.
+_LOSS_OPTIONS = [
+    ("c", "--tail-c", float, "mse_tails: weight of the tails, 1 + c·|m − centre|^p \\[5]."),
+    ("p", "--tail-p", float, "mse_tails: exponent p \\[1]."),
+    ("centre", "--tail-centre", float, "mse_tails: fixed centre \\[the batch mean]."),
+    ("weight", "--spearman-weight", float, "spearman, mse_to_spearman: weight of the 1 − ρ term \\[1]."),
+    ("rank", "--rank", str, "spearman, mse_to_spearman: soft rank of the predictions, sigmoid or permutahedron \\[sigmoid]."),
+    ("strength", "--rank-strength", float, "permutahedron rank: l2 regularisation strength \\[1]."),
+    ("target_rank", "--target-rank", str, "spearman, mse_to_spearman: ranks of the targets, hard or soft \\[hard]."),
+]
+_HEAD_PARAMETERS += [
+    inspect.Parameter(f"loss_{name}", inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, option, help=help_),
+                      annotation=Optional[kind])
+    for name, option, kind, help_ in _LOSS_OPTIONS
 ]
 
 
@@ -196,7 +215,8 @@ def _head_options(values: dict[str, Any]) -> Any:
     from tiermem.model.options import HeadOptions, parse_hidden
 
     values["hidden"] = parse_hidden(values["hidden"])
-    options = HeadOptions(**values)
+    given = {name: values.pop(f"loss_{name}") for name, *_ in _LOSS_OPTIONS}
+    options = HeadOptions(**values, loss_params={k: v for k, v in given.items() if v is not None})
     options.params()  # refuse a bad setting before any table is read or video decoded
     return options
 

@@ -32,7 +32,7 @@ def fit_command(
     out: str = typer.Option(..., "--out", help="Model artifact directory to write."),
     tiers: str = typer.Option("low,mid", "--tiers", help=f"Comma-separated tiers: {', '.join(list_tiers())}."),
     distinct: str = typer.Option("", "--distinct", help=f"Distinctiveness methods: {', '.join(list_distinctiveness())}."),
-    distinct_source: str = typer.Option("mid", "--distinct-source", help="Tier whose features define the context."),
+    distinct_source: Optional[str] = typer.Option(None, "--distinct-source", help="Tier(s) whose features define the context, e.g. mid or mid,high \\[default: mid; the m3s-reference preset: mid,high]."),
     target: Optional[str] = typer.Option(None, "--target", help="Score column \\[default: the dataset's standard target]."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store directory \\[default: OUT.features]."),
     frames: int = typer.Option(45, "--frames", callback=in_range(1), help="Frames decoded per video."),
@@ -43,6 +43,7 @@ def fit_command(
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Also print the evaluation as JSON (validation.honest and validation.best_epoch_on_val) after the tables."),
     *,
     head_options: HeadOptions,
     engine: Engine,
@@ -66,14 +67,21 @@ def fit_command(
     with writing_model(out, META_FILE), terminate_as_interrupt():
         ds = read_dataset(dataset, root, target=target)
         cache = cache or f"{out.rstrip('/')}.features"
+        options = head_options.with_preset(ds.name)
         pipe = fit(
-            ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct),
-            head=head_options.head, workers=workers, engine=engine, console=console, distinct_source=distinct_source,
-            head_params=head_options.params(), frames=frames, size=size, val_fraction=val_fraction,
-            seed=head_options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
+            ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct), preset=options.preset,
+            head=options.head, workers=workers, engine=engine, console=console,
+            head_params=options.params(), frames=frames, size=size, val_fraction=val_fraction,
+            seed=options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
+            **({"distinct_source": distinct_source} if distinct_source else {}),
         )
         pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, engine=engine, console=console)
         pipe.save(out)
+    if as_json:
+        cfg = pipe.config
+        typer.echo(to_json({"model": out, "preset": cfg.preset, "head": cfg.head, "tiers": cfg.tiers,
+                            "distinct": cfg.distinct, "distinct_source": cfg.distinct_source, **pipe.evaluation.metrics}))
+        return
     _print_fit(pipe)
     console.print(f"saved {out}")
 
@@ -83,6 +91,7 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
     from rich.table import Table
 
     from tiermem.metrics import format_spearman
+    from tiermem.model.protocols import PAPER_LABEL
 
     cfg, ev = pipe.config, pipe.evaluation
     if hasattr(pipe.head_, "chosen_"):  # the auto head: which candidate it kept, and why
@@ -90,17 +99,18 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
     table = Table(title=f"{cfg.head} on {', '.join(cfg.tiers)}{' + distinct' if cfg.distinct else ''}: {cfg.target}")
     for col in ("split", "n", "Spearman [95% CI]", "Pearson", "MSE"):
         table.add_column(col, justify="left" if col == "split" else "right")
-    for split in ("val", "test"):
-        m = ev.metrics.get(split)
+    paper = (ev.metrics.get("validation") or {}).get("best_epoch_on_val")
+    for split, m in (("val", ev.metrics.get("val")), (f"val, best epoch: {PAPER_LABEL}", paper),
+                     ("test", ev.metrics.get("test"))):
         if m:
             table.add_row(split, str(m["n"]), format_spearman(m), f"{m['pearson']:.3f}", f"{m['mse']:.4f}")
     console.print(table)
     if ev.ablation is not None:
         ab = Table(title="tier ablation (validation Spearman)")
-        for col in ("tiers", "head", "Spearman [95% CI]"):
+        for col in ("tiers", "head", "Spearman [95% CI]", "best epoch on val: optimistic"):
             ab.add_column(col)
         for r in ev.ablation.to_dict(orient="records"):
-            ab.add_row(r["tiers"], r["head"], format_spearman(r))
+            ab.add_row(r["tiers"], r["head"], format_spearman(r), f"{r['spearman_best_epoch_on_val']:.3f}")
         console.print(ab)
     if not pipe.head_.target_scaling_.is_identity:
         console.print(pipe.head_.target_scaling_.describe(), highlight=False, soft_wrap=True)

@@ -83,10 +83,14 @@ def train_command(
     out: str = typer.Option(..., "--out", help="Model directory to write (head.json + weights.safetensors)."),
     val_fraction: float = _VAL_OPT,
     drop_missing: bool = _DROP_OPT,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON (validation.honest and validation.best_epoch_on_val)."),
     *,
     head_options: HeadOptions,
 ) -> None:
     """Train a head on feature tables and save it.
+
+    The validation split is reported twice: honestly (epochs chosen on the training videos)
+    and as the M3-S paper does (best epoch on the validation split: optimistic).
 
     Example: tiermem train --labels labels_train.csv --target short_term
     --block coco=features_coco80_rn152.parquet --head m3s --loss mse_to_spearman --out model/
@@ -96,25 +100,46 @@ def train_command(
     from tiermem.runtime import set_threads
 
     set_threads()
-    model = head_options.build()
+    options = head_options.with_preset(labels)  # a per-dataset preset reads the dataset from the labels' path
+    model = options.build()
     with writing_model(out, CONFIG_FILE):
         ids, y = read_targets(labels, target)
         blocks = load_blocks(block)
-        with epoch_progress() if head_options.head != "ridge" else contextlib.nullcontext() as progress:  # ridge: no epochs
+        quiet = options.head == "ridge" or as_json  # ridge has no epochs; JSON output stays clean
+        with contextlib.nullcontext() if quiet else epoch_progress() as progress:
             result = fit_on_blocks(
-                blocks, ids, y, model, val_fraction=val_fraction, seed=head_options.seed,
+                blocks, ids, y, model, val_fraction=val_fraction, seed=options.seed,
                 on_missing="drop" if drop_missing else "raise", progress=progress,
             )
         _report_dropped(result.dropped)
         result.head.save(out)
-    rows = [("train", result.train)] + ([("val", result.val)] if result.val is not None else [])
+    if as_json:
+        typer.echo(to_json(_train_document(result, options, target, out)))
+        return
+    rows = [("train", result.train)]
+    if result.validation is not None:
+        rows += [("val", result.validation.honest), ("val, best epoch: optimistic (paper protocol)", result.validation.best_epoch_on_val)]
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
-    console.print(metrics_table(f"{head_options.head} head on {names}: {target}", rows))
+    console.print(metrics_table(f"{options.head} head on {names}: {target}", rows))
+    if options.preset != "m3s":
+        console.print(f"preset {options.preset}: {options.loss} loss {options.loss_params}, Adam lr {options.lr:g}, "
+                      f"weight decay {options.weight_decay:g}, StepLR({options.step_size}, {options.gamma:g})", highlight=False)
     if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why
         console.print(result.head.describe_choice(), highlight=False)
     if not result.head.target_scaling_.is_identity:
         console.print(result.head.target_scaling_.describe(), highlight=False, soft_wrap=True)
     console.print(f"saved {out}")
+
+
+def _train_document(result: Any, options: HeadOptions, target: str, out: str) -> dict[str, Any]:
+    """What `train --json` prints: the settings, the training figures and both validation protocols."""
+    return {
+        "target": target, "model": out, "head": options.head, "preset": options.preset,
+        "head_params": options.params(), "n_train": len(result.train_ids), "n_val": len(result.val_ids),
+        "train": result.train.to_dict(),
+        "validation": result.validation.to_dict() if result.validation is not None else None,
+        "dropped": list(result.dropped),
+    }
 
 
 @app.command("evaluate")
@@ -172,6 +197,7 @@ def ablate_command(
     from tiermem.runtime import set_threads
 
     set_threads()
+    head_options = head_options.with_preset(labels)
     csv_path, md_path = Path(f"{out}.csv"), Path(f"{out}.md")
     for path in (csv_path, md_path):
         check_output_file(path)
@@ -186,11 +212,12 @@ def ablate_command(
             on_row=lambda r: progress.update(task, advance=1, description=f"{r.label}: ρ {r.val.spearman:.3f}"),
         )
     table = Table(title=f"ablation, {head_options.head} head, validation: {target}")
-    for col in ("config", "features", "n", "Spearman [95% CI]", "Pearson", "MSE"):
+    for col in ("config", "features", "n", "Spearman [95% CI]", "Pearson", "MSE", "best epoch on val: optimistic"):
         table.add_column(col, justify="left" if col == "config" else "right")
     for r in rows:
         m = r.val
-        table.add_row(r.label, str(r.n_features), str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}")
+        table.add_row(r.label, str(r.n_features), str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}",
+                      format_spearman(r.val_best_epoch))
     console.print(table)
     write_csv_atomic(ablation_frame(rows), csv_path)
     md = ablation_markdown(rows)

@@ -58,9 +58,15 @@ class TrainConfig:
             raise TiermemError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if not (math.isfinite(self.gamma) and self.gamma > 0):
             raise TiermemError(f"gamma (the learning-rate decay) must be > 0, got {self.gamma}")
+        import torch
+
         from tiermem.model.losses import get_loss  # torch: imported only when a head trains
 
-        get_loss(self.loss, **self.loss_params)
+        loss = get_loss(self.loss, **self.loss_params)
+        try:  # a bad value of a loss parameter (a rank that does not exist) fails here, not mid-training
+            loss(torch.tensor([0.2, 0.5, 0.7]), torch.tensor([0.1, 0.6, 0.4]), epoch=self.epochs - 1, n_epochs=self.epochs)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise TiermemError(f"loss {self.loss}: {exc}") from None
 
 
 @dataclass

@@ -34,17 +34,41 @@ class HeadOptions:
     ensemble: int = 1
     early_stopping: float = 0.1
     loss_params: dict[str, Any] = field(default_factory=dict)
+    step_size: int = 5  # StepLR: the learning rate is multiplied by `gamma` every `step_size` epochs
+    gamma: float = 0.2
+    standardise: list[str] | None = None  # blocks the m3s head z-scores (None: all)
+    preset: str = "m3s"  # `tiermem.presets`: fills the settings left at their defaults
 
     def changed_m3s_options(self) -> list[str]:
         """The m3s-only settings given a value other than their default."""
         default = HeadOptions()
         return [
             f.name for f in fields(self)
-            if f.name not in ("head", "seed") and getattr(self, f.name) != getattr(default, f.name)
+            if f.name not in ("head", "seed", "preset") and getattr(self, f.name) != getattr(default, f.name)
         ]
 
-    def params(self) -> dict[str, Any]:
-        """Keyword parameters of `get_head(self.head, ...)`, JSON-able; raises on a bad setting."""
+    def with_preset(self, dataset: str | None = None) -> "HeadOptions":
+        """These options with the preset's head settings in place of those left at their
+        defaults (`dataset` picks a per-dataset preset's variant); loss parameters merge, the
+        ones given winning."""
+        from tiermem.presets import get_preset
+
+        preset = get_preset(self.preset, dataset)
+        default = HeadOptions()
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in preset.head.items():
+            if name == "loss_params":
+                values[name] = {**value, **self.loss_params} if self.loss in (None, preset.head.get("loss")) else self.loss_params
+            elif getattr(self, name) == getattr(default, name):
+                values[name] = tuple(value) if name == "hidden" else value
+        return HeadOptions(**{**values, "preset": preset.name})
+
+    def params(self, dataset: str | None = None) -> dict[str, Any]:
+        """Keyword parameters of `get_head(head, ...)` with the preset applied (for `dataset`),
+        JSON-able; raises on a bad setting. The head's name is `with_preset(dataset).head`."""
+        return self.with_preset(dataset)._params()
+
+    def _params(self) -> dict[str, Any]:
         if self.head not in list_heads():
             raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(list_heads())}")
         if self.head not in ("m3s", "auto"):  # the auto head's M3-S candidate takes them
@@ -56,18 +80,22 @@ class HeadOptions:
             return {}
         train = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            step_size=self.step_size, gamma=self.gamma,
             loss=self.loss or "mse", loss_params=dict(self.loss_params), seed=self.seed, ensemble=self.ensemble,
         )
         params: dict[str, Any] = {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
                                   "early_stopping": self.early_stopping}
+        if self.standardise is not None:
+            params["standardise"] = list(self.standardise)
         if self.head == "auto":
             params = {"m3s": params, "seed": self.seed}
         get_head(self.head, **params).check_params()
         return params
 
-    def build(self) -> Head:
-        """A new unfitted head with these settings."""
-        return get_head(self.head, **self.params())
+    def build(self, dataset: str | None = None) -> Head:
+        """A new unfitted head with these settings (the preset applied for `dataset`)."""
+        resolved = self.with_preset(dataset)
+        return get_head(resolved.head, **resolved._params())
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -69,6 +69,20 @@ def best_epochs_on(watched: np.ndarray, y: np.ndarray, start: list[int]) -> list
     return chosen
 
 
+def refit_watching(head: Head, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, layout: Any) -> Head:
+    """`head` (fitted on X, y) trained again with the same settings and seed, scoring `X_val`
+    after every epoch; training is seeded, so the nets are the same. A head without epochs
+    (ridge, or the auto head that kept ridge) is returned as it is."""
+    from tiermem.model.registry import get_head
+
+    inner = getattr(head, "head_", head)  # the auto head's kept candidate
+    if inner.kind != "m3s":
+        return head
+    again = get_head("m3s", **inner.get_params())
+    again.device = getattr(inner, "device", "cpu")
+    return again.fit(X, y, layout=layout, watch=X_val)
+
+
 def two_protocols(head: Head, X_val: np.ndarray, y_val: np.ndarray, *, n_resamples: int = 1000,
                   seed: int = 0) -> TwoProtocols:
     """Both figures of a head fitted with ``watch=X_val``; a head without `watched_` has no epochs."""
@@ -84,4 +98,4 @@ def two_protocols(head: Head, X_val: np.ndarray, y_val: np.ndarray, *, n_resampl
     return TwoProtocols(honest, paper, start, chosen)
 
 
-__all__ = ["PAPER_LABEL", "TwoProtocols", "best_epochs_on", "two_protocols"]
+__all__ = ["PAPER_LABEL", "TwoProtocols", "best_epochs_on", "refit_watching", "two_protocols"]

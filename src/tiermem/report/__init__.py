@@ -16,6 +16,7 @@ import pandas as pd
 
 from tiermem import __version__
 from tiermem.metrics import format_spearman
+from tiermem.model.protocols import PAPER_LABEL
 from tiermem.report.images import jpeg_base64, png_base64
 
 
@@ -238,6 +239,7 @@ def pipeline_report(
         "tiers": ", ".join(cfg.tiers),
         "distinctiveness": ", ".join(cfg.distinct) or "none",
         "head": cfg.head,
+        "preset": getattr(cfg, "preset", "m3s"),
         "training videos": ev.get("n_train"),
         "validation videos": ev.get("n_val"),
     }
@@ -245,12 +247,15 @@ def pipeline_report(
         m = ev.get(split)
         if m:
             summary[f"{split} Spearman [95% CI]"] = format_spearman(m)
+        paper = (ev.get("validation") or {}).get("best_epoch_on_val")
+        if split == "val" and paper:
+            summary[f"val Spearman, best epoch on val: {PAPER_LABEL}"] = format_spearman(paper)
     if ev.get("failed"):
         summary["videos that failed to extract"] = len(ev["failed"])
     ablation = ev_data.ablation
     if ablation is not None:
-        keep = [c for c in ("tiers", "head", "n", "spearman", "spearman_lo", "spearman_hi", "pearson", "mse")
-                if c in ablation.columns]
+        keep = [c for c in ("tiers", "head", "n", "spearman", "spearman_lo", "spearman_hi", "pearson", "mse",
+                            "spearman_best_epoch_on_val") if c in ablation.columns]
         ablation = ablation[keep]
     dist = {"training labels": pipeline.train_scores_, "predictions (training videos)": pipeline.train_predictions_}
     if predictions is not None:

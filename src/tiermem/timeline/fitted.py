@@ -60,9 +60,8 @@ def score_windows(pipe: "Pipeline", values: dict[str, np.ndarray], text: np.ndar
     if pipe.distinct_:
         names = [b.name for b in pipe.layout_]
         offsets = np.cumsum([0] + [len(b.feature_names) for b in pipe.layout_])
-        j = names.index(pipe.config.distinct_source)
-        src = X[:, offsets[j] : offsets[j + 1]]
-        X = np.hstack([X, *[est.transform(src) for est in pipe.distinct_]]).astype(np.float32)
+        cols = {name: slice(offsets[j], offsets[j + 1]) for j, name in enumerate(names)}
+        X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in pipe.distinct_]]).astype(np.float32)
     shap = pipe.explain(X)
     table = pd.DataFrame({"score": shap.scores, "percentile": pipe.percentile(shap.scores)})
     for j, name in enumerate(shap.tier_names):
