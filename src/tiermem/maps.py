@@ -36,7 +36,8 @@ def tsne_maps(
         if block.shape[1] > n_pca:
             block = PCA(n_components=n_pca, random_state=seed).fit_transform(block)
         perplexity = float(min(30, max(2, (len(block) - 1) / 3)))
-        xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(block)
+        init = "pca" if block.shape[1] >= 2 else "random"  # a one-column block has no second axis
+        xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init=init).fit_transform(block)
         maps[b.name] = (xy.astype(np.float32), y.astype(np.float32))
     return maps
 
