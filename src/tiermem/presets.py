@@ -1,41 +1,61 @@
 """Presets: a whole fit's choices under one name, tiermem's own or the M3-S reference code's.
 
 ``m3s`` (the default) is tiermem: every option at its documented default. ``m3s-reference``
-makes the choices of the authors' public code (the ``modular-memorability`` repository), so a
-figure can be compared with theirs; it resolves by dataset to ``m3s-reference-memento10k`` or
-``m3s-reference-videomem`` (a dataset whose name says VideoMem gets the VideoMem settings,
-any other Memento10k's). `tiermem train` and `ablate` apply its head settings, `tiermem fit`
-all of it. Options given explicitly (other than their defaults) still win.
+makes the choices of the authors' public code (github.com/theodumont/modular-memorability,
+read at commit dde778c; its code files are those of 3c9182c) so a figure can be compared with
+theirs. It resolves by dataset to ``m3s-reference-memento10k`` or ``m3s-reference-videomem``
+(a dataset, or for `tiermem train` a labels path, whose name says videomem gets VideoMem's
+settings; anything else Memento10k's). `train` and `ablate` apply its head settings, `fit` all
+of it. Options given explicitly (other than their defaults) still win.
 
-Each choice of the reference preset, with its source in that repository (read from its
-public code, not copied):
+Each choice, with where the reference makes it (file:line), implemented here from the
+definitions:
 
-- Head: MLP [512, 64], Mish, sigmoid, no dropout, one net; Adam, 20 epochs, batch 32
-  (``model/m3s.py``, ``config.py``).
-- Memento10k: Adam lr 1e-3, weight decay 1e-5, StepLR(5, 0.2); tail-penalised MSE with
-  weights ``1 + 2·|m − 0.80099|⁴`` normalised by their batch mean (``loss.py``, ``config.py``).
-- VideoMem: Adam lr 4.06e-4, weight decay 1.12e-5, StepLR(8, 0.285); MSE → Spearman, where
-  the Spearman term is ``−ρ/100`` on torchsort's l2 soft ranks (strength 1) of predictions
-  *and* targets (``loss.py``, ``config.py``). Here: ``rank="permutahedron"``,
-  ``target_rank="soft"``, ``weight=0.01`` (the same gradients; the loss differs by a constant).
-- Normalisation: z-scores for the low-level block only (and similarity features, which this
-  preset does not use); backbone embeddings and cluster one-hots go in raw (``train.py``).
-- Distinctiveness: DBSCAN on *both* the mid and the high block: PCA to 10 whitened, not
-  standardised, t-SNE to 3 (random init, lr 200, perplexity 30), DBSCAN eps 1.25 (mid) and
-  0.9 (high), min_samples 5, an MLP(100) assigning new videos (``gen_features.py``).
-  **Known bug, reproduced for parity**: ``np.eye(k + 1)[label]`` marks DBSCAN noise (label
-  -1) in the last cluster's column (``noise_column="last-cluster"``); ``m3s`` gives noise a
-  column of its own.
-- Low tier: HOG of the RGB frame, PCA(10, whitened) fitted on the first frame of each
-  training video, temporal means only, the paper's features only (``gen_features.py``;
-  ``USE_TEMPORAL_STD = False`` in the published runs).
+- Head: in → 512 → 64 → 1, Mish after each hidden layer, sigmoid, no dropout, one net
+  (model/m3s.py:30-48); Adam, StepLR stepped once per epoch, 20 epochs, batch 32, shuffled
+  (train.py:175, 214-215, 386; config.py:75-86).
+- Memento10k: the released command (README.md:72): loss ``mse``, lr 1e-3, weight decay 1e-5,
+  StepLR(5, 0.2).
+- VideoMem: the released command (README.md:73): loss ``mse_to_spearman``, lr 4.0574e-4,
+  weight decay 1.1226e-5, StepLR(8, 0.28521). α = epoch / (epochs − 1) (train.py:282).
+- Spearman term: ``−ρ/100`` (loss.py:75), ρ the Pearson correlation of torchsort's
+  ``soft_rank`` of predictions *and* targets at its defaults, l2 and strength 1 (loss.py:61-70).
+  Here: ``rank="permutahedron"``, ``strength=1``, ``target_rank="soft"``, ``weight=0.01``
+  (the same gradients; the loss differs by a constant). On scores in [0, 1] at strength 1
+  the soft ranks are affine in the scores, so this term is Pearson correlation.
+- Tail MSE, when ``--loss mse_tails`` is chosen under this preset: weights
+  ``1 + 2·|m − 0.80099205|⁴`` (the Memento10k mean), normalised by their batch mean, times the
+  squared error (loss.py:35-47, config.py:78-79, 96). The released commands do not use it.
+- Normalisation: the 15 low-level features are z-scored (dataset.py:54, 130-131); the
+  reference hard-codes its constants (config.py:134-159), tiermem takes the training videos'.
+  HRNet/CSN embeddings go in raw (dataset.py:134-152) and so do the DBSCAN one-hots (their
+  normalisation constants are mean 0, std 1: config.py:169, 191).
+- Distinctiveness: DBSCAN on the mid (HRNet) and the high (ip-CSN) features
+  (config.py:67-68): PCA to 10, whitened, on the raw training embeddings
+  (gen_features.py:399-402, 602-605); t-SNE to 3 with scikit-learn 0.24's defaults, random
+  init, lr 200, perplexity 30 (gen_features.py:460-461); DBSCAN eps 1.25 (HRNet), 0.9 (CSN),
+  min_samples 5 (config.py:43-44, gen_features.py:465-467); an MLP(100) trained on the
+  whitened PCA scores, noise a class of its own, assigns new videos (gen_features.py:479).
+- Low tier: HOG of the RGB frame (skimage, multichannel: gen_features.py:130), PCA(10,
+  whitened) fitted on the first frame of each training video (gen_features.py:104-123), the
+  paper's features only (config.py:55) and temporal means only (config.py:58,
+  dataset.py:121-122): 15 features.
 
-Not reproduced, and why: the reference reports the best epoch on the split it reports on;
-tiermem always picks epochs on the training videos and shows the paper protocol's figure
-beside it (`tiermem.model.protocols`). Its optical flow comes from a script it does not
-publish, and its brightness (``hsv[0].mean()``: the first pixel row) and blurriness constants
-are inconsistent with the paper, so tiermem's low tier keeps its own definitions there
-(`tiermem.tiers.low`).
+Known bugs of the reference:
+- **Reproduced for parity**, labelled: the one-hot ``np.eye(k + 1)[label]`` with k the
+  largest cluster label (gen_features.py:482, 490) marks noise (label -1) in the last
+  cluster's column, so noise and that cluster collide (``noise_column="last-cluster"``).
+  ``m3s`` gives noise a column of its own.
+- Not reproduced: the script's ``__main__`` computes the HRNet clusters twice and never the
+  CSN ones (gen_features.py:707-708, the loop variable unused), while the model expects both;
+  the released commands repeat ``--similarity_methods`` where ``--similarity_features`` was
+  meant (README.md:72-73), which would stop the run; the brightness is ``hsv[0].mean()``, the
+  first pixel row rather than the V channel (gen_features.py:142-145); meanOF is written as 0
+  except on LaMem (gen_features.py:253-266). Tiermem's low tier keeps its own definitions
+  there (`tiermem.tiers.low`).
+- Reporting: the reference logs the best validation Spearman over the 20 epochs
+  (train.py:353-360, 379) on the split it reports. Tiermem picks epochs on the training
+  videos and shows that protocol's figure beside its own (`tiermem.model.protocols`).
 """
 
 from __future__ import annotations
@@ -58,6 +78,7 @@ class Preset:
     name: str
     summary: str
     head: dict[str, Any] = field(default_factory=dict)
+    loss_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # loss -> its parameters here
     tier_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     distinct: list[str] = field(default_factory=list)
     distinct_sources: list[str] = field(default_factory=list)
@@ -79,7 +100,13 @@ _REFERENCE_COMMON: dict[str, Any] = {
     "head": "m3s", "hidden": (512, 64), "dropout": 0.0, "ensemble": 1, "epochs": 20, "batch_size": 32,
     "standardise": ["low"],
 }
+_REFERENCE_LOSSES: dict[str, dict[str, Any]] = {
+    "mse_tails": {"c": 2.0, "p": 4.0, "centre": 0.80099205},
+    **{loss: {"rank": "permutahedron", "strength": 1.0, "target_rank": "soft", "weight": 0.01}
+       for loss in ("spearman", "mse_to_spearman")},
+}
 _REFERENCE_PIPELINE: dict[str, Any] = {
+    "loss_defaults": _REFERENCE_LOSSES,
     "tier_config": {"low": {"hog_colour": True, "pca_whiten": True, "pca_frames_per_clip": 1,
                             "temporal_std": False, "extras": False, "pca_components": 10}},
     "distinct": ["dbscan"],
@@ -100,15 +127,13 @@ for _preset in (
     Preset("m3s", "tiermem's own choices (the default)"),
     Preset(
         "m3s-reference-memento10k", "the M3-S reference code's choices, Memento10k settings",
-        head={**_REFERENCE_COMMON, "lr": 1e-3, "weight_decay": 1e-5, "step_size": 5, "gamma": 0.2,
-              "loss": "mse_tails", "loss_params": {"c": 2.0, "p": 4.0, "centre": 0.80099}},
+        head={**_REFERENCE_COMMON, "lr": 1e-3, "weight_decay": 1e-5, "step_size": 5, "gamma": 0.2, "loss": "mse"},
         **_REFERENCE_PIPELINE,
     ),
     Preset(
         "m3s-reference-videomem", "the M3-S reference code's choices, VideoMem settings",
-        head={**_REFERENCE_COMMON, "lr": 4.06e-4, "weight_decay": 1.12e-5, "step_size": 8, "gamma": 0.285,
-              "loss": "mse_to_spearman",
-              "loss_params": {"rank": "permutahedron", "strength": 1.0, "target_rank": "soft", "weight": 0.01}},
+        head={**_REFERENCE_COMMON, "lr": 0.0004057400860408805, "weight_decay": 1.1226272823355355e-05, "step_size": 8,
+              "gamma": 0.2852061798531863, "loss": "mse_to_spearman"},
         **_REFERENCE_PIPELINE,
     ),
 ):

@@ -49,18 +49,17 @@ class HeadOptions:
 
     def with_preset(self, dataset: str | None = None) -> "HeadOptions":
         """These options with the preset's head settings in place of those left at their
-        defaults (`dataset` picks a per-dataset preset's variant); loss parameters merge, the
-        ones given winning."""
+        defaults (`dataset` picks a per-dataset preset's variant); the preset's parameters
+        of the loss finally used come first, the ones given win."""
         from tiermem.presets import get_preset
 
         preset = get_preset(self.preset, dataset)
         default = HeadOptions()
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in preset.head.items():
-            if name == "loss_params":
-                values[name] = {**value, **self.loss_params} if self.loss in (None, preset.head.get("loss")) else self.loss_params
-            elif getattr(self, name) == getattr(default, name):
+            if getattr(self, name) == getattr(default, name):
                 values[name] = tuple(value) if name == "hidden" else value
+        values["loss_params"] = {**preset.loss_defaults.get(values["loss"] or "mse", {}), **self.loss_params}
         return HeadOptions(**{**values, "preset": preset.name})
 
     def params(self, dataset: str | None = None) -> dict[str, Any]:
