@@ -96,6 +96,7 @@ def test_the_paper_protocol_picks_epochs_on_validation_and_never_scores_below_th
     one = watched[:1]
     rhos = [pd.Series(one[0, e]).corr(pd.Series(y), method="spearman") for e in range(4)]
     assert best_epochs_on(one, y, [1]) == [int(np.argmax(rhos))]  # one net: the best epoch outright
+    assert best_epochs_on(np.ones((2, 3, 60)), y, [1, 2]) == [1, 2]  # constant scores rank nothing: kept as they are
 
     X = rng.normal(size=(300, 5)).astype(np.float32)
     target = 1 / (1 + np.exp(-X[:, 0] - 0.5 * rng.normal(size=300)))

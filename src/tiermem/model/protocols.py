@@ -56,6 +56,7 @@ def best_epochs_on(watched: np.ndarray, y: np.ndarray, start: list[int]) -> list
     members, epochs, _ = watched.shape
     chosen = list(start)
     best = spearman(y, watched[np.arange(members), chosen].mean(axis=0))
+    best = best if np.isfinite(best) else -np.inf  # a constant prediction ranks nothing
     changed = True
     while changed:
         changed = False
@@ -64,7 +65,7 @@ def best_epochs_on(watched: np.ndarray, y: np.ndarray, start: list[int]) -> list
             rhos = np.array([spearman(y, (others + watched[k, e]) / members) for e in range(epochs)])
             rhos[~np.isfinite(rhos)] = -np.inf  # a constant prediction has no ranking
             e = int(np.argmax(rhos))
-            if rhos[e] > best or not np.isfinite(best):
+            if rhos[e] > best:
                 best, chosen[k], changed = rhos[e], e, True
     return chosen
 
