@@ -196,3 +196,25 @@ def test_fit_on_videos_with_the_reference_preset(memento_root: Path, tmp_path: P
     assert sorted(p.name for p in (saved / "distinct").iterdir()) == ["knn@low.npz", "knn@mid.npz"]
     video = memento_root / "videos" / "synthetic_1.mp4"
     assert tiermem.load(saved).predict(video).table["score"].tolist() == pipe.predict(video).table["score"].tolist()
+
+
+def test_schedule_and_loss_options_on_the_command_line(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    ids = [f"v{i}" for i in range(120)]
+    X = rng.normal(size=(120, 4))
+    pd.DataFrame({"video_id": ids, **{f"f{j}": X[:, j] for j in range(4)}}).to_csv(tmp_path / "block.csv", index=False)
+    pd.DataFrame({"video_id": ids, "score": 1 / (1 + np.exp(-X[:, 0]))}).to_csv(tmp_path / "labels.csv", index=False)
+    common = ["train", "--labels", str(tmp_path / "labels.csv"), "--target", "score", "--block", f"f={tmp_path / 'block.csv'}",
+              "--head", "m3s", "--epochs", "3", "--hidden", "8"]
+    refused = runner.invoke(app, [*common, "--tail-c", "2", "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 1 and "loss mse takes no parameter c" in refused.output
+    assert not (tmp_path / "no").exists()
+    ok = runner.invoke(app, [*common, "--loss", "mse_to_spearman", "--rank", "permutahedron", "--rank-strength", "0.5",
+                             "--target-rank", "soft", "--spearman-weight", "0.01", "--lr-step", "2", "--lr-gamma", "0.5",
+                             "--out", str(tmp_path / "model")])
+    assert ok.exit_code == 0, ok.output
+    train = json.loads((tmp_path / "model" / "head.json").read_text())["params"]["train"]
+    assert (train["step_size"], train["gamma"]) == (2, 0.5)
+    assert train["loss_params"] == {"weight": 0.01, "rank": "permutahedron", "strength": 0.5, "target_rank": "soft"}
+    history = json.loads((tmp_path / "model" / "head.json").read_text())["state"]["history"][0]
+    assert [round(e["lr"], 8) for e in history] == [1e-3, 1e-3, 5e-4]  # StepLR(2, 0.5)
