@@ -48,6 +48,8 @@ def test_presets_resolve_by_dataset_and_given_options_win() -> None:
     tails = HeadOptions(preset="m3s-reference", lr=3e-4, loss="mse_tails", loss_params={"c": 1.0}).with_preset("memento10k")
     assert tails.lr == 3e-4 and tails.gamma == 0.2 and tails.loss_params == {"c": 1.0, "p": 4.0, "centre": 0.80099205}
     assert HeadOptions().with_preset("videomem") == HeadOptions()  # m3s changes nothing
+    ridge = HeadOptions(head="ridge", preset="m3s-reference")
+    assert ridge.params("videomem") == {} and ridge.with_preset("videomem").lr == 1e-3  # no epochs: no training settings
     params = HeadOptions(preset="m3s-reference").params("videomem")
     assert params["train"]["step_size"] == 8 and params["standardise"] == ["low"]
 

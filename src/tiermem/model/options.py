@@ -59,6 +59,8 @@ class HeadOptions:
         for name, value in preset.head.items():
             if getattr(self, name) == getattr(default, name):
                 values[name] = tuple(value) if name == "hidden" else value
+        if values["head"] not in ("m3s", "auto"):  # a head without epochs takes none of the training settings
+            return HeadOptions(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "preset": preset.name})
         values["loss_params"] = {**preset.loss_defaults.get(values["loss"] or "mse", {}), **self.loss_params}
         return HeadOptions(**{**values, "preset": preset.name})
 
