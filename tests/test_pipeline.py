@@ -97,6 +97,11 @@ def test_report_has_every_section(fitted, tmp_path):
     assert html.count("data:image/jpeg;base64,") >= 6  # thumbnails decoded from the videos
     ablation = pipeline_report(pipe).ablation
     assert set(ablation["tiers"]) == {"low", "mid", "distinct", "all − low", "all − mid", "all − distinct", "all"}
+    # Both protocols: a ridge head has no epochs, so the paper protocol's figure is the honest one.
+    assert "best epoch on val: optimistic (paper protocol)" in html
+    assert (ablation["spearman_best_epoch_on_val"] == ablation["spearman"]).all()
+    both = pipe.evaluation.metrics["validation"]
+    assert both["best_epoch_on_val"]["spearman"] == both["honest"]["spearman"] == pipe.evaluation.metrics["val"]["spearman"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed (.ci/run installs it)")
