@@ -77,6 +77,7 @@ def test_health_and_model_card(served, fitted) -> None:
     assert card["trained_on"] == {"dataset": "memento10k", "target": "mem_score", "videos": 15, "clip_seconds": 3.0}
     assert card["validation"]["spearman"] == pytest.approx(val["spearman"])
     assert card["validation"]["spearman_95ci"] == pytest.approx([val["spearman_lo"], val["spearman_hi"]])
+    assert card["validation"]["best_epoch_on_val"]["label"] == "optimistic (paper protocol)"
     assert card["tiers"] == ["low", "mid"] and card["window_seconds"] == 3.0
     assert "Apache-2.0" in card["licences"]["mid"] and "MIT" in card["licences"]["mid"]
     assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]

@@ -44,7 +44,11 @@ def _validation(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
         "spearman_95ci": [val["spearman_lo"], val["spearman_hi"]],
         "pearson": val["pearson"],
         "mse": val["mse"],
+        "protocol": "honest: epochs chosen on the training videos",
     }
+    paper = (metrics.get("validation") or {}).get("best_epoch_on_val")
+    if paper:  # models fitted before both protocols were kept have none
+        out["best_epoch_on_val"] = {"spearman": paper["spearman"], "label": paper["label"]}
     if metrics.get("test"):
         test = metrics["test"]
         out["test"] = {"videos": metrics.get("n_test"), "spearman": test["spearman"],
