@@ -57,15 +57,8 @@ def fit(
     if chosen.head and "head_params" not in config:
         options = HeadOptions(head=head, preset=chosen.name, seed=int(config.get("seed", 0))).with_preset()
         head, config["head_params"] = options.head, options.params()
-    extra = chosen.pipeline_config(list(tiers))
-    if extra:
-        given = config.get("tier_config", {})
-        config["tier_config"] = {t: {**extra["tier_config"].get(t, {}), **given.get(t, {})} for t in {*extra["tier_config"], *given}}
-        if not distinct and "distinct" in extra:
-            distinct = extra["distinct"]
-            config.setdefault("distinct_source", extra["distinct_source"])
-            config.setdefault("distinct_params", extra["distinct_params"])
-    cfg = PipelineConfig(target=target, tiers=list(tiers), distinct=list(distinct), head=head, preset=chosen.name, **config)
+    config = chosen.pipeline_config(list(tiers), {**config, "distinct": list(distinct)})
+    cfg = PipelineConfig(target=target, tiers=list(tiers), head=head, preset=chosen.name, **config)
     return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, device=device, console=console)
 
 

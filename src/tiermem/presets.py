@@ -84,15 +84,19 @@ class Preset:
     distinct_sources: list[str] = field(default_factory=list)
     distinct_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def pipeline_config(self, tiers: list[str]) -> dict[str, Any]:
-        """The `PipelineConfig` fields this preset sets for a fit on `tiers`."""
-        if not self.distinct and not self.tier_config:
-            return {}
+    def pipeline_config(self, tiers: list[str], given: dict[str, Any]) -> dict[str, Any]:
+        """`PipelineConfig` fields for a fit on `tiers`: `given` (the caller's) with this preset's
+        tier options under the given ones, and its distinctiveness unless `given` names any."""
+        config = dict(given)
+        ours = {t: c for t, c in self.tier_config.items() if t in tiers}
+        if ours:
+            theirs = given.get("tier_config", {})
+            config["tier_config"] = {t: {**ours.get(t, {}), **theirs.get(t, {})} for t in {*ours, *theirs}}
         sources = [s for s in self.distinct_sources if s in tiers]
-        config: dict[str, Any] = {"tier_config": {t: dict(c) for t, c in self.tier_config.items() if t in tiers}}
-        if self.distinct and sources:
-            config.update(distinct=list(self.distinct), distinct_source=",".join(sources),
-                          distinct_params={k: dict(v) for k, v in self.distinct_params.items()})
+        if self.distinct and sources and not given.get("distinct"):
+            config["distinct"] = list(self.distinct)
+            config.setdefault("distinct_source", ",".join(sources))
+            config.setdefault("distinct_params", {k: dict(v) for k, v in self.distinct_params.items()})
         return config
 
 
