@@ -12,14 +12,10 @@ from skimage.feature import hog as skimage_hog
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.tiers import get_tier, list_tiers
-from tiermem.tiers.low import (
-    LowTier,
-    colour_features,
-    contrast,
-    cut_count,
-    grey_frames,
-    hog_descriptors,
-)
+from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
+from tiermem.tiers.hog import hog_descriptors
+from tiermem.tiers.low import LowTier
+from tiermem.tiers.motion import cut_count
 from tiermem.tiers.sharpness import MAGNITUDE_FLOOR, detail_share, fft_blurriness
 from tiermem.video import Clip, VideoMeta, decode
 

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from tiermem.backbones import DEFAULT, VIDEO_CLIP_FRAMES, Backbone, video_backbone
 from tiermem.backbones.cache import shared_network
@@ -46,14 +45,8 @@ class HighTier(PretrainedTier):
         network: str = "r2plus1d_18",
         weights: str | None = DEFAULT,
         frames: int | None = None,
-        batch_size: int = 4,
     ) -> None:
-        super().__init__(
-            network=network,
-            weights=None if weights is None else str(weights),
-            frames=frames,
-            batch_size=batch_size,
-        )
+        super().__init__(network=network, weights=None if weights is None else str(weights), frames=frames)
         self._backbone: Backbone | None = None
 
     @property
@@ -88,22 +81,24 @@ class HighTier(PretrainedTier):
         return self.transform_batch([clip]).values[0]
 
     def transform_batch(self, clips: Sequence[Clip]) -> TierResult:
-        """Clips go through the network `batch_size` at a time as (B, 3, T, H, W) tensors."""
+        """Each clip through the network alone, as a (1, 3, T, H, W) tensor.
+
+        One clip per pass, not a batch of several: a 3-D convolution's output for one clip
+        changed in the last bits with the clips batched beside it (r2plus1d_18 on the CPU, up
+        to 2e-7 relative), and a video's features must not depend on its neighbours in a run.
+        """
         bb = self.backbone
         if not clips:
             return TierResult(np.zeros((0, bb.dim), np.float32), [])
         t = self.clip_frames
-        frames = sample_frames(clips, t)  # (N, T, H, W, 3)
-        bs = max(1, int(self.config["batch_size"]))
         pooled_all, probs_all = [], []
         bb.model.to(self.device)
         with network_inference(self.device):
-            for start in range(0, len(clips), bs):
-                chunk = frames[start : start + bs]
-                b = len(chunk)
-                x = to_tensor(chunk.reshape(b * t, *chunk.shape[2:])).to(self.device, non_blocking=True)  # (B*T, 3, H, W)
+            for clip in clips:
+                frames = sample_frames([clip], t)[0]  # (T, H, W, 3)
+                x = to_tensor(frames).to(self.device, non_blocking=True)  # (T, 3, H, W)
                 x = normalise(resize_centre_crop(x, bb.info.resize, bb.info.size), bb.info.mean, bb.info.std)
-                x = x.reshape(b, t, 3, bb.info.size, bb.info.size).permute(0, 2, 1, 3, 4).contiguous()
+                x = x.reshape(1, t, 3, bb.info.size, bb.info.size).permute(0, 2, 1, 3, 4).contiguous()
                 pooled, logits = bb.model(x)
                 pooled_all.append(pooled.float().cpu().numpy())
                 probs_all.append(logits.float().softmax(-1).cpu().numpy())

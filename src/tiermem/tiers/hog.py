@@ -67,6 +67,17 @@ def hog_descriptors(frames: np.ndarray) -> np.ndarray:
     return blocks.reshape(t, -1).astype(np.float32)
 
 
+def project_rows(rows: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """(M, D) rows projected on (K, D) axes -> (M, K), each row's sums in a fixed order.
+
+    A BLAS matrix product picks its kernel and blocking by the number of rows, so a frame's
+    projection changed in the last bits with the frames batched beside it (and a rerun of one
+    video differed from the same video extracted among others). numpy's einsum reduces every
+    (row, axis) pair alone, in the same order whatever M and the thread count are.
+    """
+    return np.einsum("md,kd->mk", rows, axes)
+
+
 @functools.lru_cache(maxsize=4)
 def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
     """Per pixel, the bincount index of sector 0 of its (frame, cell) histogram, plus 9.
@@ -85,4 +96,4 @@ def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
     return out
 
 
-__all__ = ["HOG_CELL", "HOG_ORIENTATIONS", "hog_descriptors"]
+__all__ = ["HOG_CELL", "HOG_ORIENTATIONS", "hog_descriptors", "project_rows"]

@@ -4,7 +4,8 @@ summarised by its mean and its temporal std over the clip's sampled frames.
 
 Per-frame work (statistics, texture) and per-pair work (flow, histogram distance) run over many
 frames at once (numpy over frames; OpenCV calls on the frames stacked into one tall image or
-into the channels of one image), then `aggregate` takes their means, stds and counts
+into the channels of one image; the groups live in `frame_stats`, `sharpness`, `hog` and
+`motion`), then `aggregate` takes their means, stds and counts
 (`tiermem.tiers.per_frame`), so a timeline computes each frame's work once for all the windows
 that hold it. Figures: benchmarks/extract_low.py.
 
@@ -59,7 +60,9 @@ import numpy as np
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.tiers import register_tier
-from tiermem.tiers.hog import HOG_CELL, HOG_ORIENTATIONS, hog_descriptors
+from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
+from tiermem.tiers.hog import HOG_CELL, HOG_ORIENTATIONS, hog_descriptors, project_rows
+from tiermem.tiers.motion import histogram_distance, pair_flow
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
 from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta
@@ -73,77 +76,6 @@ EXTRA_FEATURES = ("saturation", "colourfulness", "detail_share", "cut_rate")
 
 #: Per-frame statistics computed in one pass over a frame ("stats"), in this order.
 STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "detail_share")
-
-
-# -- feature groups (each a function of the whole clip, so the benchmark can time them) --------
-
-
-def grey_frames(frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) uint8 RGB -> (T, H, W) uint8 luma, one OpenCV call over the stacked frames."""
-    t, h, w, _ = frames.shape
-    return cv2.cvtColor(frames.reshape(t * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(t, h, w)
-
-
-def colour_features(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame brightness, saturation (HSV) and Hasler–Süsstrunk colourfulness."""
-    t, h, w, _ = frames.shape
-    hsv = cv2.cvtColor(frames.reshape(t * h, w, 3), cv2.COLOR_RGB2HSV_FULL).reshape(t, h, w, 3)
-    sv = np.array([cv2.mean(f)[1:3] for f in hsv], dtype=np.float32) / 255.0  # (T, 2): S, V
-    # Opponent channels rg = R - G and yb = (R + G) / 2 - B, kept exact as int16 (yb doubled).
-    red, green, blue = frames[..., 0], frames[..., 1], frames[..., 2]
-    rg = np.subtract(red, green, dtype=np.int16)
-    yb2 = np.add(red, green, dtype=np.int16)
-    yb2 -= blue
-    yb2 -= blue
-    rg_stats = np.array([cv2.meanStdDev(f) for f in rg], dtype=np.float32).reshape(t, 2)
-    yb_stats = np.array([cv2.meanStdDev(f) for f in yb2], dtype=np.float32).reshape(t, 2) / 2
-    return {
-        "brightness": sv[:, 1],
-        "saturation": sv[:, 0],
-        "colourfulness": np.hypot(rg_stats[:, 1], yb_stats[:, 1]) + 0.3 * np.hypot(rg_stats[:, 0], yb_stats[:, 0]),
-    }
-
-
-def contrast(grey: np.ndarray) -> np.ndarray:
-    """Per-frame std of the grey frame, on a 0-1 scale."""
-    return np.array([cv2.meanStdDev(f)[1][0, 0] for f in grey], dtype=np.float32) / 255.0
-
-
-def pair_flow(first: np.ndarray, second: np.ndarray, flow_size: int, preset: int) -> np.ndarray:
-    """Mean DIS optical-flow magnitude of each (first[i], second[i]) grey-frame pair, in pixels of the
-    input size."""
-    m, h, w = first.shape
-    dis = cv2.DISOpticalFlow_create(preset)
-    scale = np.array([w / flow_size, h / flow_size], dtype=np.float32)  # each axis back to input pixels
-    out = np.empty(m, dtype=np.float32)
-    for i in range(m):
-        a = cv2.resize(first[i], (flow_size, flow_size), interpolation=cv2.INTER_AREA)
-        b = cv2.resize(second[i], (flow_size, flow_size), interpolation=cv2.INTER_AREA)
-        flow = dis.calc(a, b, None) * scale
-        out[i] = np.sqrt((flow**2).sum(axis=-1)).mean()
-    return out
-
-
-def colour_histograms(frames: np.ndarray, bins: int = 16, step: int = 4) -> np.ndarray:
-    """(T, 3, bins) RGB histograms (shares of pixels) of every `step`-th pixel each way (4096 of
-    a 256x256 frame: plenty for 3 x `bins` bins, and 16x cheaper)."""
-    t = len(frames)
-    px = frames[:, ::step, ::step].reshape(t, -1, 3)
-    index = (px.astype(np.intp) * bins) // 256 + np.arange(3) * bins  # channel c -> bins c*B..
-    index += (np.arange(t) * 3 * bins)[:, None, None]
-    return np.bincount(index.ravel(), minlength=t * 3 * bins).reshape(t, 3, bins) / px.shape[1]
-
-
-def histogram_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Total-variation distance (mean over channels) between the colour histograms of frame pairs."""
-    return 0.5 * np.abs(colour_histograms(second) - colour_histograms(first)).sum(axis=2).mean(axis=1)
-
-
-def cut_count(frames: np.ndarray, threshold: float) -> int:
-    """Scene cuts among consecutive frames: histogram distance above `threshold`."""
-    if len(frames) < 2:
-        return 0
-    return int((histogram_distance(frames[:-1], frames[1:]) > threshold).sum())
 
 
 # -- the tier ------------------------------------------------------------------------------
@@ -181,7 +113,8 @@ class LowTier(FrameTier):
     name: ClassVar[str] = "low"
     requires_fit: ClassVar[bool] = True
     #: 2: blurriness became the paper's FFT measure; the earlier one is detail_share.
-    version: ClassVar[int] = 2
+    #: 3: per-frame sums in a fixed order, so a video's features do not depend on its batch.
+    version: ClassVar[int] = 3
     #: Frames per batch of per-frame work: bounds the working memory (HOG holds several float
     #: copies of each frame) whatever --frames is.
     frame_batch: ClassVar[int] = 32
@@ -371,7 +304,8 @@ class LowTier(FrameTier):
             with clock("blurriness"):
                 blur = fft_blurriness(frames)
             with clock("hog"):
-                hog = (hog_descriptors(self._hog_input(frames, grey)) - self.hog_pca_mean_) @ self.hog_pca_components_.T
+                descriptors = hog_descriptors(self._hog_input(frames, grey))
+                hog = project_rows(descriptors - self.hog_pca_mean_, self.hog_pca_components_)
             return np.concatenate([blur[:, None], hog], axis=1).astype(np.float32)
         with clock("colour"):
             colour = colour_features(frames)

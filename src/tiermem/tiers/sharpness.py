@@ -89,8 +89,9 @@ def detail_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
     weight = np.broadcast_to(twice, radius.shape)
     total_w = np.where(radius > 0, weight, 0.0).ravel().astype(np.float32)
     high_w = np.where(radius > cutoff, weight, 0.0).ravel().astype(np.float32)
-    total = power @ total_w
-    high = power @ high_w
+    # einsum, not a BLAS product: each frame's sums in one order whatever its batch neighbours.
+    total = np.einsum("tf,f->t", power, total_w)
+    high = np.einsum("tf,f->t", power, high_w)
     return np.divide(high, total, out=np.zeros_like(high), where=total > 0)
 
 
