@@ -284,3 +284,34 @@ def test_extract_every_tier_writes_one_table_per_tier(sample_clip_paths: list[Pa
         assert np.isfinite(table[store.feature_names(tier)].to_numpy()).all()
     assert store.feature_names("high")[0] == "action_000"
     assert "imagenet_top5" in store.table("mid")["facts"].iloc[0]
+
+
+def test_a_small_run_decodes_each_video_once_a_large_sample_is_decoded_again(
+    three_clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiermem.extraction import extract, workers
+
+    decoded: list[tuple[str, int]] = []
+    real_decode = workers.decode
+
+    def counting_decode(path: str, **options):
+        decoded.append((Path(path).stem, options["frames"]))
+        return real_decode(path, **options)
+
+    monkeypatch.setattr(workers, "decode", counting_decode)
+    paths = sorted(three_clips.glob("*.mp4"))
+    # the low tier's PCA is fitted on the run's own clips, which the extraction then reuses
+    report = extract(paths, tiers=["low"], out=tmp_path / "once", frames=15, size=128, progress=False)
+    assert report.fitted == ["low"] and len(report.done) == 3
+    assert sorted(decoded) == sorted((p.stem, 15) for p in paths)
+
+    # frames that would not fit in memory twice over: the fit decodes its own 14 frames a video
+    decoded.clear()
+    small = 2 * 15 * 128 * 128 * 3  # room for one video of the run's frames, not three
+    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128, progress=False,
+                     frame_memory=small * 2)
+    assert report.fitted == ["low"] and len(report.done) == 3
+    assert sorted(decoded) == sorted([(p.stem, 14) for p in paths] + [(p.stem, 15) for p in paths])
+    once = FeatureStore(tmp_path / "once").table("low")
+    twice = FeatureStore(tmp_path / "twice").table("low")
+    assert (once["video_id"] == twice["video_id"]).all()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def default_threads() -> int:
@@ -50,6 +52,17 @@ def sync_threads() -> None:
     """Re-apply the last `set_threads` (torch may have been imported since, by a tier module)."""
     if _requested is not None:
         set_threads(_requested)
+
+
+@contextmanager
+def threads_for(n: int) -> Iterator[int]:
+    """`set_threads(n)` for the duration of a block, then the count requested before it."""
+    before = _requested
+    set_threads(n)
+    try:
+        yield n
+    finally:
+        set_threads(before)
 
 
 def library_versions() -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import time
@@ -12,7 +11,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.console import Console
 
 from tiermem.errors import DataMismatchError, TiermemError
@@ -21,9 +19,10 @@ from tiermem.device import resolve_device
 from tiermem.extraction.engine import Engine
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
-from tiermem.extraction.workers import Extractor, Job, TierSpec, fit_clips, record, run_batches
+from tiermem.extraction.fitting import FitSource, fit_tier
+from tiermem.extraction.workers import Extractor, Job, TierSpec, record, run_batches
 from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
-from tiermem.runtime import default_threads, set_threads
+from tiermem.runtime import default_threads, threads_for
 from tiermem.store import FeatureStore, SavedState, content_hash, load_state_file
 from tiermem.tiers import Tier, get_tier
 
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 #: Bytes of decoded frames a run may hold at once, over all its workers (see `extract_videos`).
 FRAME_MEMORY = 1 << 30
-#: Frames a fit sees at least: few videos are decoded at more frames each (HOG PCA: 10 axes).
-FIT_MIN_FRAMES = 40
 
 
 def extraction_key(tier: Tier, decode_options: Mapping[str, Any]) -> str:
@@ -126,18 +123,23 @@ def extract_videos(
     report = ExtractReport(out=Path(out), tiers=tiers)
     console = console or Console(stderr=True)
     cores = default_threads()
+    # Every process that runs tiers, this one included when it runs a batch itself, uses the
+    # same thread count: a network's output changes in the last bits with its thread count, and
+    # a video's row must not depend on which process computed it (a resume with the same
+    # --workers is bit-identical).
+    threads = max(1, cores // workers)
 
     with ExitStack() as stack:
         stack.enter_context(store.lock())
         bar = stack.enter_context(_progress(console, enabled=progress))
-        set_threads(cores)  # this process: decoding and tiers when it runs batches itself
+        stack.enter_context(threads_for(threads))  # this process: decoding, and tiers when it runs batches
         local = Extractor(built, decode_options, decode_threads=0)
         pool: WorkerPool | RayPool | None = None
         if engine.name == "ray":
             pool = stack.enter_context(RayPool(workers, decode_options, max(1, int(engine.cpus_per_worker)), engine.address,
                                                cpus=engine.cpus_per_worker, gpus=engine.gpus_per_worker))
         elif workers > 1:
-            pool = stack.enter_context(WorkerPool(workers, decode_options, max(1, cores // workers)))
+            pool = stack.enter_context(WorkerPool(workers, decode_options, threads))
 
         # 1. content hashes (and files that cannot even be read), then ids used by one file each
         hashes = _hash_inputs(paths, report, bar)
@@ -157,6 +159,10 @@ def extract_videos(
         # 2. fitted state: given, saved here, or fitted now on a sample of the inputs. A state
         #    applies only to frames decoded the same way (e.g. HOG dimensions follow the size).
         fit_settings = {"size": size, "mode": mode}
+        # Half the frame memory may hold fitting clips decoded at the run's settings, which the
+        # extraction then takes without decoding them again.
+        room = 0 if fps else frame_memory // (2 * frames * size * size * 3)
+        source = FitSource(local, pool, fit_max_videos, fit_frames, None if fps else frames, room)
         for name, tier in built.items():
             if not tier.requires_fit:
                 continue
@@ -171,8 +177,7 @@ def extract_videos(
                 store.save_state(name, tier.state_dict(), config=given[name].config)
             elif saved is not None and saved.config.get("decode") == fit_settings:
                 tier.load_state_dict(saved.state)
-            elif not _fit(name, tier, [str(paths[i]) for i in readable], fit_max_videos, fit_frames, local, pool,
-                          fit_settings, store, report, bar):
+            elif not fit_tier(name, tier, [str(paths[i]) for i in readable], source, fit_settings, store, report, bar):
                 readable = []  # no input decodes: each is in report.failed with its reason
         keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
 
@@ -203,7 +208,10 @@ def extract_videos(
             states=pool.share({n: t.state_dict() for n, t in built.items() if t.requires_fit})
             if isinstance(pool, RayPool) and batches else None,
         )
-        for outcomes in run_batches(batches, local, pool if len(batches) > 1 or isinstance(pool, RayPool) else None, spec):
+        held = {job.path: source.held[job.path] for job in jobs if job.path in source.held}
+        source.held.clear()  # clips of cached videos are not needed
+        on_pool = pool if len(batches) > 1 or isinstance(pool, RayPool) else None
+        for outcomes in run_batches(batches, local, on_pool, spec, held):
             for o in outcomes:
                 record(o, built, keys, writers, report)
                 bar.advance(task)
@@ -280,55 +288,6 @@ def _saved_state(store: FeatureStore, name: str, console: Console) -> SavedState
         return None
 
 
-def _fit(
-    name: str,
-    tier: Tier,
-    inputs: list[str],
-    max_videos: int,
-    frames: int,
-    local: Extractor,
-    pool: WorkerPool | RayPool | None,
-    fit_settings: dict[str, Any],
-    store: FeatureStore,
-    report: ExtractReport,
-    bar: Progress,
-) -> bool:
-    """Fit `tier` on a sample of `inputs` and save its state; False when no input decodes at all.
-
-    A sample of few videos gets more frames per video, so that the fit sees at least
-    `FIT_MIN_FRAMES` frames (one video is enough); larger samples keep `frames` per video.
-    """
-    sample = _fit_sample(inputs, max_videos)
-    if not sample:
-        return False
-    per_clip = max(frames, -(-FIT_MIN_FRAMES // len(sample)))
-    fit_task = bar.add_task(f"fitting {name} on {len(sample)} videos", total=len(sample))
-    undecodable: list[tuple[str, str]] = []
-    clips = fit_clips(sample, per_clip, local, pool if len(sample) > 1 else None,
-                      lambda: bar.advance(fit_task), undecodable)
-    first = next(clips, None)
-    if first is None:
-        if len(sample) == len(inputs):
-            report.failed.extend(undecodable)
-            return False
-        shown = "; ".join(f"{p}: {r}" for p, r in undecodable[:3])
-        raise TiermemError(
-            f"cannot fit tier {name}: none of the {len(sample)} sampled videos could be decoded ({shown}"
-            f"{'; ...' if len(undecodable) > 3 else ''})"
-        )
-    try:
-        tier.fit(itertools.chain([first], clips), frames_per_clip=per_clip if per_clip > frames else None)
-    except TiermemError as exc:
-        raise TiermemError(
-            f"{exc} (while fitting tier {name} on {len(sample)} input videos; for a few videos, "
-            "pass a state fitted on a larger corpus with --state)"
-        ) from None
-    config = {"tier": tier.config, "decode": fit_settings, "videos": len(sample), "frames": per_clip}
-    store.save_state(name, tier.state_dict(), config=config)
-    report.fitted.append(name)
-    return True
-
-
 def _say(console: Console, line: str) -> None:
     """One line for the person running the command (never folded, markup shown as typed)."""
     from rich.markup import escape
@@ -383,9 +342,3 @@ def _given_states(state: str | os.PathLike[str] | None, fitted_tiers: list[str])
     return {saved.tier: saved}
 
 
-def _fit_sample(paths: list[str], limit: int) -> list[str]:
-    """At most `limit` paths spread evenly over the (sorted) inputs: deterministic, so reruns agree."""
-    if len(paths) <= limit:
-        return paths
-    idx = np.unique(np.linspace(0, len(paths) - 1, limit).round().astype(int))
-    return [paths[i] for i in idx]

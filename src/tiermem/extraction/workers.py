@@ -58,15 +58,22 @@ class Extractor:
         self.decode_threads = decode_threads
 
     def decode(self, path: str, frames: int | None = None) -> Clip:
+        """The video at the run's decode settings, or with `frames` frames over its whole length."""
         options = dict(self.decode_options)
         if frames is not None:
             options.update(frames=frames, fps=None)
         return decode(path, threads=self.decode_threads, **options)
 
-    def run(self, jobs: Sequence[Job]) -> list[_Outcome]:
+    def run(self, jobs: Sequence[Job], decoded: Sequence[Clip | None] | None = None) -> list[_Outcome]:
+        """Outcomes of `jobs`; `decoded[i]`, when given, is job i's clip already decoded at the
+        run's settings (the fitting pass kept it), so that video is not decoded again."""
         outcomes = [_Outcome(job) for job in jobs]
         clips: dict[int, Clip] = {}
         for i, job in enumerate(jobs):
+            held = decoded[i] if decoded is not None else None
+            if held is not None:
+                clips[i] = held
+                continue
             try:
                 clips[i] = self.decode(job.path)
             except TiermemError as exc:
@@ -141,13 +148,15 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
     return state["extractor"]
 
 
-def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:
-    return _worker_extractor(spec).run(jobs)
+def _worker_run(spec: TierSpec, jobs: list[Job], decoded: list[Clip | None] | None) -> list[_Outcome]:
+    return _worker_extractor(spec).run(jobs, decoded)
 
 
-def _worker_decode_for_fit(path: str, frames: int) -> Clip | str:
+def _worker_decode_for_fit(path: str, frames: int | None) -> Clip | str:
     state = worker_state()
-    options = dict(state["decode_options"], frames=frames, fps=None)
+    options = dict(state["decode_options"])
+    if frames is not None:
+        options.update(frames=frames, fps=None)
     try:
         return decode(path, threads=state["threads"], **options)
     except TiermemError as exc:
@@ -159,7 +168,7 @@ def _worker_decode_for_fit(path: str, frames: int) -> Clip | str:
 
 def fit_clips(
     paths: list[str],
-    frames: int,
+    frames: int | None,
     local: Extractor,
     pool: "WorkerPool | RayPool | None",
     tick: Callable[[], object],
@@ -167,7 +176,9 @@ def fit_clips(
 ) -> Iterator[Clip]:
     """Decoded fitting clips in input order, streamed (a tier's fit may consume them one by one).
 
-    Files that cannot be decoded are skipped and added to `failed` with their reason.
+    `frames` frames over each video's length, or the run's own decode settings when None (the
+    clips can then be extracted without a second decode). Files that cannot be decoded are
+    skipped and added to `failed` with their reason.
     """
     if pool is None:
         for p in paths:
@@ -198,17 +209,25 @@ def fit_clips(
 
 
 def run_batches(
-    batches: list[list[Job]], local: Extractor, pool: "WorkerPool | RayPool | None", spec: TierSpec
+    batches: list[list[Job]],
+    local: Extractor,
+    pool: "WorkerPool | RayPool | None",
+    spec: TierSpec,
+    decoded: Mapping[str, Clip],
 ) -> Iterator[list[_Outcome]]:
     """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight.
 
-    A batch whose worker process died comes back with that reason for each of its videos.
+    `decoded` holds clips already decoded at the run's settings, by path: they travel with
+    their batch instead of being decoded again. A batch whose worker process died comes back
+    with that reason for each of its videos.
     """
+    held = [[decoded.get(job.path) for job in batch] if decoded else None for batch in batches]
     if pool is None:
-        for batch in batches:
-            yield local.run(batch)
+        for batch, clips in zip(batches, held):
+            yield local.run(batch, clips)
         return
-    for i, result in pool.imap(_worker_run, [(spec, batch) for batch in batches], ahead=2 * pool.size):
+    tasks = [(spec, batch, clips) for batch, clips in zip(batches, held)]
+    for i, result in pool.imap(_worker_run, tasks, ahead=2 * pool.size):
         if isinstance(result, WorkerDied):
             yield [_Outcome(job, errors=[result.reason]) for job in batches[i]]
         else:
