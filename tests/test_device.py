@@ -43,10 +43,11 @@ def test_cli_refuses_cuda_without_a_gpu(sample_clip_paths: list[Path], tmp_path:
 
 
 def test_cpu_keeps_the_cache_keys(sample_clip_paths: list[Path], tmp_path: Path) -> None:
-    """Features extracted before devices existed stay valid: the CPU adds nothing to the key."""
+    """Features extracted before devices existed stay valid: the CPU adds nothing to the key.
+    The first run names the CPU too: on a machine with a GPU, `auto` would take CUDA."""
     tier = get_tier("mid")
     assert tier.on("cpu").config_hash() == get_tier("mid").config_hash()
-    first = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, progress=False)
+    first = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
     again = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
     assert len(first.done) == 2 and again.done == [] and len(again.skipped) == 2
 
