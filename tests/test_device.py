@@ -16,6 +16,8 @@ from tiermem.extraction import Engine, extract
 from tiermem.model.train import train_mlp
 from tiermem.store import FeatureStore
 from tiermem.tiers import get_tier
+from tiermem.tiers.base import Tier
+from tiermem.zero_shot import ZeroShotModel
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible to torch on this machine")
@@ -50,6 +52,35 @@ def test_cpu_keeps_the_cache_keys(sample_clip_paths: list[Path], tmp_path: Path)
     first = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
     again = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
     assert len(first.done) == 2 and again.done == [] and len(again.skipped) == 2
+
+
+def test_device_reaches_clips_and_timelines_of_fitted_and_zero_shot_models(
+    fitted, sample_clip_paths: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every network tier is placed on the device asked for, whether a video is scored as one
+    clip or window by window; where there is no GPU, CUDA is refused on both paths."""
+    placed: list[tuple[str, str]] = []
+    real_on = Tier.on
+
+    def spy(self: Tier, device: str) -> Tier:
+        placed.append((self.name, device))
+        return real_on(self, device)
+
+    monkeypatch.setattr(Tier, "on", spy)
+    pipe = fitted[0]
+    clip = next(p for p in sample_clip_paths if p.stem == "bikes_000")
+    for timeline in (False, True):
+        placed.clear()
+        pred = pipe.predict(clip, timeline=timeline, device="cpu", progress=False)
+        assert len(pred.table) == 1
+        assert ("mid", "cpu") in placed and all(d == "cpu" for _, d in placed), (timeline, placed)
+    placed.clear()
+    ZeroShotModel().predict(clip, timeline=True, device="cpu", progress=False)
+    assert placed and set(placed) == {("prior", "cpu")}
+    if not CUDA:
+        for timeline in (False, True):
+            with pytest.raises(TiermemError, match="--device cuda"):
+                pipe.predict(clip, timeline=timeline, device="cuda", progress=False)
 
 
 def test_low_tier_alone_never_imports_torch(tmp_path: Path, sample_clip_paths: list[Path]) -> None:

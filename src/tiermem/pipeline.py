@@ -330,11 +330,12 @@ class Pipeline:
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         use = wants_timeline(paths, timeline, length)
+        run_on = Engine.of(engine, device)  # one device for clips and timelines alike
         return predict_with_timelines(
             paths, use,
-            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, Engine.of(engine, device), console,
-                                                 progress),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, console=console, progress=progress),
+            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, run_on, console, progress),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, device=run_on.device,
+                                             console=console, progress=progress),
             percentile=self.percentile,
         )
 
@@ -391,9 +392,11 @@ class Pipeline:
 
     def timeline(
         self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-        captions: dict[str, list[str]] | None = None, console: Console | None = None, progress: bool = True,
+        captions: dict[str, list[str]] | None = None, device: str = "auto", console: Console | None = None,
+        progress: bool = True,
     ):  # -> tiermem.timeline.Timeline
-        """Memorability over time of one video: every window scored as a clip of its length."""
+        """Memorability over time of one video: every window scored as a clip of its length, the
+        tiers' networks on `device` (auto, cpu or cuda), as for clips."""
         from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
         from tiermem.timeline.fitted import fitted_tiers, score_windows
@@ -403,9 +406,9 @@ class Pipeline:
         text = None
         if "text" in self.config.tiers:
             caps = self._captions([path.stem], captions)[path.stem]
-            text = get_tier("text", **self.config.tier_config.get("text", {})).transform_texts([caps])
+            text = get_tier("text", **self.config.tier_config.get("text", {})).on(device).transform_texts([caps])
         return build_timeline(
-            path, tiers=fitted_tiers(self), decode=self.config.decode, length=window if window is not None else self.window_seconds,
+            path, tiers=fitted_tiers(self, device), decode=self.config.decode, length=window if window is not None else self.window_seconds,
             stride=stride, length_given=window is not None, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
             console=console or Console(stderr=True), progress=progress,
         )

@@ -77,10 +77,12 @@ class ZeroShotModel:
         console = console or Console(stderr=True)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
+        run_on = Engine.of(engine, device)  # one device for clips and timelines alike
         pred = predict_with_timelines(
             paths, wants_timeline(paths, timeline, length),
-            clips=lambda ps: self._predict_clips(ps, cache, workers, Engine.of(engine, device), console, progress),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, console=console, progress=progress),
+            clips=lambda ps: self._predict_clips(ps, cache, workers, run_on, console, progress),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, device=run_on.device, console=console,
+                                             progress=progress),
             percentile=None,
         )
         scores = pred.table["score"].to_numpy(dtype=np.float64)
@@ -90,14 +92,15 @@ class ZeroShotModel:
 
     def timeline(
         self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-        console: Console | None = None, progress: bool = True,
+        device: str = "auto", console: Console | None = None, progress: bool = True,
     ):  # -> tiermem.timeline.Timeline
-        """Zero-shot memorability over time: the frame prior of every window."""
+        """Zero-shot memorability over time: the frame prior of every window, on `device`."""
         from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
 
         if self._tiers is None:
             self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)}
+        self._tiers["prior"].on(device)
         return build_timeline(
             Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
             length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,

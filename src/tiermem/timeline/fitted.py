@@ -27,8 +27,8 @@ def median_duration(paths: list[Path], limit: int = 200) -> float | None:
     return round(float(np.median(durations)), 3) if durations else None
 
 
-def fitted_tiers(pipe: "Pipeline") -> dict[str, Tier]:
-    """The frame tiers with their fitted state, built once per pipeline."""
+def fitted_tiers(pipe: "Pipeline", device: str = "auto") -> dict[str, Tier]:
+    """The frame tiers with their fitted state, built once per pipeline; their networks on `device`."""
     if getattr(pipe, "_tiers", None) is None:
         from tiermem.tiers import get_tier
 
@@ -42,6 +42,9 @@ def fitted_tiers(pipe: "Pipeline") -> dict[str, Tier]:
                 tier.load_state_dict(saved.state)
             tiers[name] = tier
         pipe._tiers = tiers
+    for tier in pipe._tiers.values():
+        if tier.runs_network:
+            tier.on(device)
     return pipe._tiers
 
 
