@@ -93,7 +93,7 @@ def main() -> None:
             table.add_row(name, "(tier not available in this checkout)")
             continue
         if name == "text":
-            tier = get_tier("text", progress=False).on(args.device)
+            tier = get_tier("text").on(args.device)
             captions = [[f"video {i}: caption {j}, a person rides a bike down a busy street" for j in range(5)] for i in range(len(clips))]
             load_s, _ = timed(lambda: tier.transform_texts([["warm-up caption"]]))
             ms = per_clip_ms(tier.transform_texts, captions, len(captions), 1)

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tiermem.extraction import extract
+from tiermem.run import Run
 from tiermem.video.samples import make_sample_clips
 
 console = Console()
@@ -32,7 +33,7 @@ console = Console()
 
 def run(clips: Path, out: Path, tiers: list[str], **options: object) -> tuple[float, int]:
     start = time.perf_counter()
-    report = extract([clips], tiers=tiers, out=out, progress=False, **options)
+    report = extract([clips], tiers=tiers, out=out, **options)
     seconds = time.perf_counter() - start
     if report.failed:
         raise SystemExit(f"failures: {report.failed[:3]}")
@@ -56,15 +57,15 @@ def main() -> None:
         n = len(list(clips.glob("*.mp4")))
         figures: dict[str, float] = {}
         for workers in (1, 2):
-            seconds, done = run(clips, work / f"local{workers}", tiers, workers=workers)
+            seconds, done = run(clips, work / f"local{workers}", tiers, run=Run(workers=workers))
             figures[f"local{workers}"] = done / seconds
             rows.append((f"local --workers {workers}", f"{done / seconds:.2f} clips/s", f"{seconds:.1f} s"))
 
         t = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         rows.append(("Ray start-up (ray.init, 2 CPUs; not counted)", "", f"{time.perf_counter() - t:.1f} s"))
-        run(clips, work / "ray_warm", tiers, workers=2, engine="ray")
-        seconds, done = run(clips, work / "ray", tiers, workers=2, engine="ray")
+        run(clips, work / "ray_warm", tiers, run=Run(workers=2, engine="ray"))
+        seconds, done = run(clips, work / "ray", tiers, run=Run(workers=2, engine="ray"))
         figures["ray"] = done / seconds
         share = figures["ray"] / figures["local2"]
         rows.append(("ray, 2 workers of 1 CPU", f"{done / seconds:.2f} clips/s ({share:.0%} of local 2 workers; target >= 85%)",
@@ -77,7 +78,7 @@ def main() -> None:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
         rows.append(("two-node local cluster start-up (not counted)", "", f"{time.perf_counter() - t:.1f} s"))
-        seconds, done = run(clips, work / "two_nodes", tiers, workers=2, engine="ray")
+        seconds, done = run(clips, work / "two_nodes", tiers, run=Run(workers=2, engine="ray"))
         rows.append(("two-node cluster, 1 worker per node", f"{done / seconds:.2f} clips/s", f"{seconds:.1f} s"))
         other = next(node for node in cluster.list_all_nodes() if node is not cluster.head_node)
         removed: dict[str, float] = {}
@@ -90,7 +91,7 @@ def main() -> None:
         thread = threading.Thread(target=remove, daemon=True)
         start = time.perf_counter()
         thread.start()
-        lost_s, lost_done = run(clips, work / "node_lost", tiers, workers=2, engine="ray")
+        lost_s, lost_done = run(clips, work / "node_lost", tiers, run=Run(workers=2, engine="ray"))
         thread.join()
         rows.append((f"the same, second node removed {removed['at'] - start:.1f} s in", f"{lost_done / lost_s:.2f} clips/s, "
                      f"all {lost_done} clips stored", f"{lost_s:.1f} s"))

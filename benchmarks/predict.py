@@ -46,7 +46,7 @@ def build_model(work: Path, tiers: list[str]) -> tuple[Path, list[Path]]:
     (root / "memento_val_data.json").write_text(json.dumps(records[11:]))
     cfg = PipelineConfig(target="mem_score", tiers=tiers, distinct=["knn"], distinct_params={"knn": {"k": 3}},
                          head="m3s", ablate=False)
-    pipe = Pipeline(cfg).fit(read_dataset("memento10k", root), work / "cache", console=Console(quiet=True))
+    pipe = Pipeline(cfg).fit(read_dataset("memento10k", root), work / "cache")
     return pipe.save(work / "model"), clips
 
 
@@ -108,11 +108,11 @@ def main() -> None:
             cold.append(time.perf_counter() - t)
 
         pipe = Pipeline.load(model)
-        pipe.predict([clip], state_dir=pipe.state_dir, progress=False, console=Console(quiet=True))  # load networks
+        pipe.predict([clip], state_dir=pipe.state_dir)  # load networks
         warm = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            pipe.predict([clip], state_dir=pipe.state_dir, progress=False, console=Console(quiet=True))
+            pipe.predict([clip], state_dir=pipe.state_dir)
             warm.append(time.perf_counter() - t)
 
     table = Table(title=f"tiermem predict, one 3-s clip ({clip.name}), tiers {', '.join(tiers)} + knn distinctiveness")

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tiermem.extraction import extract
+from tiermem.run import Run
 from tiermem.video.samples import make_sample_clips
 
 
@@ -37,7 +38,7 @@ def main() -> None:
             for workers in args.workers:
                 out = Path(tmp) / f"{tiers}-{workers}"
                 start = time.perf_counter()
-                report = extract([clips], tiers=tiers.split(","), out=out, workers=workers, progress=False)
+                report = extract([clips], tiers=tiers.split(","), out=out, run=Run(workers=workers))
                 seconds = time.perf_counter() - start
                 if report.failed:
                     raise SystemExit(f"failures: {report.failed[:3]}")

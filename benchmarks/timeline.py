@@ -55,7 +55,6 @@ from tiermem.video.samples import make_long_video, make_sample_clips
 from timeline_stages import Stages, instrumented, print_stages
 
 console = Console()
-quiet = Console(quiet=True)
 
 SIZE = (1280, 720)
 FPS = 25
@@ -99,8 +98,7 @@ def build_model(work: Path, tiers: list[str], prior_precision: str = "fp32") -> 
         cfg = tiermem.PipelineConfig(target="mem_score", tiers=tiers, distinct=["knn"], distinct_params={"knn": {"k": 3}},
                                      distinct_source="mid" if "mid" in tiers else tiers[0], head="ridge", ablate=False,
                                      tier_config={"prior": {"precision": prior_precision}} if "prior" in tiers else {})
-        pipe = tiermem.Pipeline(cfg).fit(tiermem.read_dataset("memento10k", root), work / f"cache_{'_'.join(tiers)}",
-                                         console=quiet)
+        pipe = tiermem.Pipeline(cfg).fit(tiermem.read_dataset("memento10k", root), work / f"cache_{'_'.join(tiers)}")
         pipe.save(out)
     console.print(f"fitted {out.name} in {time.perf_counter() - t:.0f} s ({len(clips)} sample clips, random labels)")
     return out
@@ -209,12 +207,12 @@ _MEASURE = (
 )
 
 
-def score_child(model: str, video: str, progress: bool) -> None:
+def score_child(model: str, video: str) -> None:
     """The scoring process of the memory rows: load, score one timeline, print a JSON line."""
     set_threads()
     m = tiermem.load(model)
     start = time.perf_counter()
-    tl = m.timeline(video, progress=progress)
+    tl = m.timeline(video)
     print(json.dumps({"seconds": time.perf_counter() - start, "windows": len(tl.table), "duration": tl.duration}))
 
 
@@ -282,7 +280,7 @@ def main() -> None:
     ap.add_argument("--score", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.score:
-        score_child(*args.score, progress=True)
+        score_child(*args.score)
         return
     threads = set_threads()
     work = args.work
@@ -296,20 +294,20 @@ def main() -> None:
     zero: Any = tiermem.load("zero-shot")
     try:
         with console.status("zero-shot: loading ResMem, warm-up on a 6-s video ..."):
-            zero.timeline(warmup, progress=False)
+            zero.timeline(warmup)
     except MissingWeightsError as exc:
         zero = None
         rows.append(("zero-shot timeline", f"skipped: {exc}", f"<= {TARGETS['zero-shot']:g} s", "", ""))
     if zero is not None:
         with console.status(f"zero-shot timeline of {video.name} ..."):
-            meter, zs = timed(lambda: zero.timeline(video, progress=False))
+            meter, zs = timed(lambda: zero.timeline(video))
         rows.append((f"zero-shot timeline ({len(zs.table)} windows of {zs.length:g} s every {zs.stride:g} s)",
                      f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)", f"<= {TARGETS['zero-shot']:g} s",
                      met(meter.seconds <= TARGETS["zero-shot"]), meter.shown))
         bf16: Any = tiermem.load("zero-shot", precision="bf16")
         with console.status("zero-shot bf16: warm-up, then the timeline ..."):
-            bf16.timeline(warmup, progress=False)
-            meter, zb = timed(lambda: bf16.timeline(video, progress=False))
+            bf16.timeline(warmup)
+            meter, zb = timed(lambda: bf16.timeline(video))
         drift = float(np.max(np.abs(zb.scores - zs.scores)))
         rows.append((f"zero-shot timeline, precision=bf16 (scores within {drift:.1g} of fp32)",
                      f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)", f"<= {TARGETS['zero-shot']:g} s",
@@ -318,7 +316,7 @@ def main() -> None:
         if not args.skip_stages:
             stage_runs["zero-shot"] = stages = Stages()
             with console.status("zero-shot timeline, instrumented ..."), instrumented(zero._tiers, stages):
-                meter, _ = timed(lambda: zero.timeline(video, progress=False))
+                meter, _ = timed(lambda: zero.timeline(video))
             stages.seconds["total"], stages.others = meter.seconds, meter.shown
 
     # fitted ---------------------------------------------------------------------------------
@@ -328,18 +326,18 @@ def main() -> None:
     model_dir = build_model(work, tiers)
     pipe = tiermem.load(model_dir)
     with console.status("fitted: loading networks, warm-up on a 6-s video ..."):
-        pipe.timeline(warmup, progress=False)
-        pipe.predict([warmup], timeline=False, progress=False, console=quiet)
+        pipe.timeline(warmup)
+        pipe.predict([warmup], timeline=False)
     with console.status(f"fitted timeline of {video.name} ..."):
-        meter, tl = timed(lambda: pipe.timeline(video, progress=False))
+        meter, tl = timed(lambda: pipe.timeline(video))
     fit_s, n = meter.seconds, len(tl.table)
     rows.append((f"fitted {'+'.join(tiers)} timeline ({n} windows of {tl.length:g} s every {tl.stride:g} s)",
                  f"{fit_s:.2f} s ({SECONDS / fit_s:.1f}x real time)",
                  f"<= {TARGETS['fitted']:g} s (>= 4x)", met(fit_s <= TARGETS["fitted"]), meter.shown))
     bf16_pipe = tiermem.load(build_model(work, tiers, prior_precision="bf16"))
     with console.status("fitted, prior tier in bf16: warm-up, then the timeline ..."):
-        bf16_pipe.timeline(warmup, progress=False)
-        meter, tb = timed(lambda: bf16_pipe.timeline(video, progress=False))
+        bf16_pipe.timeline(warmup)
+        meter, tb = timed(lambda: bf16_pipe.timeline(video))
     rows.append((f"fitted {'+'.join(tiers)} timeline, prior tier precision=bf16 (a model fitted so)",
                  f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)",
                  f"<= {TARGETS['fitted']:g} s (>= 4x)", met(meter.seconds <= TARGETS["fitted"]), meter.shown))
@@ -347,7 +345,7 @@ def main() -> None:
     if not args.skip_stages:
         stage_runs["fitted"] = stages = Stages()
         with console.status("fitted timeline, instrumented ..."), instrumented(fitted_tiers(pipe), stages):
-            meter, _ = timed(lambda: pipe.timeline(video, progress=False))
+            meter, _ = timed(lambda: pipe.timeline(video))
         stages.seconds["total"], stages.others = meter.seconds, meter.shown
 
     # the same windows as files, scored as clips ---------------------------------------------

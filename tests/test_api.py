@@ -40,13 +40,13 @@ def test_the_three_lines_with_a_fitted_model(fitted, memento_root, tmp_path, mon
     assert list(result.table["video_id"]) == ["bikes_t00.0"]
     assert {"contrib_low", "contrib_mid", "contrib_distinct"} <= set(result.table.columns)
 
-    as_path = model.predict(videos / "synthetic_1.mp4", progress=False)
-    as_list = model.predict([videos / "synthetic_1.mp4", str(videos / "bikes_t00.0.mp4")], progress=False)
+    as_path = model.predict(videos / "synthetic_1.mp4")
+    as_list = model.predict([videos / "synthetic_1.mp4", str(videos / "bikes_t00.0.mp4")])
     folder = tmp_path / "two"
     folder.mkdir()
     for name in ("synthetic_1.mp4", "bikes_t00.0.mp4"):
         shutil.copy(videos / name, folder / name)
-    as_dir = model.predict(str(folder) + os.sep, progress=False)
+    as_dir = model.predict(str(folder) + os.sep)
     assert list(as_path.table["video_id"]) == ["synthetic_1"]
     assert list(as_list.table["video_id"]) == ["synthetic_1", "bikes_t00.0"]
     assert sorted(as_dir.table["video_id"]) == ["bikes_t00.0", "synthetic_1"]

@@ -301,14 +301,14 @@ def test_a_small_run_decodes_each_video_once_a_large_sample_is_decoded_again(
     monkeypatch.setattr(workers, "decode", counting_decode)
     paths = sorted(three_clips.glob("*.mp4"))
     # the low tier's PCA is fitted on the run's own clips, which the extraction then reuses
-    report = extract(paths, tiers=["low"], out=tmp_path / "once", frames=15, size=128, progress=False)
+    report = extract(paths, tiers=["low"], out=tmp_path / "once", frames=15, size=128)
     assert report.fitted == ["low"] and len(report.done) == 3
     assert sorted(decoded) == sorted((p.stem, 15) for p in paths)
 
     # frames that would not fit in memory twice over: the fit decodes its own 14 frames a video
     decoded.clear()
     small = 2 * 15 * 128 * 128 * 3  # room for one video of the run's frames, not three
-    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128, progress=False,
+    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128,
                      frame_memory=small * 2)
     assert report.fitted == ["low"] and len(report.done) == 3
     assert sorted(decoded) == sorted([(p.stem, 14) for p in paths] + [(p.stem, 15) for p in paths])

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from tiermem.cli import app
 from tiermem.device import resolve_device
 from tiermem.errors import TiermemError
-from tiermem.extraction import Engine, extract
+from tiermem.extraction import extract
+from tiermem.run import Run
 from tiermem.model.train import train_mlp
 from tiermem.store import FeatureStore
 from tiermem.tiers import get_tier
@@ -29,7 +30,7 @@ def test_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused() -> None:
     with pytest.raises(TiermemError, match="--device must be one of auto, cpu, cuda"):
         resolve_device("tpu")
     with pytest.raises(TiermemError, match="--device must be one of"):
-        Engine(device="gpu")
+        Run(device="gpu")
     if not CUDA:
         with pytest.raises(TiermemError, match="torch sees no CUDA GPU"):
             resolve_device("cuda")
@@ -49,8 +50,8 @@ def test_cpu_keeps_the_cache_keys(sample_clip_paths: list[Path], tmp_path: Path)
     The first run names the CPU too: on a machine with a GPU, `auto` would take CUDA."""
     tier = get_tier("mid")
     assert tier.on("cpu").config_hash() == get_tier("mid").config_hash()
-    first = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
-    again = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, device="cpu", progress=False)
+    first = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, run=Run(device="cpu"))
+    again = extract(sample_clip_paths[:2], tiers=["low", "mid"], out=tmp_path, run=Run(device="cpu"))
     assert len(first.done) == 2 and again.done == [] and len(again.skipped) == 2
 
 
@@ -71,16 +72,16 @@ def test_device_reaches_clips_and_timelines_of_fitted_and_zero_shot_models(
     clip = next(p for p in sample_clip_paths if p.stem == "bikes_000")
     for timeline in (False, True):
         placed.clear()
-        pred = pipe.predict(clip, timeline=timeline, device="cpu", progress=False)
+        pred = pipe.predict(clip, timeline=timeline, run=Run(device="cpu"))
         assert len(pred.table) == 1
         assert ("mid", "cpu") in placed and all(d == "cpu" for _, d in placed), (timeline, placed)
     placed.clear()
-    ZeroShotModel().predict(clip, timeline=True, device="cpu", progress=False)
+    ZeroShotModel().predict(clip, timeline=True, run=Run(device="cpu"))
     assert placed and set(placed) == {("prior", "cpu")}
     if not CUDA:
         for timeline in (False, True):
             with pytest.raises(TiermemError, match="--device cuda"):
-                pipe.predict(clip, timeline=timeline, device="cuda", progress=False)
+                pipe.predict(clip, timeline=timeline, run=Run(device="cuda"))
 
 
 def test_low_tier_alone_never_imports_torch(tmp_path: Path, sample_clip_paths: list[Path]) -> None:
@@ -89,7 +90,7 @@ def test_low_tier_alone_never_imports_torch(tmp_path: Path, sample_clip_paths: l
     import sys
 
     code = ("import sys; from tiermem.extraction import extract\n"
-            f"extract([{str(sample_clip_paths[0])!r}], tiers=['low'], out={str(tmp_path)!r}, progress=False)\n"
+            f"extract([{str(sample_clip_paths[0])!r}], tiers=['low'], out={str(tmp_path)!r})\n"
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -98,8 +99,8 @@ def test_low_tier_alone_never_imports_torch(tmp_path: Path, sample_clip_paths: l
 
 @needs_cuda
 def test_cuda_features_stay_near_cpu_features_under_their_own_key(sample_clip_paths: list[Path], tmp_path: Path) -> None:
-    cpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "cpu", device="cpu", progress=False)
-    gpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "gpu", device="cuda", progress=False)
+    cpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "cpu", run=Run(device="cpu"))
+    gpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "gpu", run=Run(device="cuda"))
     assert not cpu.failed and not gpu.failed
     a = FeatureStore(tmp_path / "cpu").table("mid").set_index("video_id").sort_index()
     b = FeatureStore(tmp_path / "gpu").table("mid").set_index("video_id").sort_index()

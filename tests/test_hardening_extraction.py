@@ -439,7 +439,7 @@ def test_zero_shot_scores_the_same_frames_it_decodes(sample_clip_paths: list[Pat
     import tiermem
 
     clips = sample_clip_paths[1:3]
-    scores = tiermem.load("zero-shot").predict(clips, progress=False).table.set_index("video_id")["score"]
-    assert extract_videos(clips, tiers=["prior"], out=tmp_path / "f", frames=45, size=256, progress=False).ok
+    scores = tiermem.load("zero-shot").predict(clips).table.set_index("video_id")["score"]
+    assert extract_videos(clips, tiers=["prior"], out=tmp_path / "f", frames=45, size=256).ok
     prior = FeatureStore(tmp_path / "f").table("prior").set_index("video_id")["prior_mean"]
     np.testing.assert_allclose(scores.loc[prior.index].to_numpy(), prior.to_numpy(), atol=1e-6)

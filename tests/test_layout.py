@@ -46,8 +46,11 @@ def import_graph() -> dict[str, set[str]]:
                 visit(child)
 
         visit(ast.parse(path.read_text()))
+        # Importing a.b.c runs a/__init__ and a/b/__init__ first: an import of a submodule is an
+        # import of every package above it too.
+        edges |= {".".join(e.split(".")[:k]) for e in list(edges) for k in range(2, e.count(".") + 1)}
         edges.discard(name)
-        graph[name] = {e for e in edges if e in modules}
+        graph[name] = {e for e in edges if e in modules and not name.startswith(e + ".")}
     return graph
 
 
@@ -101,3 +104,20 @@ def test_the_command_line_starts_without_heavy_libraries() -> None:
     code = ("import sys, tiermem.cli; heavy = [m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_the_command_line_and_the_service_know_rich() -> None:
+    """Library code reports progress and notes through a `Run`'s callbacks; drawing them is the
+    terminal's business (cli/) or the service's (serve/)."""
+    outside = []
+    for path in SRC.rglob("*.py"):
+        if path.relative_to(SRC).parts[0] in ("cli", "serve"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "rich" or n.startswith("rich.") for n in names):
+                outside.append(str(path.relative_to(SRC)))
+    assert not outside, outside
+    assert any(p.parts[-2] == "cli" for p in SRC.rglob("progress.py"))  # the terminal's side exists

@@ -47,9 +47,9 @@ def test_fit_uses_the_published_splits_and_saves_a_pickle_free_artifact(fitted):
 def test_predictions_identical_after_save_and_load(fitted, memento_root):
     pipe, model, cache = fitted
     videos = memento_root / "videos"
-    before = pipe.predict([videos], progress=False)  # fresh store: the fit's tier state is reused
+    before = pipe.predict([videos])  # fresh store: the fit's tier state is reused
     loaded = Pipeline.load(model)
-    after = loaded.predict([videos], state_dir=loaded.state_dir, progress=False)  # fresh extraction
+    after = loaded.predict([videos], state_dir=loaded.state_dir)  # fresh extraction
     assert len(before.table) == 21 and not before.failed
     np.testing.assert_array_equal(before.table["video_id"], after.table["video_id"])
     np.testing.assert_allclose(before.table["score"], after.table["score"], rtol=0, atol=1e-6)
@@ -58,7 +58,7 @@ def test_predictions_identical_after_save_and_load(fitted, memento_root):
 
 def test_shapley_contributions_sum_to_score_minus_baseline(fitted, memento_root):
     pipe, _, cache = fitted
-    pred = pipe.predict([memento_root / "videos"], cache=cache, progress=False)
+    pred = pipe.predict([memento_root / "videos"], cache=cache)
     contrib = pred.table[["contrib_low", "contrib_mid", "contrib_distinct"]].to_numpy()
     np.testing.assert_allclose(contrib.sum(axis=1), pred.table["score"] - pred.base_score, atol=1e-6)
     assert np.abs(contrib).sum() > 0  # ridge on real features: tiers do move the score
@@ -74,7 +74,7 @@ def test_predict_reports_a_corrupt_file_and_scores_the_others(fitted, memento_ro
     for name in ("bikes_t00.0.mp4", "synthetic_0.mp4"):
         shutil.copy(memento_root / "videos" / name, folder / name)
     (folder / "broken.mp4").write_bytes(b"this is not a video")
-    pred = pipe.predict([folder], cache=tmp_path / "cache", state_dir=Path(model) / "tiers", progress=False)
+    pred = pipe.predict([folder], cache=tmp_path / "cache", state_dir=Path(model) / "tiers")
     assert sorted(pred.table["video_id"]) == ["bikes_t00.0", "synthetic_0"]
     assert len(pred.failed) == 1 and pred.failed[0][0].endswith("broken.mp4")
 
@@ -162,8 +162,8 @@ def test_fit_and_predict_with_the_text_tier(memento_root, fitted, tmp_path):
     assert len(pipe.layout_[1].feature_names) == 384
     clip = memento_root / "videos" / "synthetic_2.mp4"
     with pytest.raises(TiermemError, match="no captions for 1 videos"):
-        pipe.predict([clip], cache=tmp_path / "c", progress=False)
-    pred = pipe.predict([clip], cache=cache, captions={"synthetic_2": ["clip synthetic_2"]}, progress=False)
+        pipe.predict([clip], cache=tmp_path / "c")
+    pred = pipe.predict([clip], cache=cache, captions={"synthetic_2": ["clip synthetic_2"]})
     assert list(pred.table["video_id"]) == ["synthetic_2"] and set(pred.contributions[0]) == {"low", "text"}
 
 
@@ -174,13 +174,13 @@ def test_fit_refits_tier_state_on_the_training_split_only(memento_root, tmp_path
 
     videos = sorted((memento_root / "videos").glob("*.mp4"))
     polluted = tmp_path / "cache"
-    extract(videos, tiers=["low"], out=polluted, frames=FRAMES, size=SIZE, progress=False)
+    extract(videos, tiers=["low"], out=polluted, frames=FRAMES, size=SIZE)
     leaked = load_state_file(polluted / "low.state.npz").state
     ds = read_dataset("memento10k", memento_root)
     cfg = PipelineConfig(target="mem_score", tiers=["low"], head="ridge", frames=FRAMES, size=SIZE, ablate=False)
     model = Pipeline(cfg).fit(ds, polluted).save(tmp_path / "model")
     train = [Path(p) for p, s in zip(ds.paths, ds.split) if s == "train"]
-    extract(train, tiers=["low"], out=tmp_path / "train_only", frames=FRAMES, size=SIZE, progress=False)
+    extract(train, tiers=["low"], out=tmp_path / "train_only", frames=FRAMES, size=SIZE)
     expected = load_state_file(tmp_path / "train_only" / "low.state.npz").state
     saved = load_state_file(model / "tiers" / "low.state.npz").state
     arrays = [k for k, v in expected.items() if isinstance(v, np.ndarray)]

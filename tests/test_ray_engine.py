@@ -23,6 +23,7 @@ ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from tiermem.extraction import ExtractReport, extract  # noqa: E402
+from tiermem.run import Engine, Run  # noqa: E402
 from tiermem.store import FeatureStore  # noqa: E402
 from tiermem.video.samples import make_sample_clips  # noqa: E402
 
@@ -54,7 +55,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def local_tables(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     out = tmp_path_factory.mktemp("local_store")
-    report = extract([clips], tiers=TIERS, out=out, workers=1, progress=False)
+    report = extract([clips], tiers=TIERS, out=out)
     assert not report.failed and len(report.done) >= 25
     return {t: FeatureStore(out).table(t) for t in TIERS}
 
@@ -102,17 +103,17 @@ def during_run(action, wait_for: int = 2, delay: float = 2.0) -> tuple[threading
 
 
 def test_ray_rows_equal_local_rows(cluster: Cluster, clips: Path, local_tables, tmp_path: Path) -> None:
-    report = extract([clips], tiers=TIERS, out=tmp_path, workers=2, engine="ray", progress=False)
+    report = extract([clips], tiers=TIERS, out=tmp_path, run=Run(workers=2, engine="ray"))
     assert not report.failed and len(report.done) == len(local_tables["low"])
     same_rows(tmp_path, local_tables)
-    again = extract([clips], tiers=TIERS, out=tmp_path, workers=2, engine="ray", progress=False)
+    again = extract([clips], tiers=TIERS, out=tmp_path, run=Run(workers=2, engine="ray"))
     assert again.done == [] and len(again.skipped) == len(report.done)  # stored videos are not sent
 
 
 def test_a_node_lost_mid_run_costs_no_row(cluster: Cluster, clips: Path, local_tables, tmp_path: Path) -> None:
     other = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     thread, when = during_run(lambda: cluster.remove_node(other))
-    report = extract([clips], tiers=TIERS, out=tmp_path, workers=2, engine="ray", progress=False)
+    report = extract([clips], tiers=TIERS, out=tmp_path, run=Run(workers=2, engine="ray"))
     finished = time.monotonic()
     thread.join(timeout=10)
     try:
@@ -133,7 +134,7 @@ def test_a_killed_worker_process_is_retried(cluster: Cluster, clips: Path, local
         killed.append(pid)
 
     thread, when = during_run(kill_one)
-    report = extract([clips], tiers=TIERS, out=tmp_path, workers=2, engine="ray", progress=False)
+    report = extract([clips], tiers=TIERS, out=tmp_path, run=Run(workers=2, engine="ray"))
     finished = time.monotonic()
     thread.join(timeout=10)
     assert killed and when["done"] < finished
@@ -148,7 +149,7 @@ def test_a_corrupt_video_fails_alone(cluster: Cluster, sample_clip_paths: list[P
         (videos / p.name).write_bytes(p.read_bytes())
     data = sample_clip_paths[3].read_bytes()
     (videos / "broken.mp4").write_bytes(data[: len(data) // 3])  # the index is there, the frames are not
-    report: ExtractReport = extract([videos], tiers=["low"], out=tmp_path / "store", workers=2, engine="ray", progress=False)
+    report: ExtractReport = extract([videos], tiers=["low"], out=tmp_path / "store", run=Run(workers=2, engine="ray"))
     assert report.done == sorted(p.stem for p in sample_clip_paths[:3])
     assert [Path(p).name for p, _ in report.failed] == ["broken.mp4"]
     reason = report.failed[0][1]
@@ -207,8 +208,8 @@ def test_engine_options_are_checked(tmp_path: Path, sample_clip_paths: list[Path
 
 def test_predict_on_ray_scores_as_local(cluster: Cluster, fitted, sample_clip_paths: list[Path]) -> None:
     pipe = fitted[0]
-    here = pipe.predict(sample_clip_paths, timeline=False, progress=False)
-    there = pipe.predict(sample_clip_paths, timeline=False, engine="ray", workers=2, progress=False)
+    here = pipe.predict(sample_clip_paths, timeline=False)
+    there = pipe.predict(sample_clip_paths, timeline=False, run=Run(workers=2, engine="ray"))
     assert there.table["video_id"].tolist() == here.table["video_id"].tolist()
     np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
 
@@ -217,10 +218,8 @@ def test_workers_that_cannot_be_placed_fail_in_one_line(cluster: Cluster, sample
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers asking for more CPUs than any node has never start: the run says so instead of waiting forever."""
     from tiermem.errors import TiermemError
-    from tiermem.extraction import Engine
     from tiermem.extraction import ray_pool
 
     monkeypatch.setattr(ray_pool, "START_TIMEOUT_S", 3.0)
     with pytest.raises(TiermemError, match=r"no Ray worker started within 3 s: the cluster has no room for a worker of 8 CPU"):
-        extract(sample_clip_paths[:2], tiers=["low"], out=tmp_path, workers=1, engine=Engine("ray", cpus_per_worker=8),
-                progress=False)
+        extract(sample_clip_paths[:2], tiers=["low"], out=tmp_path, run=Run(engine=Engine("ray", cpus_per_worker=8)))

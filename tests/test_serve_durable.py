@@ -64,7 +64,7 @@ def test_job_survives_sigkill_and_is_scored_once(fitted: tuple[Any, Path, Path],
         results = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     # Claimed twice (cut short, then finished), the killed server not counted against the video.
     assert attempts == 1 and results == 1
-    uninterrupted = Pipeline.load(model).predict(video, timeline=True, stride=1.0, progress=False)
+    uninterrupted = Pipeline.load(model).predict(video, timeline=True, stride=1.0)
     (rec,) = done["result"]
     windows = rec["timeline"]["windows"]
     expected = uninterrupted.timelines["long"].table

@@ -149,7 +149,7 @@ def test_fit_on_real_titles_is_reproducible_and_ranks_held_out_videos(tmp_path: 
     caps, y = lab.captions[:1500], lab.target("short_term")[:1500]
 
     def fit() -> TextModel:
-        return TextModel("t", CaptionKernelRidge(landmarks=300, gamma=0.5), None).fit(caps[:1200], y[:1200], progress=False)
+        return TextModel("t", CaptionKernelRidge(landmarks=300, gamma=0.5), None).fit(caps[:1200], y[:1200])
 
     a, b = fit().save(tmp_path / "a"), fit().save(tmp_path / "b")
     assert (a / "weights.safetensors").read_bytes() == (b / "weights.safetensors").read_bytes()
@@ -170,7 +170,7 @@ def test_the_wheel_carries_the_shipped_models(tmp_path: Path) -> None:
 def test_the_demo_scores_each_sample_videos_description(memento: TextModel) -> None:
     from rich.console import Console
 
-    from tiermem.demo import SAMPLE_DESCRIPTIONS, describe_samples
+    from tiermem.cli.walkthrough import SAMPLE_DESCRIPTIONS, describe_samples
 
     console = Console(record=True, width=120)
     scored = describe_samples(console)

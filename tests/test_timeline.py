@@ -33,10 +33,11 @@ from typer.testing import CliRunner
 from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.pipeline import Pipeline, PipelineConfig
+from tiermem.run import Run
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
 from tiermem.timeline.fitted import fitted_tiers
 from tiermem.timeline.result import SPARK, sparkline
-from tiermem.timeline.windows import WindowPlan, default_stride, scan
+from tiermem.extraction.windows import WindowPlan, default_stride, scan
 from tiermem.video.clip import VideoMeta
 from tiermem.video.samples import copy_stretch, make_long_video
 
@@ -167,12 +168,12 @@ def intra_video(videos: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def intra_timeline(pipe: Pipeline, intra_video: Path):
-    return pipe.timeline(intra_video, progress=False)
+    return pipe.timeline(intra_video)
 
 
 @pytest.fixture(scope="module")
 def intra_timeline_1s(pipe: Pipeline, intra_video: Path):
-    return pipe.timeline(intra_video, stride=1.0, progress=False)
+    return pipe.timeline(intra_video, stride=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def test_default_stride_shares_every_frame_of_the_pipeline(pipe: Pipeline, intra
     # 9 frames per 3-s window (1/3 s apart): the low tier's HOG reads every 3rd, the mid tier 5
     # of 9 (every 2nd), so windows share all their frames' work when they start 6 steps (2 s)
     # apart; 1 s would be 3 steps, which the mid tier's frames do not repeat on.
-    assert default_stride(WINDOW, PIPELINE_FRAMES, fitted_tiers(pipe)) == pytest.approx(2.0)
+    assert default_stride(WINDOW, PIPELINE_FRAMES, fitted_tiers(pipe, Run())) == pytest.approx(2.0)
     assert intra_timeline.stride == pytest.approx(2.0)
     assert intra_timeline.length == WINDOW
     # Windows [2k, 2k + 3) that fit in 12 s: k = 0..4.
@@ -206,7 +207,7 @@ def test_windows_score_as_the_same_stretch_cut_into_files(pipe: Pipeline, intra_
     starts = table["start"].tolist()
     assert len(starts) >= 3
     cuts = [copy_stretch(intra_video, tmp_path / f"cut_{s:04.1f}.mp4", s, WINDOW) for s in starts]
-    clips = pipe.predict(cuts, timeline=False, progress=False)
+    clips = pipe.predict(cuts, timeline=False)
     assert not clips.failed and not clips.timelines
     by_id = clips.table.set_index("video_id")
     for start in starts:
@@ -224,7 +225,7 @@ def test_windows_off_the_default_grid_score_as_their_cuts(pipe: Pipeline, intra_
     assert intra_timeline_1s.table["start"].tolist() == [float(k) for k in range(10)]
     starts = [1.0, 3.0, 7.0]
     cuts = [copy_stretch(intra_video, tmp_path / f"odd_{s:.0f}.mp4", s, WINDOW) for s in starts]
-    clips = pipe.predict(cuts, timeline=False, progress=False).table.set_index("video_id")
+    clips = pipe.predict(cuts, timeline=False).table.set_index("video_id")
     for start in starts:
         score = clips.loc[f"odd_{start:.0f}", "score"]
         assert window_row(intra_timeline_1s.table, start)["score"] == pytest.approx(score, abs=EXACT), start
@@ -238,7 +239,7 @@ def test_windows_track_reencoded_cuts(pipe: Pipeline, intra_video: Path, intra_t
     starts = intra_timeline_1s.table["start"].tolist()
     assert len(starts) == 10
     cuts = [reencode(intra_video, tmp_path / f"re_{s:04.1f}.mp4", s, WINDOW) for s in starts]
-    clips = pipe.predict(cuts, timeline=False, progress=False).table.set_index("video_id")
+    clips = pipe.predict(cuts, timeline=False).table.set_index("video_id")
     windows = intra_timeline_1s.table["score"].to_numpy()
     again = clips.loc[[f"re_{s:04.1f}" for s in starts], "score"].to_numpy()
     spread = np.ptp(windows)
@@ -251,7 +252,7 @@ def test_windows_track_reencoded_cuts(pipe: Pipeline, intra_video: Path, intra_t
 
 
 def test_still_then_cut_then_motion_low_tier(pipe: Pipeline, cut_then_motion: Path) -> None:
-    low = fitted_tiers(pipe)["low"]
+    low = fitted_tiers(pipe, Run())["low"]
     features = scan(cut_then_motion, {"low": low}, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
     assert features.starts.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # 8 s: windows [k, k + 3), k <= 5
     values = pd.DataFrame(features.values["low"], columns=low.feature_names, index=features.starts)
@@ -272,7 +273,7 @@ def test_still_then_cut_then_motion_low_tier(pipe: Pipeline, cut_then_motion: Pa
 
 
 def test_still_then_cut_then_motion_timeline_says_cut_once(pipe: Pipeline, cut_then_motion: Path) -> None:
-    tl = pipe.timeline(cut_then_motion, stride=1.0, progress=False)
+    tl = pipe.timeline(cut_then_motion, stride=1.0)
     said = [c for text in tl.table["changes"] for c in text.split("; ") if c.startswith("cut at")]
     assert len(said) == 1, tl.table["changes"].tolist()
     at = float(said[0].removeprefix("cut at ").removesuffix(" s"))
@@ -290,8 +291,8 @@ def test_short_video_is_one_window_scored_as_the_clip(pipe: Pipeline, videos: Pa
     tex = texture(128, 128, seed=5)
     rgb = np.stack([tex, 255 - tex, tex // 2], axis=-1)
     short = write_video(videos / "two_seconds.mp4", np.stack([np.roll(rgb, 2 * i, axis=0) for i in range(50)]), fps=25)
-    pred = pipe.predict(short, timeline=True, progress=False)
-    clip = pipe.predict(short, timeline=False, progress=False)
+    pred = pipe.predict(short, timeline=True)
+    clip = pipe.predict(short, timeline=False)
     tl = pred.timelines["two_seconds"]
     assert len(tl.table) == 1
     assert tl.table["start"].tolist() == [0.0] and tl.table["end"].iloc[0] == pytest.approx(2.0)
@@ -300,7 +301,7 @@ def test_short_video_is_one_window_scored_as_the_clip(pipe: Pipeline, videos: Pa
     assert pred.table["score"].iloc[0] == pytest.approx(clip.table["score"].iloc[0], abs=1e-9)
     assert not pred.failed
     # Left to decide, a video shorter than 1.5 windows is scored as one clip, without a timeline.
-    assert not pipe.predict(short, progress=False).timelines
+    assert not pipe.predict(short).timelines
 
 
 # -- 4. timestamps that jump and vary ---------------------------------------------------------
@@ -341,7 +342,7 @@ def test_windows_sample_by_presentation_time(videos: Path) -> None:
 
 def test_pipeline_timeline_follows_seconds_on_a_video_with_a_gap(pipe: Pipeline, videos: Path) -> None:
     path = write_timed_grey(videos / "gap_pipeline.mkv", GAP_PTS)
-    pred = pipe.predict(path, timeline=True, stride=1.0, progress=False)
+    pred = pipe.predict(path, timeline=True, stride=1.0)
     tl = pred.timelines["gap_pipeline"]
     # [0, 3), [1, 4), [2, 5) end within 5.76 s + one frame; 95 frames at 25 fps would allow 1.
     assert tl.table["start"].tolist() == [0.0, 1.0, 2.0]
@@ -389,7 +390,7 @@ def truncated(videos: Path) -> tuple[Path, Path]:
 
 def test_broken_stream_keeps_the_windows_before_the_break(pipe: Pipeline, truncated: tuple[Path, Path]) -> None:
     whole, broken = truncated
-    pred = pipe.predict(str(broken), timeline=True, progress=False)
+    pred = pipe.predict(str(broken), timeline=True)
     assert len(pred.failed) == 1
     path, why = pred.failed[0]
     assert path == str(broken)
@@ -400,7 +401,7 @@ def test_broken_stream_keeps_the_windows_before_the_break(pipe: Pipeline, trunca
     assert tl.failed == why
     assert len(tl.table) >= 1 and tl.table["end"].max() <= at + 0.1
     # The windows kept are those of the intact file, to the last digit.
-    intact = pipe.timeline(whole, progress=False)
+    intact = pipe.timeline(whole)
     assert intact.failed is None and len(intact.table) > len(tl.table)
     for _, row in tl.table.iterrows():
         assert row["score"] == pytest.approx(window_row(intact.table, row["start"])["score"], abs=1e-9)
@@ -436,7 +437,7 @@ def test_cli_timeline_of_a_broken_stream_writes_its_windows_and_fails(fitted, tr
 )
 def test_bad_window_or_stride_is_one_line(pipe: Pipeline, intra_video: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(TiermemError) as info:
-        pipe.predict(intra_video, timeline=True, progress=False, **kwargs)
+        pipe.predict(intra_video, timeline=True, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -445,9 +446,9 @@ def test_zero_shot_checks_window_and_stride_before_scoring(intra_video: Path) ->
     from tiermem.zero_shot import ZeroShotModel
 
     with pytest.raises(TiermemError, match="--stride must be a positive number of seconds"):
-        ZeroShotModel().predict(intra_video, timeline=True, stride=0, progress=False)
+        ZeroShotModel().predict(intra_video, timeline=True, stride=0)
     with pytest.raises(TiermemError, match="longer than the video"):
-        ZeroShotModel().predict(intra_video, timeline=True, window=60.0, progress=False)
+        ZeroShotModel().predict(intra_video, timeline=True, window=60.0)
 
 
 @pytest.mark.parametrize(
@@ -486,10 +487,10 @@ MEASURE_GROWTH = textwrap.dedent(
     from tiermem.pipeline import Pipeline
     model, warm, long = sys.argv[1:4]
     pipe = Pipeline.load(model)
-    pipe.timeline(warm, progress=False)  # imports, buffers and batches of the same sizes
+    pipe.timeline(warm)  # imports, buffers and batches of the same sizes
     gc.collect()
     before = peak()
-    tl = pipe.timeline(long, progress=False)
+    tl = pipe.timeline(long)
     print(json.dumps({"start_kib": start, "growth_kib": peak() - before, "windows": len(tl.table)}))
     """
 )
@@ -547,7 +548,7 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_scan_opens_the_file_once(low_model: Path, intra_video: Path, count_opens: list[str]) -> None:
-    low = fitted_tiers(Pipeline.load(low_model))  # which tiers run does not change how the file is read
+    low = fitted_tiers(Pipeline.load(low_model), Run())  # which tiers run does not change how the file is read
     features = scan(intra_video, low, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
     assert len(features.starts) == 10
     assert count_opens == [str(intra_video)]
@@ -556,7 +557,7 @@ def test_scan_opens_the_file_once(low_model: Path, intra_video: Path, count_open
 def test_timeline_reads_the_header_and_decodes_once(low_model: Path, intra_video: Path, count_opens: list[str]) -> None:
     model = Pipeline.load(low_model)
     count_opens.clear()
-    pred = model.predict(intra_video, timeline=True, stride=1.0, progress=False)
+    pred = model.predict(intra_video, timeline=True, stride=1.0)
     assert len(pred.timelines["joined_intra"].table) == 10
     # One open reads the declared duration (to check the stride against it), one decodes.
     assert count_opens == [str(intra_video)] * 2
@@ -593,7 +594,7 @@ def test_sparkline_is_at_most_60_characters() -> None:
 
 
 def test_prediction_row_is_the_mean_of_the_windows(pipe: Pipeline, intra_video: Path) -> None:
-    pred = pipe.predict(intra_video, progress=False)  # 12 s > 1.5 windows: a timeline by default
+    pred = pipe.predict(intra_video)  # 12 s > 1.5 windows: a timeline by default
     tl = pred.timelines["joined_intra"]
     row = pred.table.iloc[0]
     assert row["score"] == pytest.approx(tl.table["score"].mean())
@@ -612,7 +613,7 @@ def test_zero_shot_timeline_uses_3_s_windows(intra_video: Path, tmp_path: Path) 
     from tiermem.zero_shot import ZeroShotModel
 
     six = copy_stretch(intra_video, tmp_path / "six.mp4", 0.0, 6.0)
-    pred = ZeroShotModel().predict(six, progress=False)  # 6 s > 1.5 windows of 3 s: a timeline
+    pred = ZeroShotModel().predict(six)  # 6 s > 1.5 windows of 3 s: a timeline
     tl = pred.timelines["six"]
     assert tl.length == 3.0
     # 5 frames per window (0.6 s apart), the stride snapped to 2 of them: [0, 3), [1.2, 4.2), [2.4, 5.4).

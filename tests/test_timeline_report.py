@@ -24,7 +24,7 @@ from tiermem.errors import VideoDecodeError
 from tiermem.report import ReportData, render_report
 from tiermem.report.timeline import timeline_section
 from tiermem.timeline import Timeline
-from tiermem.timeline.view import print_timeline
+from tiermem.cli.timeline_view import print_timeline
 from tiermem.video.stream import frame_at
 
 from conftest import write_video
@@ -87,7 +87,7 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def timeline(fitted, long_video: Path) -> Timeline:
     pipe, _, _ = fitted
-    return pipe.timeline(long_video, stride=1.0, progress=False)
+    return pipe.timeline(long_video, stride=1.0)
 
 
 def _images(html: str, kind: str) -> list[str]:

@@ -16,6 +16,8 @@ The verbs at the root:
 - `read_dataset(layout, path)` / `list_datasets()`: readers of the published dataset layouts.
 - `get_tier(name)` / `list_tiers()`: the tiers (low, mid, high, text, prior).
 - `Pipeline`, `PipelineConfig`: the fitted whole, for finer control.
+- `Run(workers=..., engine=..., device=..., on_progress=...)`: where and how a call's work runs;
+  `fit`, `extract` and `predict` take one as ``run=``.
 
 Modules load on first use, so ``import tiermem`` is quick.
 """
@@ -40,6 +42,7 @@ _EXPORTS = {
     "Pipeline": "tiermem.pipeline",
     "PipelineConfig": "tiermem.pipeline",
     "Predictions": "tiermem.predictions",
+    "Run": "tiermem.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -10,12 +10,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
-from tiermem.extraction.engine import Engine
 from tiermem.pipeline import Pipeline, PipelineConfig
+from tiermem.run import Run
 
 
 def fit(
@@ -27,15 +25,13 @@ def fit(
     distinct: Sequence[str] = (),
     head: str = "auto",
     preset: str = "m3s",
-    workers: int = 1,
-    engine: str | Engine = "local",
-    device: str | None = None,
-    console: Console | None = None,
+    run: Run | None = None,
     **config: Any,
 ) -> Pipeline:
     """Fit a pipeline on `dataset`'s training split, its features cached in `cache`.
 
-    `target` defaults to the dataset layout's standard score; `config` takes any other
+    `run` (`tiermem.run.Run`): the workers, engine and device of the extraction and of the
+    head's training, and who hears of the progress. `target` defaults to the dataset layout's standard score; `config` takes any other
     `PipelineConfig` field (``head_params``, ``frames``, ``distinct_params``, ...). Then
     `tiermem.evaluate(pipeline, dataset)` measures it and `pipeline.save(dir)` writes it.
 
@@ -59,7 +55,7 @@ def fit(
         head, config["head_params"] = options.head, options.params()
     config = chosen.pipeline_config(list(tiers), {**config, "distinct": list(distinct)})
     cfg = PipelineConfig(target=target, tiers=list(tiers), head=head, preset=chosen.name, **config)
-    return Pipeline(cfg).fit(dataset, cache, workers=workers, engine=engine, device=device, console=console)
+    return Pipeline(cfg).fit(dataset, cache, run=run)
 
 
 __all__ = ["fit"]

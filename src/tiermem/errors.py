@@ -21,6 +21,9 @@ class VideoDecodeError(TiermemError):
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # crosses to and from worker processes
+        return type(self), (self.path, self.cause)
+
 
 class MissingWeightsError(TiermemError):
     """Pretrained weights are not available offline; the message says which file and how to provide it."""

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
-from tiermem.extraction.engine import Engine
+from tiermem.run import Run
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
 from tiermem.splits import dataset_splits
@@ -55,9 +54,7 @@ def evaluate_pipeline(
     cache: str | os.PathLike[str] | None = None,
     *,
     ablate: bool | None = None,
-    workers: int = 1,
-    engine: str | Engine = "local",
-    console: Console | None = None,
+    run: Run | None = None,
 ) -> PipelineEvaluation:
     """Evaluate a pipeline fitted on `dataset` in this process on its validation and test splits.
 
@@ -72,7 +69,7 @@ def evaluate_pipeline(
     if training is None:
         raise TiermemError("evaluation needs the training features of a fit in this process: call Pipeline.fit first")
     cfg = pipeline.config
-    console = console or Console()
+    run = Run.of(run)
     store_dir = Path(cache) if cache is not None else Path(pipeline.store_dir_)
     splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
     ids = np.asarray(dataset.ids).astype(str)
@@ -80,13 +77,13 @@ def evaluate_pipeline(
     held_out = splits.val | splits.test
     failed = list(pipeline.fit_failed_)
     if held_out.any() and frame_tiers(cfg.tiers):
-        console.rule("[bold]features: validation/test splits (training state reused)")
+        run.note("features: validation/test splits (training state reused)")
         report = extract_features(
             [Path(p) for p in paths[held_out]], frame_tiers(cfg.tiers), store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, state=pipeline.state_dir, workers=workers, engine=engine, console=console,
+            tier_config=cfg.tier_config, state=pipeline.state_dir, run=run,
         )
         new = list(report.failed) if report is not None else []
-        report_failures(new, console)
+        report_failures(new, run)
         failed += new
     splits = splits.without(ids, {Path(p).stem for p, _ in failed})
     y_all = dataset.scores[cfg.target].to_numpy(dtype=np.float64)
@@ -122,11 +119,10 @@ def evaluate_pipeline(
         heads = [(cfg.head, lambda: get_head(cfg.head, **cfg.head_params))]
         if cfg.head != "ridge":
             heads.append(("ridge", lambda: get_head("ridge")))
-        with console.status("tier ablation") as status:
-            rows = ablate_matrix(
-                training.X, training.y, X_va, y_va, pipeline.layout_, heads,
-                on_row=lambda r: status.update(f"tier ablation: {r.label} ({r.head}) ρ {r.val.spearman:.3f}"),
-            )
+        rows = ablate_matrix(
+            training.X, training.y, X_va, y_va, pipeline.layout_, heads,
+            on_row=lambda r: run.note(f"tier ablation: {r.label} ({r.head}) ρ {r.val.spearman:.3f}"),
+        )
         ablation = tier_ablation_frame(rows)
     maps = tsne_maps(np.vstack([training.X, X_va]), np.concatenate([training.y, y_va]), pipeline.layout_, seed=cfg.seed)
     return PipelineEvaluation(metrics, predictions, load_facts(store_dir, cfg.tiers, list(va_ids)), ablation, maps)

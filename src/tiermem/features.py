@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
 from tiermem.blocks import Block, load_block
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.device import resolve_device
-from tiermem.extraction import Engine, ExtractReport, extract_videos
+from tiermem.extraction import ExtractReport, extract_videos
+from tiermem.run import Run
 from tiermem.store import FeatureStore
 
 #: Tiers whose input is text rather than frames: they need captions at fit and predict time.
@@ -39,10 +38,7 @@ def extract_features(
     tier_config: Mapping[str, Mapping[str, Any]] | None = None,
     state: Path | None = None,
     captions: dict[str, list[str]] | None = None,
-    workers: int = 1,
-    engine: str | Engine = "local",
-    console: Console | None = None,
-    progress: bool = True,
+    run: Run | None = None,
 ) -> ExtractReport | None:
     """Extract the frame tiers of `paths` and the text tier of `captions` into one store.
 
@@ -51,15 +47,16 @@ def extract_features(
     report = None
     if frame_tiers(tiers) and len(paths):
         report = extract_videos(
-            list(paths), tiers=frame_tiers(tiers), out=store_dir, workers=workers, engine=engine, tier_config=tier_config,
-            state=state, progress=progress, console=console, **decode,
+            list(paths), tiers=frame_tiers(tiers), out=store_dir, tier_config=tier_config,
+            state=state, run=run, **decode,
         )
     if any(t in TEXT_TIERS for t in tiers):
         if not captions:
             raise TiermemError("the text tier needs captions (give a captions CSV)")
         from tiermem.tiers.text import embed_captions
 
-        embed_captions(captions, store_dir, source="dataset captions", device=resolve_device(Engine.of(engine).device))
+        run = Run.of(run)
+        embed_captions(captions, store_dir, source="dataset captions", device=run.network_device, on_progress=run.on_progress)
     return report
 
 
@@ -112,12 +109,12 @@ def dataset_paths(dataset: Dataset) -> np.ndarray:
     return paths
 
 
-def report_failures(failed: list[tuple[str, str]], console: Console) -> None:
+def report_failures(failed: list[tuple[str, str]], run: Run) -> None:
     """Name the videos that failed to extract (at most 10) and say they are left out."""
     if failed:
-        console.print(f"[yellow]{len(failed)} videos failed to extract and are left out:[/]")
+        run.note(f"{len(failed)} videos failed to extract and are left out:", warning=True)
         for path, reason in failed[:10]:
-            console.print(f"  {path}: {reason}")
+            run.note(f"  {path}: {reason}", warning=True)
 
 
 __all__ = [

@@ -22,13 +22,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from tiermem.artifact import DISTINCT_BLOCK, load_pipeline, save_pipeline
 from tiermem.blocks import BlockLayout, join_blocks
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError, first_few
-from tiermem.extraction.engine import Engine
+from tiermem.run import Run
 from tiermem.features import (
     TEXT_TIERS, dataset_paths, extract_features, frame_tiers, load_facts, load_tier_blocks, report_failures,
 )
@@ -194,21 +193,17 @@ class Pipeline:
         dataset: Dataset,
         cache: str | os.PathLike[str],
         *,
-        workers: int = 1,
-        engine: str | Engine = "local",
-        device: str | None = None,
-        console: Console | None = None,
+        run: Run | None = None,
     ) -> "Pipeline":
-        """Extract the training split's tiers (on `engine`: "local" or "ray", see
-        `tiermem.extraction.Engine`), fit their state, distinctiveness and the head on it."""
+        """Extract the training split's tiers (workers, engine and device as `run` says, see
+        `tiermem.run.Run`), fit their state, distinctiveness and the head on it."""
         from tiermem.distinctiveness.registry import get_distinctiveness
         from tiermem.model.registry import get_head
         from tiermem.model.scaling import TargetScaling
 
         cfg = self.config
         cfg.validate()
-        engine = Engine.of(engine, device)
-        console = console or Console()
+        run = Run.of(run)
         if dataset.paths is None and frame_tiers(cfg.tiers):
             raise TiermemError(f"dataset {dataset.name} has no video files; frame tiers need videos")
         splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
@@ -217,8 +212,8 @@ class Pipeline:
         except TiermemError as exc:
             raise DataMismatchError(f"dataset {dataset.name}, target {cfg.target!r}: {exc}") from None
         if splits.left_out:
-            console.print(f"[yellow]{sum(splits.left_out.values())} labelled videos in no train/val/test split "
-                          f"({', '.join(splits.left_out)}) are left out[/]")
+            run.note(f"{sum(splits.left_out.values())} labelled videos in no train/val/test split "
+                     f"({', '.join(splits.left_out)}) are left out", warning=True)
         ids = np.asarray(dataset.ids).astype(str)
         paths = dataset_paths(dataset)
         store_dir = Path(cache)
@@ -229,13 +224,13 @@ class Pipeline:
         for tier in cfg.tiers:
             FeatureStore(store_dir).state_path(tier).unlink(missing_ok=True)
         captions = dict(zip(ids, dataset.captions)) if dataset.captions is not None else None
-        console.rule("[bold]features: training split (fits the tiers' state)")
+        run.note("features: training split (fits the tiers' state)")
         report = extract_features(
             [Path(p) for p in paths[splits.train]], cfg.tiers, store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, captions=captions, workers=workers, engine=engine, console=console,
+            tier_config=cfg.tier_config, captions=captions, run=run,
         )
         self.fit_failed_ = list(report.failed) if report is not None else []
-        report_failures(self.fit_failed_, console)
+        report_failures(self.fit_failed_, run)
         train = splits.without(ids, {Path(p).stem for p, _ in self.fit_failed_}).train
 
         joined = join_blocks(load_tier_blocks(store_dir, cfg.tiers), ids[train], on_missing="drop")
@@ -248,19 +243,17 @@ class Pipeline:
                 parts.append(est.fit_transform(X[:, joined.slices[source]]))  # leave-one-out on the context
                 names += est.feature_names
                 summary = {k: v for k, v in est.summary().items() if k != "features"}
-                console.print(f"distinctiveness {method} on {source}: {json.dumps(summary, default=float)}", highlight=False)
+                run.note(f"distinctiveness {method} on {source}: {json.dumps(summary, default=float)}")
                 self.distinct_.append(est)
             X = np.hstack([X, *parts]).astype(np.float32)
             layout.append(BlockLayout(DISTINCT_BLOCK, names))
         y = dataset.scores[cfg.target].to_numpy(dtype=np.float64)[joined.rows]
 
-        console.rule(f"[bold]head: {cfg.head}")
+        run.note(f"head: {cfg.head}")
         head = get_head(cfg.head, **cfg.head_params)
         if hasattr(head, "device"):  # a network head trains where the tiers' networks run
-            from tiermem.device import resolve_device
-
-            head.device = resolve_device(engine.device)
-        head.fit(X, y, layout=layout)  # epochs are picked on an inner split, never on validation
+            head.device = run.network_device
+        head.fit(X, y, layout=layout, progress=run.on_progress)  # epochs are picked on an inner split, never on validation
         self.head_ = head
         self.layout_ = layout
         self.baseline_ = X.mean(axis=0).astype(np.float64)
@@ -305,15 +298,11 @@ class Pipeline:
         cache: str | os.PathLike[str] | None = None,
         captions: dict[str, list[str]] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
-        workers: int = 1,
-        engine: str | Engine = "local",
-        device: str | None = None,
+        run: Run | None = None,
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
         stride: float | None = None,
-        console: Console | None = None,
-        progress: bool = True,
     ) -> Predictions:
         """Score raw videos: one path, many paths, or directories (searched recursively).
 
@@ -322,26 +311,25 @@ class Pipeline:
         still get scores. Videos longer than 1.5 windows (`timeline=None`), or all of them
         (`timeline=True`), are scored window by window: `window` seconds long (default: the
         training clips' length), `stride` apart (default: about 1 s); see `tiermem.timeline`.
+        `run`: workers, engine and device for clips and timelines alike (`tiermem.run.Run`).
         """
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         self._check_fitted()
-        console = console or Console(stderr=True)
+        run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         use = wants_timeline(paths, timeline, length)
-        run_on = Engine.of(engine, device)  # one device for clips and timelines alike
         return predict_with_timelines(
             paths, use,
-            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, workers, run_on, console, progress),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, device=run_on.device,
-                                             console=console, progress=progress),
+            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, run),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, run=run),
             percentile=self.percentile,
         )
 
     def _predict_clips(
         self, paths: list[Path], cache: str | os.PathLike[str] | None, captions: dict[str, list[str]] | None,
-        state_dir: str | os.PathLike[str] | None, workers: int, engine: str | Engine, console: Console, progress: bool,
+        state_dir: str | os.PathLike[str] | None, run: Run,
     ) -> Predictions:
         """Each video scored as one clip (frames spread over the whole file)."""
         ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
@@ -351,7 +339,7 @@ class Pipeline:
             state = Path(state_dir) if state_dir else self.state_dir
             report = extract_features(
                 paths, self.config.tiers, store_dir, decode=self.config.decode, tier_config=self.config.tier_config,
-                state=state, captions=tier_caps, workers=workers, engine=engine, console=console, progress=progress,
+                state=state, captions=tier_caps, run=run,
             )
             failed = list(report.failed) if report is not None else []
             bad = {Path(p).stem for p, _ in failed}
@@ -392,25 +380,25 @@ class Pipeline:
 
     def timeline(
         self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-        captions: dict[str, list[str]] | None = None, device: str = "auto", console: Console | None = None,
-        progress: bool = True,
+        captions: dict[str, list[str]] | None = None, run: Run | None = None,
     ):  # -> tiermem.timeline.Timeline
         """Memorability over time of one video: every window scored as a clip of its length, the
-        tiers' networks on `device` (auto, cpu or cuda), as for clips."""
+        tiers' networks on `run`'s device, as for clips."""
         from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
         from tiermem.timeline.fitted import fitted_tiers, score_windows
 
         self._check_fitted()
+        run = Run.of(run)
         path = Path(video)
         text = None
         if "text" in self.config.tiers:
             caps = self._captions([path.stem], captions)[path.stem]
-            text = get_tier("text", **self.config.tier_config.get("text", {})).on(device).transform_texts([caps])
+            text = get_tier("text", **self.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
         return build_timeline(
-            path, tiers=fitted_tiers(self, device), decode=self.config.decode, length=window if window is not None else self.window_seconds,
+            path, tiers=fitted_tiers(self, run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
             stride=stride, length_given=window is not None, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
-            console=console or Console(stderr=True), progress=progress,
+            run=run, store=str(self.state_dir),
         )
 
     @property

@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from tiermem.errors import TiermemError
-from tiermem.extraction import Engine, extract_videos
+from tiermem.extraction import extract_videos
 from tiermem.features import load_facts
 from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
 from tiermem.predictions import Predictions
+from tiermem.run import Run
 from tiermem.store import FeatureStore
 
 #: ResMem scores one frame per forward pass here: a batch of 10 frames held ~100 MB more
@@ -56,15 +56,11 @@ class ZeroShotModel:
         *,
         cache: str | os.PathLike[str] | None = None,
         captions: dict[str, list[str]] | None = None,
-        workers: int = 1,
-        engine: str | Engine = "local",
-        device: str | None = None,
+        run: Run | None = None,
         missing: Literal["raise", "keep"] = "raise",
         timeline: bool | None = None,
         window: float | None = None,
         stride: float | None = None,
-        console: Console | None = None,
-        progress: bool = True,
     ) -> Predictions:
         """Score videos as `Pipeline.predict` does (`captions` are not used: the prior reads frames).
 
@@ -74,15 +70,13 @@ class ZeroShotModel:
         """
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
-        console = console or Console(stderr=True)
+        run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
-        run_on = Engine.of(engine, device)  # one device for clips and timelines alike
         pred = predict_with_timelines(
             paths, wants_timeline(paths, timeline, length),
-            clips=lambda ps: self._predict_clips(ps, cache, workers, run_on, console, progress),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, device=run_on.device, console=console,
-                                             progress=progress),
+            clips=lambda ps: self._predict_clips(ps, cache, run),
+            timeline=lambda p: self.timeline(p, window=window, stride=stride, run=run),
             percentile=None,
         )
         scores = pred.table["score"].to_numpy(dtype=np.float64)
@@ -92,31 +86,30 @@ class ZeroShotModel:
 
     def timeline(
         self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-        device: str = "auto", console: Console | None = None, progress: bool = True,
+        run: Run | None = None,
     ):  # -> tiermem.timeline.Timeline
-        """Zero-shot memorability over time: the frame prior of every window, on `device`."""
+        """Zero-shot memorability over time: the frame prior of every window, on `run`'s device."""
         from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
 
         if self._tiers is None:
             self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)}
-        self._tiers["prior"].on(device)
+        run = Run.of(run)
+        self._tiers["prior"].on(run.network_device)
         return build_timeline(
             Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
             length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
             score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
-            console=console or Console(stderr=True), progress=progress,
+            run=run,
         )
 
     def _predict_clips(
-        self, paths: list[Path], cache: str | os.PathLike[str] | None, workers: int, engine: str | Engine,
-        console: Console, progress: bool,
+        self, paths: list[Path], cache: str | os.PathLike[str] | None, run: Run,
     ) -> Predictions:
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
             report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
-                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, workers=workers, engine=engine, progress=progress,
-                                    console=console)
+                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, run=run)
             table = FeatureStore(store_dir).table("prior")
             stored = set(table["video_id"]) if table is not None else set()
             ids = list(dict.fromkeys(p.stem for p in paths if p.stem in stored))  # files that failed have no row

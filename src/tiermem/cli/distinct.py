@@ -39,7 +39,9 @@ def distinct_command(
     import tempfile
 
     from tiermem.atomic import check_output_file
+    from tiermem.cli.progress import at_terminal
     from tiermem.distinctiveness.context import distinctiveness_report, load_source_block
+    from tiermem.run import Run
     from tiermem.runtime import set_threads
 
     set_threads()
@@ -50,10 +52,10 @@ def distinct_command(
         params["n_components"] = components
     if method == "knn":
         params["k"] = k
-    with tempfile.TemporaryDirectory(prefix="tiermem-distinct-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tiermem-distinct-") as tmp, at_terminal(Run(), err_console) as run:
         where = store or tmp
-        ctx, failed = load_source_block(context, source, where, console=err_console)
-        qry, failed_q = load_source_block(queries, source, where, console=err_console) if queries else (ctx, [])
+        ctx, failed = load_source_block(context, source, where, run=run)
+        qry, failed_q = load_source_block(queries, source, where, run=run) if queries else (ctx, [])
     failed += failed_q
     report = distinctiveness_report(ctx, qry, method=method, source=source, **params)
     if out:

@@ -8,14 +8,14 @@ import typer
 
 from tiermem.cli.common import (
     terminate_as_interrupt,
-    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, in_range, print_failures,
-    reports_errors, split_list, tier_options, with_engine_options,
+    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, extract_summary, in_range, print_failures,
+    reports_errors, split_list, tier_options, with_run_options,
 )
 from tiermem.errors import TiermemError
 from tiermem.tiers import list_tiers
 
 if TYPE_CHECKING:
-    from tiermem.extraction.engine import Engine
+    from tiermem.run import Run
 
 #: Counts (frames, workers, videos per task, videos per flush) start at one.
 AT_LEAST_ONE = in_range(1)
@@ -23,7 +23,7 @@ AT_LEAST_ONE = in_range(1)
 
 @app.command("extract")
 @reports_errors
-@with_engine_options
+@with_run_options
 def extract_command(
     paths: Optional[list[str]] = typer.Argument(
         None, help="Video files and/or directories (searched recursively for mp4, webm, mov, avi, mkv)."
@@ -33,7 +33,6 @@ def extract_command(
     frames: int = typer.Option(45, "--frames", callback=AT_LEAST_ONE, help="Frames sampled uniformly over each video."),
     size: int = typer.Option(256, "--size", callback=in_range(16), help="Side of the square frames, in pixels (>= 16: HOG needs 2 x 2 cells of 8)."),
     mode: str = typer.Option("stretch", "--mode", help="Resize: stretch (as the paper) or crop (centre square)."),
-    workers: int = typer.Option(1, "--workers", callback=AT_LEAST_ONE, help="Worker processes (each gets cores/workers threads)."),
     batch_size: int = typer.Option(8, "--batch-size", callback=AT_LEAST_ONE, help="Videos per worker task; network tiers batch over them."),
     state: Optional[str] = typer.Option(
         None, "--state", help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file."
@@ -47,7 +46,7 @@ def extract_command(
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
     *,
-    engine: Engine,
+    run: Run,
 ) -> None:
     """Extract tier features of many videos into Parquet tables; cached, resumable, parallel.
 
@@ -61,6 +60,7 @@ def extract_command(
     """
     import json
 
+    from tiermem.cli.progress import at_terminal
     from tiermem.extraction import extract
 
     names = split_list(tiers)
@@ -69,9 +69,11 @@ def extract_command(
     if "text" in names:  # the text tier reads captions, not pixels
         if not captions:
             raise TiermemError("--tiers text needs --captions CSV (the text tier embeds captions, not video frames)")
+        from tiermem.cli.progress import StepBars
         from tiermem.tiers.text import embed_captions_table
 
-        table = embed_captions_table(captions, out)
+        with StepBars(err_console) as bars:
+            table = embed_captions_table(captions, out, on_progress=bars)
         err_console.print(f"text: {table}", highlight=False)
         names = [n for n in names if n != "text"]
         if not names:
@@ -80,16 +82,15 @@ def extract_command(
         raise TiermemError("--captions is only read by the text tier (add --tiers text)")
     if not paths:
         raise TiermemError("no videos given (video tiers need video files or directories)")
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), at_terminal(run.but(batch=batch_size), err_console) as shown:
         report = extract(
-            paths, tiers=names, out=out, frames=frames, size=size, mode=mode, workers=workers,
-            batch_size=batch_size, state=state, flush_every=flush_every, console=err_console, engine=engine,
-            tier_config=tier_options(weights, mid_backbone, high_network),
+            paths, tiers=names, out=out, frames=frames, size=size, mode=mode, state=state,
+            flush_every=flush_every, tier_config=tier_options(weights, mid_backbone, high_network), run=shown,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
-        console.print(report.summary_table())
+        console.print(extract_summary(report))
         print_failures(report.failed)
     if report.failed:
         raise typer.Exit(code=1)

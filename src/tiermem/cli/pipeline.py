@@ -9,7 +9,7 @@ import typer
 from tiermem.cli.common import (
     terminate_as_interrupt,
     HIGH_NETWORK_HELP, MID_BACKBONE_HELP, SHARE_RANGE, WEIGHTS_HELP, app, console, err_console, in_range,
-    print_failures, reports_errors, split_list, tier_options, to_json, with_engine_options, with_head_options,
+    print_failures, reports_errors, split_list, tier_options, to_json, with_head_options, with_run_options,
     writing_model,
 )
 from tiermem.cli.tables import BLOCK_HELP, load_blocks
@@ -18,14 +18,14 @@ from tiermem.distinctiveness.registry import list_distinctiveness
 from tiermem.tiers import list_tiers
 
 if TYPE_CHECKING:
-    from tiermem.extraction.engine import Engine
     from tiermem.model.options import HeadOptions
+    from tiermem.run import Run
 
 
 @app.command("fit")
 @reports_errors
 @with_head_options
-@with_engine_options
+@with_run_options
 def fit_command(
     dataset: str = typer.Option(..., "--dataset", help=f"Layout: {', '.join(list_datasets())}."),
     root: str = typer.Option(..., "--root", help="Dataset folder (or the labels CSV for --dataset csv)."),
@@ -39,14 +39,13 @@ def fit_command(
     size: int = typer.Option(256, "--size", callback=in_range(16), help="Square frame size."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", callback=SHARE_RANGE, help="Validation share carved from train when the dataset has no val split."),
     ablate: bool = typer.Option(True, "--ablate/--no-ablate", help="Also fit every tier alone / all but one (for the report)."),
-    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
     as_json: bool = typer.Option(False, "--json", help="Also print the evaluation as JSON (validation.honest and validation.best_epoch_on_val) after the tables."),
     *,
     head_options: HeadOptions,
-    engine: Engine,
+    run: Run,
 ) -> None:
     """Fit on the training split, evaluate on the validation split, save one artifact.
 
@@ -59,23 +58,24 @@ def fit_command(
     """
     from tiermem.api import fit
     from tiermem.artifact import META_FILE
+    from tiermem.cli.progress import at_terminal
     from tiermem.datasets.registry import read_dataset
     from tiermem.evaluation import evaluate_pipeline
     from tiermem.runtime import set_threads
 
     set_threads()
-    with writing_model(out, META_FILE), terminate_as_interrupt():
+    with writing_model(out, META_FILE), terminate_as_interrupt(), at_terminal(run, console) as run:
         ds = read_dataset(dataset, root, target=target)
         cache = cache or f"{out.rstrip('/')}.features"
         options = head_options.with_preset(ds.name)
         pipe = fit(
             ds, cache=cache, tiers=split_list(tiers), distinct=split_list(distinct), preset=options.preset,
-            head=options.head, workers=workers, engine=engine, console=console,
+            head=options.head, run=run,
             head_params=options.params(), frames=frames, size=size, val_fraction=val_fraction,
             seed=options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
             **({"distinct_source": distinct_source} if distinct_source else {}),
         )
-        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, workers=workers, engine=engine, console=console)
+        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, run=run)
         pipe.save(out)
     if as_json:
         cfg = pipe.config
@@ -118,7 +118,7 @@ def _print_fit(pipe) -> None:  # pipe: tiermem.pipeline.Pipeline
 
 @app.command("predict")
 @reports_errors
-@with_engine_options
+@with_run_options
 def predict_command(
     videos: Optional[list[str]] = typer.Argument(None, help="Videos or folders to score (raw-video mode)."),
     model: Optional[str] = typer.Option(None, "--model", help="A `tiermem fit` artifact or a named model (`tiermem models`: zero-shot, memento10k-captions, videomem-titles) for videos, or a `tiermem train` head (tables) \\[default: zero-shot]."),
@@ -127,14 +127,13 @@ def predict_command(
     ids: Optional[str] = typer.Option(None, "--ids", help="Table mode: CSV whose video_id column lists the videos to score \\[default: all in the first block]."),
     captions: Optional[str] = typer.Option(None, "--captions", help="Captions CSV (video_id + caption columns): for models with the text tier, and for the text models (memento10k-captions, videomem-titles), which score videos by their captions alone."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."),
-    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Extraction worker processes."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
     timeline: Optional[bool] = typer.Option(None, "--timeline/--no-timeline", help="Score every window of each video \\[default: for videos longer than 1.5 windows]."),
     window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3]."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Zero-shot only: fp32 (default, the same on every CPU) or bf16 (ResMem ~1.5x faster on CPUs with bfloat16, scores within ~2e-3)."),
     *,
-    engine: Engine,
+    run: Run,
 ) -> None:
     """Score videos: raw files with a fitted pipeline (or zero-shot), or feature tables with a head.
 
@@ -168,7 +167,7 @@ def predict_command(
         if value is not None and not value > 0:
             raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
     options = {"precision": precision} if precision is not None else {}
-    _predict_videos(videos, model or "zero-shot", out, captions, cache, (workers, engine), as_json, (timeline, window, stride), options)
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, run, as_json, (timeline, window, stride), options)
 
 
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
@@ -195,12 +194,13 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
 
 def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
-    cache: Optional[str], running: tuple[int, Engine], as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
+    cache: Optional[str], run: Run, as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
     options: dict[str, str],
 ) -> None:
     from rich.table import Table
 
     from tiermem.atomic import write_csv_atomic
+    from tiermem.cli.progress import at_terminal
     from tiermem.errors import TiermemError
     from tiermem.models import load
 
@@ -211,10 +211,9 @@ def _predict_videos(
 
         caps = read_captions_csv(captions)
     # A missing file is reported with the others that fail; the rest are still scored.
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), at_terminal(run, err_console) as shown:
         timeline, window, stride = timing
-        workers, engine = running
-        pred = loaded.predict(videos, cache=cache, captions=caps, workers=workers, engine=engine, missing="keep", console=err_console,
+        pred = loaded.predict(videos, cache=cache, captions=caps, run=shown, missing="keep",
                               timeline=timeline, window=window, stride=stride)
     if pred.table.empty:  # every input failed: no table, no file
         print_failures(pred.failed)
@@ -239,7 +238,7 @@ def _predict_videos(
             )
         console.print(table)
         if pred.timelines:
-            from tiermem.timeline.view import print_timeline
+            from tiermem.cli.timeline_view import print_timeline
 
             for tl in pred.timelines.values():
                 print_timeline(tl, console)
@@ -282,8 +281,10 @@ def report_command(
     """
     from pathlib import Path
 
+    from tiermem.cli.progress import at_terminal
     from tiermem.pipeline import Pipeline
     from tiermem.report import pipeline_report, write_report
+    from tiermem.run import Run
 
     for name, value in (("window", window), ("stride", stride)):
         if value is not None and not value > 0:
@@ -296,9 +297,10 @@ def report_command(
         pred = read_csv(Path(predictions), dtype={"video_id": str})
         require_columns(pred, ["video_id", "score"], Path(predictions))
     data = pipeline_report(pipe, pred)
-    with terminate_as_interrupt():  # a video that cannot be read stops the report, naming the file
+    # A video that cannot be read stops the report, naming the file.
+    with terminate_as_interrupt(), at_terminal(Run(), err_console) as run:
         for each in video or []:
-            tl = pipe.timeline(each, window=window, stride=stride, console=err_console)
+            tl = pipe.timeline(each, window=window, stride=stride, run=run)
             if tl.table.empty:
                 from tiermem.errors import VideoDecodeError
 

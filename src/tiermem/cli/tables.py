@@ -6,11 +6,12 @@ or a `tiermem extract` table), given as ``--block NAME=TABLE``.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from tiermem.cli.progress import StepBars
+from tiermem.run import Step
 from tiermem.cli.common import (
     SEED_RANGE, app, console, err_console, in_range, metrics_table, reports_errors, to_json, with_head_options,
     writing_model,
@@ -46,24 +47,6 @@ def read_targets(labels: str, target: str) -> tuple[Any, Any]:
     except TiermemError as exc:
         raise DatasetError(f"{labels}: column {target!r}: {exc}") from None
     return ids, y
-
-
-def epoch_progress():  # -> rich.progress.Progress
-    """A progress display that shows itself with its first task (an early error prints no empty bar)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    class LazyProgress(Progress):
-        def __enter__(self) -> "LazyProgress":
-            return self
-
-        def add_task(self, *args: Any, **kwargs: Any) -> Any:
-            self.start()
-            return super().add_task(*args, **kwargs)
-
-    return LazyProgress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    )
 
 
 def _report_dropped(dropped: list[str]) -> None:
@@ -106,7 +89,7 @@ def train_command(
         ids, y = read_targets(labels, target)
         blocks = load_blocks(block)
         quiet = options.head == "ridge" or as_json  # ridge has no epochs; JSON output stays clean
-        with contextlib.nullcontext() if quiet else epoch_progress() as progress:
+        with StepBars(console, enabled=not quiet) as progress:
             result = fit_on_blocks(
                 blocks, ids, y, model, val_fraction=val_fraction, seed=options.seed,
                 on_missing="drop" if drop_missing else "raise", progress=progress,
@@ -204,12 +187,12 @@ def ablate_command(
     ids, y = read_targets(labels, target)
     blocks = load_blocks(block)
     n_configs = len(ablation_configs([b.name for b in blocks]))
-    with epoch_progress() as progress:
-        task = progress.add_task(f"ablation ({head_options.head})", total=n_configs)
+    stage, done = f"ablation ({head_options.head})", iter(range(1, n_configs + 1))
+    with StepBars(console) as progress:
         rows = ablate(
             blocks, ids, y, head_options.build, head=head_options.head, val_fraction=val_fraction, seed=head_options.seed,
             on_missing="drop" if drop_missing else "raise",
-            on_row=lambda r: progress.update(task, advance=1, description=f"{r.label}: ρ {r.val.spearman:.3f}"),
+            on_row=lambda r: progress(Step(stage, next(done), n_configs, "configs", f"{r.label}: ρ {r.val.spearman:.3f}")),
         )
     table = Table(title=f"ablation, {head_options.head} head, validation: {target}")
     for col in ("config", "features", "n", "Spearman [95% CI]", "Pearson", "MSE", "best epoch on val: optimistic"):

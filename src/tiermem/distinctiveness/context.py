@@ -13,6 +13,7 @@ import pandas as pd
 
 from tiermem.blocks import TABLE_SUFFIXES, Block, load_block
 from tiermem.distinctiveness.base import Distinctiveness
+from tiermem.run import Run
 from tiermem.distinctiveness.registry import get_distinctiveness
 from tiermem.errors import DataMismatchError
 
@@ -45,7 +46,7 @@ def load_source_block(
     inputs: Sequence[str | os.PathLike[str]],
     source: str,
     store: str | os.PathLike[str],
-    console: Any = None,
+    run: Run | None = None,
 ) -> tuple[Block, list[tuple[str, str]]]:
     """One block of `source` features from tables and/or videos; returns (block, failures).
 
@@ -67,7 +68,7 @@ def load_source_block(
         from tiermem.inputs import find_videos
 
         files = find_videos(videos)  # names an input that holds no video
-        report = extract_videos(files, tiers=[source], out=store, console=console)
+        report = extract_videos(files, tiers=[source], out=store, run=run)
         failures = list(report.failed)
         wanted = {p.stem for p in files} - {Path(p).stem for p, _ in failures}
         stored = load_block(Path(store) / f"{source}.parquet", source)

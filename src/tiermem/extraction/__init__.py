@@ -1,7 +1,7 @@
 """Feature extraction over many videos: decode each once, feed every requested tier, cache the rows.
 
     >>> from tiermem.extraction import extract
-    >>> report = extract(["videos/"], tiers=["low"], out="features", workers=2)
+    >>> report = extract(["videos/"], tiers=["low"], out="features", run=Run(workers=2))
     >>> report.done, report.skipped, report.failed
 
 What happens, in order:
@@ -22,8 +22,8 @@ What happens, in order:
    (more for fewer than 5 videos, so that one video can be fitted on) and saves it to ``out``
    before extracting anything, so a resumed run uses the same fit (same key, so cache hits).
    A damaged table or state file in ``out`` is renamed ``<name>.corrupt-<time>`` and rebuilt.
-4. *Extraction*: batches of ``batch_size`` videos (fewer when their decoded frames would pass
-   ``frame_memory``) go to ``workers`` processes (or run in this process when ``workers=1``);
+4. *Extraction*: batches of ``run.batch`` videos (fewer when their decoded frames would pass
+   ``frame_memory``) go to ``run.workers`` processes (or run in this process when there is one);
    each video is decoded once and the one `Clip` is given to every tier that still needs it,
    through ``tier.transform_batch`` so network tiers batch inference.
    Rows come back to this process, which alone writes the store and flushes it every
@@ -35,16 +35,16 @@ dies costs a retry of its tasks elsewhere, at most three times per task); weight
 and anything else is a bug and stops the run (after flushing what is done).
 """
 
-from tiermem.extraction.engine import ENGINES, Engine
-from tiermem.extraction.report import ExtractReport, print_failures
+from tiermem.run import ENGINES, Engine, Run
+from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.run import extract, extract_videos, extraction_key
 
 __all__ = [
     "ENGINES",
     "Engine",
     "ExtractReport",
+    "Run",
     "extract",
     "extract_videos",
     "extraction_key",
-    "print_failures",
 ]

@@ -19,13 +19,12 @@ import numpy as np
 from tiermem.errors import TiermemError
 from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.workers import Extractor, fit_clips
+from tiermem.run import Run
 from tiermem.store import FeatureStore
 from tiermem.tiers import Tier
 from tiermem.video import Clip
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from tiermem.extraction.pool import WorkerPool
     from tiermem.extraction.ray_pool import RayPool
 
@@ -79,7 +78,7 @@ def fit_tier(
     decode_settings: dict[str, Any],
     store: FeatureStore,
     report: ExtractReport,
-    bar: Progress,
+    run: Run,
 ) -> bool:
     """Fit `tier` on a sample of `inputs` and save its state; False when no input decodes at all.
 
@@ -90,9 +89,11 @@ def fit_tier(
     if not sample:
         return False
     per_clip = max(source.frames, -(-FIT_MIN_FRAMES // len(sample)))
-    fit_task = bar.add_task(f"fitting {name} on {len(sample)} videos", total=len(sample))
+    stage = f"fitting {name} on {len(sample)} videos"
+    seen = itertools.count(1)
+    run.progress(stage, 0, len(sample))
     undecodable: list[tuple[str, str]] = []
-    clips = source.clips(sample, per_clip, lambda: bar.advance(fit_task), undecodable)
+    clips = source.clips(sample, per_clip, lambda: run.progress(stage, next(seen), len(sample)), undecodable)
     first = next(clips, None)
     if first is None:
         if len(sample) == len(inputs):

@@ -9,26 +9,22 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
+from typing import Any
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction.report import ExtractReport
-from tiermem.device import resolve_device
-from tiermem.extraction.engine import Engine
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
 from tiermem.extraction.fitting import FitSource, fit_tier
 from tiermem.extraction.workers import Extractor, Job, TierSpec, record, run_batches
 from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
+from tiermem.run import Run
 from tiermem.runtime import default_threads, threads_for
 from tiermem.store import FeatureStore, SavedState, content_hash, load_state_file
 from tiermem.tiers import Tier, get_tier
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
+#: The stage that reads every input file once for its content hash (the cache key).
+HASHING = "hashing files"
 #: Bytes of decoded frames a run may hold at once, over all its workers (see `extract_videos`).
 FRAME_MEMORY = 1 << 30
 
@@ -54,10 +50,10 @@ def extract(
 
     `paths_or_dirs`: one path or many, files or directories (searched recursively, once); the
     files found are extracted by `extract_videos`, whose keyword `options` (frames, size, mode,
-    workers, state, ...) this takes as they are.
+    state, run, ...) this takes as they are.
     """
     start = time.monotonic()
-    _requested_tiers(tiers, options.get("workers", 1), options.get("batch_size", 8))
+    _requested_tiers(tiers)
     report = extract_videos(find_videos(paths_or_dirs), tiers=tiers, out=out, **options)
     report.seconds = time.monotonic() - start
     return report
@@ -71,8 +67,6 @@ def extract_videos(
     size: int = 256,
     mode: str = "stretch",
     fps: float | None = None,
-    workers: int = 1,
-    batch_size: int = 8,
     tier_config: Mapping[str, Mapping[str, Any]] | None = None,
     state: str | os.PathLike[str] | None = None,
     fit_max_videos: int = 200,
@@ -80,17 +74,14 @@ def extract_videos(
     flush_every: int = 64,
     flush_seconds: float = 10.0,
     frame_memory: int = FRAME_MEMORY,
-    progress: bool = True,
-    console: Console | None = None,
-    engine: str | Engine = "local",
-    device: str | None = None,
+    run: Run | None = None,
 ) -> ExtractReport:
     """Extract `tiers` for the video files `paths` (as found by `find_videos`: no directory is searched here).
 
-    `engine`: "local" (`workers` processes on this machine, or this process alone) or "ray"
-    (`workers` Ray actors, each asking for the `Engine`'s CPUs and GPUs, on its cluster; paths
-    must be readable by every node). `device`: where the networks run (auto, cpu, cuda; default
-    the engine's, auto).
+    `run` (`tiermem.run.Run`): how many workers (`run.workers` processes on this machine, or
+    Ray actors, each asking for the engine's CPUs and GPUs, on its cluster; paths must then be
+    readable by every node), videos per worker task (`run.batch`), where the networks run
+    (`run.device`), and who hears of the progress. Default: one local process.
 
     `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
     split) or one such file; fitted tiers then use it instead of fitting here.
@@ -100,14 +91,16 @@ def extract_videos(
     `report.failed`, the run does not stop for them.
     """
     start = time.monotonic()
-    tiers = _requested_tiers(tiers, workers, batch_size)
-    engine = Engine.of(engine, device)
+    tiers = _requested_tiers(tiers)
+    run = Run.of(run)
+    engine, workers = run.cluster, run.workers
     if engine.name == "ray":
         import_ray()  # one line naming the extra, before any work
     if not paths:
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
-    device = _network_device(engine, built)
+    # Only network tiers look for a GPU (asking torch costs its import, which the low tier avoids).
+    device = run.network_device if any(t.runs_network for t in built.values()) else "cpu"
     for tier in built.values():
         if tier.runs_network:
             tier.on(device)
@@ -117,11 +110,10 @@ def extract_videos(
                 f"frame size {size}: tier {name} needs frames of at least {tier.min_frame_size} pixels a side"
             )
     given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
-    per_task = _videos_per_task(len(paths), workers, batch_size, None if fps else frames, size, frame_memory)
+    per_task = _videos_per_task(len(paths), workers, run.batch, None if fps else frames, size, frame_memory)
     decode_options = {"frames": frames, "size": size, "mode": mode, "fps": fps}
     store = FeatureStore(out)
     report = ExtractReport(out=Path(out), tiers=tiers)
-    console = console or Console(stderr=True)
     cores = default_threads()
     # Every process that runs tiers, this one included when it runs a batch itself, uses the
     # same thread count: a network's output changes in the last bits with its thread count, and
@@ -131,7 +123,6 @@ def extract_videos(
 
     with ExitStack() as stack:
         stack.enter_context(store.lock())
-        bar = stack.enter_context(_progress(console, enabled=progress))
         stack.enter_context(threads_for(threads))  # this process: decoding, and tiers when it runs batches
         local = Extractor(built, decode_options, decode_threads=0)
         pool: WorkerPool | RayPool | None = None
@@ -142,7 +133,7 @@ def extract_videos(
             pool = stack.enter_context(WorkerPool(workers, decode_options, threads))
 
         # 1. content hashes (and files that cannot even be read), then ids used by one file each
-        hashes = _hash_inputs(paths, report, bar)
+        hashes = _hash_inputs(paths, report, run)
         ids = {i: paths[i].stem for i in hashes}
         for vid, clash in shared_ids([paths[i] for i in hashes]).items():
             for p in clash:
@@ -154,7 +145,7 @@ def extract_videos(
             if (why := store.unreadable_table(name)) is not None:
                 table = store.table_path(name)
                 moved = store.set_aside(table)
-                _say(console, f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing")
+                run.note(f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing", warning=True)
 
         # 2. fitted state: given, saved here, or fitted now on a sample of the inputs. A state
         #    applies only to frames decoded the same way (e.g. HOG dimensions follow the size).
@@ -166,7 +157,7 @@ def extract_videos(
         for name, tier in built.items():
             if not tier.requires_fit:
                 continue
-            saved = _saved_state(store, name, console)
+            saved = _saved_state(store, name, run)
             if name in given:
                 fitted_under = given[name].config.get("decode")
                 if fitted_under != fit_settings:
@@ -177,7 +168,7 @@ def extract_videos(
                 store.save_state(name, tier.state_dict(), config=given[name].config)
             elif saved is not None and saved.config.get("decode") == fit_settings:
                 tier.load_state_dict(saved.state)
-            elif not fit_tier(name, tier, [str(paths[i]) for i in readable], source, fit_settings, store, report, bar):
+            elif not fit_tier(name, tier, [str(paths[i]) for i in readable], source, fit_settings, store, report, run):
                 readable = []  # no input decodes: each is in report.failed with its reason
         keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
 
@@ -195,28 +186,24 @@ def extract_videos(
             n: stack.enter_context(store.writer(n, t.feature_names, flush_every, flush_seconds))
             for n, t in built.items()
         }
-        task = bar.add_task(f"extracting {', '.join(tiers)}", total=len(jobs))
+        stage = f"extracting {', '.join(tiers)}"
+        run.progress(stage, 0, len(jobs))
         if workers > 1:  # small runs: smaller tasks, so every worker gets some
             per_task = min(per_task, max(1, -(-len(jobs) // (2 * workers))))
         batches = [jobs[k : k + per_task] for k in range(0, len(jobs), per_task)]
-        spec = TierSpec(
-            store=str(store.root.resolve()),
-            tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in built.items()),
-            config_hashes=tuple(t.config_hash() for t in built.values()),
-            device=device,
-            # On a cluster the fitted state travels as data, fitted once above.
-            states=pool.share({n: t.state_dict() for n, t in built.items() if t.requires_fit})
-            if isinstance(pool, RayPool) and batches else None,
-        )
+        # On a cluster the fitted state travels as data, fitted once above.
+        fitted = {n: t.state_dict() for n, t in built.items() if t.requires_fit}
+        shared = pool.share(fitted) if isinstance(pool, RayPool) and batches else None
+        spec = TierSpec.of(built, str(store.root.resolve()), device, shared)
         held = {job.path: source.held[job.path] for job in jobs if job.path in source.held}
         source.held.clear()  # clips of cached videos are not needed
         on_pool = pool if len(batches) > 1 or isinstance(pool, RayPool) else None
+        finished = 0
         for outcomes in run_batches(batches, local, on_pool, spec, held):
             for o in outcomes:
                 record(o, built, keys, writers, report)
-                bar.advance(task)
-                if report.failed:
-                    bar.update(task, description=f"extracting {', '.join(tiers)} ({len(report.failed)} failed)")
+            finished += len(outcomes)
+            run.progress(stage, finished, len(jobs), detail=f"{len(report.failed)} failed" if report.failed else "")
     # leaving the stack flushed every writer, shut the pool down and released the lock
     report.done.sort()
     report.skipped.sort()
@@ -225,24 +212,9 @@ def extract_videos(
     return report
 
 
-def _network_device(engine: Engine, tiers: Mapping[str, Tier]) -> str:
-    """Where the tiers' networks run. Locally, what `--device` resolves to here; on Ray, the
-    workers see a GPU only when they ask for one (Ray hides the others), so auto means CUDA
-    exactly when `--gpus-per-worker` is set. Only network tiers look for a GPU (asking torch
-    costs its import, which the low tier avoids)."""
-    if not any(t.runs_network for t in tiers.values()):
-        return "cpu"
-    if engine.name == "ray":
-        if engine.device == "cuda" and not engine.gpus_per_worker:
-            raise TiermemError("--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)")
-        return "cuda" if engine.device != "cpu" and engine.gpus_per_worker else "cpu"
-    return resolve_device(engine.device)
-
-
-def _hash_inputs(paths: Sequence[Path], report: ExtractReport, bar: Progress) -> dict[int, str]:
+def _hash_inputs(paths: Sequence[Path], report: ExtractReport, run: Run) -> dict[int, str]:
     """Content hash of each readable input by position; the others go to `report.failed` with the reason."""
     hashes: dict[int, str] = {}
-    task = bar.add_task("hashing files", total=len(paths))
     for i, p in enumerate(paths):
         reason = unreadable_reason(p)
         if reason is None:
@@ -252,7 +224,7 @@ def _hash_inputs(paths: Sequence[Path], report: ExtractReport, bar: Progress) ->
                 reason = f"cannot read file ({exc.strerror or exc})"
         if reason is not None:
             report.failed.append((str(p), reason))
-        bar.advance(task)
+        run.progress(HASHING, i + 1, len(paths))
     return hashes
 
 
@@ -278,46 +250,22 @@ def _videos_per_task(
     return max(1, min(batch_size, videos, fits))
 
 
-def _saved_state(store: FeatureStore, name: str, console: Console) -> SavedState | None:
+def _saved_state(store: FeatureStore, name: str, run: Run) -> SavedState | None:
     """The state the store holds for tier `name`; a damaged file is set aside (and the tier refitted)."""
     try:
         return store.load_state(name)
     except DataMismatchError as exc:
         moved = store.set_aside(store.state_path(name))
-        _say(console, f"{exc}; moved to {moved}, refitting")
+        run.note(f"{exc}; moved to {moved}, refitting", warning=True)
         return None
 
 
-def _say(console: Console, line: str) -> None:
-    """One line for the person running the command (never folded, markup shown as typed)."""
-    from rich.markup import escape
-
-    console.print(escape(line), highlight=False, soft_wrap=True)
-
-
-def _requested_tiers(tiers: Sequence[str], workers: int, batch_size: int) -> list[str]:
-    """The tiers asked for, each once, in order; refuses an empty list and non-positive counts."""
+def _requested_tiers(tiers: Sequence[str]) -> list[str]:
+    """The tiers asked for, each once, in order; refuses an empty list."""
     names = list(dict.fromkeys(tiers))
     if not names:
         raise TiermemError("no tiers requested")
-    if workers < 1 or batch_size < 1:
-        raise TiermemError(f"workers and batch size must be >= 1 (got {workers}, {batch_size})")
     return names
-
-
-def _progress(console: Console, enabled: bool) -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
 
 
 def _given_states(state: str | os.PathLike[str] | None, fitted_tiers: list[str]) -> dict[str, SavedState]:

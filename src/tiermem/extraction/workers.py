@@ -126,6 +126,22 @@ class TierSpec:
     device: str = "cpu"  # where the networks run
     states: Any = field(default=None, compare=False)  # fitted states as shared data (Ray), else read from `store`
 
+    @classmethod
+    def of(cls, tiers: Mapping[str, Tier], store: str, device: str, states: Any = None) -> "TierSpec":
+        """The spec of built (and fitted) `tiers` whose state is saved in `store` (or given as `states`)."""
+        return cls(
+            store=store,
+            tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in tiers.items()),
+            config_hashes=tuple(t.config_hash() for t in tiers.values()),
+            device=device,
+            states=states,
+        )
+
+
+def worker_tiers(spec: TierSpec) -> dict[str, Tier]:
+    """This worker's tiers as `spec` describes them, built on its first task and kept."""
+    return _worker_extractor(spec).tiers
+
 
 def _worker_extractor(spec: TierSpec) -> Extractor:
     state = worker_state()

@@ -34,6 +34,7 @@ from tiermem.blocks import BlockLayout
 from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
 from tiermem.model.registry import get_head_class, list_heads
 from tiermem.model.scaling import TargetScaling
+from tiermem.run import ProgressCallback
 from tiermem.runtime import library_versions
 from tiermem.standardise import Standardiser
 
@@ -94,10 +95,10 @@ class Head:
         y_val: np.ndarray | None = None,
         *,
         layout: Sequence[BlockLayout] | None = None,
-        progress: Any = None,
+        progress: ProgressCallback | None = None,
         watch: np.ndarray | None = None,
     ) -> "Head":
-        """Learn from (X, y). `watch`: rows of features a head trained by epochs scores after
+        """Learn from (X, y); heads trained by epochs tell `progress` of each. `watch`: rows of features a head trained by epochs scores after
         every epoch without choosing anything by them (`watched_`: members x epochs x rows,
         with `best_epochs_` the epochs kept); heads without epochs ignore it."""
         raise NotImplementedError

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from tiermem.errors import DataMismatchError
 from tiermem.metrics import Metrics, evaluate
 from tiermem.model.base import Head
 from tiermem.model.protocols import TwoProtocols, two_protocols
+from tiermem.run import ProgressCallback
 from tiermem.splits import split_train_val
 
 
@@ -58,7 +58,7 @@ def fit_on_blocks(
     seed: int = 0,
     on_missing: str = "raise",
     n_resamples: int = 1000,
-    progress: Any = None,
+    progress: ProgressCallback | None = None,
 ) -> FitResult:
     """Join `blocks` on the labelled `ids`, split off a seeded validation set, fit `head`."""
     joined, y = join_labels(blocks, np.asarray(ids).astype(str), y, on_missing)

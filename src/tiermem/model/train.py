@@ -13,7 +13,6 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 from tiermem.errors import TiermemError
 from tiermem.model.config import EpochLog, TrainConfig
 from tiermem.model.losses import get_loss
+from tiermem.run import ProgressCallback, Step
 from tiermem.runtime import set_threads
 
 
@@ -84,7 +84,7 @@ def train_mlp(
     dropout: float = 0.0,
     config: TrainConfig | None = None,
     seed: int | None = None,
-    progress: Any = None,
+    progress: ProgressCallback | None = None,
     device: str = "cpu",
     watch: np.ndarray | None = None,
 ) -> tuple[nn.Sequential, list[EpochLog], int, np.ndarray | None]:
@@ -94,8 +94,8 @@ def train_mlp(
     With validation data and ``keep_best``, the returned weights are those of the epoch with
     the best validation Spearman; otherwise the last epoch's. `watch` (standardised rows) is
     scored after every epoch without choosing anything: the last item is those scores, one row
-    per epoch (None without `watch`). `progress` is an optional `rich.progress.Progress` to
-    report epochs on. `device` ("cpu" or "cuda") holds the data and the net while training;
+    per epoch (None without `watch`). `progress`, when given, hears of every epoch
+    (`tiermem.run.Step`). `device` ("cpu" or "cuda") holds the data and the net while training;
     the net comes back on the CPU.
     """
     cfg = config or TrainConfig()
@@ -107,7 +107,6 @@ def train_mlp(
     if Xt.ndim != 2 or Xt.shape[0] != yt.shape[0]:
         raise TiermemError(f"X has shape {tuple(Xt.shape)} but y has {yt.shape[0]} values")
     has_val = X_val is not None and y_val is not None and len(y_val) > 1
-    task = progress.add_task(f"seed {seed}", total=cfg.epochs) if progress is not None else None
 
     n = Xt.shape[0]
     log: list[EpochLog] = []
@@ -149,7 +148,7 @@ def train_mlp(
                 best_state = copy.deepcopy(net.state_dict())
             if progress is not None:
                 shown = f"val ρ {rho:.3f}" if has_val else f"loss {log[-1].train_loss:.4f}"
-                progress.update(task, advance=1, description=f"seed {seed} · epoch {epoch + 1} · {shown}")
+                progress(Step(f"seed {seed}", epoch + 1, cfg.epochs, "epochs", f"epoch {epoch + 1} · {shown}"))
         if best_state is not None:
             net.load_state_dict(best_state)
         else:

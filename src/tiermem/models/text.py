@@ -37,6 +37,7 @@ import pandas as pd
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.models.caption_kernel import CaptionKernelRidge, mean_by_owner
+from tiermem.run import ProgressCallback
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -62,7 +63,7 @@ class TextModel:
         self.card_info = dict(card or {})
 
     # -- learning ------------------------------------------------------------------------------
-    def fit(self, captions: Sequence[Sequence[str]], y: np.ndarray, *, progress: bool = True) -> "TextModel":
+    def fit(self, captions: Sequence[Sequence[str]], y: np.ndarray, *, progress: ProgressCallback | None = None) -> "TextModel":
         """Learn from one list of captions and one score per video."""
         embeddings, owner = self._embed(captions, progress=progress)
         y = np.asarray(y, dtype=np.float64)
@@ -79,7 +80,7 @@ class TextModel:
         return self
 
     # -- scoring -------------------------------------------------------------------------------
-    def score_captions(self, captions: Sequence[Sequence[str]], *, progress: bool = False) -> np.ndarray:
+    def score_captions(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None = None) -> np.ndarray:
         """One score per video: the mean of its captions' scores, in [0, 1]."""
         embeddings, owner = self._embed(captions, progress=progress)
         per_caption = self._score_embeddings(embeddings)
@@ -100,7 +101,7 @@ class TextModel:
     def predict(self, videos: Any, *, captions: dict[str, list[str]] | None = None,
                 missing: Literal["raise", "keep"] = "raise", **_: Any):  # -> tiermem.predictions.Predictions
         """Score videos by their captions (`captions`: video id -> captions); no frame is read, so
-        the frame options other models take (workers, engine, timeline, ...) have no effect.
+        the frame options other models take (run, timeline, window, ...) have no effect.
         A video without captions goes to `failed` (or raises, with ``missing="raise"``)."""
         from tiermem.inputs import find_videos, video_ids
         from tiermem.predictions import Predictions
@@ -173,13 +174,13 @@ class TextModel:
         return model
 
     # -- internals -------------------------------------------------------------------------------
-    def _embed(self, captions: Sequence[Sequence[str]], *, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _embed(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None) -> tuple[np.ndarray, np.ndarray]:
         from tiermem.tiers.text import TextTier, as_caption_list
 
         lists = [as_caption_list(c, f"description #{i}") for i, c in enumerate(captions)]
         flat = [c for caps in lists for c in caps]
         owner = np.repeat(np.arange(len(lists)), [len(c) for c in lists])
-        return TextTier(cache_dir=self.cache_dir, progress=progress).embed_captions(flat), owner
+        return TextTier(cache_dir=self.cache_dir, on_progress=progress).embed_captions(flat), owner
 
     def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         parts = [self.kernel.predict_captions(embeddings)]

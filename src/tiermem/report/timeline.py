@@ -18,7 +18,7 @@ import numpy as np
 
 from tiermem.errors import TiermemError
 from tiermem.timeline.result import Timeline
-from tiermem.timeline.view import no_changes
+from tiermem.timeline.result import no_changes
 
 #: Width in pixels of the peak and trough frames.
 THUMBNAIL_WIDTH = 320

@@ -46,28 +46,30 @@ def _die_with_parent() -> None:
 def score_job(model: Any, settings: ServeSettings, store: JobStore, job: dict[str, Any]) -> None:
     """Score one claimed job and store its result (the JSON of `tiermem predict --json`)."""
     from tiermem.errors import TiermemError
+    from tiermem.extraction.run import HASHING
     from tiermem.predictions import jsonable
-    from tiermem.progress import listening
+    from tiermem.run import Run, Step
 
     opts = job["options"]
     path = stored_path(settings.uploads, job["video_hash"])
     pid = os.getpid()
     last = [0.0]
 
-    def on_progress(share: float) -> None:
+    def on_progress(step: Step) -> None:
+        """The share of the scoring done: the extraction's or the timeline's, not the file's hashing."""
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S:
+        if step.stage != HASHING and now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            store.progress(job["id"], pid, share)
+            store.progress(job["id"], pid, step.share)
 
     def in_words(reason: str) -> str:
         """One line naming the client's file, never where the server stored it."""
         return (reason.splitlines() or ["?"])[0].replace(str(path), job["filename"])
 
     try:
-        with listening(on_progress):
-            pred = model.predict(path, timeline=opts.get("timeline"), window=opts.get("window"), stride=opts.get("stride"),
-                                 device=settings.device, missing="keep", progress=False)
+        run = Run(device=settings.device, on_progress=on_progress)
+        pred = model.predict(path, timeline=opts.get("timeline"), window=opts.get("window"), stride=opts.get("stride"),
+                             run=run, missing="keep")
     except TiermemError as exc:
         store.finish(job["id"], pid, None, in_words(str(exc)), keep=False)
         return

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tiermem.errors import DataMismatchError, MissingWeightsError
+from tiermem.run import ProgressCallback, Step
 from tiermem.runtime import set_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import Tier, TierResult
@@ -210,13 +211,13 @@ class TextTier(Tier):
         batch_size: int = 64,
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
-        progress: bool = True,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         super().__init__(model=str(model))
         self.batch_size = int(batch_size)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.threads = threads
-        self.progress = progress
+        self.on_progress = on_progress
 
     @property
     def model_identity(self) -> str:
@@ -258,32 +259,25 @@ class TextTier(Tier):
         return out
 
     def _encode(self, texts: list[str], keys: list[str], cache: CaptionCache | None) -> dict[str, np.ndarray]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         set_threads(self.threads)
         net = load_text_model(self.config["model"])
         fresh: dict[str, np.ndarray] = {}
-        show = self.progress and len(texts) > CHUNK
         last_save = time.monotonic()
-        with Progress(
-            TextColumn("text tier: embedding captions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            transient=True, disable=not show,
-        ) as bar:
-            task = bar.add_task("embed", total=len(texts))
-            for start in range(0, len(texts), CHUNK):
-                chunk, chunk_keys = texts[start : start + CHUNK], keys[start : start + CHUNK]
-                vecs = net.encode(
-                    chunk, batch_size=self.batch_size, convert_to_numpy=True, device=self.device,
-                    normalize_embeddings=True, show_progress_bar=False,
-                ).astype(np.float32)  # fmt: skip
-                fresh.update(zip(chunk_keys, vecs))
-                if cache is not None:
-                    cache.put(chunk_keys, vecs)
-                    # Saved now and then (each save rewrites the file), and at the end.
-                    if time.monotonic() - last_save > SAVE_SECONDS:
-                        cache.save()
-                        last_save = time.monotonic()
-                bar.advance(task, len(chunk))
+        for start in range(0, len(texts), CHUNK):
+            chunk, chunk_keys = texts[start : start + CHUNK], keys[start : start + CHUNK]
+            vecs = net.encode(
+                chunk, batch_size=self.batch_size, convert_to_numpy=True, device=self.device,
+                normalize_embeddings=True, show_progress_bar=False,
+            ).astype(np.float32)  # fmt: skip
+            fresh.update(zip(chunk_keys, vecs))
+            if cache is not None:
+                cache.put(chunk_keys, vecs)
+                # Saved now and then (each save rewrites the file), and at the end.
+                if time.monotonic() - last_save > SAVE_SECONDS:
+                    cache.save()
+                    last_save = time.monotonic()
+            if self.on_progress is not None:
+                self.on_progress(Step("text tier: embedding captions", start + len(chunk), len(texts), "captions"))
         if cache is not None:
             cache.save()
         return fresh
@@ -335,6 +329,7 @@ def embed_captions_table(
     cache_dir: str | os.PathLike[str] | None = None,
     id_column: str = "video_id",
     threads: int | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Embed a captions CSV (any layout `read_captions_csv` reads) into `<out>/text.parquet`.
 
@@ -345,7 +340,8 @@ def embed_captions_table(
     from tiermem.datasets.captions import read_captions_csv
 
     by_id = read_captions_csv(captions_csv, id_column=id_column)
-    return embed_captions(by_id, out, source=str(captions_csv), model=model, cache_dir=cache_dir, threads=threads)
+    return embed_captions(by_id, out, source=str(captions_csv), model=model, cache_dir=cache_dir, threads=threads,
+                          on_progress=on_progress)
 
 
 def embed_captions(
@@ -357,6 +353,7 @@ def embed_captions(
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     device: str = "cpu",
+    on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Embed {video_id: captions} into the feature store at `out` (`<out>/text.parquet`).
 
@@ -368,7 +365,7 @@ def embed_captions(
     lacking = [v for v, caps in by_id.items() if not caps]
     if lacking:
         raise DataMismatchError(f"{source}: {len(lacking)} videos have no caption ({', '.join(lacking[:3])})")
-    tier = TextTier(model, cache_dir=cache_dir, threads=threads).on(device)
+    tier = TextTier(model, cache_dir=cache_dir, threads=threads, on_progress=on_progress).on(device)
     store = FeatureStore(out)
     cfg = tier.config_hash()
     hashes = {v: text_key("\n".join(caps)) for v, caps in by_id.items()}

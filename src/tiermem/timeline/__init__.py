@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tiermem.errors import VideoDecodeError
 from tiermem.predictions import Predictions
-from tiermem.progress import report as report_progress
+from tiermem.extraction.timelines import window_features
+from tiermem.run import Run
 from tiermem.tiers.base import Tier
 from tiermem.timeline.result import Timeline, changes, sparkline
-from tiermem.timeline.windows import WindowFeatures, WindowPlan, check_seconds, default_stride, scan
+from tiermem.extraction.windows import WindowFeatures, WindowPlan, check_seconds, default_stride
 from tiermem.video.stream import declared_duration
 
 #: Videos longer than this many windows get a timeline unless told otherwise.
@@ -50,31 +49,24 @@ def build_timeline(
     length_given: bool,
     score: Callable[[WindowFeatures], pd.DataFrame],
     training_median: float | None,
-    console: Console,
-    progress: bool,
+    run: Run,
+    store: str | None = None,
 ) -> Timeline:
-    """Scan `path` once and score its windows with `score` (scores, percentiles, contributions).
+    """Scan `path` and score its windows with `score` (scores, percentiles, contributions).
 
-    A window or stride the caller chose must fit in the video; the default window does not
-    have to (a shorter video is one window).
+    The windows are scanned by `run`'s workers (`tiermem.extraction.timelines`), which read
+    the tiers' fitted state from `store`. A window or stride the caller chose must fit in the
+    video; the default window does not have to (a shorter video is one window).
     """
     declared = declared_duration(path)
     check_seconds("window", length, declared if length_given else None, str(path))
     if stride is not None:
         check_seconds("stride", stride, declared, str(path))
     plan = WindowPlan(length, stride if stride is not None else default_stride(length, decode["frames"], tiers), decode["frames"])
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s of video"),
-        TimeRemainingColumn(), console=console, disable=not progress, transient=True,
-    ) as bar:
-        total = max(declared or 0.0, 1.0)
-        task = bar.add_task(f"timeline {path.name}", total=total)
-
-        def advance(seconds: float) -> None:
-            bar.update(task, completed=seconds)
-            report_progress(seconds / total)
-
-        features = scan(path, tiers, plan, size=decode["size"], mode=decode["mode"], on_progress=advance)
+    total = max(declared or 0.0, 1.0)
+    stage = f"timeline {path.name}"
+    features = window_features(path, tiers, plan, size=decode["size"], mode=decode["mode"], run=run, store=store,
+                               declared=declared, on_seconds=lambda seconds: run.progress(stage, seconds, total, unit="s"))
     table = pd.DataFrame({"start": features.starts.round(3), "end": features.ends.round(3)})
     if len(features.starts):
         table = pd.concat([table, score(features).reset_index(drop=True)], axis=1)

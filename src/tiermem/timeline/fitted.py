@@ -12,6 +12,7 @@ import pandas as pd
 from tiermem.artifact import DISTINCT_BLOCK
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.features import frame_tiers
+from tiermem.run import Run
 from tiermem.store import FeatureStore
 from tiermem.tiers.base import Tier
 from tiermem.video.stream import declared_duration
@@ -27,8 +28,8 @@ def median_duration(paths: list[Path], limit: int = 200) -> float | None:
     return round(float(np.median(durations)), 3) if durations else None
 
 
-def fitted_tiers(pipe: "Pipeline", device: str = "auto") -> dict[str, Tier]:
-    """The frame tiers with their fitted state, built once per pipeline; their networks on `device`."""
+def fitted_tiers(pipe: "Pipeline", run: Run) -> dict[str, Tier]:
+    """The frame tiers with their fitted state, built once per pipeline; their networks on `run`'s device."""
     if getattr(pipe, "_tiers", None) is None:
         from tiermem.tiers import get_tier
 
@@ -44,7 +45,7 @@ def fitted_tiers(pipe: "Pipeline", device: str = "auto") -> dict[str, Tier]:
         pipe._tiers = tiers
     for tier in pipe._tiers.values():
         if tier.runs_network:
-            tier.on(device)
+            tier.on(run.network_device)
     return pipe._tiers
 
 

@@ -122,9 +122,18 @@ def changes(facts: list[dict[str, Any]], starts: np.ndarray) -> list[str]:
     return out
 
 
+def no_changes(tl: Timeline) -> str:
+    """Why a timeline lists no change between windows: none happened, or its tiers track none."""
+    if any("low" in f or "mid" in f for f in tl.facts):
+        return "No cut, face or new main object between windows."
+    tiers = ", ".join(sorted({t for f in tl.facts for t in f})) or "none with facts"
+    return (f"Changes between windows are not tracked: this model's tiers ({tiers}) record no cuts, faces or "
+            "objects (the low and mid tiers do).")
+
+
 def _top_label(mid_facts: dict[str, Any]) -> str | None:
     top = mid_facts.get("imagenet_top5")
     return str(top[0]["label"]) if top else None
 
 
-__all__ = ["Timeline", "changes", "sparkline", "summarise"]
+__all__ = ["Timeline", "changes", "no_changes", "sparkline", "summarise"]

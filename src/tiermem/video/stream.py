@@ -33,13 +33,21 @@ class StreamBrokenError(VideoDecodeError):
 
     def __init__(self, path: object, at: float, cause: str) -> None:
         self.at = at
+        self.reason = cause
         super().__init__(path, f"decoding failed at {at:.2f} s: {cause}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.at, self.reason)
 
 
 class VideoStream:
-    """A video opened for one pass; `frames()` may be iterated once."""
+    """A video opened for one pass; `frames()` may be iterated once.
 
-    def __init__(self, path: str | os.PathLike[str], threads: int = 0) -> None:
+    `start` (seconds): begin at the keyframe at or before it instead of the first frame (one
+    stretch of a long video); times stay measured from the video's first frame.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 0, start: float = 0.0) -> None:
         self.path = Path(path)
         self._container = _open(self.path)
         try:
@@ -54,6 +62,24 @@ class VideoStream:
         self._origin: int | None = None  # pts of the first frame shown
         self.frames_decoded = 0
         self.last_time = 0.0
+        self._skipped = 0  # frames before the keyframe a stretch starts at (not decoded)
+        if start > 0:
+            self._seek(start)
+
+    def _seek(self, start: float) -> None:
+        """Learn the first frame's timestamp (times count from it), then go to the keyframe at or
+        before `start`; the decoder starts afresh there."""
+        try:
+            for frame in self._container.decode(self._stream):
+                if frame.pts is not None:
+                    self._origin = frame.pts
+                    break
+            if self._origin is None:
+                return  # no timestamps: frames are placed by count, read from the start
+            self._container.seek(int(self._origin + start / self._tb), stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            self._container.close()
+            raise StreamBrokenError(self.path, 0.0, _ffmpeg_reason(exc)) from None
 
     @property
     def duration(self) -> float:
@@ -81,6 +107,8 @@ class VideoStream:
                         frame_time = (frame.pts - self._origin) * self._tb
                     if self.frames_decoded and frame_time <= self.last_time:
                         continue
+                    if not self.frames_decoded:
+                        self._skipped = round(frame_time * self.fps)
                     self.frames_decoded += 1
                     self.last_time = frame_time
                     yield frame_time, frame
@@ -90,7 +118,7 @@ class VideoStream:
             self._container.close()
         if not self.frames_decoded:
             raise VideoDecodeError(path, "zero decodable video frames")
-        declared = stream.frames
+        declared = stream.frames - self._skipped if stream.frames else 0
         if declared and self.frames_decoded < declared - max(2, declared // 100):
             raise StreamBrokenError(
                 path, self.last_time, f"the container lists {declared} frames, only {self.frames_decoded} decode"

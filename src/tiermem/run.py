@@ -1,0 +1,152 @@
+"""The run context: where a call's work runs and who hears about it, decided once.
+
+    >>> from tiermem.run import Run
+    >>> run = Run(workers=4, device="cuda", on_progress=lambda step: print(step.stage, step.share))
+    >>> tiermem.extract(["videos/"], tiers=["low", "mid"], out="features", run=run)
+    >>> model.predict("advert.mp4", run=run)
+
+The CLI, the Python API and the HTTP service's workers each build one `Run` and hand it down,
+unchanged, to the extraction engine and the timelines: nothing below them takes loose
+``workers=``, ``engine=`` or ``device=`` arguments. The device the networks run on is resolved
+here and only here (`Run.network_device`), once per run, so clips, timelines, text embeddings
+and the M3-S head's training all run where the caller asked.
+
+Library code reports progress as `Step` events and remarks as notes (`Run.progress`,
+`Run.note`); it never prints. The CLI turns them into rich progress bars and lines, the service
+into a job's progress; without callbacks, steps are dropped and notes go to the ``tiermem``
+logger (warnings at WARNING, the rest at INFO).
+
+`Engine` says where extraction's workers run: `local` (processes on this machine) or `ray` (a
+Ray cluster, with its address and each worker's CPU and GPU request):
+
+    >>> Run(workers=16, engine=Engine("ray", address="ray://head:10001", gpus_per_worker=1))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+from tiermem.device import DEVICES, resolve_device
+from tiermem.errors import TiermemError
+
+log = logging.getLogger("tiermem")
+
+#: The engines `Engine.name` takes.
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An engine and, for Ray, the cluster and each worker's resource request."""
+
+    name: str = "local"
+    address: str | None = None  # Ray: "auto", "ray://HOST:10001", or None for a local cluster
+    cpus_per_worker: float = 1.0  # Ray: CPUs each worker asks for (and its threads)
+    gpus_per_worker: float = 0.0  # Ray: GPUs each worker asks for
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise TiermemError(f"--engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
+        if not self.cpus_per_worker > 0:
+            raise TiermemError(f"--cpus-per-worker must be positive, got {self.cpus_per_worker:g}")
+        if not self.gpus_per_worker >= 0:
+            raise TiermemError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker:g}")
+        if self.name == "local" and (self.address or self.gpus_per_worker):
+            raise TiermemError("--ray-address and --gpus-per-worker apply to --engine ray only")
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress of one stage of a run: `done` of `total` `unit` ("videos", "s" of video, ...)."""
+
+    stage: str
+    done: float
+    total: float
+    unit: str = "videos"
+    detail: str = ""  # shown beside the stage: "3 failed", "epoch 4 · val ρ 0.512"
+
+    @property
+    def share(self) -> float:
+        """How much of the stage is done, from 0 to 1."""
+        return min(1.0, max(0.0, self.done / self.total)) if self.total > 0 else 1.0
+
+
+#: Called with each `Step` of a run.
+ProgressCallback = Callable[[Step], None]
+#: Called with each remark of a run and whether it is a warning.
+NoteCallback = Callable[[str, bool], None]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where and how a call's work runs.
+
+    `workers`: extraction worker processes (local) or actors (Ray); each uses cores / workers
+    threads. `engine`: "local" or "ray", or an `Engine` with the cluster's address and each
+    worker's resource request. `device`: where the networks run (auto: CUDA when torch sees a
+    GPU). `batch`: videos per worker task. `on_progress` and `on_note`: see the module.
+    """
+
+    workers: int = 1
+    engine: Engine | str = "local"
+    device: str = "auto"
+    batch: int = 8
+    on_progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
+    on_note: NoteCallback | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.engine, Engine):
+            object.__setattr__(self, "engine", Engine(self.engine))
+        if self.workers < 1 or self.batch < 1:
+            raise TiermemError(f"workers and batch size must be >= 1 (got {self.workers}, {self.batch})")
+        if self.device not in DEVICES:
+            raise TiermemError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        engine = self.cluster
+        if engine.name == "ray" and self.device == "cuda" and not engine.gpus_per_worker:
+            raise TiermemError("--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)")
+
+    @classmethod
+    def of(cls, run: "Run | None") -> "Run":
+        """`run`, or the default run (one local process, networks on CUDA when there)."""
+        return run if run is not None else cls()
+
+    def but(self, **changes: object) -> "Run":
+        """This run with some fields changed (the device is resolved again if it changed)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def cluster(self) -> Engine:
+        """The engine, as an `Engine` (the constructor takes its name too)."""
+        assert isinstance(self.engine, Engine)
+        return self.engine
+
+    @cached_property
+    def network_device(self) -> str:
+        """"cpu" or "cuda": where this run's networks run, resolved once.
+
+        Locally, what `device` resolves to on this machine. On Ray a worker sees a GPU only when
+        it asks for one (Ray hides the others), so there auto means CUDA exactly when the engine
+        asks for GPUs. Resolving auto imports torch: ask only when a network is about to run.
+        """
+        engine = self.cluster
+        if engine.name == "ray":
+            return "cuda" if self.device != "cpu" and engine.gpus_per_worker else "cpu"
+        return resolve_device(self.device)
+
+    def progress(self, stage: str, done: float, total: float, unit: str = "videos", detail: str = "") -> None:
+        """Report that `done` of `total` of `stage` is done."""
+        if self.on_progress is not None:
+            self.on_progress(Step(stage, float(done), float(total), unit, detail))
+
+    def note(self, line: str, *, warning: bool = False) -> None:
+        """A remark for whoever runs the call: a stage beginning, a file set aside, a summary."""
+        if self.on_note is not None:
+            self.on_note(line, warning)
+        else:
+            log.log(logging.WARNING if warning else logging.INFO, line)
+
+
+__all__ = ["ENGINES", "Engine", "NoteCallback", "ProgressCallback", "Run", "Step"]
