@@ -80,3 +80,15 @@ def test_without_callbacks_notes_go_to_the_logger(caplog: pytest.LogCaptureFixtu
         ("INFO", "features: training split"),
         ("WARNING", "3 videos failed"),
     ]
+
+
+def test_a_low_tier_run_looks_for_a_gpu_only_when_cuda_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiermem.tiers import get_tier
+
+    monkeypatch.setattr(tiermem.run, "resolve_device", lambda device: "cpu" if device == "cpu" else "cuda")  # a GPU here
+    low, mid = get_tier("low"), get_tier("mid")
+    assert low.uses_device and mid.uses_device and not low.runs_network
+    assert Run().device_for([low]) == "cpu"  # auto: not worth loading torch to look
+    assert Run(device="cuda").device_for([low]) == "cuda"
+    assert Run().device_for([low, mid]) == "cuda"  # the network loads torch anyway: both go
+    assert Run(device="cpu").device_for([low, mid]) == "cpu"

@@ -25,12 +25,16 @@ Ray cluster, with its address and each worker's CPU and GPU request):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from tiermem.device import DEVICES, resolve_device
 from tiermem.errors import TiermemError
+
+if TYPE_CHECKING:
+    from tiermem.tiers.base import Tier
 
 log = logging.getLogger("tiermem")
 
@@ -135,6 +139,16 @@ class Run:
         if engine.name == "ray":
             return "cuda" if self.device != "cpu" and engine.gpus_per_worker else "cpu"
         return resolve_device(self.device)
+
+    def device_for(self, tiers: Iterable[Tier]) -> str:
+        """Where `tiers` run their device work. With a network among them, `network_device` (torch
+        is loaded for the network anyway). Without one (the low tier alone), the CPU unless CUDA
+        was asked for by name: looking for a GPU loads torch, about 650 MiB a process that a
+        low-tier run otherwise never pays, and the low tier's CPU path is the faster there."""
+        tiers = list(tiers)
+        if any(t.runs_network for t in tiers) or (self.device == "cuda" and any(t.uses_device for t in tiers)):
+            return self.network_device
+        return "cpu"
 
     def progress(self, stage: str, done: float, total: float, unit: str = "videos", detail: str = "") -> None:
         """Report that `done` of `total` of `stage` is done."""

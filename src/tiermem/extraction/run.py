@@ -99,10 +99,9 @@ def extract_videos(
     if not paths:
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
-    # Only network tiers look for a GPU (asking torch costs its import, which the low tier avoids).
-    device = run.network_device if any(t.runs_network for t in built.values()) else "cpu"
+    device = run.device_for(built.values())
     for tier in built.values():
-        if tier.runs_network:
+        if tier.uses_device:
             tier.on(device)
     for name, tier in built.items():
         if size < tier.min_frame_size:

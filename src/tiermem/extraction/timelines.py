@@ -92,7 +92,7 @@ def window_features(
     parts = stretches(path, plan, run.workers, size, mode, declared)
     if len(parts) == 1:
         return scan(path, tiers, plan, size=size, mode=mode, on_progress=on_seconds)
-    device = run.network_device if any(t.runs_network for t in tiers.values()) else "cpu"
+    device = run.device_for(tiers.values())
     threads = max(1, default_threads() // run.workers)
     engine = run.cluster
     with ExitStack() as stack:
@@ -107,7 +107,7 @@ def window_features(
         spec = TierSpec.of(tiers, store or "", device, pool.share(fitted) if isinstance(pool, RayPool) else None)
         found: dict[int, WindowFeatures] = {}
         for i, result in pool.imap(_scan_stretch, [(spec, part) for part in parts], ahead=len(parts)):
-            found[i] = _ended(parts[i], result.reason) if isinstance(result, WorkerDied) else result
+            found[i] = _ended(parts[i], result.reason, "the timeline stopped") if isinstance(result, WorkerDied) else result
             if on_seconds is not None:
                 on_seconds(max(f.duration for f in found.values()))
     joined = _joined([found[i] for i in range(len(parts))])
@@ -124,13 +124,13 @@ def _scan_stretch(spec: TierSpec, part: Stretch) -> WindowFeatures:
     except VideoDecodeError as exc:
         if part.first == 0:
             raise  # not a video at all: the caller reports it as for one pass
-        return _ended(part, exc.cause)  # nothing decodes from here on (a truncated file)
+        return _ended(part, exc.cause, "decoding failed")  # nothing decodes from here on (a truncated file)
 
 
-def _ended(part: Stretch, cause: str) -> WindowFeatures:
-    """A stretch with no window: decoding ends where it begins, for `cause`."""
+def _ended(part: Stretch, cause: str, what: str) -> WindowFeatures:
+    """A stretch with no window: the timeline ends where it begins, for `cause`."""
     start = part.plan.start(part.first)
-    broken = StreamBrokenError(part.path, start, cause)
+    broken = StreamBrokenError(part.path, start, cause, what)
     return WindowFeatures(part.path, np.zeros(0), np.zeros(0), {}, [], start, broken=broken)
 
 

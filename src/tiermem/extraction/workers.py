@@ -151,7 +151,7 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
             tier = get_tier(name, **json.loads(config))
-            if tier.runs_network:
+            if tier.uses_device:
                 tier.on(spec.device)
             if tier.requires_fit:
                 fitted = shared.get(name) if shared is not None else getattr(store.load_state(name), "state", None)

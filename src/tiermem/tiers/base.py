@@ -43,14 +43,20 @@ class Tier:
     #: not reused (part of the cache key from version 2 on).
     version: ClassVar[int] = 1
 
-    #: Where this tier's network runs ("cpu" or "cuda"; set with `on`). Not part of the
-    #: config, but of the cache key when it is CUDA (features differ by autocast rounding).
+    #: Where this tier's network (or other device work) runs ("cpu" or "cuda"; set with `on`).
+    #: Not part of the config, but of the cache key when it is CUDA (features differ by rounding).
     device: str = "cpu"
-    #: Whether the tier runs a neural network (which `--device` places); the low tier does not.
+    #: Whether the tier runs a neural network; the low tier does not.
     runs_network: bool = False
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
+
+    @property
+    def uses_device(self) -> bool:
+        """Whether `on(device)` moves work of this tier to the device: what `--device` places
+        (every network tier; the low tier, whose FFT and HOG run on a GPU)."""
+        return self.runs_network
 
     def on(self, device: str) -> "Tier":
         """Run this tier's network on `device` (auto, cpu or cuda); returns the tier."""

@@ -44,13 +44,13 @@ def hog_descriptors(frames: np.ndarray) -> np.ndarray:
     n_rows, n_cols = h // HOG_CELL, w // HOG_CELL
     g_row = g_row[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
     g_col = g_col[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
-    magnitude = np.sqrt(g_row * g_row + g_col * g_col)
+    magnitude = _magnitude(g_row, g_col)
     # Signed angle in (-pi, pi] -> one of 19 signed sectors floor(angle / 20deg) + 9 in 0..18;
     # histograms are taken over signed sectors and folded to 9 unsigned bins afterwards (cheaper
     # than folding 3 million angles): sector s is bin s - 9 for s >= 9, bin s for s < 9, and
     # the single angle pi (sector 18) is 0 degrees.
     sectors = 2 * HOG_ORIENTATIONS + 1
-    index = np.floor(np.arctan2(g_row, g_col) * np.float32(HOG_ORIENTATIONS / np.pi))
+    index = _signed_sector(g_row, g_col)
     index += _first_sector(t, n_rows, n_cols)
     signed = np.bincount(
         index.astype(np.intp).ravel(), weights=magnitude.ravel(), minlength=t * n_rows * n_cols * sectors
@@ -78,6 +78,39 @@ def project_rows(rows: np.ndarray, axes: np.ndarray) -> np.ndarray:
     return np.einsum("md,kd->mk", rows, axes)
 
 
+def _magnitude(g_row: np.ndarray, g_col: np.ndarray) -> np.ndarray:
+    """Gradient magnitude, float32."""
+    return np.sqrt(g_row * g_row + g_col * g_col)
+
+
+def _signed_sector(g_row: np.ndarray, g_col: np.ndarray) -> np.ndarray:
+    """floor(angle / 20deg) of each gradient's signed angle in (-pi, pi]: -9..9, as float32."""
+    return np.floor(np.arctan2(g_row, g_col) * np.float32(HOG_ORIENTATIONS / np.pi))
+
+
+#: Gradients of uint8 frames are integer differences in [-GRADIENT_MAX, GRADIENT_MAX].
+GRADIENT_MAX = 255
+
+
+@functools.lru_cache(maxsize=1)
+def gradient_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Unsigned orientation bin (0..8, uint8) and magnitude (float32) of every integer gradient,
+    as `hog_descriptors` computes them, at entry (g_row + 255) * 511 + (g_col + 255).
+
+    Another arctan2 or square root (a GPU's, or torch's vectorised CPU one, which is not
+    correctly rounded) can differ in the last bit, and move a pixel lying on a bin edge to the
+    next bin; reading both from these tables gives any implementation this module's values.
+    Signed sector s (-9..9) is unsigned bin s mod 9, the folding `hog_descriptors` does.
+    """
+    g = np.arange(-GRADIENT_MAX, GRADIENT_MAX + 1, dtype=np.float32)
+    g_row, g_col = g[:, None], g[None, :]
+    bins = np.mod(_signed_sector(g_row, g_col), HOG_ORIENTATIONS).astype(np.uint8).ravel()
+    magnitude = _magnitude(g_row, g_col).ravel()
+    for table in (bins, magnitude):
+        table.flags.writeable = False
+    return bins, magnitude
+
+
 @functools.lru_cache(maxsize=4)
 def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
     """Per pixel, the bincount index of sector 0 of its (frame, cell) histogram, plus 9.
@@ -96,4 +129,7 @@ def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
     return out
 
 
-__all__ = ["HOG_CELL", "HOG_ORIENTATIONS", "hog_descriptors", "project_rows"]
+__all__ = [
+    "GRADIENT_MAX", "HOG_CELL", "HOG_EPS", "HOG_ORIENTATIONS", "gradient_tables", "hog_descriptors",
+    "project_rows",
+]

@@ -9,6 +9,15 @@ into the channels of one image; the groups live in `frame_stats`, `sharpness`, `
 (`tiermem.tiers.per_frame`), so a timeline computes each frame's work once for all the windows
 that hold it. Figures: benchmarks/extract_low.py.
 
+Devices: placed on a CUDA device (`on("cuda")`), the tier runs its costliest per-frame
+operations, the FFT blur measure, the detail share and HOG, in torch on the GPU
+(`tiermem.tiers.low_torch`, equal to the numpy versions within stated tolerances; its features
+are cached under their own key, as every tier's on CUDA). Everything else stays on the CPU:
+colour statistics, contrast, the resize before the FFT, the scene cuts, and the optical flow:
+DIS is an OpenCV CPU algorithm (the opencv-python wheels have no CUDA), and a torch DIS that
+matched it is beyond this tier. On the CPU the tier uses numpy, scipy and OpenCV and does not
+import torch: torch was slower there at one thread (benchmarks/low_ops.py).
+
 What each feature is, where it comes from, and where tiermem departs from the M3-S feature
 script (`gen_features.py` of the authors' public code) on purpose:
 
@@ -53,12 +62,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 
 from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.runtime import sync_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
 from tiermem.tiers.hog import HOG_CELL, HOG_ORIENTATIONS, hog_descriptors, project_rows
@@ -66,6 +76,9 @@ from tiermem.tiers.motion import histogram_distance, pair_flow
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
 from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta
+
+if TYPE_CHECKING:
+    from tiermem.tiers.low_torch import TorchOps
 
 #: Per-frame features, each reported as `<name>_mean` and `<name>_std`, in this order.
 FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "detail_share", "flow")
@@ -76,6 +89,14 @@ EXTRA_FEATURES = ("saturation", "colourfulness", "detail_share", "cut_rate")
 
 #: Per-frame statistics computed in one pass over a frame ("stats"), in this order.
 STAT_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "detail_share")
+
+
+class _CpuOps:
+    """The costly per-frame operations on the CPU: numpy, scipy and OpenCV (`TorchOps` on a GPU)."""
+
+    fft_blurriness = staticmethod(fft_blurriness)
+    detail_share = staticmethod(detail_share)
+    hog_descriptors = staticmethod(hog_descriptors)
 
 
 # -- the tier ------------------------------------------------------------------------------
@@ -167,6 +188,26 @@ class LowTier(FrameTier):
         self.extras = bool(extras)
         self._hash: str | None = None
         self._timings: dict[str, float] | None = None
+        self._ops: type[_CpuOps] | TorchOps = _CpuOps
+
+    @property
+    def uses_device(self) -> bool:
+        """True: the FFT blur measure, the detail share and HOG run on a GPU when placed on one."""
+        return True
+
+    def on(self, device: str) -> "LowTier":
+        """Run the FFT blur measure, the detail share and HOG on `device` (auto, cpu or cuda):
+        torch on CUDA, numpy on the CPU. Flow and the other groups stay on the CPU."""
+        super().on(device)
+        if self.device == "cpu":
+            self._ops = _CpuOps
+        else:
+            from tiermem.tiers.low_torch import TorchOps
+
+            self._ops = TorchOps(self.device)
+        sync_threads()  # resolving auto or cuda imported torch: give its pool the threads asked for
+        self._hash = None  # the device is part of the cache key
+        return self
 
     @property
     def _frame_features(self) -> list[str]:
@@ -212,7 +253,7 @@ class LowTier(FrameTier):
                     f"for HOG, got {clip.frames.shape[2]}x{clip.frames.shape[1]}"
                 )
             keep = np.unique(np.linspace(0, clip.num_frames - 1, per_clip).round().astype(int))
-            rows = hog_descriptors(self._hog_input(clip.frames[keep]))
+            rows = self._ops.hog_descriptors(self._hog_input(clip.frames[keep]))
             buffer.append(rows)
             buffered += len(rows)
             # Keep at least `pca_components` rows back so the last batch is never too small.
@@ -302,9 +343,9 @@ class LowTier(FrameTier):
             grey = grey_frames(frames)
         if name == "texture":  # [blurriness, hog_pca_0..k-1]
             with clock("blurriness"):
-                blur = fft_blurriness(frames)
+                blur = self._ops.fft_blurriness(frames)
             with clock("hog"):
-                descriptors = hog_descriptors(self._hog_input(frames, grey))
+                descriptors = self._ops.hog_descriptors(self._hog_input(frames, grey))
                 hog = project_rows(descriptors - self.hog_pca_mean_, self.hog_pca_components_)
             return np.concatenate([blur[:, None], hog], axis=1).astype(np.float32)
         with clock("colour"):
@@ -312,7 +353,7 @@ class LowTier(FrameTier):
         with clock("contrast"):
             spread = contrast(grey)
         with clock("detail"):
-            detail = detail_share(grey, self.blur_cutoff)
+            detail = self._ops.detail_share(grey, self.blur_cutoff)
         columns = {**colour, "contrast": spread, "detail_share": detail}
         return np.stack([columns[n] for n in STAT_FEATURES], axis=1).astype(np.float32)
 

@@ -58,14 +58,21 @@ def low_frequency_bins(n: int, radius: int = FFT_RADIUS) -> np.ndarray:
     return np.arange(-radius, radius) % n
 
 
+def resized_grey(frames: np.ndarray, width: int = FFT_WIDTH) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB frames resized to `width` pixels wide, then grey (ITU-R 601 luma,
+    uint8): the pixels the FFT blur measure transforms, in the script's order (resize, then grey)."""
+    resized = resize_to_width(frames, width)
+    t, h, w, _ = resized.shape
+    return cv2.cvtColor(resized.reshape(t * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(t, h, w)
+
+
 def fft_blurriness(frames: np.ndarray, width: int = FFT_WIDTH, radius: int = FFT_RADIUS) -> np.ndarray:
     """The paper's FFT blur measure of every (T, H, W, 3) uint8 RGB frame: resize, grey, FFT
     each way (single precision), `FFT_BATCH` frames at a time; memory stays flat in T."""
     out = np.empty(len(frames), dtype=np.float32)
     for start in range(0, len(frames), FFT_BATCH):
-        resized = resize_to_width(frames[start : start + FFT_BATCH], width)
-        t, h, w, _ = resized.shape
-        grey = cv2.cvtColor(resized.reshape(t * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(t, h, w)
+        grey = resized_grey(frames[start : start + FFT_BATCH], width)
+        t, h, w = grey.shape
         spectrum = scipy.fft.fft2(grey.astype(np.float32), axes=(1, 2), workers=1)
         spectrum[np.ix_(np.arange(t), low_frequency_bins(h, radius), low_frequency_bins(w, radius))] = 0
         magnitude = np.abs(scipy.fft.ifft2(spectrum, axes=(1, 2), workers=1, overwrite_x=True))
@@ -75,13 +82,11 @@ def fft_blurriness(frames: np.ndarray, width: int = FFT_WIDTH, radius: int = FFT
     return out
 
 
-def detail_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
-    """Per-frame share of spectral energy (DC excluded) above `cutoff` cycles/pixel, batched rfft2."""
-    t, h, w = grey.shape
-    spectrum = scipy.fft.rfft2(grey.astype(np.float32), axes=(1, 2), workers=1)
-    power = (spectrum.real**2 + spectrum.imag**2).reshape(t, -1)
+def detail_weights(h: int, w: int, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights of the (h, w // 2 + 1) rfft2 bins, flattened (float32): every bin but DC, and the
+    bins above `cutoff` cycles/pixel. rfft2 stores half the spectrum: columns other than 0 and
+    Nyquist stand for two bins."""
     radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
-    # rfft2 stores half the spectrum: columns other than 0 and Nyquist stand for two bins.
     twice = np.full(radius.shape[1], 2.0)
     twice[0] = 1.0
     if w % 2 == 0:
@@ -89,10 +94,22 @@ def detail_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
     weight = np.broadcast_to(twice, radius.shape)
     total_w = np.where(radius > 0, weight, 0.0).ravel().astype(np.float32)
     high_w = np.where(radius > cutoff, weight, 0.0).ravel().astype(np.float32)
+    return total_w, high_w
+
+
+def detail_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
+    """Per-frame share of spectral energy (DC excluded) above `cutoff` cycles/pixel, batched rfft2."""
+    t, h, w = grey.shape
+    spectrum = scipy.fft.rfft2(grey.astype(np.float32), axes=(1, 2), workers=1)
+    power = (spectrum.real**2 + spectrum.imag**2).reshape(t, -1)
+    total_w, high_w = detail_weights(h, w, cutoff)
     # einsum, not a BLAS product: each frame's sums in one order whatever its batch neighbours.
     total = np.einsum("tf,f->t", power, total_w)
     high = np.einsum("tf,f->t", power, high_w)
     return np.divide(high, total, out=np.zeros_like(high), where=total > 0)
 
 
-__all__ = ["FFT_RADIUS", "FFT_WIDTH", "MAGNITUDE_FLOOR", "detail_share", "fft_blurriness", "resize_to_width"]
+__all__ = [
+    "FFT_RADIUS", "FFT_WIDTH", "MAGNITUDE_FLOOR", "detail_share", "detail_weights", "fft_blurriness",
+    "low_frequency_bins", "resize_to_width", "resized_grey",
+]

@@ -43,9 +43,10 @@ def fitted_tiers(pipe: "Pipeline", run: Run) -> dict[str, Tier]:
                 tier.load_state_dict(saved.state)
             tiers[name] = tier
         pipe._tiers = tiers
+    device = run.device_for(pipe._tiers.values())
     for tier in pipe._tiers.values():
-        if tier.runs_network:
-            tier.on(run.network_device)
+        if tier.uses_device:
+            tier.on(device)
     return pipe._tiers
 
 
