@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from processes import alive, cpu_seconds, descendants, workers_running
 from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.extraction import extract_videos
@@ -89,42 +90,6 @@ def _as_plain_user(*args: str, timeout: float = 120) -> subprocess.CompletedProc
     if result.returncode == 97:
         pytest.skip("cannot drop CAP_DAC_OVERRIDE here, so unreadable files cannot be made")
     return result
-
-
-def _stat(pid: int | str) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name: state, ppid, ..., utime (11), stime (12)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _descendants(pid: int) -> list[int]:
-    parents = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parents[int(entry)] = int(_stat(entry)[1])
-        except OSError:
-            continue
-    found, frontier = [], [pid]
-    while frontier:
-        frontier = [p for p, parent in parents.items() if parent in frontier]
-        found += frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return _stat(pid)[0] != "Z"
-    except OSError:
-        return False
-
-
-def _workers_running(proc: subprocess.Popen[str], count: int, deadline: float) -> list[int]:
-    """The worker processes of a running extraction (children of its forkserver), once `count` exist."""
-    while time.monotonic() < deadline and proc.poll() is None:
-        workers = [p for p in _descendants(proc.pid) if _stat(p)[1] != str(proc.pid)]
-        if len(workers) >= count:
-            return workers
-        time.sleep(0.02)
-    raise AssertionError("the extraction never had its worker processes running")
 
 
 # -- 1, 2: links and folders that cannot be read ----------------------------------------------
@@ -268,12 +233,12 @@ def test_a_killed_worker_costs_only_its_own_videos(corpus: Path, fitted_state: P
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 120
-    workers = _workers_running(proc, 2, deadline)
+    workers = workers_running(proc, 2, deadline)
     while not (out / "low.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before a worker could be killed"
     # The worker that used more CPU has finished a task, so it is busy with the next one.
-    victim = max(workers, key=lambda pid: int(_stat(pid)[11]) + int(_stat(pid)[12]))
+    victim = max(workers, key=cpu_seconds)
     os.kill(victim, signal.SIGKILL)  # what the kernel's OOM killer does
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
@@ -380,15 +345,15 @@ def test_killing_the_parent_leaves_no_process_behind(
          "--workers", "2", "--batch-size", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    _workers_running(proc, 2, time.monotonic() + 120)
-    family = _descendants(proc.pid)  # forkserver, resource tracker, workers
+    workers_running(proc, 2, time.monotonic() + 120)
+    family = descendants(proc.pid)  # forkserver, resource tracker, workers
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(sig)
     proc.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while any(map(_alive, family)) and time.monotonic() < deadline:
+    while any(map(alive, family)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in family if _alive(p)]
+    assert not [p for p in family if alive(p)]
 
 
 # -- 12: memory ------------------------------------------------------------------------------------

@@ -3,6 +3,12 @@ give the very windows one pass gives, and a stream that breaks ends the timeline
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -10,6 +16,7 @@ import numpy as np
 import pytest
 
 import tiermem.extraction.timelines as timelines
+from processes import alive, cpu_seconds, descendants, workers_running
 from tiermem.extraction.timelines import stretches
 from tiermem.extraction.windows import WindowPlan
 from tiermem.pipeline import Pipeline
@@ -87,3 +94,30 @@ def test_a_break_in_the_first_stretch_ends_the_timeline_there(pipe: Pipeline, vi
     assert two.failed.split(": ")[0] == one.failed.split(": ")[0]
     assert two.table["start"].tolist() == one.table["start"].tolist() and len(one.table) >= 2
     np.testing.assert_array_equal(one.table["score"].to_numpy(), two.table["score"].to_numpy())
+
+
+def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple[Pipeline, Path, Path],
+                                                                    videos: Path) -> None:
+    """SIGKILL (what the OOM killer sends) on one of the two workers scanning a 60-s video: the
+    windows before its stretch stand, the reason names the death, and no process is left."""
+    video = make_long_video(videos / "minute.mp4", seconds=60, size=(320, 180), keyframe_every=25)
+    tiermem = str(Path(sys.executable).with_name("tiermem"))
+    proc = subprocess.Popen([tiermem, "predict", str(video), "--model", str(fitted[1]), "--timeline", "--stride", "1",
+                             "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    workers = workers_running(proc, 2, deadline)
+    while min(map(cpu_seconds, workers)) < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # both are scanning (0.5 s of CPU each)
+    assert proc.poll() is None, "the timeline ended before a worker could be killed"
+    family = descendants(proc.pid)
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "the timeline stopped at " in stderr and "worker process died (out of memory?)" in stderr
+    rows = json.loads(stdout) if stdout.strip() else []
+    stopped = float(stderr.split("the timeline stopped at ")[1].split(" s")[0])
+    assert stopped in (0.0, 29.0)  # where one of the two stretches of 58 windows begins
+    for row in rows:  # the windows kept all lie before the stretch that was lost
+        assert all(w["start"] < stopped for w in row["timeline"]["windows"])
+    time.sleep(0.5)
+    assert not [p for p in family if alive(p)]

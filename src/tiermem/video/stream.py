@@ -29,15 +29,17 @@ from tiermem.video.decode import _ffmpeg_reason, _frame_rate, _open, _video_stre
 
 
 class StreamBrokenError(VideoDecodeError):
-    """Decoding stopped partway: `at` is the time (seconds) of the last frame decoded."""
+    """Decoding stopped partway: `at` is the time (seconds) of the last frame decoded. `what`
+    says what stopped there (the decoder, or the worker scanning that stretch of the video)."""
 
-    def __init__(self, path: object, at: float, cause: str) -> None:
+    def __init__(self, path: object, at: float, cause: str, what: str = "decoding failed") -> None:
         self.at = at
         self.reason = cause
-        super().__init__(path, f"decoding failed at {at:.2f} s: {cause}")
+        self.what = what
+        super().__init__(path, f"{what} at {at:.2f} s: {cause}")
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return type(self), (self.path, self.at, self.reason)
+        return type(self), (self.path, self.at, self.reason, self.what)
 
 
 class VideoStream:
