@@ -92,9 +92,10 @@ class MidTier(PretrainedTier, FrameTier):
 
     @property
     def face_detector(self) -> faces.FaceDetector:
+        """MTCNN on this tier's device: torch on CUDA, the wheel's OpenCV networks on the CPU."""
         if self._faces is None:
-            self._faces = faces.FaceDetector(self.config["face_min_size"], self.config["face_threshold"])
-        return self._faces
+            self._faces = faces.FaceDetector(self.config["face_min_size"], self.config["face_threshold"], self.device)
+        return self._faces.on(self.device)
 
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes rebuild the networks themselves instead of receiving pickled weights.
