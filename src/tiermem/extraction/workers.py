@@ -1,8 +1,9 @@
 """The work done per batch of videos, in a worker process or in the calling one.
 
-Each video of a batch is decoded once and its `Clip` given to every tier that still needs it,
-through ``tier.transform_batch``. Outcomes (values, facts, reasons of failure) go back to the
-calling process, which alone checks them and writes the store (`record`).
+Each video of a batch is decoded once (the next one while the tiers work on the current) and
+its `Clip` given to every tier that still needs it, through ``tier.transform_batch``. Outcomes
+(values, facts, reasons of failure) go back to the calling process, which alone checks them and
+writes the store (`record`).
 
 Workers find these functions by module path (a process pool pickles them by qualified name),
 so everything a worker runs stays at module level here. The pool itself (start-up, a worker's
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,45 +67,50 @@ class Extractor:
         return decode(path, threads=self.decode_threads, **options)
 
     def run(self, jobs: Sequence[Job], decoded: Sequence[Clip | None] | None = None) -> list[_Outcome]:
-        """Outcomes of `jobs`; `decoded[i]`, when given, is job i's clip already decoded at the
-        run's settings (the fitting pass kept it), so that video is not decoded again."""
+        """Outcomes of `jobs`, video by video; `decoded[i]`, when given, is job i's clip already
+        decoded at the run's settings (the fitting pass kept it), so that video is not decoded again.
+
+        While the tiers work on one video the next is decoded in a thread (FFmpeg, numpy, OpenCV
+        and torch release the GIL while they work), so decoding overlaps the tiers' work and at
+        most two videos' frames are held at once. A video's features do not depend on it: each
+        clip goes through its tiers alone (`Tier.transform_batch` of one clip).
+        """
         outcomes = [_Outcome(job) for job in jobs]
-        clips: dict[int, Clip] = {}
-        for i, job in enumerate(jobs):
-            held = decoded[i] if decoded is not None else None
-            if held is not None:
-                clips[i] = held
-                continue
-            try:
-                clips[i] = self.decode(job.path)
-            except TiermemError as exc:
-                outcomes[i].errors.append(_reason(exc))
+        held = list(decoded) if decoded is not None else [None] * len(jobs)
+        with ThreadPoolExecutor(1, thread_name_prefix="tiermem-decode") as ahead:
+            coming: dict[int, Future[Clip]] = {}
+
+            def decode_ahead(i: int) -> None:
+                if i < len(jobs) and held[i] is None:
+                    coming[i] = ahead.submit(self.decode, jobs[i].path)
+
+            decode_ahead(0)
+            for i, job in enumerate(jobs):
+                decode_ahead(i + 1)
+                clip, held[i] = held[i], None
+                if clip is None:
+                    try:
+                        clip = coming.pop(i).result()
+                    except TiermemError as exc:
+                        outcomes[i].errors.append(_reason(exc))
+                        continue
+                self._through_tiers(clip, outcomes[i])
+        return outcomes
+
+    def _through_tiers(self, clip: Clip, outcome: _Outcome) -> None:
+        """Every tier the video still needs, on its clip; a tier that fails on it is noted."""
         for name, tier in self.tiers.items():
-            idx = [i for i in clips if name in jobs[i].tiers]
-            if not idx:
+            if name not in outcome.job.tiers:
                 continue
             try:
-                result = tier.transform_batch([clips[i] for i in idx])
-                per_clip = [(result.values[k], _facts(result.facts, k)) for k in range(len(idx))]
+                result = tier.transform_batch([clip])
             except MissingWeightsError:
                 raise  # the run's network cannot load: no video can succeed, so the run stops once
-            except TiermemError:
-                # Find which clip(s) the batch failed on; the others still get their rows.
-                per_clip = []
-                for i in idx:
-                    try:
-                        one = tier.transform_batch([clips[i]])
-                        per_clip.append((one.values[0], _facts(one.facts, 0)))
-                    except MissingWeightsError:
-                        raise
-                    except TiermemError as exc:
-                        per_clip.append((None, {}))
-                        outcomes[i].errors.append(f"tier {name}: {_reason(exc)}")
-            for i, (values, facts) in zip(idx, per_clip):
-                if values is not None:
-                    outcomes[i].values[name] = np.asarray(values, dtype=np.float32)
-                    outcomes[i].facts[name] = facts
-        return outcomes
+            except TiermemError as exc:
+                outcome.errors.append(f"tier {name}: {_reason(exc)}")
+                continue
+            outcome.values[name] = np.asarray(result.values[0], dtype=np.float32)
+            outcome.facts[name] = _facts(result.facts, 0)
 
 
 def _facts(facts: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
