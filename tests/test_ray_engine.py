@@ -214,6 +214,22 @@ def test_predict_on_ray_scores_as_local(cluster: Cluster, fitted, sample_clip_pa
     np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
 
 
+def test_a_timeline_on_ray_is_the_local_one(cluster: Cluster, fitted, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long video's stretches of windows go to Ray actors as they go to local workers."""
+    import tiermem.extraction.timelines as timelines
+    from tiermem.video.samples import make_long_video
+
+    monkeypatch.setattr(timelines, "MIN_WINDOWS_PER_STRETCH", 3)  # 10 windows: two stretches
+    video = make_long_video(tmp_path / "joined.mp4", seconds=12, size=(320, 180), keyframe_every=25)
+    pipe = fitted[0]
+    here = pipe.timeline(video, stride=1.0)
+    there = pipe.timeline(video, stride=1.0, run=Run(workers=2, engine="ray"))
+    assert there.failed is None and there.table["start"].tolist() == here.table["start"].tolist()
+    assert len(here.table) == 10
+    np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
+
+
 def test_workers_that_cannot_be_placed_fail_in_one_line(cluster: Cluster, sample_clip_paths: list[Path], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers asking for more CPUs than any node has never start: the run says so instead of waiting forever."""

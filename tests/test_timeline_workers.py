@@ -25,6 +25,11 @@ from tiermem.video.samples import make_long_video
 from tiermem.video.stream import declared_duration
 
 
+#: Scores of one pass (the process's threads) against workers (one thread each): networks
+#: differ in the last float32 bits with their thread count (measured here: up to 4.4e-9).
+ROUND_OFF = 1e-6
+
+
 @pytest.fixture(scope="module")
 def pipe(fitted: tuple[Pipeline, Path, Path]) -> Pipeline:
     return fitted[0]
@@ -51,7 +56,7 @@ def test_stretches_cover_every_window_once(long_video: Path, monkeypatch: pytest
     plan = WindowPlan(length=3.0, stride=1.0, frames=9)  # 14 windows start in [0, 13]
     declared = declared_duration(long_video)
     assert declared == pytest.approx(16.0)
-    assert len(stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)) == 1  # too few at 8 a stretch
+    assert len(stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)) == 1  # too few to share
     monkeypatch.setattr(timelines, "MIN_WINDOWS_PER_STRETCH", 3)
     parts = stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)
     assert [(p.first, p.last) for p in parts] == [(0, 4), (4, 7), (7, 10), (10, None)]
@@ -64,9 +69,10 @@ def test_two_workers_give_the_windows_of_one_pass(pipe: Pipeline, long_video: Pa
     two = pipe.timeline(long_video, stride=1.0, run=Run(workers=2, on_progress=lambda s: steps.append(s.done)))
     assert one.failed is None and two.failed is None
     assert one.table["start"].tolist() == two.table["start"].tolist() == [float(k) for k in range(14)]
-    for column in one.table:
+    for column in one.table:  # workers run networks at one thread each: float32 round-off apart
         if column != "changes":
-            np.testing.assert_array_equal(one.table[column].to_numpy(), two.table[column].to_numpy(), err_msg=column)
+            np.testing.assert_allclose(one.table[column].to_numpy(), two.table[column].to_numpy(), rtol=0,
+                                       atol=ROUND_OFF, err_msg=column)
     assert one.table["changes"].tolist() == two.table["changes"].tolist()
     assert np.ptp(one.table["score"]) > 1e-4  # the windows differ: the comparison has teeth
     assert steps == sorted(steps) and steps[-1] >= 15.0  # each stretch reports as it ends
@@ -93,14 +99,14 @@ def test_a_break_in_the_first_stretch_ends_the_timeline_there(pipe: Pipeline, vi
     # The same place; FFmpeg words the cause by its decoder threads (one per worker here).
     assert two.failed.split(": ")[0] == one.failed.split(": ")[0]
     assert two.table["start"].tolist() == one.table["start"].tolist() and len(one.table) >= 2
-    np.testing.assert_array_equal(one.table["score"].to_numpy(), two.table["score"].to_numpy())
+    np.testing.assert_allclose(one.table["score"].to_numpy(), two.table["score"].to_numpy(), rtol=0, atol=ROUND_OFF)
 
 
 def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple[Pipeline, Path, Path],
                                                                     videos: Path) -> None:
-    """SIGKILL (what the OOM killer sends) on one of the two workers scanning a 60-s video: the
+    """SIGKILL (what the OOM killer sends) on one of the two workers scanning a 2-min video: the
     windows before its stretch stand, the reason names the death, and no process is left."""
-    video = make_long_video(videos / "minute.mp4", seconds=60, size=(320, 180), keyframe_every=25)
+    video = make_long_video(videos / "two_minutes.mp4", seconds=120, size=(320, 180), keyframe_every=25)
     tiermem = str(Path(sys.executable).with_name("tiermem"))
     proc = subprocess.Popen([tiermem, "predict", str(video), "--model", str(fitted[1]), "--timeline", "--stride", "1",
                              "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -116,7 +122,7 @@ def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple
     assert "the timeline stopped at " in stderr and "worker process died (out of memory?)" in stderr
     rows = json.loads(stdout) if stdout.strip() else []
     stopped = float(stderr.split("the timeline stopped at ")[1].split(" s")[0])
-    assert stopped in (0.0, 29.0)  # where one of the two stretches of 58 windows begins
+    assert stopped in (0.0, 59.0)  # where one of the two stretches of 118 windows begins
     for row in rows:  # the windows kept all lie before the stretch that was lost
         assert all(w["start"] < stopped for w in row["timeline"]["windows"])
     time.sleep(0.5)

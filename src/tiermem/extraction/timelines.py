@@ -11,9 +11,9 @@ worker, or too few windows to share (`MIN_WINDOWS_PER_STRETCH` each), the video 
 in one pass, reporting its progress as it goes; stretches report theirs as each one ends.
 
 A window's features do not depend on which worker computed it (to the float32 round-off of a
-network's batch). A stretch whose stream breaks keeps its windows before the break, and the
-windows after the break are dropped, whichever stretch they were in: the timeline ends where
-decoding failed, as it does in one pass. A worker that dies ends the timeline at the start of
+network's batch and thread count, ~1e-9 on a score). A stretch whose stream breaks keeps its
+windows before the break, and the windows after the break are dropped, whichever stretch they
+were in: the timeline ends where decoding failed, as it does in one pass. A worker that dies ends the timeline at the start of
 its stretch in the same way, with the worker's death as the reason.
 """
 
@@ -38,9 +38,12 @@ from tiermem.extraction.windows import WindowFeatures, WindowPlan, scan
 from tiermem.video.decode import ResizeMode
 from tiermem.video.stream import StreamBrokenError
 
-#: Fewest windows a stretch holds: below this, what neighbours decode twice costs more than
-#: the second worker saves.
-MIN_WINDOWS_PER_STRETCH = 8
+#: Fewest windows a stretch holds. Each worker starts cold (imports torch, loads the networks:
+#: about 5 s here) and neighbours decode their overlap twice, so a stretch must hold that much
+#: work: a low+mid model scans about 5 windows a second here. Measured on 2 cores, 720p, low+mid:
+#: a 60-s video (48 windows) took 8.5 s in one pass and 10.0 s on two workers; a 10-min one
+#: (498 windows) 80 s in one pass and 62.5 s on two (benchmarks/throughput.py).
+MIN_WINDOWS_PER_STRETCH = 30
 
 
 @dataclass(frozen=True)

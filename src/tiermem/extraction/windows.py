@@ -29,8 +29,10 @@ from tiermem.video.clip import Clip
 from tiermem.video.decode import ResizeMode, decode
 from tiermem.video.stream import StreamBrokenError, VideoStream, to_square
 
-#: Windows aggregated together: per-frame network work is batched over their new frames.
-BATCH_WINDOWS = 8
+#: Windows aggregated together: per-frame network work is batched over their new frames. Four,
+#: not eight: a low+mid timeline of a 60-s 720p video peaked at 1244 instead of 1469 MiB, in the
+#: same time (benchmarks/throughput.py).
+BATCH_WINDOWS = 4
 #: About how far apart windows start by default, in seconds (snapped to shared frames).
 DEFAULT_STRIDE = 1.0
 
