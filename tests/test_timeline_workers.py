@@ -18,6 +18,7 @@ import pytest
 import tiermem.extraction.timelines as timelines
 from processes import alive, cpu_seconds, descendants, workers_running
 from tiermem.extraction.timelines import stretches
+from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.windows import WindowPlan
 from tiermem.pipeline import Pipeline
 from tiermem.run import Run
@@ -127,3 +128,25 @@ def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple
         assert all(w["start"] < stopped for w in row["timeline"]["windows"])
     time.sleep(0.5)
     assert not [p for p in family if alive(p)]
+
+
+def test_predict_of_several_long_videos_starts_the_workers_once(pipe: Pipeline, videos: Path, long_video: Path,
+                                                                small_stretches: None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each video's stretches go to the same workers, which keep their networks between videos."""
+    second = make_long_video(videos / "joined_again.mp4", seconds=14, size=(320, 180), keyframe_every=25)
+    started: list[int] = []
+    real = WorkerPool.__init__
+
+    def counting(self: WorkerPool, *args: object, **kwargs: object) -> None:
+        started.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerPool, "__init__", counting)
+    pred = pipe.predict([long_video, second], timeline=True, stride=1.0, run=Run(workers=2))
+    assert len(started) == 1 and set(pred.timelines) == {"joined", "joined_again"}
+    alone = pipe.timeline(second, stride=1.0)  # one pass, no worker
+    assert len(started) == 1
+    np.testing.assert_allclose(pred.timelines["joined_again"].table["score"].to_numpy(),
+                               alone.table["score"].to_numpy(), rtol=0, atol=ROUND_OFF)
+    assert len(alone.table) == 12

@@ -313,6 +313,7 @@ class Pipeline:
         training clips' length), `stride` apart (default: about 1 s); see `tiermem.timeline`.
         `run`: workers, engine and device for clips and timelines alike (`tiermem.run.Run`).
         """
+        from tiermem.extraction.timelines import shared_workers
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         self._check_fitted()
@@ -320,12 +321,13 @@ class Pipeline:
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         use = wants_timeline(paths, timeline, length)
-        return predict_with_timelines(
-            paths, use,
-            clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, run),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, run=run),
-            percentile=self.percentile,
-        )
+        with shared_workers():  # long videos' stretches reuse one set of workers
+            return predict_with_timelines(
+                paths, use,
+                clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, run),
+                timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, run=run),
+                percentile=self.percentile,
+            )
 
     def _predict_clips(
         self, paths: list[Path], cache: str | os.PathLike[str] | None, captions: dict[str, list[str]] | None,

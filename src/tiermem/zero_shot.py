@@ -68,17 +68,19 @@ class ZeroShotModel:
         files that fail to decode go to `failed` and the others are scored. Long videos get a
         timeline of `window`-second windows (default 3 s, the Memento10k clip length).
         """
+        from tiermem.extraction.timelines import shared_workers
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
-        pred = predict_with_timelines(
-            paths, wants_timeline(paths, timeline, length),
-            clips=lambda ps: self._predict_clips(ps, cache, run),
-            timeline=lambda p: self.timeline(p, window=window, stride=stride, run=run),
-            percentile=None,
-        )
+        with shared_workers():  # long videos' stretches reuse one set of workers
+            pred = predict_with_timelines(
+                paths, wants_timeline(paths, timeline, length),
+                clips=lambda ps: self._predict_clips(ps, cache, run),
+                timeline=lambda p: self.timeline(p, window=window, stride=stride, run=run),
+                percentile=None,
+            )
         scores = pred.table["score"].to_numpy(dtype=np.float64)
         # Within the videos scored together: a single video has no rank to speak of.
         pred.table["percentile"] = midrank_percentile(np.sort(scores), scores) if len(scores) > 1 else np.nan
