@@ -37,6 +37,10 @@ MAX_TRIES = 3
 PER_ACTOR = 2
 #: Seconds the run waits with work left but no worker started before it gives up.
 START_TIMEOUT_S = 300.0
+#: Seconds to fetch a finished task's result. A result kept in the object store of a node that
+#: was removed after the task ended is never fetched (ray.get waits for ever); past this the task
+#: counts as lost with its worker and runs again elsewhere.
+FETCH_TIMEOUT_S = 60.0
 
 
 def import_ray() -> Any:
@@ -168,7 +172,7 @@ class RayPool:
                     continue  # an actor became ready: taken up on the next turn
                 index, actor = running.pop(ref)
                 try:
-                    result = ray.get(ref)
+                    result = ray.get(ref, timeout=FETCH_TIMEOUT_S)
                 except ray.exceptions.RayTaskError as err:  # the task itself raised: the run stops
                     if isinstance(err.cause, TiermemError):
                         raise err.cause from None  # weights that cannot load, a device refused: one line
