@@ -48,3 +48,11 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far, in clock ticks."""
     fields = stat_fields(pid)
     return float(int(fields[11]) + int(fields[12]))
+
+
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has the file `path` open now."""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False

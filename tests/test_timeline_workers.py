@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tiermem.extraction.timelines as timelines
-from processes import alive, cpu_seconds, descendants, workers_running
+from processes import alive, descendants, holds_open, workers_running
 from tiermem.extraction.timelines import stretches
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.windows import WindowPlan
@@ -113,11 +113,13 @@ def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple
                              "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     workers = workers_running(proc, 2, deadline)
-    while min(map(cpu_seconds, workers)) < 50 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # both are scanning (0.5 s of CPU each)
-    assert proc.poll() is None, "the timeline ended before a worker could be killed"
+    scanning: list[int] = []
+    while not scanning and proc.poll() is None and time.monotonic() < deadline:
+        scanning = [pid for pid in workers if holds_open(pid, video)]  # a worker opens the video to scan
+        time.sleep(0.005)
+    assert scanning, "no worker was seen scanning before the timeline ended"
     family = descendants(proc.pid)
-    os.kill(workers[0], signal.SIGKILL)
+    os.kill(scanning[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
     assert "the timeline stopped at " in stderr and "worker process died (out of memory?)" in stderr
