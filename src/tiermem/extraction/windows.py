@@ -147,7 +147,7 @@ class _Scan:
         prev: tuple[float, Any, int] | None = None
         broken: StreamBrokenError | None = None
         try:
-            for key, (time, frame) in enumerate(video.frames_ahead()):
+            for key, (time, frame) in enumerate(video.frames()):
                 while (last is None or self.next_window < last) and self.plan.start(self.next_window) <= time:
                     self._schedule(self.next_window)
                     self.next_window += 1

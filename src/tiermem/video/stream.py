@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
 from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
@@ -28,10 +26,6 @@ import numpy as np
 from tiermem.errors import VideoDecodeError
 from tiermem.video.clip import VideoMeta
 from tiermem.video.decode import _ffmpeg_reason, _frame_rate, _open, _video_stream, to_square
-
-
-#: What `frames_ahead`'s thread sends after the last frame.
-_END = object()
 
 
 class StreamBrokenError(VideoDecodeError):
@@ -132,51 +126,10 @@ class VideoStream:
                 path, self.last_time, f"the container lists {declared} frames, only {self.frames_decoded} decode"
             )
 
-    def frames_ahead(self, depth: int = 8) -> Iterator[tuple[float, av.VideoFrame]]:
-        """`frames()` decoded in a thread up to `depth` frames ahead of the caller, so decoding
-        overlaps the caller's work on the frames before (FFmpeg releases the GIL). An error
-        reaches the caller where decoding stopped, after the frames before it; a caller that
-        stops early ends the thread, which closes the file."""
-        ahead: queue.Queue[object] = queue.Queue(depth)
-        stop = threading.Event()
-
-        def put(item: object) -> None:
-            while not stop.is_set():
-                try:
-                    ahead.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def decode() -> None:
-            frames = self.frames()
-            try:
-                for item in frames:
-                    put(item)
-                    if stop.is_set():
-                        break
-                put(_END)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller, raised there
-                put(exc)
-            finally:
-                frames.close()
-
-        thread = threading.Thread(target=decode, name="tiermem-decode-ahead", daemon=True)
-        thread.start()
-        try:
-            while (item := ahead.get()) is not _END:
-                if isinstance(item, Exception):
-                    raise item
-                yield item  # type: ignore[misc]
-        finally:
-            stop.set()
-            thread.join()
-
     def packets_between(self, start: float, end: float) -> tuple[int, int]:
         """(packets, bytes) of the video packets shown in [start, end) seconds, among those seen."""
         lo, hi = self._pts(start), self._pts(end)
-        # A snapshot: `frames_ahead` appends from its thread (copying a deque holds the GIL).
-        sizes = [size for pts, size in tuple(self._packets) if lo <= pts < hi]
+        sizes = [size for pts, size in self._packets if lo <= pts < hi]
         return len(sizes), sum(sizes)
 
     def _pts(self, seconds: float) -> float:
