@@ -241,6 +241,66 @@ def test_fit_streams_in_batches(sample_clip_paths: list[Path]) -> None:
     assert np.all(agreement > 0.99)
 
 
+@pytest.mark.parametrize("variant", [{}, {"hog_colour": True, "pca_whiten": True, "pca_frames_per_clip": 1}])
+def test_a_deferred_clip_completes_to_its_transform(sample_clip_paths: list[Path], variant: dict) -> None:
+    """Fitted on the extraction's pass (work first, fit on its rows, then completed) equals a
+    fit on the same clips followed by transform, bit for bit, facts (cut times) included."""
+    clips = [decode(p, frames=15, size=128) for p in sample_clip_paths]
+    whole = LowTier(**variant).fit(clips, frames_per_clip=12)
+    on_pass = LowTier(**variant)
+    deferred = [on_pass.defer(c, frames_per_clip=12) for c in clips]
+    # 12 of 15 frames feed the fit: 0, 1, 3, ... of which 0, 3, 6, 9, 12 are texture frames too
+    assert [len(d.fit_rows) for d in deferred] == [12] * len(clips)
+    fit = on_pass.start_fit()
+    for d in deferred:
+        fit.add(d.fit_rows)
+    fit.finish()
+    np.testing.assert_array_equal(on_pass.hog_pca_components_, whole.hog_pca_components_)
+    assert on_pass.config_hash() == whole.config_hash()
+    for clip, d in zip(clips, deferred):
+        values, facts = on_pass.complete(d)
+        np.testing.assert_array_equal(values, whole.transform(clip))
+        assert facts == whole.transform_batch([clip]).facts[0]
+
+
+def test_a_deferred_clip_needs_the_fit_and_its_frame_size(sample_clip_paths: list[Path]) -> None:
+    tier = LowTier()
+    deferred = tier.defer(decode(sample_clip_paths[0], frames=9, size=128))
+    with pytest.raises(TiermemError, match="HOG PCA fitted"):
+        tier.complete(deferred)
+    tier.fit([decode(p, frames=9, size=64) for p in sample_clip_paths])
+    with pytest.raises(DataMismatchError, match="8100 dimensions, the fitted PCA expects 1764"):
+        tier.complete(deferred)
+    # what a deferred clip holds until completed: 3 texture frames of [blur, 8100 HOG values]
+    assert deferred.work["texture"].nbytes == tier.deferred_bytes(9, 128) == 3 * 8101 * 4
+
+
+def test_the_hog_pca_is_scikit_learns_incremental_pca(sample_clip_paths: list[Path]) -> None:
+    """The Gram-matrix update gives IncrementalPCA's mean, axes (signs included) and singular
+    values on real HOG rows fed in the same batches, to float32 round-off."""
+    from sklearn.decomposition import IncrementalPCA
+
+    from tiermem.tiers.hog_pca import HogPcaFit
+
+    rows = [hog_descriptors(grey_frames(decode(p, frames=12, size=128).frames)) for p in sample_clip_paths]
+    got: dict = {}
+    fit = HogPcaFit(10, 32, whiten=True, into=lambda mean, axes, n: got.update(mean=mean, axes=axes, n=n))
+    reference = IncrementalPCA(n_components=10)
+    held = np.zeros((0, rows[0].shape[1]), np.float32)
+    for clip_rows in rows:
+        fit.add(clip_rows)
+        held = np.concatenate([held, clip_rows])
+        if len(held) >= 32 + 10:
+            reference.partial_fit(held[:32])
+            held = held[32:]
+    reference.partial_fit(held)
+    fit.finish()
+    assert got["n"] == reference.n_samples_seen_ == 72
+    np.testing.assert_allclose(got["mean"], reference.mean_, atol=1e-6)
+    whitened = reference.components_ / np.sqrt(reference.explained_variance_)[:, None]
+    np.testing.assert_allclose(got["axes"], whitened, atol=1e-4 * np.abs(whitened).max())
+
+
 def test_fit_needs_enough_frames(sample_clip_paths: list[Path]) -> None:
     with pytest.raises(TiermemError, match="at least 10 frames"):
         LowTier().fit([decode(sample_clip_paths[0], frames=4, size=64)])

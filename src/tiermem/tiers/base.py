@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -29,6 +29,15 @@ class TierResult:
 
     values: np.ndarray
     facts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TierFit(Protocol):
+    """A fit in progress (`Tier.start_fit`): `add` each clip's rows in order, then `finish`,
+    which sets the tier's fitted state."""
+
+    def add(self, rows: np.ndarray) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 class Tier:
@@ -99,6 +108,30 @@ class Tier:
         many (given for a corpus of few clips, decoded with more frames each).
         """
         return self
+
+    # A tier may also learn from the extraction's own pass, so that a run does not decode its
+    # fitting sample twice: each sampled clip is `defer`red (its work done, the fitted step left
+    # out, plus the rows it gives the fit), the rows go to a `start_fit()` in input order, then
+    # `complete` turns each deferred clip into its features.
+
+    #: Whether the tier supports `defer`, `start_fit`, `complete` and `deferred_bytes`.
+    fits_on_pass: ClassVar[bool] = False
+
+    def defer(self, clip: Clip, frames_per_clip: int | None = None) -> Any:
+        """The clip's work before the fit, holding the rows it gives the fit as ``.fit_rows``."""
+        raise NotImplementedError(f"tier {self.name} cannot be fitted on the extraction's pass")
+
+    def start_fit(self) -> "TierFit":
+        """A fit that takes deferred clips' `fit_rows` one clip at a time, in order."""
+        raise NotImplementedError(f"tier {self.name} cannot be fitted on the extraction's pass")
+
+    def complete(self, deferred: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """A deferred clip's features and facts, once the tier is fitted."""
+        raise NotImplementedError(f"tier {self.name} cannot be fitted on the extraction's pass")
+
+    def deferred_bytes(self, num_frames: int, size: int) -> int:
+        """Bytes a deferred clip of `num_frames` frames of `size` x `size` pixels holds until completed."""
+        raise NotImplementedError(f"tier {self.name} cannot be fitted on the extraction's pass")
 
     @property
     def is_fitted(self) -> bool:

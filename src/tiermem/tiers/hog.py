@@ -67,6 +67,11 @@ def hog_descriptors(frames: np.ndarray) -> np.ndarray:
     return blocks.reshape(t, -1).astype(np.float32)
 
 
+def hog_dims(height: int, width: int) -> int:
+    """Length of the HOG descriptor of a `height` x `width` frame (36 values per 2x2-cell block)."""
+    return max(0, height // HOG_CELL - 1) * max(0, width // HOG_CELL - 1) * 4 * HOG_ORIENTATIONS
+
+
 def project_rows(rows: np.ndarray, axes: np.ndarray) -> np.ndarray:
     """(M, D) rows projected on (K, D) axes -> (M, K), each row's sums in a fixed order.
 
@@ -130,6 +135,6 @@ def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
 
 
 __all__ = [
-    "GRADIENT_MAX", "HOG_CELL", "HOG_EPS", "HOG_ORIENTATIONS", "gradient_tables", "hog_descriptors",
+    "GRADIENT_MAX", "HOG_CELL", "HOG_EPS", "HOG_ORIENTATIONS", "gradient_tables", "hog_descriptors", "hog_dims",
     "project_rows",
 ]

@@ -59,9 +59,7 @@ The script also reports temporal stds, but the paper's published runs train on m
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
@@ -71,9 +69,10 @@ from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.runtime import sync_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
-from tiermem.tiers.hog import HOG_CELL, HOG_ORIENTATIONS, hog_descriptors, project_rows
+from tiermem.tiers.hog import HOG_CELL, hog_descriptors, hog_dims, project_rows
 from tiermem.tiers.motion import histogram_distance, pair_flow
-from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
+from tiermem.tiers.hog_pca import HogPcaFit, fit_frame_indices
+from tiermem.tiers.per_frame import DeferredClip, FrameReads, FrameTier, Picked, Work, WorkClock
 from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta
 
@@ -133,6 +132,7 @@ class LowTier(FrameTier):
 
     name: ClassVar[str] = "low"
     requires_fit: ClassVar[bool] = True
+    fits_on_pass: ClassVar[bool] = True
     #: 2: blurriness became the paper's FFT measure; the earlier one is detail_share.
     #: 3: per-frame sums in a fixed order, so a video's features do not depend on its batch.
     version: ClassVar[int] = 3
@@ -240,46 +240,60 @@ class LowTier(FrameTier):
         larger, for a corpus of few clips); rows are fed to an incremental PCA in batches, so
         memory stays at one batch whatever the corpus size.
         """
-        from sklearn.decomposition import IncrementalPCA
-
-        per_clip = max(self.pca_frames_per_clip, frames_per_clip or 0)
-        pca = IncrementalPCA(n_components=self.pca_components)
-        buffer: list[np.ndarray] = []
-        buffered = seen = 0
+        fit = self.start_fit()
         for clip in clips:
-            if min(clip.frames.shape[1:3]) < self.min_frame_size:
-                raise DataMismatchError(
-                    f"{clip.meta.path}: low tier needs frames of at least {self.min_frame_size} pixels a side "
-                    f"for HOG, got {clip.frames.shape[2]}x{clip.frames.shape[1]}"
-                )
-            keep = np.unique(np.linspace(0, clip.num_frames - 1, per_clip).round().astype(int))
-            rows = self._ops.hog_descriptors(self._hog_input(clip.frames[keep]))
-            buffer.append(rows)
-            buffered += len(rows)
-            # Keep at least `pca_components` rows back so the last batch is never too small.
-            if buffered >= self.pca_batch_rows + self.pca_components:
-                batch = np.concatenate(buffer)
-                pca.partial_fit(batch[: self.pca_batch_rows])
-                buffer, buffered = [batch[self.pca_batch_rows :]], len(batch) - self.pca_batch_rows
-                seen += self.pca_batch_rows
-        if buffered:
-            if seen + buffered < self.pca_components:
-                raise TiermemError(
-                    f"low tier: fitting the HOG PCA needs at least {self.pca_components} frames, "
-                    f"got {seen + buffered}"
-                )
-            pca.partial_fit(np.concatenate(buffer))
-            seen += buffered
-        if not seen:
-            raise TiermemError("low tier: fit got no clips (the HOG PCA needs a training corpus)")
-        components = pca.components_
-        if self.pca_whiten:  # unit variance along every axis on the fitting frames
-            components = components / np.sqrt(np.maximum(pca.explained_variance_, 1e-12))[:, None]
-        self.hog_pca_mean_ = pca.mean_.astype(np.float32)
-        self.hog_pca_components_ = components.astype(np.float32)
-        self.hog_pca_frames_ = seen
-        self._hash = None
+            fit.add(self.fit_rows(clip, frames_per_clip))
+        fit.finish()
         return self
+
+    def fit_rows(self, clip: Clip, frames_per_clip: int | None = None) -> np.ndarray:
+        """HOG rows of the clip's evenly spaced fitting frames (see `fit`)."""
+        self._check_size(clip.frames, clip.meta.path)
+        keep = fit_frame_indices(clip.num_frames, self._fit_frames(frames_per_clip))
+        return self._ops.hog_descriptors(self._hog_input(clip.frames[keep]))
+
+    def start_fit(self) -> HogPcaFit:
+        """An incremental HOG PCA fit that sets this tier's state when finished."""
+        return HogPcaFit(self.pca_components, self.pca_batch_rows, self.pca_whiten, into=self._set_pca)
+
+    def _set_pca(self, mean: np.ndarray, axes: np.ndarray, rows: int) -> None:
+        self.hog_pca_mean_, self.hog_pca_components_, self.hog_pca_frames_ = mean, axes, rows
+        self._hash = None
+
+    def deferred_bytes(self, num_frames: int, size: int) -> int:
+        """The raw HOG rows (and blur measure) of a deferred clip's texture frames, float32."""
+        return len(range(0, num_frames, self.hog_stride)) * (1 + hog_dims(size, size)) * 4
+
+    def defer(self, clip: Clip, frames_per_clip: int | None = None) -> DeferredClip:
+        """The clip's work before the HOG PCA is fitted: every group, with the raw HOG rows of
+        its texture frames in place of their projection, and its `fit_rows` (reusing the HOG
+        of fitting frames that are texture frames too). `complete` finishes it once fitted."""
+        self._check_size(clip.frames, clip.meta.path)
+        self._check_layout(clip.frames, clip.meta.path)
+        plan = self.reads(clip.num_frames)
+        work = self.clip_work(clip.frames, computations={"texture": "texture_raw"})
+        texture = plan.frames["texture"]
+        fitting = fit_frame_indices(clip.num_frames, self._fit_frames(frames_per_clip))
+        shared = np.isin(fitting, texture)
+        rows = np.zeros((len(fitting), work["texture"].shape[1] - 1), np.float32)
+        rows[shared] = work["texture"][np.searchsorted(texture, fitting[shared]), 1:]
+        if not shared.all():
+            rows[~shared] = self.run_frames("hog", Picked(clip.frames, fitting[~shared]))
+        return DeferredClip(work, clip.meta, clip.times, rows)
+
+    def complete(self, deferred: DeferredClip) -> tuple[np.ndarray, dict[str, Any]]:
+        """A deferred clip's features and facts, now that the HOG PCA is fitted: equal to
+        `transform` of the clip (HOG rows are projected one by one, in a fixed order)."""
+        raw = deferred.work["texture"]
+        if not hasattr(self, "hog_pca_components_"):
+            raise TiermemError("low tier: complete() needs the HOG PCA fitted (fit_from_rows)")
+        self._check_dims(raw.shape[1] - 1, f"{deferred.meta.path}: HOG of its frames")
+        hog = project_rows(raw[:, 1:] - self.hog_pca_mean_, self.hog_pca_components_)
+        texture = np.concatenate([raw[:, :1], hog], axis=1).astype(np.float32)
+        return self.aggregate({**deferred.work, "texture": texture}, deferred.meta, deferred.times)
+
+    def _fit_frames(self, frames_per_clip: int | None) -> int:
+        return max(self.pca_frames_per_clip, frames_per_clip or 0)
 
     def state_dict(self) -> dict[str, Any]:
         if not hasattr(self, "hog_pca_components_"):
@@ -325,28 +339,44 @@ class LowTier(FrameTier):
                 "low tier: the HOG PCA is not fitted; call fit(clips) on a training corpus "
                 "or load_state_dict() a fitted state first"
             )
+        self._check_layout(frames, path)
+        h, w = frames.shape[1:3]
+        self._check_dims(hog_dims(h, w), f"{path}: HOG of {w}x{h} frames")
+
+    def _check_layout(self, frames: np.ndarray, path: str) -> None:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
             raise DataMismatchError(
                 f"{path}: low tier needs uint8 RGB frames (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}"
             )
-        h, w = frames.shape[1:3]
-        dims = max(0, h // HOG_CELL - 1) * max(0, w // HOG_CELL - 1) * 4 * HOG_ORIENTATIONS
+
+    def _check_size(self, frames: np.ndarray, path: str) -> None:
+        if min(frames.shape[1:3]) < self.min_frame_size:
+            raise DataMismatchError(
+                f"{path}: low tier needs frames of at least {self.min_frame_size} pixels a side "
+                f"for HOG, got {frames.shape[2]}x{frames.shape[1]}"
+            )
+
+    def _check_dims(self, dims: int, what: str) -> None:
         if dims != self.hog_pca_mean_.shape[0]:
             raise DataMismatchError(
-                f"{path}: HOG of {w}x{h} frames has {dims} dimensions, the fitted PCA expects "
+                f"{what} has {dims} dimensions, the fitted PCA expects "
                 f"{self.hog_pca_mean_.shape[0]} (fit and extract at the same frame size)"
             )
 
     def per_frame(self, name: str, frames: np.ndarray) -> np.ndarray:
-        clock = _Clock(self._timings)
+        clock = WorkClock(self._timings)
         with clock("grey"):
             grey = grey_frames(frames)
-        if name == "texture":  # [blurriness, hog_pca_0..k-1]
+        if name == "hog":  # raw HOG rows (the fit's)
+            with clock("hog"):
+                return self._ops.hog_descriptors(self._hog_input(frames, grey))
+        if name in ("texture", "texture_raw"):  # [blurriness, hog_pca_0..k-1] or [blurriness, HOG row]
             with clock("blurriness"):
                 blur = self._ops.fft_blurriness(frames)
             with clock("hog"):
-                descriptors = self._ops.hog_descriptors(self._hog_input(frames, grey))
-                hog = project_rows(descriptors - self.hog_pca_mean_, self.hog_pca_components_)
+                hog = self._ops.hog_descriptors(self._hog_input(frames, grey))
+                if name == "texture":
+                    hog = project_rows(hog - self.hog_pca_mean_, self.hog_pca_components_)
             return np.concatenate([blur[:, None], hog], axis=1).astype(np.float32)
         with clock("colour"):
             colour = colour_features(frames)
@@ -364,7 +394,7 @@ class LowTier(FrameTier):
         return grey if grey is not None else grey_frames(frames)
 
     def per_pair(self, name: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        clock = _Clock(self._timings)
+        clock = WorkClock(self._timings)
         with clock("flow"):
             flow = pair_flow(grey_frames(first), grey_frames(second), self.flow_size, self.flow_preset)
         with clock("cuts"):
@@ -401,19 +431,3 @@ class LowTier(FrameTier):
             return self.transform_batch([clip]).values[0]
         finally:
             self._timings = None
-
-
-class _Clock:
-    """Adds the wall time of each `with clock(name):` block to `timings[name]` (when given)."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings = timings
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        if self.timings is None:
-            yield
-            return
-        start = time.perf_counter()
-        yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start

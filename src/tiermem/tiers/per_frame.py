@@ -15,7 +15,9 @@ functions, so a window scores exactly as the same stretch of video cut out as it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +50,21 @@ class FrameReads:
             step = int(np.gcd.reduce(steps)) if len(steps) else 1
             period = int(np.lcm(period, max(step, 1)))
         return period
+
+
+@dataclass
+class DeferredClip:
+    """A clip's frame work done before its tier was fitted (`Tier.defer`).
+
+    `work` holds the per-frame results with the fitted step left out, `fit_rows` what the clip
+    gives the fit (None once the fit has them); `Tier.complete` turns it into the clip's features once the tier is fitted.
+    Plain arrays and a `VideoMeta`: it travels from a worker process like any outcome.
+    """
+
+    work: Work
+    meta: VideoMeta
+    times: np.ndarray
+    fit_rows: np.ndarray | None
 
 
 class FrameTier(Tier):
@@ -103,10 +120,17 @@ class FrameTier(Tier):
             facts.append(clip_facts)
         return TierResult(values=np.stack(rows).astype(np.float32), facts=facts)
 
-    def clip_work(self, frames: np.ndarray) -> Work:
-        """Every per-frame and per-pair computation of one clip's (T, H, W, 3) frames."""
+    def clip_work(self, frames: np.ndarray, computations: Mapping[str, str] | None = None) -> Work:
+        """Every per-frame and per-pair computation of one clip's (T, H, W, 3) frames.
+
+        `computations`: the `per_frame` computation run for a read, by read name, where it is
+        not the read's own (a tier that defers part of a computation until it is fitted).
+        """
         plan = self.reads(len(frames))
-        work: Work = {name: self.run_frames(name, Picked(frames, idx)) for name, idx in plan.frames.items()}
+        chosen = dict(computations or {})
+        work: Work = {
+            name: self.run_frames(chosen.get(name, name), Picked(frames, idx)) for name, idx in plan.frames.items()
+        }
         for name, idx in plan.pairs.items():
             work[name] = self.run_pairs(name, Picked(frames, idx), Picked(frames, idx + 1))
         return work
@@ -137,4 +161,21 @@ class Picked:
     def __getitem__(self, span: slice) -> np.ndarray:
         return self.frames[self.index[span]]
 
-__all__ = ["FrameReads", "FrameTier", "Picked", "Work"]
+class WorkClock:
+    """Adds the wall time of each `with clock(name):` block of per-frame work to
+    `timings[name]`, when a benchmark passes `timings`; does nothing otherwise."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+__all__ = ["DeferredClip", "FrameReads", "FrameTier", "Picked", "Work", "WorkClock"]
