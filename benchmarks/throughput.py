@@ -13,8 +13,9 @@ counted):
 - decode floor: every clip decoded at the extraction's settings (45 frames of 256x256) by the
   same number of processes, each at cores / workers threads, and nothing else;
 - extract: `tiermem.extract` of every clip into a fresh store, per tier set and worker count,
-  with its ratio to the decode floor at the same worker count and the time its low-tier PCA
-  fit took (a 200-clip sample decoded at 9 frames, apart from the main pass);
+  with its ratio to the decode floor at the same worker count; the low tier's PCA is fitted
+  on the main pass (its 200 sampled clips extracted first), and a fit decoded apart, when the
+  run falls back to one, is timed;
 - timelines: `model.timeline` of the 60-s video, zero-shot (ResMem prior; needs the resmem
   extra) and with a low+mid ridge model fitted on the sample clips with INVENTED labels (a
   speed benchmark: never read its scores), models warm, in one pass (1 worker) and shared out
@@ -277,9 +278,10 @@ def main() -> None:
                 raise SystemExit(f"failures: {report.failed[:3]}")
             seconds = meter.seconds
             target = "<= 1.5x decode" if tiers == "low" else ""
+            apart = stages.seconds("fitting")
+            fit = f"PCA fit decoded apart: {apart:.1f} s of it" if apart else "PCA fitted on the main pass"
             table.add_row(f"extract {tiers}, {workers} worker(s)",
-                          f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; "
-                          f"fitting the PCA {stages.seconds('fitting'):.1f} s of it)",
+                          f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; {fit})",
                           target, meter.shown)
 
     if not args.skip_timelines:

@@ -214,9 +214,10 @@ def _copies(sample_clip_paths: list[Path], dest: Path, n: int) -> Path:
 def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     sample_clip_paths: list[Path], tmp_path: Path
 ) -> None:
-    # One video per task and enough of them that the kill lands mid-run even on a fast machine.
+    # One video per task and enough of them that the kill lands mid-run even on a fast machine;
+    # the PCA learns from 4 of them, extracted first (no low row is written before it is fitted).
     videos = _copies(sample_clip_paths, tmp_path / "videos", 32)
-    args = [str(videos), *FAST, "--flush-every", "1", "--batch-size", "1"]
+    args = [str(videos), *FAST, "--flush-every", "1", "--batch-size", "1", "--fit-videos", "4"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert _extract_json(*args, "--out", str(reference))[0] == 0
     expected = FeatureStore(reference).table("low")
@@ -300,18 +301,40 @@ def test_a_small_run_decodes_each_video_once_a_large_sample_is_decoded_again(
 
     monkeypatch.setattr(workers, "decode", counting_decode)
     paths = sorted(three_clips.glob("*.mp4"))
-    # the low tier's PCA is fitted on the run's own clips, which the extraction then reuses
+    # the low tier's PCA is fitted on the extraction's own pass
     report = extract(paths, tiers=["low"], out=tmp_path / "once", frames=15, size=128)
     assert report.fitted == ["low"] and len(report.done) == 3
     assert sorted(decoded) == sorted((p.stem, 15) for p in paths)
 
-    # frames that would not fit in memory twice over: the fit decodes its own 14 frames a video
+    # a sample whose deferred HOG rows (5 of 8101 floats a video) would not fit in half the
+    # frame memory: the fit decodes its own 14 frames a video
     decoded.clear()
-    small = 2 * 15 * 128 * 128 * 3  # room for one video of the run's frames, not three
-    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128,
-                     frame_memory=small * 2)
+    one_video = 15 * 128 * 128 * 3  # the run's frames of one video: a worker's least
+    assert 3 * 5 * 8101 * 4 > one_video // 2
+    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128, frame_memory=one_video)
     assert report.fitted == ["low"] and len(report.done) == 3
     assert sorted(decoded) == sorted([(p.stem, 14) for p in paths] + [(p.stem, 15) for p in paths])
     once = FeatureStore(tmp_path / "once").table("low")
     twice = FeatureStore(tmp_path / "twice").table("low")
     assert (once["video_id"] == twice["video_id"]).all()
+
+
+def test_a_pca_fitted_on_the_pass_equals_one_fitted_apart(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+    """Two workers, one video a task (so videos arrive out of order): the rows equal a PCA
+    fitted on the same clips decoded apart, then each clip transformed, bit for bit."""
+    from tiermem import Run
+    from tiermem.extraction import extract
+    from tiermem.extraction.fitting import fit_frames_per_clip
+    from tiermem.tiers.low import LowTier
+    from tiermem.video import decode
+
+    report = extract(sample_clip_paths, tiers=["low"], out=tmp_path / "f", frames=15, size=128,
+                     run=Run(workers=2, batch=1))
+    assert report.fitted == ["low"] and sorted(report.done) == sorted(p.stem for p in sample_clip_paths)
+    clips = [decode(p, frames=15, size=128) for p in sample_clip_paths]
+    apart = LowTier().fit(clips, frames_per_clip=fit_frames_per_clip(len(clips), 9))
+    table = FeatureStore(tmp_path / "f").table("low").set_index("video_id")
+    for path, clip in zip(sample_clip_paths, clips):
+        np.testing.assert_array_equal(table.loc[path.stem, apart.feature_names].to_numpy(np.float32), apart.transform(clip))
+    again = extract(sample_clip_paths, tiers=["low"], out=tmp_path / "f", frames=15, size=128)
+    assert again.fitted == [] and len(again.skipped) == len(sample_clip_paths)

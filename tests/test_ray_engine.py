@@ -53,11 +53,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_tables(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+def local_store(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("local_store")
     report = extract([clips], tiers=TIERS, out=out)
     assert not report.failed and len(report.done) >= 25
-    return {t: FeatureStore(out).table(t) for t in TIERS}
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_tables(local_store: Path) -> dict[str, pd.DataFrame]:
+    return {t: FeatureStore(local_store).table(t) for t in TIERS}
 
 
 def same_rows(store: Path, local: dict[str, pd.DataFrame]) -> None:
@@ -156,10 +161,14 @@ def test_a_corrupt_video_fails_alone(cluster: Cluster, sample_clip_paths: list[P
     assert "worker process died" not in reason and reason  # the decoder's reason, given once
 
 
-def test_rerun_after_the_driver_is_killed_completes_the_table(cluster: Cluster, clips: Path, local_tables, tmp_path: Path) -> None:
+def test_rerun_after_the_driver_is_killed_completes_the_table(
+    cluster: Cluster, clips: Path, local_store: Path, local_tables, tmp_path: Path
+) -> None:
     out = tmp_path / "store"
+    # the local run's PCA (a run fitting its own writes no low row before its 200-video sample is in)
     cmd = [sys.executable, "-c", "from tiermem.cli import app; app()", "extract", str(clips), "--tiers", "low,mid",
-           "--out", str(out), "--engine", "ray", "--ray-address", cluster.address, "--workers", "2", "--flush-every", "1"]
+           "--out", str(out), "--engine", "ray", "--ray-address", cluster.address, "--workers", "2",
+           "--state", str(local_store), "--flush-every", "1"]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     table = out / "low.parquet"

@@ -37,6 +37,10 @@ def extract_command(
     state: Optional[str] = typer.Option(
         None, "--state", help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file."
     ),
+    fit_videos: int = typer.Option(
+        200, "--fit-videos", callback=AT_LEAST_ONE,
+        help="Videos a fitted tier (the low tier's HOG PCA) learns from, spread over the inputs; extracted first, the rest once it is fitted.",
+    ),
     flush_every: int = typer.Option(64, "--flush-every", callback=AT_LEAST_ONE, help="Save the tables every N videos (and at least every 10 s)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     captions: Optional[str] = typer.Option(
@@ -52,7 +56,7 @@ def extract_command(
 
     Each video is decoded once and fed to every tier.
     Videos whose bytes and extraction settings are unchanged since the last run are skipped.
-    A killed run resumes where it stopped.
+    A killed run resumes where it stopped (rows of a fitted tier are written once its fitting videos are in).
     Files that fail are listed with their reason at the end and make the exit code 1.
 
     Example: tiermem extract videos/ --tiers low --out features/ --workers 2
@@ -85,7 +89,7 @@ def extract_command(
     with terminate_as_interrupt(), at_terminal(run.but(batch=batch_size), err_console) as shown:
         report = extract(
             paths, tiers=names, out=out, frames=frames, size=size, mode=mode, state=state,
-            flush_every=flush_every, tier_config=tier_options(weights, mid_backbone, high_network), run=shown,
+            fit_max_videos=fit_videos, flush_every=flush_every, tier_config=tier_options(weights, mid_backbone, high_network), run=shown,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))

@@ -18,9 +18,13 @@ What happens, in order:
 3. *Fitting*: a tier that learns something (the low tier's HOG PCA) uses, in this order, the
    state passed as ``state`` (e.g. fitted on a training split), the state saved in ``out`` if
    it was fitted on frames of the same size and resize mode, or else fits on an evenly spaced
-   sample of at most ``fit_max_videos`` of the input videos decoded at ``fit_frames`` frames
-   (more for fewer than 5 videos, so that one video can be fitted on) and saves it to ``out``
-   before extracting anything, so a resumed run uses the same fit (same key, so cache hits).
+   sample of at most ``fit_max_videos`` of the input videos (`tiermem.extraction.fitting`).
+   The sample is extracted first, in the same pass as everything else: each video is decoded
+   once, the tier leaves its fitted step out and hands over the rows it learns from, and once
+   the sample is in, the tier is fitted, its state saved to ``out`` (a resumed run uses the
+   same fit, so cache hits) and the sampled videos completed. Only where that cannot hold in
+   memory (or frames follow the frame rate) is the sample decoded apart, at ``fit_frames``
+   frames a video (more for fewer than 5 videos, so that one video can be fitted on).
    A damaged table or state file in ``out`` is renamed ``<name>.corrupt-<time>`` and rebuilt.
 4. *Extraction*: batches of ``run.batch`` videos (fewer when their decoded frames would pass
    ``frame_memory``) go to ``run.workers`` processes (or run in this process when there is one);

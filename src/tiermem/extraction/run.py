@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -15,7 +16,9 @@ from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
-from tiermem.extraction.fitting import FitSource, fit_tier
+from tiermem.extraction.fitting import (
+    fit_frames_per_clip, fit_on_pass, fit_sample, fit_tier, fits_on_pass, no_fitting_video, save_fitted,
+)
 from tiermem.extraction.workers import Extractor, Job, TierSpec, record, run_batches
 from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
 from tiermem.run import Run
@@ -146,13 +149,15 @@ def extract_videos(
                 moved = store.set_aside(table)
                 run.note(f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing", warning=True)
 
-        # 2. fitted state: given, saved here, or fitted now on a sample of the inputs. A state
-        #    applies only to frames decoded the same way (e.g. HOG dimensions follow the size).
+        # 2. fitted state: given, saved here, or fitted now on a sample of the inputs (on the
+        #    extraction's own pass where it can be). A state applies only to frames decoded the
+        #    same way (e.g. HOG dimensions follow the size).
         fit_settings = {"size": size, "mode": mode}
-        # Half the frame memory may hold fitting clips decoded at the run's settings, which the
-        # extraction then takes without decoding them again.
-        room = 0 if fps else frame_memory // (2 * frames * size * size * 3)
-        source = FitSource(local, pool, fit_max_videos, fit_frames, None if fps else frames, room)
+        inputs = [str(paths[i]) for i in readable]
+        sample = fit_sample(inputs, fit_max_videos)
+        per_clip = fit_frames_per_clip(len(sample), fit_frames)
+        fit_config = {"decode": fit_settings, "videos": len(sample), "frames": per_clip}
+        on_pass: dict[str, Tier] = {}
         for name, tier in built.items():
             if not tier.requires_fit:
                 continue
@@ -167,38 +172,72 @@ def extract_videos(
                 store.save_state(name, tier.state_dict(), config=given[name].config)
             elif saved is not None and saved.config.get("decode") == fit_settings:
                 tier.load_state_dict(saved.state)
-            elif not fit_tier(name, tier, [str(paths[i]) for i in readable], source, fit_settings, store, report, run):
+            elif not sample:
+                continue
+            # Half the frame memory may hold the sample's deferred work until the fit.
+            elif fits_on_pass(tier, len(sample), per_clip, None if fps else frames, size, frame_memory // 2):
+                on_pass[name] = tier
+            elif fit_tier(name, tier, sample, per_clip, fit_frames, local, pool, report, run, len(sample) == len(inputs)):
+                save_fitted(name, tier, store, report, {"tier": tier.config, **fit_config})
+            else:
                 readable = []  # no input decodes: each is in report.failed with its reason
+
+        writers = {
+            n: stack.enter_context(store.writer(n, t.feature_names, flush_every, flush_seconds))
+            for n, t in built.items()
+        }
+        stage = f"extracting {', '.join(tiers)}"
+        extracted: set[str] = set()
+        if on_pass:
+            # 3. the sampled videos, extracted first: the tiers fitted on this pass learn from them
+            keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
+            position = {str(paths[i]): i for i in readable}
+            defer = {name: per_clip if per_clip > fit_frames else None for name in on_pass}
+            jobs: list[Job] = []
+            for p in sample:
+                i = position[p]
+                need = [n for n in tiers if n in on_pass or not store.cached(n, ids[i], hashes[i], keys[n])]
+                jobs.append(Job(p, ids[i], hashes[i], need, defer))
+            fitting = f"{stage} ({len(sample)} videos, fitting {', '.join(on_pass)} on them)"
+            run.progress(fitting, 0, len(jobs))
+            seen = itertools.count(1)
+
+            def arrived(outcome: Any) -> None:  # the rows of tiers not fitted here are written at once
+                record(outcome, built, keys, writers, None)
+                run.progress(fitting, next(seen), len(jobs))
+
+            spec = TierSpec.of(built, str(store.root.resolve()), device, _shared_states(pool, built))
+            sample_batches = _batches(jobs, per_task, workers)
+            outcomes, fitted = fit_on_pass(
+                on_pass, jobs, run_batches(sample_batches, local, _pool_for(pool, sample_batches), spec), arrived
+            )
+            for name in fitted:
+                save_fitted(name, built[name], store, report, {"tier": built[name].config, **fit_config})
+            if not fitted and len(sample) < len(inputs):
+                raise no_fitting_video(next(iter(on_pass)), [(o.job.path, "; ".join(o.errors)) for o in outcomes])
+            keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
+            for o in outcomes:
+                record(o, built, keys, writers, report)
+            extracted = set(sample)
         keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
 
-        # 3. what is left to do
-        jobs: list[Job] = []
+        # 4. what is left to do
+        jobs = []
         for i in readable:
+            if str(paths[i]) in extracted:
+                continue
             need = [n for n in tiers if not store.cached(n, ids[i], hashes[i], keys[n])]
             if need:
                 jobs.append(Job(str(paths[i]), ids[i], hashes[i], need))
             else:
                 report.skipped.append(ids[i])
 
-        # 4. extraction; rows are written here, by this process only
-        writers = {
-            n: stack.enter_context(store.writer(n, t.feature_names, flush_every, flush_seconds))
-            for n, t in built.items()
-        }
-        stage = f"extracting {', '.join(tiers)}"
+        # 5. extraction; rows are written here, by this process only
         run.progress(stage, 0, len(jobs))
-        if workers > 1:  # small runs: smaller tasks, so every worker gets some
-            per_task = min(per_task, max(1, -(-len(jobs) // (2 * workers))))
-        batches = [jobs[k : k + per_task] for k in range(0, len(jobs), per_task)]
-        # On a cluster the fitted state travels as data, fitted once above.
-        fitted = {n: t.state_dict() for n, t in built.items() if t.requires_fit}
-        shared = pool.share(fitted) if isinstance(pool, RayPool) and batches else None
-        spec = TierSpec.of(built, str(store.root.resolve()), device, shared)
-        held = {job.path: source.held[job.path] for job in jobs if job.path in source.held}
-        source.held.clear()  # clips of cached videos are not needed
-        on_pool = pool if len(batches) > 1 or isinstance(pool, RayPool) else None
+        batches = _batches(jobs, per_task, workers)
+        spec = TierSpec.of(built, str(store.root.resolve()), device, _shared_states(pool, built) if batches else None)
         finished = 0
-        for outcomes in run_batches(batches, local, on_pool, spec, held):
+        for outcomes in run_batches(batches, local, _pool_for(pool, batches), spec):
             for o in outcomes:
                 record(o, built, keys, writers, report)
             finished += len(outcomes)
@@ -209,6 +248,25 @@ def extract_videos(
     report.failed.sort()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _batches(jobs: list[Job], per_task: int, workers: int) -> list[list[Job]]:
+    """`jobs` in tasks of `per_task` videos; smaller tasks for a small run, so every worker gets some."""
+    if workers > 1:
+        per_task = min(per_task, max(1, -(-len(jobs) // (2 * workers))))
+    return [jobs[k : k + per_task] for k in range(0, len(jobs), per_task)]
+
+
+def _pool_for(pool: WorkerPool | RayPool | None, batches: list[list[Job]]) -> WorkerPool | RayPool | None:
+    """The pool, or None where one local task does the work faster than a worker starts."""
+    return pool if len(batches) > 1 or isinstance(pool, RayPool) else None
+
+
+def _shared_states(pool: WorkerPool | RayPool | None, tiers: Mapping[str, Tier]) -> Any:
+    """On a cluster the fitted states travel as data (put once); local workers read the store."""
+    if not isinstance(pool, RayPool):
+        return None
+    return pool.share({n: t.state_dict() for n, t in tiers.items() if t.requires_fit and t.is_fitted})
 
 
 def _hash_inputs(paths: Sequence[Path], report: ExtractReport, run: Run) -> dict[int, str]:

@@ -36,6 +36,9 @@ class Job:
     video_id: str
     content_hash: str
     tiers: list[str]  # the tiers this video still needs
+    #: Tiers fitted on this video's own pass (`Tier.defer`), with the frames it gives each fit
+    #: (None: the tier's own number).
+    defer: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class _Outcome:
     job: Job
     values: dict[str, np.ndarray] = field(default_factory=dict)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deferred: dict[str, Any] = field(default_factory=dict)  # by tier: `Tier.defer`'s work, completed after the fit
     errors: list[str] = field(default_factory=list)
 
 
@@ -66,9 +70,8 @@ class Extractor:
             options.update(frames=frames, fps=None)
         return decode(path, threads=self.decode_threads, **options)
 
-    def run(self, jobs: Sequence[Job], decoded: Sequence[Clip | None] | None = None) -> list[_Outcome]:
-        """Outcomes of `jobs`, video by video; `decoded[i]`, when given, is job i's clip already
-        decoded at the run's settings (the fitting pass kept it), so that video is not decoded again.
+    def run(self, jobs: Sequence[Job]) -> list[_Outcome]:
+        """Outcomes of `jobs`, video by video.
 
         While the tiers work on one video the next is decoded in a thread (FFmpeg, numpy, OpenCV
         and torch release the GIL while they work), so decoding overlaps the tiers' work and at
@@ -76,24 +79,21 @@ class Extractor:
         clip goes through its tiers alone (`Tier.transform_batch` of one clip).
         """
         outcomes = [_Outcome(job) for job in jobs]
-        held = list(decoded) if decoded is not None else [None] * len(jobs)
         with ThreadPoolExecutor(1, thread_name_prefix="tiermem-decode") as ahead:
             coming: dict[int, Future[Clip]] = {}
 
             def decode_ahead(i: int) -> None:
-                if i < len(jobs) and held[i] is None:
+                if i < len(jobs):
                     coming[i] = ahead.submit(self.decode, jobs[i].path)
 
             decode_ahead(0)
-            for i, job in enumerate(jobs):
+            for i in range(len(jobs)):
                 decode_ahead(i + 1)
-                clip, held[i] = held[i], None
-                if clip is None:
-                    try:
-                        clip = coming.pop(i).result()
-                    except TiermemError as exc:
-                        outcomes[i].errors.append(_reason(exc))
-                        continue
+                try:
+                    clip = coming.pop(i).result()
+                except TiermemError as exc:
+                    outcomes[i].errors.append(_reason(exc))
+                    continue
                 self._through_tiers(clip, outcomes[i])
         return outcomes
 
@@ -103,6 +103,9 @@ class Extractor:
             if name not in outcome.job.tiers:
                 continue
             try:
+                if name in outcome.job.defer:  # fitted later, on this video among others
+                    outcome.deferred[name] = tier.defer(clip, outcome.job.defer[name])
+                    continue
                 result = tier.transform_batch([clip])
             except MissingWeightsError:
                 raise  # the run's network cannot load: no video can succeed, so the run stops once
@@ -130,6 +133,7 @@ class TierSpec:
     store: str
     tiers: tuple[tuple[str, str], ...]  # (name, config as JSON)
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
+    fitted: tuple[str, ...] = ()  # the tiers whose fitted state the worker loads (others: fitted later)
     device: str = "cpu"  # where the networks run
     states: Any = field(default=None, compare=False)  # fitted states as shared data (Ray), else read from `store`
 
@@ -140,6 +144,7 @@ class TierSpec:
             store=store,
             tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in tiers.items()),
             config_hashes=tuple(t.config_hash() for t in tiers.values()),
+            fitted=tuple(n for n, t in tiers.items() if t.requires_fit and t.is_fitted),
             device=device,
             states=states,
         )
@@ -160,10 +165,11 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
             tier = get_tier(name, **json.loads(config))
             if tier.uses_device:
                 tier.on(spec.device)
-            if tier.requires_fit:
-                fitted = shared.get(name) if shared is not None else getattr(store.load_state(name), "state", None)
-                if fitted is not None:
-                    tier.load_state_dict(fitted)
+            if name in spec.fitted:
+                fitted = shared[name] if shared is not None else getattr(store.load_state(name), "state", None)
+                if fitted is None:
+                    raise RuntimeError(f"worker found no fitted state of tier {name} in {spec.store}")
+                tier.load_state_dict(fitted)
             if tier.config_hash() != expected:
                 raise RuntimeError(f"worker rebuilt tier {name} with another state than the parent's")
             tiers[name] = tier
@@ -171,8 +177,8 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
     return state["extractor"]
 
 
-def _worker_run(spec: TierSpec, jobs: list[Job], decoded: list[Clip | None] | None) -> list[_Outcome]:
-    return _worker_extractor(spec).run(jobs, decoded)
+def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:
+    return _worker_extractor(spec).run(jobs)
 
 
 def _worker_decode_for_fit(path: str, frames: int | None) -> Clip | str:
@@ -236,21 +242,16 @@ def run_batches(
     local: Extractor,
     pool: "WorkerPool | RayPool | None",
     spec: TierSpec,
-    decoded: Mapping[str, Clip],
 ) -> Iterator[list[_Outcome]]:
     """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight.
 
-    `decoded` holds clips already decoded at the run's settings, by path: they travel with
-    their batch instead of being decoded again. A batch whose worker process died comes back
-    with that reason for each of its videos.
+    A batch whose worker process died comes back with that reason for each of its videos.
     """
-    held = [[decoded.get(job.path) for job in batch] if decoded else None for batch in batches]
     if pool is None:
-        for batch, clips in zip(batches, held):
-            yield local.run(batch, clips)
+        for batch in batches:
+            yield local.run(batch)
         return
-    tasks = [(spec, batch, clips) for batch, clips in zip(batches, held)]
-    for i, result in pool.imap(_worker_run, tasks, ahead=2 * pool.size):
+    for i, result in pool.imap(_worker_run, [(spec, batch) for batch in batches], ahead=2 * pool.size):
         if isinstance(result, WorkerDied):
             yield [_Outcome(job, errors=[result.reason]) for job in batches[i]]
         else:
@@ -262,24 +263,28 @@ def record(
     tiers: dict[str, Tier],
     keys: dict[str, str],
     writers: dict[str, Any],
-    report: ExtractReport,
+    report: ExtractReport | None,
 ) -> None:
-    """Check one video's values (one per feature name, all finite), write its rows, note the result."""
+    """Check one video's values (one per feature name, all finite) and write their rows; then
+    note the video's result in `report`, or not yet when None (rows of tiers still deferred
+    follow: the values written are taken out of the outcome, its errors stay)."""
     job = outcome.job
-    errors = list(outcome.errors)
     for name, values in outcome.values.items():
         names = tiers[name].feature_names
         if values.shape != (len(names),):
-            errors.append(f"tier {name}: {values.size} values for {len(names)} feature names")
+            outcome.errors.append(f"tier {name}: {values.size} values for {len(names)} feature names")
             continue
         bad = [names[j] for j in np.flatnonzero(~np.isfinite(values))]
         if bad:
-            errors.append(f"tier {name}: non-finite values in {', '.join(bad[:5])}")
+            outcome.errors.append(f"tier {name}: non-finite values in {', '.join(bad[:5])}")
             continue
         writers[name].add(
             FeatureRow(job.video_id, job.path, job.content_hash, keys[name], values, outcome.facts.get(name, {}))
         )
-    if errors:
-        report.failed.append((job.path, "; ".join(errors)))
+    outcome.values.clear()
+    if report is None:
+        return
+    if outcome.errors:
+        report.failed.append((job.path, "; ".join(outcome.errors)))
     else:
         report.done.append(job.video_id)
