@@ -135,7 +135,8 @@ class LowTier(FrameTier):
     fits_on_pass: ClassVar[bool] = True
     #: 2: blurriness became the paper's FFT measure; the earlier one is detail_share.
     #: 3: per-frame sums in a fixed order, so a video's features do not depend on its batch.
-    version: ClassVar[int] = 3
+    #: 4: the FFT blur measure from the spectrum's low square alone (equal to float32 round-off).
+    version: ClassVar[int] = 4
     #: Frames per batch of per-frame work: bounds the working memory (HOG holds several float
     #: copies of each frame) whatever --frames is.
     frame_batch: ClassVar[int] = 32
