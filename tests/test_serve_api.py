@@ -25,6 +25,8 @@ from tiermem.serve.app import create_app  # noqa: E402
 from tiermem.serve.settings import ServeSettings  # noqa: E402
 from tiermem.video.samples import make_long_video  # noqa: E402
 
+#: Where the test client says it calls: a name the server answers for (the Host check).
+LOCAL = "http://127.0.0.1:8000"
 #: Seconds a job of the plumbing model may take (a clip scores in about 2 s here).
 JOB_TIMEOUT_S = 180
 
@@ -52,7 +54,7 @@ def model(fitted: tuple[Any, Path, Path]) -> Path:
 def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, ServeSettings]]:
     """The app with one real worker process, for the module."""
     settings = ServeSettings(model=str(model), data=str(tmp_path_factory.mktemp("serve_data")), workers=1)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         yield client, settings
 
 
@@ -172,7 +174,7 @@ def idle(model: Path, tmp_path: Path):
 
     def make(**limits: Any) -> tuple[TestClient, ServeSettings]:
         settings = ServeSettings(model=str(model), data=str(tmp_path / "data"), **limits)
-        return TestClient(create_app(settings)), settings
+        return TestClient(create_app(settings), base_url=LOCAL), settings
 
     return make
 
@@ -272,6 +274,94 @@ def test_page_and_its_files_ship_with_the_package(idle) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in page.text.replace('href="/docs"', "").split("<body>")[0]  # no CDN in the head
+
+
+# -- the door: hosts, origins, headers ------------------------------------------------------
+
+
+def test_a_foreign_host_is_refused_with_400(idle) -> None:
+    client, _ = idle()
+    assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 400
+    refused = client.get("/", headers={"Host": "evil.example:8000"})
+    assert refused.status_code == 400 and "evil.example" in refused.json()["detail"]
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+
+
+def test_allowed_hosts_and_the_bound_address_are_served(idle) -> None:
+    client, _ = idle(host="10.1.2.3", allowed_hosts=("memo.lan", "*.corp.example"))
+    for host in ("10.1.2.3:8000", "memo.lan", "api.corp.example", "localhost"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+    for host in ("memo.lan.evil.example", "corp.example.evil", "10.1.2.4"):
+        assert client.get("/healthz", headers={"Host": host}).status_code == 400, host
+
+
+def test_a_cross_origin_post_without_a_key_is_refused(idle, sample_clip_paths: list[Path]) -> None:
+    client, settings = idle()
+    video = [("file", (sample_clip_paths[1].name, sample_clip_paths[1].read_bytes(), "video/mp4"))]
+    for headers in ({"Origin": "https://attacker.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "null"}, {"Origin": "http://127.0.0.1:9999"}):
+        answer = client.post("/v1/jobs", files=video, headers=headers)
+        assert answer.status_code == 403 and "another site" in answer.json()["detail"], headers
+    assert client.delete("/v1/jobs/x", headers={"Origin": "https://attacker.example"}).status_code == 403
+    assert client.get("/v1/jobs").json()["total"] == 0 and leftovers(settings) == []
+    # the page itself (same origin), and clients that are not browsers, may submit
+    same = client.post("/v1/jobs", files=video, headers={"Origin": LOCAL, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 202
+    assert client.post("/v1/jobs", files=video).status_code == 202
+    # reading is not refused: a page of another site cannot read the answer without CORS
+    answer = client.get("/v1/jobs", headers={"Origin": "https://attacker.example"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+
+
+def test_a_key_or_an_allowed_origin_opens_the_door(idle, sample_clip_paths: list[Path]) -> None:
+    video = [("file", (sample_clip_paths[1].name, sample_clip_paths[1].read_bytes(), "video/mp4"))]
+    client, _ = idle(api_key="s3cret")
+    foreign = {"Origin": "https://dash.example", "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/v1/jobs", files=video, headers=foreign).status_code == 403
+    assert client.post("/v1/jobs", files=video, headers={**foreign, "X-API-Key": "s3cret"}).status_code == 202
+    client, _ = idle(cors_origins=("https://dash.example",))
+    assert client.post("/v1/jobs", files=video, headers=foreign).status_code == 202
+    preflight = client.options("/v1/jobs", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST",
+                                                    "Access-Control-Request-Headers": "x-api-key"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://dash.example"
+    other = client.options("/v1/jobs", headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_every_answer_carries_the_security_headers(idle) -> None:
+    client, _ = idle()
+    for path in ("/", "/static/app.js", "/healthz", "/v1/jobs/none", "/docs"):
+        answer = client.get(path)
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["referrer-policy"] == "no-referrer", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, path
+        assert ("'unsafe-inline'" in policy) == (path == "/docs"), path
+    refused = client.get("/", headers={"Host": "evil.example"})
+    assert refused.headers["x-content-type-options"] == "nosniff"
+
+
+def test_health_is_minimal_without_the_key(idle) -> None:
+    client, _ = idle(api_key="s3cret")
+    assert client.get("/healthz").json() == {"status": "ok"}
+    full = client.get("/healthz", headers={"X-API-Key": "s3cret"}).json()
+    assert full["version"] and "workers" in full and "max_upload_mb" in full
+    client, _ = idle()
+    assert "version" in client.get("/healthz").json()  # no key set: nothing to hide
+
+
+def test_the_api_docs_are_served_from_the_package(idle) -> None:
+    client, _ = idle()
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "cdn." not in html and "fonts.googleapis" not in html, page
+        scripts = [s.split('"')[0] for s in html.split('src="')[1:]]
+        assert scripts and all(s.startswith("/") for s in scripts), (page, scripts)
+        for script in scripts:
+            assert client.get(script).status_code == 200, script
 
 
 def test_a_text_model_or_a_missing_one_is_refused_as_the_server_starts(tmp_path: Path) -> None:

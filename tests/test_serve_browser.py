@@ -6,6 +6,7 @@ phone width) are saved in $TIERMEM_TEST_ARTIFACTS (default: test-artifacts/)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ from tiermem.video.samples import make_long_video  # noqa: E402
 ARTIFACTS = Path(os.environ.get("TIERMEM_TEST_ARTIFACTS", "test-artifacts"))
 #: Milliseconds the page may take to show all results (three jobs, one worker).
 RESULTS_TIMEOUT_MS = 240_000
+
+
+def wait_until(page: Any, expression: str, timeout: int = 30_000) -> None:
+    """Poll a JavaScript expression until it is true. `page.wait_for_function` evaluates a
+    string, which the page's Content-Security-Policy (no eval) forbids; `page.evaluate` is not."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true after {timeout} ms: {expression}"
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +55,8 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
     server = Server(model, tmp_path / "data", tmp_path / "server.log").start()
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        refused_by_policy: list[str] = []  # the page must work under its own Content-Security-Policy
+        page.on("console", lambda m: refused_by_policy.append(m.text) if "Content Security Policy" in m.text else None)
         page.goto(server.url)
         for _ in range(12):  # keyboard: the file picker is reachable with Tab
             page.keyboard.press("Tab")
@@ -53,8 +65,8 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
         assert page.evaluate("document.activeElement.id") == "files"
         assert page.get_by_label("Timeline").is_visible()  # the options are labelled controls
         page.set_input_files("#files", [str(clip), str(long), str(fake)])
-        page.wait_for_function("document.querySelectorAll('.card .score[data-score]').length === 2", timeout=RESULTS_TIMEOUT_MS)
-        page.wait_for_function("[...document.querySelectorAll('.card .error')].some(e => !e.hidden && e.textContent)")
+        wait_until(page, "document.querySelectorAll('.card .score[data-score]').length === 2", timeout=RESULTS_TIMEOUT_MS)
+        wait_until(page, "[...document.querySelectorAll('.card .error')].some(e => !e.hidden && e.textContent)")
         cards = {page.evaluate("c => c.querySelector('.name').textContent", c): c for c in page.query_selector_all(".card")}
         assert set(cards) == {clip.name, long.name, fake.name}
 
@@ -74,17 +86,18 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
         assert cards[long.name].query_selector(".timeline").is_visible()
         assert not cards[clip.name].query_selector(".timeline").is_visible()  # a 3-s clip: one score
         assert cards[clip.name].query_selector(".bars .track") is not None  # signed tier contributions
-        page.wait_for_function("[...document.querySelectorAll('.card .result:not([hidden]) img')].every(i => i.complete && i.naturalWidth > 0)",
+        wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) img')].every(i => i.complete && i.naturalWidth > 0)",
                                timeout=30_000)
         assert len(cards[long.name].query_selector_all(".moments img")) == 2  # peak and trough frames
-        page.wait_for_function("document.querySelectorAll('#history tbody tr').length === 2")  # the refused upload is no job
-        page.wait_for_function("document.querySelector('#card-body dl') !== null")
+        wait_until(page, "document.querySelectorAll('#history tbody tr').length === 2")  # the refused upload is no job
+        wait_until(page, "document.querySelector('#card-body dl') !== null")
         assert "memento10k" in page.text_content("#card-body")
         page.screenshot(path=str(ARTIFACTS / "serve_desktop.png"), full_page=True)
 
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
         page.screenshot(path=str(ARTIFACTS / "serve_phone.png"), full_page=True)
+        assert refused_by_policy == []
         page.close()
     finally:
         server.stop()

@@ -20,15 +20,15 @@ from tiermem.errors import TiermemError
 from tiermem.serve.settings import ServeSettings
 
 
-def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
-    """Run the service until interrupted (Ctrl-C or SIGTERM stop the workers too)."""
+def serve(settings: ServeSettings, port: int = 8000, **uvicorn_options: Any) -> None:
+    """Run the service on `settings.host` until interrupted (Ctrl-C or SIGTERM stop the workers too)."""
     try:
         import uvicorn
 
         from tiermem.serve.app import create_app
     except ImportError as exc:
         raise TiermemError(f"tiermem serve needs the serve extra ({exc.name} is missing): pip install 'tiermem[serve]'") from None
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options)
+    uvicorn.run(create_app(settings), host=settings.host, port=port, **uvicorn_options)
 
 
 __all__ = ["ServeSettings", "serve"]

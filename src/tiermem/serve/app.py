@@ -8,7 +8,6 @@ worker processes. Every refusal is a JSON body ``{"detail": "<one line>"}`` with
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from tiermem import __version__
+from tiermem.serve.door import Door
 from tiermem.serve.jobs import JobStore
 from tiermem.serve.settings import ServeSettings
 from tiermem.serve.uploads import UploadError, receive, stored_path
@@ -83,15 +85,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
         finally:
             pool.stop()
 
-    app = FastAPI(title="tiermem", version=__version__, lifespan=lifespan,
-                  description="Video memorability: submit videos, poll for scores, explanations and timelines.")
+    # The API pages (swagger-ui, ReDoc) from files installed with the package: no CDN.
+    app = FastAPIOffline(title="tiermem", version=__version__, lifespan=lifespan,
+                         description="Video memorability: submit videos, poll for scores, explanations and timelines.")
     app.state.settings, app.state.store, app.state.pool = settings, store, pool
+    door = Door(settings.host, settings.allowed_hosts, settings.cors_origins, settings.api_key)
+    app.middleware("http")(door)
+    if settings.cors_origins:  # off unless asked for
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
 
     def authorised(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        if settings.api_key is not None and not door.has_key(request):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -102,8 +107,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return job
 
     @app.get("/healthz", tags=["service"])
-    def healthz() -> dict[str, Any]:
-        """Liveness: the workers running, the jobs waiting, whether the model is loaded."""
+    def healthz(request: Request) -> dict[str, Any]:
+        """Liveness: the workers running, the jobs waiting, whether the model is loaded (with a
+        key set, callers without it hear only that the service answers)."""
+        if settings.api_key is not None and not door.has_key(request):
+            return {"status": "ok"}
         alive = pool.alive()
         return {"status": "ok" if alive == settings.workers else "degraded", "workers": alive,
                 "last_worker_exit": pool.last_exit, "pending": store.pending(),

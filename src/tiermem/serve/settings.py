@@ -23,8 +23,17 @@ class ServeSettings:
     max_queue: int = 100
     cpus: int = 0  # cores the workers share (0: those this process may use)
     device: str = "auto"  # where the workers' networks run: auto, cpu or cuda
+    host: str = "127.0.0.1"  # the address it listens on
+    allowed_hosts: tuple[str, ...] = ()  # Host header names served besides loopback and `host`
+    cors_origins: tuple[str, ...] = ()  # web pages of other origins allowed to call the API
 
     def __post_init__(self) -> None:
+        # JSON gives lists: the settings stay hashable and equal to the ones sent
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise TiermemError(f"--cors-origin {origin!r}: give a scheme and host, e.g. https://dashboard.example.com")
         if self.workers < 1:
             raise TiermemError(f"--workers must be at least 1, got {self.workers}")
         if not self.max_upload_mb > 0:
