@@ -24,8 +24,9 @@ def free_port() -> int:
 class Server:
     """`tiermem serve --model MODEL --data DATA` as a subprocess; `url` once it answers /healthz."""
 
-    def __init__(self, model: str | Path, data: Path, log: Path, workers: int = 1, port: int | None = None) -> None:
-        self.model, self.data, self.log, self.workers = str(model), data, log, workers
+    def __init__(self, model: str | Path, data: Path, log: Path, workers: int = 1, port: int | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
+        self.model, self.data, self.log, self.workers, self.extra = str(model), data, log, workers, extra
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -34,7 +35,7 @@ class Server:
         script = Path(sys.executable).with_name("tiermem")
         cmd = [str(script)] if script.exists() else [sys.executable, "-c", "from tiermem.cli import app; app()"]
         cmd += ["serve", "--model", self.model, "--data", str(self.data), "--port", str(self.port),
-                "--workers", str(self.workers)]
+                "--workers", str(self.workers), *self.extra]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TIERMEM_THREADS": "2"})
         deadline = time.monotonic() + timeout

@@ -25,13 +25,45 @@ ARTIFACTS = Path(os.environ.get("TIERMEM_TEST_ARTIFACTS", "test-artifacts"))
 RESULTS_TIMEOUT_MS = 240_000
 
 
-def wait_until(page: Any, expression: str, timeout: int = 30_000) -> None:
-    """Poll a JavaScript expression until it is true. `page.wait_for_function` evaluates a
-    string, which the page's Content-Security-Policy (no eval) forbids; `page.evaluate` is not."""
+def wait_until(page: Any, expression: str, timeout: int = 30_000, arg: Any = None) -> None:
+    """Poll a JavaScript expression (a function of `arg`, when given) until it is true.
+    `page.wait_for_function` evaluates a string, which the page's Content-Security-Policy (no
+    eval) forbids; `page.evaluate` is not."""
     deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
+    while not page.evaluate(expression, arg):
         assert time.monotonic() < deadline, f"not true after {timeout} ms: {expression}"
         time.sleep(0.1)
+
+
+def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: Any) -> None:
+    """What the long video's card says: its numbers named, ticks, gridlines and a legend, a
+    window's score and frame on hover, the window's details on a click."""
+    windows, summary = timeline["windows"], timeline["summary"]
+    assert card.query_selector(".score-label").text_content() == f"mean over {len(windows)} windows of {summary['window_s']:g} s"
+    assert "recognises this video" in card.query_selector(".meaning").text_content()
+    assert "training videos" in card.query_selector(".percentile").text_content()
+    assert clip_card.query_selector(".score-label").text_content() == "one score for the whole video"
+    # a 12-s video: time ticks every 5 s, a score axis of stated gridlines around the scores
+    assert [t.text_content() for t in card.query_selector_all(".curve .xtick")] == ["0 s", "5 s", "10 s"]
+    ticks = [float(t.text_content()) for t in card.query_selector_all(".curve .ytick")]
+    assert len(ticks) >= 3 and len(card.query_selector_all(".curve .grid")) == len(ticks)
+    assert ticks[0] <= min(w["score"] for w in windows) and ticks[-1] >= max(w["score"] for w in windows)
+    legend = [li.text_content() for li in card.query_selector_all(".legend li")]
+    assert [text.split(" ")[0] for text in legend[:3]] == ["peak", "trough", "hook"]
+    assert f"{summary['peak']['score']:.3f}" in legend[0] and "median" in legend[3]
+    # hover the curve's right end: the last window, its score and its frame
+    curve = card.query_selector(".curve")
+    curve.scroll_into_view_if_needed()
+    box = curve.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 14, box["y"] + box["height"] / 2)
+    last = windows[-1]
+    tip = card.query_selector(".tip")
+    assert tip.is_visible() and tip.query_selector(".tip-text").text_content().endswith(f": {last['score']:.3f}")
+    wait_until(page, "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }", arg=card)
+    page.mouse.click(box["x"] + box["width"] - 14, box["y"] + box["height"] / 2)
+    detail = card.query_selector(".window-detail")
+    assert detail.is_visible() and detail.query_selector(".window-title").text_content().endswith(f"{last['score']:.3f}")
+    assert detail.query_selector(".bars .track") is not None  # the window's tier contributions
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +118,10 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
         assert cards[long.name].query_selector(".timeline").is_visible()
         assert not cards[clip.name].query_selector(".timeline").is_visible()  # a 3-s clip: one score
         assert cards[clip.name].query_selector(".bars .track") is not None  # signed tier contributions
-        wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) img')].every(i => i.complete && i.naturalWidth > 0)",
+        wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')].every(i => i.complete && i.naturalWidth > 0)",
                                timeout=30_000)
         assert len(cards[long.name].query_selector_all(".moments img")) == 2  # peak and trough frames
+        check_the_curve(page, cards[long.name], timeline, cards[clip.name])
         wait_until(page, "document.querySelectorAll('#history tbody tr').length === 2")  # the refused upload is no job
         wait_until(page, "document.querySelector('#card-body dl') !== null")
         assert "memento10k" in page.text_content("#card-body")
@@ -102,3 +135,39 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
     finally:
         server.stop()
     assert (ARTIFACTS / "serve_desktop.png").stat().st_size > 10_000
+
+
+def test_a_single_window_is_one_score_and_a_key_is_kept_for_the_session_only(
+    browser: Any, fitted, sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
+    _, model, _ = fitted
+    server = Server(model, tmp_path / "data", tmp_path / "server.log", extra=("--api-key", "s3cret")).start()
+    try:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.goto(server.url)
+        wait_until(page, "!document.querySelector('#notice').hidden")  # history needs the key
+        assert "API key" in page.text_content("#notice") and page.is_visible("#api-key")
+        page.fill("#api-key", "s3cret")
+        page.dispatch_event("#api-key", "change")
+        wait_until(page, "document.querySelector('#notice').hidden")  # the refusal no longer stands
+        assert page.evaluate("sessionStorage.getItem('tiermem-api-key')") == "s3cret"
+        assert page.evaluate("localStorage.getItem('tiermem-api-key')") is None
+        page.select_option("#timeline", "true")
+        page.set_input_files("#files", [str(sample_clip_paths[1])])
+        wait_until(page, "document.querySelector('.card .score[data-score]') !== null", timeout=RESULTS_TIMEOUT_MS)
+        card = page.query_selector(".card")
+        job = httpx.get(f"{server.url}/v1/jobs/{card.get_attribute('data-job')}", headers={"X-API-Key": "s3cret"}).json()
+        windows = job["result"][0]["timeline"]["windows"]
+        assert len(windows) == 1  # a 3-s clip, timeline asked for: one window, shown as one score
+        assert card.query_selector(".score").text_content() == f"{windows[0]['score']:.3f}"
+        assert card.query_selector(".score-label").text_content().startswith("one window of")
+        assert not card.query_selector(".timeline").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "serve_single_window_phone.png"), full_page=True)
+        context.close()
+        fresh = browser.new_context().new_page()  # a new session: nothing remembered
+        fresh.goto(server.url)
+        assert fresh.evaluate("sessionStorage.getItem('tiermem-api-key') || localStorage.getItem('tiermem-api-key')") is None
+        fresh.context.close()
+    finally:
+        server.stop()

@@ -7,7 +7,16 @@ const POLL_MS = 700;
 const PAGE_SIZE = 10;
 let historyOffset = 0;
 
-function apiKey() { return $("#api-key").value || localStorage.getItem("tiermem-api-key") || ""; }
+// The API key lives in this tab's session only, unless "remember on this device" is ticked.
+const KEY_NAME = "tiermem-api-key";
+function storedKey() { return sessionStorage.getItem(KEY_NAME) || localStorage.getItem(KEY_NAME) || ""; }
+function apiKey() { return $("#api-key").value || storedKey(); }
+function keepKey() {
+  const key = $("#api-key").value;
+  sessionStorage.setItem(KEY_NAME, key);
+  if ($("#remember-key").checked && key) localStorage.setItem(KEY_NAME, key); else localStorage.removeItem(KEY_NAME);
+}
+let modelCard = null;  // the model card, once loaded: names the reference of a percentile
 
 function headers() {
   const key = apiKey();
@@ -93,62 +102,6 @@ function drawContributions(root, contributions) {
   }
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-function svgEl(name, attrs) {
-  const el = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
-}
-
-// The curve of window scores against time, with the training median dashed and the peak and
-// trough marked; their frames shown below as thumbnails.
-async function drawTimeline(root, job, timeline) {
-  const fig = $(".timeline", root);
-  const svg = $(".curve", root);
-  const windows = timeline.windows;
-  if (!windows.length) return;
-  fig.hidden = false;
-  const W = Math.max(300, Math.round(svg.getBoundingClientRect().width) || 600), H = 160, pad = 28;
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.replaceChildren();
-  const mids = windows.map((w) => (w.start + w.end) / 2);
-  const scores = windows.map((w) => w.score);
-  const s = timeline.summary;
-  const lo = Math.min(...scores, s.training_median ?? Infinity), hi = Math.max(...scores, s.training_median ?? -Infinity);
-  const t0 = windows[0].start, t1 = windows[windows.length - 1].end;
-  const x = (t) => pad + ((t - t0) / Math.max(t1 - t0, 1e-9)) * (W - 2 * pad);
-  const y = (v) => H - pad - ((v - lo) / Math.max(hi - lo, 1e-9)) * (H - 2 * pad);
-  if (s.training_median != null) {
-    svg.append(svgEl("line", { class: "median", x1: pad, x2: W - pad, y1: y(s.training_median), y2: y(s.training_median) }));
-  }
-  svg.append(svgEl("polyline", { class: "line", points: mids.map((m, i) => `${x(m).toFixed(1)},${y(scores[i]).toFixed(1)}`).join(" ") }));
-  for (const [key, colour] of [["peak", "#1a7f4b"], ["trough", "#b3261e"]]) {
-    const m = s[key];
-    svg.append(svgEl("circle", { cx: x((m.start + m.end) / 2), cy: y(m.score), r: 5, fill: colour }));
-  }
-  const label = (text, attrs) => { const t = svgEl("text", attrs); t.textContent = text; svg.append(t); };
-  label(`${t0.toFixed(0)} s`, { x: pad, y: H - 8 });
-  label(`${t1.toFixed(0)} s`, { x: W - pad, y: H - 8, "text-anchor": "end" });
-  label(hi.toFixed(2), { x: 2, y: pad });
-  label(lo.toFixed(2), { x: 2, y: H - pad });
-  svg.setAttribute("aria-label", `Memorability over ${t1.toFixed(0)} seconds: peak ${s.peak.score.toFixed(3)} at ${s.peak.start} s, trough ${s.trough.score.toFixed(3)} at ${s.trough.start} s`);
-  const above = s.share_above_median != null ? `; ${pct(s.share_above_median)}% of the time above the training median` : "";
-  $(".summary", root).textContent = `${windows.length} windows of ${timeline.windows[0].end - timeline.windows[0].start} s. Mean ${s.mean.toFixed(3)}; opening (hook) ${s.hook.score.toFixed(3)}${above}.${timeline.note ? " " + timeline.note : ""}`;
-  const moments = $(".moments", root);
-  moments.replaceChildren();
-  for (const key of ["peak", "trough"]) {
-    const m = s[key];
-    const f = document.createElement("figure");
-    const img = document.createElement("img");
-    img.alt = `${key} frame at ${((m.start + m.end) / 2).toFixed(1)} s`;
-    const cap = document.createElement("figcaption");
-    cap.textContent = `${key}: ${m.score.toFixed(3)} (${m.start}–${m.end} s)`;
-    f.append(img, cap);
-    moments.append(f);
-    frameUrl(job.id, (m.start + m.end) / 2).then((u) => { img.src = u; });
-  }
-}
-
 async function renderResult(root, job) {
   const status = $(".status", root);
   const work = $(".work", root);
@@ -167,9 +120,11 @@ async function renderResult(root, job) {
   $(".result", root).hidden = false;
   $(".score", root).textContent = rec.score.toFixed(3);
   $(".score", root).dataset.score = String(rec.score);
-  $(".percentile", root).textContent = rec.percentile != null
-    ? `more memorable than ${Math.round(rec.percentile)}% of the training videos` : "no percentile (zero-shot, one video)";
   const tl = rec.timeline;
+  const many = tl && tl.windows.length > 1;
+  $(".score-label", root).textContent = many ? `mean over ${tl.windows.length} windows of ${tl.summary.window_s} s`
+    : tl ? `one window of ${tl.summary.window_s} s` : "one score for the whole video";
+  $(".percentile", root).textContent = percentileWords(rec.percentile);
   let facts = rec.facts || {};
   let lead = "";
   if (tl && !Object.keys(facts).length && tl.windows.length) {  // a timeline: what its peak window shows
@@ -182,7 +137,17 @@ async function renderResult(root, job) {
   const thumbAt = tl ? (tl.summary.peak.start + tl.summary.peak.end) / 2 : 0;
   $(".thumb", root).alt = `frame of ${job.filename} at ${thumbAt.toFixed(1)} s`;
   frameUrl(job.id, thumbAt).then((u) => { $(".thumb", root).src = u; });
-  if (tl) await drawTimeline(root, job, tl);
+  if (tl) drawTimeline(root, job, tl);
+}
+
+// Where a score stands, against a named reference; for zero-shot, why there is none and how to get one.
+function percentileWords(percentile) {
+  if (percentile != null) {
+    const n = modelCard && modelCard.trained_on ? ` ${modelCard.trained_on.videos}` : "";
+    return `More memorable than ${Math.round(percentile)}% of the model's${n} training videos (as the model scores them).`;
+  }
+  return "No norm to compare with: a zero-shot score has no reference set of videos. For one, fit a model on "
+    + "videos with memorability scores (tiermem fit), or score a reference set of your own videos and compare against them.";
 }
 
 function newCard(name) {
@@ -254,6 +219,7 @@ function upload(file) {
 async function loadHistory() {
   let page;
   try { page = await api(`/v1/jobs?limit=${PAGE_SIZE}&offset=${historyOffset}`); } catch (e) { showNotice(e.message); return; }
+  showNotice("");  // the key (if any) is right: an earlier refusal no longer stands
   const body = $("#history tbody");
   body.replaceChildren();
   for (const job of page.jobs) {
@@ -279,7 +245,7 @@ async function loadHistory() {
 async function loadModelCard() {
   const box = $("#card-body");
   let card;
-  try { card = await api("/v1/model"); } catch (e) {
+  try { card = await api("/v1/model"); modelCard = card; } catch (e) {
     box.textContent = e.message;
     if (e instanceof ApiError && e.status === 503) setTimeout(loadModelCard, 3000);  // still loading
     return;
@@ -306,9 +272,13 @@ async function loadModelCard() {
 
 function start() {
   $("#upload-form").addEventListener("submit", (e) => e.preventDefault());  // Enter in a field: no reload
-  fetch("/healthz").then((r) => r.json()).then((h) => { if (h.max_upload_mb) maxUploadBytes = h.max_upload_mb * 2 ** 20; }).catch(() => {});
-  $("#api-key").value = localStorage.getItem("tiermem-api-key") || "";
-  $("#api-key").addEventListener("change", (e) => { localStorage.setItem("tiermem-api-key", e.target.value); loadHistory(); loadModelCard(); });
+  $("#api-key").value = storedKey();
+  $("#remember-key").checked = Boolean(localStorage.getItem(KEY_NAME));
+  const limits = () => fetch("/healthz", { headers: headers() }).then((r) => r.json())
+    .then((h) => { if (h.max_upload_mb) maxUploadBytes = h.max_upload_mb * 2 ** 20; }).catch(() => {});
+  $("#api-key").addEventListener("change", () => { keepKey(); limits(); loadHistory(); loadModelCard(); });
+  $("#remember-key").addEventListener("change", keepKey);
+  limits();
   $("#files").addEventListener("change", (e) => { for (const f of e.target.files) upload(f); e.target.value = ""; });
   const drop = $("#drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
