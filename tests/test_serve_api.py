@@ -7,12 +7,15 @@ what the limit tests need (a full queue, refusals before any scoring).
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -134,6 +137,52 @@ def test_long_video_gets_its_timeline(served, long_video: Path) -> None:
     assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
     assert frame.content[:2] == b"\xff\xd8"
     assert client.get(f"/v1/jobs/{job['id']}/frame", params={"t": 60}).status_code == 422  # after the end
+
+
+def test_export_is_the_jobs_json_and_the_csv_of_predict(served, model: Path, long_video: Path) -> None:
+    from tiermem.pipeline import Pipeline
+
+    client, _ = served
+    job = wait_done(client, upload(client, long_video, stride="1").json()["jobs"][0]["id"])
+    as_json = client.get(f"/v1/jobs/{job['id']}/export", params={"format": "json"})
+    assert as_json.headers["content-disposition"] == 'attachment; filename="joined.tiermem.json"'
+    assert as_json.json() == client.get(f"/v1/jobs/{job['id']}").json()
+    as_csv = client.get(f"/v1/jobs/{job['id']}/export", params={"format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    got = pd.read_csv(io.StringIO(as_csv.text))
+    # the rows `tiermem predict --csv` writes for the same video, one per window
+    expected = Pipeline.load(model).predict(long_video, timeline=True, stride=1.0).rows()
+    assert list(got.columns) == list(expected.columns)
+    assert (got["path"] == "joined.mp4").all() and len(got) == 6
+    numbers = [c for c in expected.columns if c.startswith(("start", "end", "score", "percentile", "contrib_"))]
+    np.testing.assert_allclose(got[numbers].to_numpy(float), expected[numbers].to_numpy(float), rtol=1e-6, atol=1e-9)
+    assert client.get(f"/v1/jobs/{job['id']}/export", params={"format": "xml"}).status_code == 422
+    queued = upload(client, long_video, stride="2").json()["jobs"][0]
+    early = client.get(f"/v1/jobs/{queued['id']}/export")
+    assert early.status_code in (200, 409) and (early.status_code == 200 or "only a finished job" in early.json()["detail"])
+
+
+def test_a_jobs_address_serves_the_page(idle) -> None:
+    client, _ = idle()
+    page = client.get("/jobs/0123abcd")
+    assert page.status_code == 200 and 'id="cards"' in page.text
+
+
+def test_history_per_video_folds_resubmissions_and_a_video_can_be_deleted(idle, sample_clip_paths: list[Path]) -> None:
+    client, settings = idle()
+    first = upload(client, sample_clip_paths[1]).json()["jobs"][0]
+    upload(client, sample_clip_paths[1], timeline="true")
+    again = client.post("/v1/jobs", files=[("file", ("renamed.mp4", sample_clip_paths[1].read_bytes(), "video/mp4"))]).json()["jobs"][0]
+    other = upload(client, sample_clip_paths[2]).json()["jobs"][0]
+    assert client.get("/v1/jobs").json()["total"] == 4
+    folded = client.get("/v1/jobs", params={"per_video": "true"}).json()
+    assert folded["total"] == 2
+    assert [(j["id"], j["submissions"]) for j in folded["jobs"]] == [(other["id"], 1), (again["id"], 3)]
+    assert client.delete(f"/v1/videos/{first['sha256']}").status_code == 204
+    assert [j["id"] for j in client.get("/v1/jobs").json()["jobs"]] == [other["id"]]
+    assert leftovers(settings) == [Path(settings.uploads) / other["sha256"][:2] / other["sha256"]]
+    assert client.delete(f"/v1/videos/{first['sha256']}").status_code == 404
+    assert client.delete("/v1/videos/..%2F..%2Fjobs.sqlite3").status_code == 404
 
 
 def test_paging_lists_newest_first_without_results(served, sample_clip_paths: list[Path]) -> None:

@@ -66,6 +66,35 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     assert detail.query_selector(".bars .track") is not None  # the window's tier contributions
 
 
+def check_export_share_and_history(browser: Any, page: Any, server: Server, card: Any, clip: Path) -> None:
+    """Downloads equal to the API's export, a job's address restoring its card in a fresh
+    browser, one History row per video, and deleting a video from the page."""
+    job_id = card.get_attribute("data-job")
+    for kind in ("csv", "json"):
+        with page.expect_download() as download:
+            card.query_selector(f".download-{kind}").click()
+        saved = Path(download.value.path()).read_bytes()
+        assert saved == httpx.get(f"{server.url}/v1/jobs/{job_id}/export", params={"format": kind}).content, kind
+        assert download.value.suggested_filename == f"joined_12s.tiermem.{kind}"
+    assert card.query_selector(".share").get_attribute("href") == f"/jobs/{job_id}"
+    fresh = browser.new_context().new_page()
+    fresh.goto(f"{server.url}/jobs/{job_id}")
+    wait_until(fresh, "document.querySelector('.card .score[data-score]') !== null")
+    assert fresh.text_content(".card .score") == card.query_selector(".score").text_content()
+    assert fresh.text_content(".card .name") == "joined_12s.mp4"
+    fresh.context.close()
+    # the clip again: still one History row for it, saying it was submitted twice
+    page.set_input_files("#files", [str(clip)])
+    wait_until(page, "[...document.querySelectorAll('#history tbody tr')].some(r => r.textContent.includes('submitted 2 times'))",
+               timeout=RESULTS_TIMEOUT_MS)
+    assert len(page.query_selector_all("#history tbody tr")) == 2
+    page.once("dialog", lambda dialog: dialog.accept())
+    row = next(r for r in page.query_selector_all("#history tbody tr") if clip.name in r.text_content())
+    row.query_selector("button").click()
+    wait_until(page, "document.querySelectorAll('#history tbody tr').length === 1")
+    assert httpx.get(f"{server.url}/v1/jobs").json()["total"] == 1  # both jobs of the clip are gone
+
+
 @pytest.fixture(scope="module")
 def browser():
     exe = chromium()
@@ -130,6 +159,8 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
         page.screenshot(path=str(ARTIFACTS / "serve_phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1366, "height": 900})
+        check_export_share_and_history(browser, page, server, cards[long.name], clip)
         assert refused_by_policy == []
         page.close()
     finally:

@@ -67,6 +67,24 @@ class Predictions:
         return out
 
 
+def rows_of_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """`Predictions.rows` (what a CSV holds) from `Predictions.records` (what JSON holds), as a
+    stored result keeps them: one row per video, or per window of a video with a timeline."""
+    rows = []
+    for rec in records:
+        tl = rec.get("timeline")
+        scored = [rec] if tl is None else tl["windows"]
+        for part in scored:
+            row = {"video_id": rec["video_id"], "path": rec["path"]}
+            row.update((k, v) for k, v in part.items() if k not in ("contributions", "facts", "timeline"))
+            row.update((f"contrib_{k}", v) for k, v in (part.get("contributions") or {}).items())
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    first = [c for c in ("video_id", "path", "start", "end", "score", "percentile") if c in table]
+    contributions = [c for c in table if str(c).startswith("contrib_")]
+    return table[first + contributions + [c for c in table if c not in first and c not in contributions]]
+
+
 def jsonable(value: Any) -> Any:
     """`value` with numpy values made plain and NaN and infinities made None (strict JSON)."""
     if hasattr(value, "tolist"):  # numpy scalars and arrays
@@ -80,4 +98,4 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["PREDICTION_COLUMNS", "Predictions", "jsonable"]
+__all__ = ["PREDICTION_COLUMNS", "Predictions", "jsonable", "rows_of_records"]

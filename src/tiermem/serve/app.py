@@ -8,7 +8,9 @@ worker processes. Every refusal is a JSON body ``{"detail": "<one line>"}`` with
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -24,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from tiermem import __version__
+from tiermem.predictions import rows_of_records
 from tiermem.serve.door import Door
 from tiermem.serve.jobs import JobStore
 from tiermem.serve.settings import ServeSettings
@@ -153,9 +156,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return {"jobs": jobs}
 
     @app.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(authorised)])
-    def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
+                  per_video: bool = Query(False, description="one row per distinct video: its newest job, with `submissions`")) -> dict[str, Any]:
         """Recent jobs, newest first, without their results."""
-        total, jobs = store.page(limit, offset)
+        total, jobs = store.page(limit, offset, per_video)
         return {"total": total, "limit": limit, "offset": offset, "jobs": jobs}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(authorised)])
@@ -172,6 +176,28 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(404, f"no job {job_id}")
         if orphan:
             stored_path(settings.uploads, orphan).unlink(missing_ok=True)
+        return Response(status_code=204)
+
+    @app.get("/v1/jobs/{job_id}/export", tags=["jobs"], dependencies=[Depends(authorised)],
+             responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+    def export(job_id: str, format: str = Query("json", pattern="^(json|csv)$")) -> Response:
+        """A finished job as a file to keep or send: `json`, the job as GET /v1/jobs/{id} gives it,
+        or `csv`, the rows of `tiermem predict --csv` (one per window of a timeline)."""
+        job = job_or_404(job_id)
+        if job["status"] != "done":
+            raise HTTPException(409, f"job {job_id} is {job['status']}: only a finished job can be exported")
+        name = f"{Path(job['filename']).stem}.tiermem.{format}"
+        disposition = {"Content-Disposition": f'attachment; filename="{_ascii(name)}"'}
+        if format == "json":
+            return Response(json.dumps(job, indent=1), media_type="application/json", headers=disposition)
+        return Response(rows_of_records(job["result"]).to_csv(index=False), media_type="text/csv", headers=disposition)
+
+    @app.delete("/v1/videos/{sha256}", status_code=204, tags=["jobs"], dependencies=[Depends(authorised)])
+    def delete_video(sha256: str) -> Response:
+        """Remove every job of one video (by its content hash, as jobs give it) and its upload."""
+        if not re.fullmatch("[0-9a-f]{64}", sha256) or not store.delete_video(sha256):
+            raise HTTPException(404, f"no job of video {sha256}")
+        stored_path(settings.uploads, sha256).unlink(missing_ok=True)
         return Response(status_code=204)
 
     @app.get("/v1/jobs/{job_id}/frame", tags=["jobs"], dependencies=[Depends(authorised)],
@@ -195,8 +221,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(str(PAGE / "index.html"), media_type="text/html")
 
+    @app.get("/jobs/{job_id}", include_in_schema=False)
+    def shared_job(job_id: str) -> FileResponse:
+        """A job's own address: the page, which opens the job's card."""
+        return FileResponse(str(PAGE / "index.html"), media_type="text/html")
+
     app.mount("/static", StaticFiles(directory=str(PAGE)), name="static")
     return app
+
+
+def _ascii(name: str) -> str:
+    """A file name safe inside a Content-Disposition header: ASCII, no quotes or separators."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
 
 
 def _forget(store: JobStore, uploads: list[Any]) -> None:

@@ -148,12 +148,26 @@ class JobStore:
         with self._db(write=False) as db:
             return db.execute("SELECT 1 FROM jobs WHERE video_hash = ? LIMIT 1", (video_hash,)).fetchone() is not None
 
-    def page(self, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
-        """(total, jobs newest first): one page of the job history, without results."""
+    def page(self, limit: int, offset: int, per_video: bool = False) -> tuple[int, list[dict[str, Any]]]:
+        """(total, jobs newest first): one page of the job history, without results. With
+        `per_video`, one row per distinct video (its newest job, with `submissions`: how many
+        jobs scored the same bytes)."""
         with self._db(write=False) as db:
-            total = int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
-            rows = db.execute("SELECT * FROM jobs ORDER BY created DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
-        return total, [_public(r, full=False) for r in rows]
+            if not per_video:
+                total = int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+                rows = db.execute("SELECT * FROM jobs ORDER BY created DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+                return total, [_public(r, full=False) for r in rows]
+            total = int(db.execute("SELECT COUNT(DISTINCT video_hash) FROM jobs").fetchone()[0])
+            rows = db.execute(
+                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY video_hash ORDER BY created DESC, id) AS rank, "
+                "COUNT(*) OVER (PARTITION BY video_hash) AS submissions FROM jobs) WHERE rank = 1 "
+                "ORDER BY created DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return total, [{**_public(r, full=False), "submissions": int(r["submissions"])} for r in rows]
+
+    def delete_video(self, video_hash: str) -> int:
+        """Remove every job of the video with this hash; how many there were."""
+        with self._db() as db:
+            return int(db.execute("DELETE FROM jobs WHERE video_hash = ?", (video_hash,)).rowcount)
 
     def delete(self, job_id: str) -> tuple[bool, str | None]:
         """(whether the job existed, its upload's hash when no other job needs that file)."""

@@ -116,6 +116,7 @@ async function renderResult(root, job) {
   const rec = job.result && job.result[0];
   if (!rec || root.dataset.rendered) return;
   root.dataset.rendered = "1";
+  showActions(root, job);
   $(".upload", root).value = 1;
   $(".result", root).hidden = false;
   $(".score", root).textContent = rec.score.toFixed(3);
@@ -148,6 +149,45 @@ function percentileWords(percentile) {
   }
   return "No norm to compare with: a zero-shot score has no reference set of videos. For one, fit a model on "
     + "videos with memorability scores (tiermem fit), or score a reference set of your own videos and compare against them.";
+}
+
+// A finished card's actions: its address to share, downloads, and deleting it.
+function showActions(root, job) {
+  const bar = $(".actions", root);
+  bar.hidden = false;
+  $(".share", root).href = `/jobs/${job.id}`;
+  for (const format of ["csv", "json"]) {
+    $(`.download-${format}`, root).onclick = () => download(job, format);
+  }
+  $(".delete", root).onclick = async () => {
+    if (!window.confirm(`Delete the result for ${job.filename}?`)) return;
+    try { await api(`/v1/jobs/${job.id}`, { method: "DELETE" }); } catch (e) { showNotice(e.message); return; }
+    root.remove();
+    if (location.pathname === `/jobs/${job.id}`) history.replaceState(null, "", "/");
+    loadHistory();
+  };
+}
+
+// Saves the job's export as a file (fetched with the key, when there is one).
+async function download(job, format) {
+  const res = await fetch(`/v1/jobs/${job.id}/export?format=${format}`, { headers: headers() });
+  if (!res.ok) { showNotice(`download failed: the server answered ${res.status}`); return; }
+  const name = (res.headers.get("content-disposition") || "").split('filename="')[1];
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = name ? name.replace(/"$/, "") : `result.${format}`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+// The card of a job by its id (the address /jobs/<id>, or a History row).
+async function openJob(jobId) {
+  const existing = document.querySelector(`.card[data-job="${CSS.escape(jobId)}"]`);
+  if (existing) { existing.scrollIntoView(); return; }
+  let job;
+  try { job = await api(`/v1/jobs/${jobId}`); } catch (e) { showNotice(e.message); return; }
+  follow(newCard(job.filename), job.id);
 }
 
 function newCard(name) {
@@ -218,7 +258,7 @@ function upload(file) {
 
 async function loadHistory() {
   let page;
-  try { page = await api(`/v1/jobs?limit=${PAGE_SIZE}&offset=${historyOffset}`); } catch (e) { showNotice(e.message); return; }
+  try { page = await api(`/v1/jobs?per_video=true&limit=${PAGE_SIZE}&offset=${historyOffset}`); } catch (e) { showNotice(e.message); return; }
   showNotice("");  // the key (if any) is right: an earlier refusal no longer stands
   const body = $("#history tbody");
   body.replaceChildren();
@@ -226,18 +266,31 @@ async function loadHistory() {
     const tr = document.createElement("tr");
     const name = document.createElement("td");
     const link = document.createElement("a");
-    link.href = `#job-${job.id}`;
+    link.href = `/jobs/${job.id}`;
     link.textContent = job.filename;
-    link.addEventListener("click", (ev) => { ev.preventDefault(); follow(newCard(job.filename), job.id); });
+    link.addEventListener("click", (ev) => { ev.preventDefault(); history.pushState(null, "", link.href); openJob(job.id); });
     name.append(link);
+    if (job.submissions > 1) name.append(` (submitted ${job.submissions} times)`);
     const cells = [job.status + (job.error ? `: ${job.error}` : ""), "", new Date(job.created * 1000).toLocaleString()];
     tr.append(name, ...cells.map((text) => { const td = document.createElement("td"); td.textContent = text; return td; }));
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.setAttribute("aria-label", `delete ${job.filename} and its results`);
+    remove.addEventListener("click", async () => {
+      if (!window.confirm(`Delete ${job.filename} and its ${job.submissions} result(s)?`)) return;
+      try { await api(`/v1/videos/${job.sha256}`, { method: "DELETE" }); } catch (e) { showNotice(e.message); return; }
+      loadHistory();
+    });
+    const cell = document.createElement("td");
+    cell.append(remove);
+    tr.append(cell);
     body.append(tr);
     if (job.status === "done") {
       api(`/v1/jobs/${job.id}`).then((full) => { if (full.result && full.result[0]) tr.children[2].textContent = full.result[0].score.toFixed(3); }).catch(() => {});
     }
   }
-  $("#page-info").textContent = page.total ? `${historyOffset + 1}–${historyOffset + page.jobs.length} of ${page.total}` : "no jobs yet";
+  $("#page-info").textContent = page.total ? `${historyOffset + 1}–${historyOffset + page.jobs.length} of ${page.total} videos` : "no jobs yet";
   $("#newer").disabled = historyOffset === 0;
   $("#older").disabled = historyOffset + PAGE_SIZE >= page.total;
 }
@@ -288,6 +341,8 @@ function start() {
   $("#older").addEventListener("click", () => { historyOffset += PAGE_SIZE; loadHistory(); });
   loadHistory();
   loadModelCard();
+  const shared = location.pathname.match(/^\/jobs\/([^/]+)$/);
+  if (shared) openJob(decodeURIComponent(shared[1]));
 }
 
 document.addEventListener("DOMContentLoaded", start);
