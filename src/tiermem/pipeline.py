@@ -386,22 +386,33 @@ class Pipeline:
     ):  # -> tiermem.timeline.Timeline
         """Memorability over time of one video: every window scored as a clip of its length, the
         tiers' networks on `run`'s device, as for clips."""
-        from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
-        from tiermem.timeline.fitted import fitted_tiers, score_windows
+        from tiermem.timeline.fitted import fitted_tiers, window_scorer
 
         self._check_fitted()
         run = Run.of(run)
-        path = Path(video)
-        text = None
-        if "text" in self.config.tiers:
-            caps = self._captions([path.stem], captions)[path.stem]
-            text = get_tier("text", **self.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
+        score = window_scorer(self, Path(video), captions, run)
         return build_timeline(
-            path, tiers=fitted_tiers(self, run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
-            stride=stride, length_given=window is not None, score=lambda f: score_windows(self, f.values, text), training_median=float(np.median(self.train_predictions_)),
+            Path(video), tiers=fitted_tiers(self, run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
+            stride=stride, length_given=window is not None, score=lambda f: score(f.values), training_median=float(np.median(self.train_predictions_)),
             run=run, store=str(self.state_dir),
         )
+
+    def heatmap(
+        self, video: str | os.PathLike[str], t: float, *, grid: int = 5, window: float | None = None,
+        captions: dict[str, list[str]] | None = None, run: Run | None = None,
+    ):  # -> tiermem.heatmap.Heatmap
+        """Where in the frame the score of the window around `t` seconds comes from: occlusion
+        of a `grid` x `grid` lattice, the frame tiers recomputed (`tiermem.heatmap`)."""
+        from tiermem.heatmap import heatmap_for
+        from tiermem.timeline.fitted import fitted_tiers, window_scorer
+
+        self._check_fitted()
+        run = Run.of(run)
+        score = window_scorer(self, Path(video), captions, run)
+        return heatmap_for(video, t, tiers=fitted_tiers(self, run), decode_options=self.config.decode,
+                           length=window if window is not None else self.window_seconds,
+                           score=lambda values: score(values)["score"].to_numpy(), grid=grid)
 
     @property
     def name(self) -> str:

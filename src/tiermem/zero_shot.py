@@ -91,19 +91,37 @@ class ZeroShotModel:
         run: Run | None = None,
     ):  # -> tiermem.timeline.Timeline
         """Zero-shot memorability over time: the frame prior of every window, on `run`'s device."""
-        from tiermem.tiers import get_tier
         from tiermem.timeline import build_timeline
+
+        return build_timeline(
+            Path(video), tiers=self._prior(Run.of(run)), decode=self._decode,
+            length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
+            score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
+            run=Run.of(run),
+        )
+
+    def heatmap(self, video: str | os.PathLike[str], t: float, *, grid: int = 5, window: float | None = None,
+                run: Run | None = None):  # -> tiermem.heatmap.Heatmap
+        """Where in the frame the prior's score of the window around `t` seconds comes from
+        (occlusion of a `grid` x `grid` lattice, `tiermem.heatmap`)."""
+        from tiermem.heatmap import heatmap_for
+
+        return heatmap_for(video, t, tiers=self._prior(Run.of(run)), decode_options=self._decode,
+                           length=window if window is not None else self.window_seconds,
+                           score=lambda values: values["prior"][:, 0].astype(np.float64), grid=grid)
+
+    @property
+    def _decode(self) -> dict[str, Any]:
+        return {"frames": self.frames, "size": self.size, "mode": "stretch"}
+
+    def _prior(self, run: Run) -> dict[str, Any]:
+        """The prior tier, built once, its network on `run`'s device."""
+        from tiermem.tiers import get_tier
 
         if self._tiers is None:
             self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)}
-        run = Run.of(run)
         self._tiers["prior"].on(run.network_device)
-        return build_timeline(
-            Path(video), tiers=self._tiers, decode={"frames": self.frames, "size": self.size, "mode": "stretch"},
-            length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
-            score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
-            run=run,
-        )
+        return self._tiers
 
     def _predict_clips(
         self, paths: list[Path], cache: str | os.PathLike[str] | None, run: Run,

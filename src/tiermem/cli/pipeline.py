@@ -132,6 +132,7 @@ def predict_command(
     window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3]."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Zero-shot only: fp32 (default, the same on every CPU) or bf16 (ResMem ~1.5x faster on CPUs with bfloat16, scores within ~2e-3)."),
+    heatmaps: Optional[str] = typer.Option(None, "--heatmaps", help="Folder for where-in-the-frame maps (occlusion against the image tiers) of each video's peak, trough and hook, or its middle: PNG overlays and JSON."),
     *,
     run: Run,
 ) -> None:
@@ -156,6 +157,10 @@ def predict_command(
     set_threads()
     if out is not None:
         check_output_file(out)
+    if heatmaps is not None:
+        from tiermem.atomic import check_output_dir
+
+        check_output_dir(heatmaps)
     if block:
         if model is None or out is None:
             raise typer.BadParameter("table mode (--block) needs --model (a `tiermem train` head) and --out")
@@ -167,7 +172,7 @@ def predict_command(
         if value is not None and not value > 0:
             raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
     options = {"precision": precision} if precision is not None else {}
-    _predict_videos(videos, model or "zero-shot", out, captions, cache, run, as_json, (timeline, window, stride), options)
+    _predict_videos(videos, model or "zero-shot", out, captions, cache, run, as_json, (timeline, window, stride), options, heatmaps)
 
 
 def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) -> None:
@@ -195,7 +200,7 @@ def _predict_tables(model: str, block: list[str], ids: Optional[str], out: str) 
 def _predict_videos(
     videos: list[str], model: str, out: Optional[str], captions: Optional[str],
     cache: Optional[str], run: Run, as_json: bool, timing: tuple[Optional[bool], Optional[float], Optional[float]],
-    options: dict[str, str],
+    options: dict[str, str], heatmaps: Optional[str] = None,
 ) -> None:
     from rich.table import Table
 
@@ -205,6 +210,8 @@ def _predict_videos(
     from tiermem.models import load
 
     loaded = load(model, **options)
+    if heatmaps and not hasattr(loaded, "heatmap"):
+        raise TiermemError(f"--heatmaps: the model {model} scores captions, not frames: it has no heatmap")
     caps = None
     if captions:
         from tiermem.datasets.captions import read_captions_csv
@@ -221,6 +228,12 @@ def _predict_videos(
     title = loaded.description if pred.zero_shot or not hasattr(loaded, "config") else f"memorability ({loaded.config.target}; model {model})"
     if out:
         write_csv_atomic(pred.rows(), out)
+    if heatmaps:
+        from tiermem.heatmap import write_heatmaps
+
+        with err_console.status(f"heatmaps of {len(pred.table)} video(s) into {heatmaps} ..."):
+            written = write_heatmaps(loaded, pred, heatmaps, run=run)
+        err_console.print(f"wrote {len(written)} heatmap files to {heatmaps}", highlight=False)
     if as_json:
         typer.echo(to_json(pred.records()))
     else:

@@ -3,6 +3,7 @@ scores, percentiles and Shapley contributions for windows instead of stored clip
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,17 @@ def fitted_tiers(pipe: "Pipeline", run: Run) -> dict[str, Tier]:
         if tier.uses_device:
             tier.on(device)
     return pipe._tiers
+
+
+def window_scorer(pipe: "Pipeline", path: Path, captions: dict[str, list[str]] | None, run: Run) -> Callable[[dict[str, np.ndarray]], pd.DataFrame]:
+    """`score_windows` for windows of the video at `path`, its captions embedded once (text tier)."""
+    text = None
+    if "text" in pipe.config.tiers:
+        from tiermem.tiers import get_tier
+
+        caps = pipe._captions([path.stem], captions)[path.stem]
+        text = get_tier("text", **pipe.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
+    return lambda values: score_windows(pipe, values, text)
 
 
 def score_windows(pipe: "Pipeline", values: dict[str, np.ndarray], text: np.ndarray | None) -> pd.DataFrame:
