@@ -93,3 +93,16 @@ def test_predict_writes_heatmaps_of_the_peak_trough_and_hook(fitted, tmp_path: P
         assert np.array(maps[key]["effect"]).shape == (5, 5)
         assert (out / f"joined_{key}.png").stat().st_size > 1000
     assert not list(out.glob(".*.tmp"))
+
+
+def test_the_report_shows_where_in_the_frame_under_the_peak_and_trough(fitted, tmp_path: Path) -> None:
+    from tiermem.video.samples import make_long_video
+
+    long = make_long_video(tmp_path / "joined.mp4", seconds=8, size=(160, 90))
+    out = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["report", "--model", str(fitted[1]), "--video", str(long), "--heatmaps", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    html = out.read_text()
+    for kind in ("peak", "trough"):
+        assert f'alt="where in the {kind} window' in html
+    assert html.count("green regions raise the score") == 2

@@ -285,12 +285,13 @@ def report_command(
     video: Optional[list[str]] = typer.Option(None, "--video", help="A video to show over time (repeatable): its windows' scores, peak and trough frames, what changed."),
     window: Optional[float] = typer.Option(None, "--window", help="Timeline window, seconds \\[default: the model's training clip length]."),
     stride: Optional[float] = typer.Option(None, "--stride", help="Seconds between window starts \\[default: about 1, snapped so windows share frames]."),
+    heatmaps: bool = typer.Option(False, "--heatmaps", help="With --video: under the peak and trough frames, where in the frame the score comes from (occlusion)."),
 ) -> None:
     """Write one self-contained HTML report: ablation, scatter, best/worst videos, t-SNE maps, distribution,
     and with --video each video's memorability over time.
 
     Examples: tiermem report --model models/m10k --out report.html;
-    tiermem report --model models/m10k --video advert.mp4 --stride 2 --out advert.html
+    tiermem report --model models/m10k --video advert.mp4 --stride 2 --heatmaps --out advert.html
     """
     from pathlib import Path
 
@@ -322,5 +323,10 @@ def report_command(
                 err_console.print(f"{each}: decoding stopped early ({tl.failed}); the windows before it are shown",
                                   style="yellow", markup=False)
             data.timelines.append(tl)
+            if heatmaps:
+                data.heatmaps[tl.video_id] = {
+                    kind: pipe.heatmap(each, (tl.summary[kind]["start"] + tl.summary[kind]["end"]) / 2, window=window, run=run)
+                    for kind in ("peak", "trough")
+                }
     path = write_report(data, out)
     console.print(f"wrote {path}" + (f" with the timeline of {len(data.timelines)} video(s)" if data.timelines else ""))

@@ -45,6 +45,7 @@ class ReportData:
     maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (xy, colour)
     distribution: dict[str, np.ndarray] = field(default_factory=dict)  # label -> scores
     timelines: list[Any] = field(default_factory=list)  # tiermem.timeline.Timeline, one section each
+    heatmaps: dict[str, dict[str, Any]] = field(default_factory=dict)  # video_id -> "peak"/"trough" -> Heatmap
 
 
 def _scatter(pred: pd.DataFrame) -> str:
@@ -138,7 +139,7 @@ def render_report(data: ReportData) -> str:
         from tiermem.report.timeline import timeline_section
 
         body, end = html.rsplit("</body>", 1)
-        html = body + "\n".join(timeline_section(tl) for tl in data.timelines) + "\n</body>" + end
+        html = body + "\n".join(timeline_section(tl, heatmaps=data.heatmaps.get(tl.video_id)) for tl in data.timelines) + "\n</body>" + end
     return html
 
 

@@ -43,7 +43,8 @@ a clip; the curve joins the windows' scores at their centres.</p>
 {% for f in frames %}<figure>
 {% if f.image %}<img alt="{{ f.kind }} frame of {{ video_id }} at {{ '%.1f'|format(f.at) }} s" src="data:image/jpeg;base64,{{ f.image }}">
 {% else %}<div class="note">{{ f.missing }}</div>{% endif %}
-<figcaption><b class="{{ f.kind }}">{{ f.kind }}</b> {{ '%.3f'|format(f.score) }}: window {{ '%.1f'|format(f.start) }}–{{ '%.1f'|format(f.end) }} s, frame at {{ '%.1f'|format(f.at) }} s</figcaption>
+{% if f.heat %}<img alt="where in the {{ f.kind }} window's frame the score comes from" src="data:image/jpeg;base64,{{ f.heat }}">{% endif %}
+<figcaption><b class="{{ f.kind }}">{{ f.kind }}</b> {{ '%.3f'|format(f.score) }}: window {{ '%.1f'|format(f.start) }}–{{ '%.1f'|format(f.end) }} s, frame at {{ '%.1f'|format(f.at) }} s{% if f.heat %}; below it, where in the frame: green regions raise the score, red ones lower it (occlusion, {{ f.grid }} x {{ f.grid }} cells){% endif %}</figcaption>
 </figure>
 {% endfor %}</div>
 <table>
@@ -65,8 +66,9 @@ a clip; the curve joins the windows' scores at their centres.</p>
 """
 
 
-def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH) -> str:
-    """The HTML section (a `<section>` element) showing one video's timeline."""
+def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH, heatmaps: dict[str, Any] | None = None) -> str:
+    """The HTML section (a `<section>` element) showing one video's timeline; `heatmaps`, by
+    "peak" and "trough", the `tiermem.heatmap.Heatmap` shown under that window's frame."""
     from jinja2 import Environment, select_autoescape
 
     from tiermem.report.images import png_base64
@@ -84,7 +86,7 @@ def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH) -> st
         stride_s=s["stride_s"],
         notes=notes,
         curve=png_base64(timeline_figure(tl)) if not tl.table.empty else "",
-        frames=[] if tl.table.empty else [_frame(tl, kind, thumbnail_width) for kind in ("peak", "trough")],
+        frames=[] if tl.table.empty else [_frame(tl, kind, thumbnail_width, (heatmaps or {}).get(kind)) for kind in ("peak", "trough")],
         summary=summary_rows(tl),
         changes=[(f"{r.start:.1f}–{r.end:.1f} s", r.changes) for r in tl.table.itertuples() if getattr(r, "changes", "")],
         no_changes=no_changes(tl),
@@ -150,15 +152,18 @@ def summary_rows(tl: Timeline) -> list[tuple[str, str]]:
     return rows
 
 
-def _frame(tl: Timeline, kind: str, width: int) -> dict[str, Any]:
-    """The frame at the middle of the peak or trough window, as base64 JPEG (or why not)."""
+def _frame(tl: Timeline, kind: str, width: int, heat: Any = None) -> dict[str, Any]:
+    """The frame at the middle of the peak or trough window, as base64 JPEG (or why not), and
+    its heatmap overlay when given."""
     from tiermem.report.images import jpeg_base64
     from tiermem.video.stream import frame_at
 
     w = tl.summary[kind]
     at = (w["start"] + w["end"]) / 2
     out: dict[str, Any] = {"kind": kind, "score": w["score"], "start": w["start"], "end": w["end"], "at": at,
-                           "image": None, "missing": ""}
+                           "image": None, "missing": "", "heat": None, "grid": 0}
+    if heat is not None:
+        out["heat"], out["grid"] = jpeg_base64(heat.overlay(width)), heat.effect.shape[0]
     try:
         out["image"] = jpeg_base64(frame_at(tl.path, min(at, max(0.0, tl.duration - 1e-3)), size=width))
     except (TiermemError, OSError) as exc:
