@@ -162,6 +162,27 @@ def test_export_is_the_jobs_json_and_the_csv_of_predict(served, model: Path, lon
     assert early.status_code in (200, 409) and (early.status_code == 200 or "only a finished job" in early.json()["detail"])
 
 
+def test_a_heatmap_of_a_job_equals_the_models(served, model: Path, long_video: Path) -> None:
+    from tiermem.pipeline import Pipeline
+
+    client, settings = served
+    job = wait_done(client, upload(client, long_video, stride="1").json()["jobs"][0]["id"])
+    answer = client.get(f"/v1/jobs/{job['id']}/heatmap", params={"t": 4.0, "grid": 3})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    expected = Pipeline.load(model).heatmap(long_video, 4.0, grid=3)
+    assert got["video"] == "joined.mp4" and got["grid"] == [3, 3]
+    assert (got["start"], got["end"]) == (pytest.approx(expected.start), pytest.approx(expected.end))
+    np.testing.assert_allclose(got["effect"], expected.effect, atol=1e-5)
+    png = client.get(f"/v1/jobs/{job['id']}/heatmap", params={"t": 4.0, "grid": 3, "format": "png"})
+    assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    late = client.get(f"/v1/jobs/{job['id']}/heatmap", params={"t": 30})
+    assert late.status_code == 422 and "end of the video" in late.json()["detail"]
+    assert settings.data not in late.json()["detail"]  # the server's folders stay unnamed
+    assert client.get(f"/v1/jobs/{job['id']}/heatmap").status_code == 422  # t is required
+    assert client.get("/v1/jobs/nope/heatmap", params={"t": 1}).status_code == 404
+
+
 def test_a_jobs_address_serves_the_page(idle) -> None:
     client, _ = idle()
     page = client.get("/jobs/0123abcd")

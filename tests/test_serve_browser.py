@@ -64,6 +64,10 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     detail = card.query_selector(".window-detail")
     assert detail.is_visible() and detail.query_selector(".window-title").text_content().endswith(f"{last['score']:.3f}")
     assert detail.query_selector(".bars .track") is not None  # the window's tier contributions
+    detail.query_selector(".show-heat").click()  # where in the frame: an overlay computed on request
+    wait_until(page, "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }",
+               timeout=120_000, arg=card)
+    assert "Green regions raise the score" in detail.query_selector(".heat-note").text_content()
 
 
 def check_export_share_and_history(browser: Any, page: Any, server: Server, card: Any, clip: Path) -> None:

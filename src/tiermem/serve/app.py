@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from tiermem import __version__
 from tiermem.predictions import rows_of_records
 from tiermem.serve.door import Door
+from tiermem.serve.heatmaps import Heatmaps
 from tiermem.serve.jobs import JobStore
 from tiermem.serve.settings import ServeSettings
 from tiermem.serve.uploads import UploadError, receive, stored_path
@@ -79,6 +80,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     settings.uploads.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.database, settings.model_key())
     pool = WorkerPool(settings, store)
+    heatmaps = Heatmaps(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -199,6 +201,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
             raise HTTPException(404, f"no job of video {sha256}")
         stored_path(settings.uploads, sha256).unlink(missing_ok=True)
         return Response(status_code=204)
+
+    @app.get("/v1/jobs/{job_id}/heatmap", tags=["jobs"], dependencies=[Depends(authorised)],
+             responses={200: {"content": {"application/json": {}, "image/png": {}}}})
+    def heatmap(job_id: str, t: float = Query(..., ge=0.0, description="seconds from the start: the window around it is mapped"),
+                grid: int = Query(5, ge=2, le=8), format: str = Query("json", pattern="^(json|png)$")) -> Response:
+        """Where in the frame the score of the window around `t` comes from: each cell of a
+        `grid` x `grid` lattice greyed out in every frame of the window and the window scored
+        again (`effect`: that score minus the window's; negative where the region raises the
+        score). `png`: the window's frame with the map laid over it (green raises, red lowers).
+        Computed on request in the server process (seconds; about 20 s for zero-shot on a CPU)."""
+        from tiermem.errors import TiermemError
+
+        job = job_or_404(job_id)
+        try:
+            made = heatmaps.get(stored_path(settings.uploads, job["sha256"]), job["sha256"], t, grid)
+        except TiermemError as exc:
+            raise HTTPException(422, str(exc).replace(str(settings.uploads), "uploads")) from None
+        if format == "png":
+            return Response(made.png(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+        return JSONResponse({**made.records(), "video": job["filename"]})
 
     @app.get("/v1/jobs/{job_id}/frame", tags=["jobs"], dependencies=[Depends(authorised)],
              responses={200: {"content": {"image/jpeg": {}}}})

@@ -168,4 +168,24 @@ function openWindow(root, job, w, frame) {
   $(".window-changes", box).textContent = w.changes ? `What changed here: ${w.changes}.` : "No cut, face or new main object here.";
   $(".window-facts", box).textContent = factWords(w.facts || {}, null);
   drawContributions(box, w.contributions || {});
+  const heat = $(".window-heat", box), note = $(".heat-note", box);
+  heat.hidden = true; note.hidden = true;
+  $(".show-heat", box).onclick = () => showHeatmap(job, (w.start + w.end) / 2, heat, note);
+}
+
+// The window's frame with where its score comes from laid over it (computed on request).
+async function showHeatmap(job, t, img, note) {
+  note.hidden = false;
+  note.textContent = "Greying out each region of the frame in turn and scoring again…";
+  const res = await fetch(`/v1/jobs/${job.id}/heatmap?t=${t.toFixed(2)}&format=png`, { headers: headers() });
+  if (!res.ok) {
+    let body = null;
+    try { body = await res.json(); } catch (_) { body = null; }
+    note.textContent = `No map: ${reason(res.status, body)}`;
+    return;
+  }
+  img.src = URL.createObjectURL(await res.blob());
+  img.alt = `where in the frame at ${secondsText(t)} the score comes from`;
+  img.hidden = false;
+  note.textContent = "Green regions raise the score, red ones lower it: each cell was greyed out in every frame of the window and the window scored again.";
 }
