@@ -70,6 +70,25 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     assert "Green regions raise the score" in detail.query_selector(".heat-note").text_content()
 
 
+def check_compare(page: Any, server: Server) -> None:
+    """Both History rows picked and compared: one curve each on one chart, a table with each
+    video's mean score as the API gives it."""
+    assert page.is_disabled("#compare-picked")
+    for box in page.query_selector_all("#history .pick"):
+        box.check()
+    page.click("#compare-picked")
+    wait_until(page, "document.querySelectorAll('#compare-table tbody tr').length === 2")
+    assert page.is_visible("#compare") and len(page.query_selector_all("#compare-curve polyline.compared")) == 2
+    assert len(page.query_selector_all("#compare-curve .xtick")) >= 2
+    for row in page.query_selector_all("#compare-table tbody tr"):
+        job = httpx.get(f"{server.url}/v1/jobs/{row.get_attribute('data-job')}").json()
+        cells = [td.text_content() for td in row.query_selector_all("td")]
+        assert cells[0] == job["filename"] and cells[1] == f"{job['result'][0]['score']:.3f}"
+        assert cells[4].endswith("%")
+    assert "training median" in page.text_content("#compare-median")
+    page.query_selector("#compare").screenshot(path=str(ARTIFACTS / "serve_compare.png"))
+
+
 def check_export_share_and_history(browser: Any, page: Any, server: Server, card: Any, clip: Path) -> None:
     """Downloads equal to the API's export, a job's address restoring its card in a fresh
     browser, one History row per video, and deleting a video from the page."""
@@ -92,6 +111,7 @@ def check_export_share_and_history(browser: Any, page: Any, server: Server, card
     wait_until(page, "[...document.querySelectorAll('#history tbody tr')].some(r => r.textContent.includes('submitted 2 times'))",
                timeout=RESULTS_TIMEOUT_MS)
     assert len(page.query_selector_all("#history tbody tr")) == 2
+    check_compare(page, server)
     page.once("dialog", lambda dialog: dialog.accept())
     row = next(r for r in page.query_selector_all("#history tbody tr") if clip.name in r.text_content())
     row.query_selector("button").click()

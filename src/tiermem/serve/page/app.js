@@ -6,6 +6,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const POLL_MS = 700;
 const PAGE_SIZE = 10;
 let historyOffset = 0;
+const picked = new Set();  // History rows picked for comparison, by job id
 
 // The API key lives in this tab's session only, unless "remember on this device" is ticked.
 const KEY_NAME = "tiermem-api-key";
@@ -265,6 +266,17 @@ async function loadHistory() {
   for (const job of page.jobs) {
     const tr = document.createElement("tr");
     const name = document.createElement("td");
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.className = "pick";
+    pick.value = job.id;
+    pick.checked = picked.has(job.id);
+    pick.setAttribute("aria-label", `compare ${job.filename}`);
+    pick.addEventListener("change", () => {
+      if (pick.checked) picked.add(job.id); else picked.delete(job.id);
+      $("#compare-picked").disabled = picked.size < 2;
+    });
+    name.append(pick, " ");
     const link = document.createElement("a");
     link.href = `/jobs/${job.id}`;
     link.textContent = job.filename;
@@ -337,6 +349,7 @@ function start() {
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); for (const f of e.dataTransfer.files) upload(f); });
+  $("#compare-picked").addEventListener("click", () => compareJobs([...picked]));
   $("#newer").addEventListener("click", () => { historyOffset = Math.max(0, historyOffset - PAGE_SIZE); loadHistory(); });
   $("#older").addEventListener("click", () => { historyOffset += PAGE_SIZE; loadHistory(); });
   loadHistory();
