@@ -208,6 +208,11 @@ def test_a_single_window_is_one_score_and_a_key_is_kept_for_the_session_only(
         wait_until(page, "document.querySelector('#notice').hidden")  # the refusal no longer stands
         assert page.evaluate("sessionStorage.getItem('tiermem-api-key')") == "s3cret"
         assert page.evaluate("localStorage.getItem('tiermem-api-key')") is None
+        # the time left follows the pace since the first progress seen: 40% in 10 s, 50% to go
+        words = page.evaluate("""() => { const d = document.createElement('div');
+            d.dataset.firstProgress = JSON.stringify([Date.now() / 1000 - 10, 0.1]); return runningWords(d, 0.5); }""")
+        assert words == "scoring 50% · about 13 s left"
+        assert page.evaluate("runningWords(document.createElement('div'), 0)").startswith("starting")
         page.select_option("#timeline", "true")
         page.set_input_files("#files", [str(sample_clip_paths[1])])
         wait_until(page, "document.querySelector('.card .score[data-score]') !== null", timeout=RESULTS_TIMEOUT_MS)

@@ -108,7 +108,7 @@ async function renderResult(root, job) {
   const work = $(".work", root);
   work.value = job.progress || 0;
   status.textContent = job.status === "queued" && job.queue_position ? `queued (#${job.queue_position})`
-    : job.status === "running" ? `scoring ${pct(job.progress || 0)}%` : job.status + (job.cached ? " (already scored)" : "");
+    : job.status === "running" ? runningWords(root, job.progress || 0) : job.status + (job.cached ? " (already scored)" : "");
   if (job.status === "failed") {
     const err = $(".error", root);
     err.textContent = job.error || "scoring failed";
@@ -150,6 +150,21 @@ function percentileWords(percentile) {
   }
   return "No norm to compare with: a zero-shot score has no reference set of videos. For one, fit a model on "
     + "videos with memorability scores (tiermem fit), or score a reference set of your own videos and compare against them.";
+}
+
+// "scoring 34% · about 40 s left": the time left from the pace so far (once 3% is done).
+function runningWords(root, progress) {
+  const now = Date.now() / 1000;
+  if (!root.dataset.runningSince) root.dataset.runningSince = String(now);
+  if (progress <= 0) return "starting (loading the model, opening the video)";
+  if (!root.dataset.firstProgress) root.dataset.firstProgress = JSON.stringify([now, progress]);
+  const [t0, p0] = JSON.parse(root.dataset.firstProgress);
+  let words = `scoring ${pct(progress)}%`;
+  if (progress - p0 >= 0.03 && now > t0) {
+    const left = ((1 - progress) * (now - t0)) / (progress - p0);
+    words += left < 60 ? ` · about ${Math.max(1, Math.round(left))} s left` : ` · about ${Math.round(left / 60)} min left`;
+  }
+  return words;
 }
 
 // A finished card's actions: its address to share, downloads, and deleting it.
