@@ -1,7 +1,12 @@
-"""Make docs/serve.png: the web page of `tiermem serve` (zero-shot) after scoring a sample clip and
-the sample videos joined into 20 s, in Debian's chromium driven by Playwright.
+"""Make the screenshots of `tiermem serve` in docs/: the page (zero-shot, ResMem's real scores)
+after scoring a sample clip and the sample videos joined into 20 s, in Debian's chromium driven
+by Playwright:
 
-    .venv/bin/python docs/make_screenshot.py [--out docs/serve.png]
+- serve.png: the joined video's card (score and what it means, the curve with its legend);
+- serve_window.png: one window opened from the curve, with where in its frame the score comes from;
+- serve_compare.png: both videos compared.
+
+    .venv/bin/python docs/make_screenshot.py [--out-dir docs]
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -19,9 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from serving import Server, chromium  # noqa: E402 - the tests' helper: `tiermem serve` as a subprocess
 
 
+def wait_until(page, expression: str, arg=None, timeout_s: float = 300.0) -> None:
+    """Poll an expression in the page (its Content-Security-Policy forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the page did not get there in {timeout_s:.0f} s: {expression}")
+        time.sleep(0.2)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("serve.png"))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out-dir", type=Path, default=Path(__file__).parent)
     args = ap.parse_args()
     exe = chromium()
     if exe is None:
@@ -37,15 +52,35 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1100, "height": 1000})
                 page.goto(server.url)
                 page.set_input_files("#files", [str(clip), str(long)])
-                page.wait_for_function("document.querySelectorAll('.card .score[data-score]').length === 2", timeout=300_000)
-                page.wait_for_function("[...document.querySelectorAll('.card .result:not([hidden]) img')]"
-                                       ".every(i => i.complete && i.naturalWidth > 0)")
-                page.wait_for_timeout(500)
-                page.screenshot(path=str(args.out), clip={"x": 0, "y": 0, "width": 1100, "height": 1000})
+                wait_until(page, "document.querySelectorAll('.card .score[data-score]').length === 2")
+                wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')]"
+                                 ".every(i => i.complete && i.naturalWidth > 0)")
+                card = next(c for c in page.query_selector_all(".card") if "advert" in c.query_selector(".name").text_content())
+                curve = card.query_selector(".curve")
+                curve.scroll_into_view_if_needed()
+                box = curve.bounding_box()
+                page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)  # open a window
+                page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+                wait_until(page, "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }", card)
+                shot(card, args.out_dir / "serve.png")
+                page.mouse.move(0, 0)
+                detail = card.query_selector(".window-detail")
+                detail.query_selector(".show-heat").click()
+                wait_until(page, "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }", card)
+                shot(detail, args.out_dir / "serve_window.png")
+                for pick in page.query_selector_all("#history .pick"):
+                    pick.check()
+                page.click("#compare-picked")
+                wait_until(page, "document.querySelectorAll('#compare-table tbody tr').length === 2")
+                shot(page.query_selector("#compare"), args.out_dir / "serve_compare.png")
                 browser.close()
         finally:
             server.stop()
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+
+
+def shot(element, path: Path) -> None:
+    element.screenshot(path=str(path))
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def test_a_window_of_a_long_video_and_the_overlay(fitted, tmp_path: Path) -> Non
     length = pipe.window_seconds
     assert heat.end == pytest.approx(10.0, abs=0.05) and heat.start == pytest.approx(heat.end - length)  # kept inside
     png = cv2.imdecode(np.frombuffer(heat.png(width=300), np.uint8), cv2.IMREAD_COLOR)
-    assert png.shape == (300, 300, 3)
+    assert png.shape == (169, 300, 3)  # the 320 x 180 video's shape, not the model's square
     with pytest.raises(TiermemError, match="between 0 and the end of the video"):
         pipe.heatmap(long, 12.0)
 

@@ -50,6 +50,7 @@ class Heatmap:
     score: float
     effect: np.ndarray
     frame: np.ndarray
+    aspect: float = 1.0  # the video's width / height: the overlay is drawn at its shape (the model's frame is square)
 
     @property
     def hottest(self) -> tuple[int, int]:
@@ -67,9 +68,10 @@ class Heatmap:
                 "method": "occlusion: each cell greyed out in every frame of the window, every frame tier recomputed"}
 
     def overlay(self, width: int = 480) -> np.ndarray:
-        """The frame with the map laid over it (RGB uint8): green where a region raises the
-        score, red where it lowers it, stronger with the effect; cell lines drawn faintly."""
-        h = max(1, round(width * self.frame.shape[0] / self.frame.shape[1]))
+        """The frame with the map laid over it (RGB uint8), at the video's shape: green where a
+        region raises the score, red where it lowers it, stronger with the effect; cell lines
+        drawn faintly."""
+        h = max(1, round(width / self.aspect))
         frame = cv2.resize(self.frame, (width, h), interpolation=cv2.INTER_AREA).astype(np.float32)
         scale = max(float(np.abs(self.effect).max()), 1e-9)
         raises = cv2.resize(np.clip(-self.effect / scale, 0, 1).astype(np.float32), (width, h), interpolation=cv2.INTER_NEAREST)
@@ -146,8 +148,9 @@ def occlusion_map(
             values[name][k] = tier.transform_batch([greyed]).values[0]
     scores = np.asarray(score(values), dtype=np.float64)
     middle = clip.frames[len(clip.frames) // 2]
+    aspect = clip.meta.width / clip.meta.height if clip.meta.width and clip.meta.height else 1.0
     return Heatmap(str(clip.meta.path), float(t), float(start), float(start + clip.meta.duration), float(scores[0]),
-                   (scores[1:] - scores[0]).reshape(grid, grid), middle)
+                   (scores[1:] - scores[0]).reshape(grid, grid), middle, aspect)
 
 
 def heatmap_for(
