@@ -231,3 +231,31 @@ def test_a_single_window_is_one_score_and_a_key_is_kept_for_the_session_only(
         fresh.context.close()
     finally:
         server.stop()
+
+
+def test_the_api_docs_render_with_the_network_blocked(browser: Any, tmp_path: Path) -> None:
+    """/docs (swagger-ui) and /redoc from the package's own files: nothing leaves the machine."""
+    server = Server("zero-shot", tmp_path / "data", tmp_path / "server.log").start()
+    try:
+        context = browser.new_context()
+        outside: list[str] = []
+
+        def only_this_server(route: Any) -> None:
+            if route.request.url.startswith(server.url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_this_server)
+        page = context.new_page()
+        page.goto(f"{server.url}/docs")
+        wait_until(page, "document.querySelector('.swagger-ui .info .title') !== null")
+        assert "tiermem" in page.text_content(".swagger-ui .info .title")
+        wait_until(page, "document.querySelectorAll('.opblock').length >= 8")  # the operations are listed
+        page.goto(f"{server.url}/redoc")
+        wait_until(page, "document.querySelector('h1') !== null && document.querySelector('h1').textContent.includes('tiermem')")
+        assert outside == []
+        context.close()
+    finally:
+        server.stop()
