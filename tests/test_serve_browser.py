@@ -68,6 +68,10 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     wait_until(page, "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }",
                timeout=120_000, arg=card)
     assert "Green regions raise the score" in detail.query_selector(".heat-note").text_content()
+    card.query_selector(".moments button").click()  # the peak's own window, from its frame
+    peak = timeline["summary"]["peak"]
+    assert detail.query_selector(".window-title").text_content().endswith(f"{peak['score']:.3f}")
+    assert detail.query_selector(".window-heat").is_hidden()  # a map is asked for again per window
 
 
 def check_compare(page: Any, server: Server) -> None:

@@ -82,7 +82,7 @@ function drawTimeline(root, job, timeline) {
   const above = s.share_above_median != null ? `; above the training median ${Math.round(s.share_above_median * 100)}% of the time` : "";
   $(".summary", root).textContent = `${windows.length} windows of ${s.window_s} s, one every ${s.stride_s} s. `
     + `Mean over the windows ${s.mean.toFixed(3)}${above}.${timeline.note ? " " + timeline.note : ""}`;
-  drawMoments(root, job, s);
+  drawMoments(root, job, s, windows);
   const tip = $(".tip", root);
   const frames = new Map();  // window index -> object URL of its frame, fetched once
   const frameOf = (i) => {
@@ -140,8 +140,8 @@ function drawLegend(root, s) {
   if (s.training_median != null) item("median", `median of the model's training videos: ${s.training_median.toFixed(3)}`);
 }
 
-// The frames of the peak and the trough, named and scored.
-function drawMoments(root, job, s) {
+// The frames of the peak and the trough, named and scored, each opening its window.
+function drawMoments(root, job, s, windows) {
   const moments = $(".moments", root);
   moments.replaceChildren();
   for (const key of ["peak", "trough"]) {
@@ -151,7 +151,12 @@ function drawMoments(root, job, s) {
     img.alt = `${key} frame at ${secondsText((m.start + m.end) / 2)}`;
     const cap = document.createElement("figcaption");
     cap.textContent = `${key}: ${m.score.toFixed(3)} (${secondsText(m.start)}–${secondsText(m.end)})`;
-    f.append(img, cap);
+    const open = document.createElement("button");
+    open.type = "button";
+    open.textContent = `Open the ${key} window`;
+    const w = windows.find((x) => x.start === m.start) || windows[0];
+    open.onclick = () => openWindow(root, job, w, frameUrl(job.id, (m.start + m.end) / 2, 240));
+    f.append(img, cap, open);
     moments.append(f);
     frameUrl(job.id, (m.start + m.end) / 2).then((u) => { img.src = u; });
   }
