@@ -109,5 +109,5 @@ def test_large_sets_keep_m3s_without_cross_validation(linear) -> None:
 def test_auto_is_the_default_head() -> None:
     from tiermem.pipeline import PipelineConfig
 
-    assert HeadOptions().head == "auto" and PipelineConfig(target="score").head == "auto"
+    assert HeadOptions().with_preset().head == "auto" and PipelineConfig(target="score").head == "auto"
     assert get_head("auto").cv_below == 2000

@@ -47,11 +47,23 @@ def test_presets_resolve_by_dataset_and_given_options_win() -> None:
     assert (memento.loss, memento.loss_params, memento.lr, memento.step_size) == ("mse", {}, 1e-3, 5)  # the released command
     tails = HeadOptions(preset="m3s-reference", lr=3e-4, loss="mse_tails", loss_params={"c": 1.0}).with_preset("memento10k")
     assert tails.lr == 3e-4 and tails.gamma == 0.2 and tails.loss_params == {"c": 1.0, "p": 4.0, "centre": 0.80099205}
-    assert HeadOptions().with_preset("videomem") == HeadOptions()  # m3s changes nothing
+    assert HeadOptions().with_preset("videomem") == HeadOptions().with_preset()  # m3s: the same for every dataset
+    assert (HeadOptions().with_preset().head, HeadOptions().with_preset().lr) == ("auto", 1e-3)
     ridge = HeadOptions(head="ridge", preset="m3s-reference")
-    assert ridge.params("videomem") == {} and ridge.with_preset("videomem").lr == 1e-3  # no epochs: no training settings
+    assert ridge.params("videomem") == {} and ridge.with_preset("videomem").lr is None  # no epochs: no training settings
     params = HeadOptions(preset="m3s-reference").params("videomem")
     assert params["train"]["step_size"] == 8 and params["standardise"] == ["low"]
+
+
+def test_a_value_given_wins_over_the_preset_even_when_it_is_the_default() -> None:
+    """--lr 1e-3 under the VideoMem reference preset (lr 4.06e-4) trains at 1e-3; so for every
+    training setting given at its default value, and for --head auto."""
+    given = HeadOptions(preset="m3s-reference", lr=1e-3, gamma=0.2, step_size=5, head="auto").with_preset("videomem")
+    assert (given.lr, given.gamma, given.step_size, given.head) == (1e-3, 0.2, 5, "auto")
+    assert given.weight_decay == pytest.approx(1.1226e-5, rel=1e-4)  # left unset: the preset's
+    assert HeadOptions(preset="m3s-reference", lr=1e-3).params("videomem")["train"]["lr"] == 1e-3
+    with pytest.raises(TiermemError, match="--lr applies to the m3s head only, not ridge"):
+        HeadOptions(head="ridge", lr=1e-3).params()  # given, even at the default: refused for ridge
 
 
 def test_reference_losses_and_a_parameter_a_loss_does_not_take() -> None:

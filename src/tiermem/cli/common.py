@@ -88,9 +88,11 @@ def in_range(
     return check
 
 
-def _hidden_sizes(param: typer.CallbackParam, value: str) -> str:
+def _hidden_sizes(param: typer.CallbackParam, value: str | None) -> str | None:
     from tiermem.model.options import parse_hidden
 
+    if value is None:
+        return None
     try:
         parse_hidden(value)
     except TiermemError as exc:
@@ -157,24 +159,24 @@ def tier_options(
 _HEAD_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
     for name, annotation, default in [
-        ("head", str, typer.Option("auto", "--head", help=f"Head: {', '.join(list_heads())} (auto: under 2000 training videos ridge or m3s, whichever wins 5-fold CV on them, else m3s; m3s: the M3-S MLP; ridge: the closed-form baseline).")),
+        ("head", Optional[str], typer.Option(None, "--head", help=f"Head \\[default: auto]: {', '.join(list_heads())} (auto: under 2000 training videos ridge or m3s, whichever wins 5-fold CV on them, else m3s; m3s: the M3-S MLP; ridge: the closed-form baseline).")),
         ("loss", Optional[str], typer.Option(None, "--loss", help="m3s loss: mse, mse_tails, l1, spearman, mse_to_spearman \\[default: mse].")),
-        ("epochs", int, typer.Option(20, "--epochs", callback=in_range(1), help="Training epochs (m3s).")),
-        ("batch_size", int, typer.Option(32, "--batch-size", callback=in_range(1), help="Mini-batch size (m3s).")),
-        ("lr", float, typer.Option(1e-3, "--lr", callback=in_range(0, low_open=True), help="Adam learning rate (m3s).")),
-        ("weight_decay", float, typer.Option(1e-5, "--weight-decay", callback=in_range(0), help="Adam weight decay (m3s).")),
-        ("hidden", str, typer.Option("512,64", "--hidden", callback=_hidden_sizes, help="Hidden layer sizes (m3s).")),
-        ("dropout", float, typer.Option(0.0, "--dropout", callback=in_range(0, 1, high_open=True), help="Dropout after each hidden layer (m3s; realbench setting: 0.5).")),
+        ("epochs", Optional[int], typer.Option(None, "--epochs", callback=in_range(1), help="Training epochs (m3s) \\[default: 20, or the preset's].")),
+        ("batch_size", Optional[int], typer.Option(None, "--batch-size", callback=in_range(1), help="Mini-batch size (m3s) \\[default: 32, or the preset's].")),
+        ("lr", Optional[float], typer.Option(None, "--lr", callback=in_range(0, low_open=True), help="Adam learning rate (m3s) \\[default: 1e-3, or the preset's].")),
+        ("weight_decay", Optional[float], typer.Option(None, "--weight-decay", callback=in_range(0), help="Adam weight decay (m3s) \\[default: 1e-5, or the preset's].")),
+        ("hidden", Optional[str], typer.Option(None, "--hidden", callback=_hidden_sizes, help="Hidden layer sizes (m3s) \\[default: 512,64].")),
+        ("dropout", Optional[float], typer.Option(None, "--dropout", callback=in_range(0, 1, high_open=True), help="Dropout after each hidden layer (m3s; realbench setting: 0.5) \\[default: 0].")),
         ("seed", int, typer.Option(0, "--seed", callback=SEED_RANGE, help="Seed of the validation split and of training.")),
-        ("ensemble", int, typer.Option(1, "--ensemble", callback=in_range(1), help="Train K seeds and average them (m3s).")),
-        ("early_stopping", float, typer.Option(
-            0.1, "--early-stopping", callback=in_range(0, 1, high_open=True),
-            help="Share of the training videos each m3s seed holds out to pick its best epoch (0: train all epochs). "
+        ("ensemble", Optional[int], typer.Option(None, "--ensemble", callback=in_range(1), help="Train K seeds and average them (m3s) \\[default: 1].")),
+        ("early_stopping", Optional[float], typer.Option(
+            None, "--early-stopping", callback=in_range(0, 1, high_open=True),
+            help="Share of the training videos each m3s seed holds out to pick its best epoch (0: train all epochs) \\[default: 0.1]. "
             "realbench setting: --dropout 0.5 --ensemble 10 --early-stopping 0.3.",
         )),
         ("preset", str, typer.Option("m3s", "--preset", help="Choices as a whole: m3s (tiermem's own) or m3s-reference (the M3-S reference code's, per dataset: -memento10k or -videomem; see tiermem.presets). Options given explicitly still win.")),
-        ("step_size", int, typer.Option(5, "--lr-step", callback=in_range(1), help="StepLR: epochs between learning-rate decays (m3s).")),
-        ("gamma", float, typer.Option(0.2, "--lr-gamma", callback=in_range(0, low_open=True), help="StepLR: factor of each decay (m3s).")),
+        ("step_size", Optional[int], typer.Option(None, "--lr-step", callback=in_range(1), help="StepLR: epochs between learning-rate decays (m3s) \\[default: 5, or the preset's].")),
+        ("gamma", Optional[float], typer.Option(None, "--lr-gamma", callback=in_range(0, low_open=True), help="StepLR: factor of each decay (m3s) \\[default: 0.2, or the preset's].")),
     ]
 ]
 
@@ -217,7 +219,7 @@ def _grouped_options(fn: F, target: str, parameters: list[inspect.Parameter], bu
 def _head_options(values: dict[str, Any]) -> Any:
     from tiermem.model.options import HeadOptions, parse_hidden
 
-    values["hidden"] = parse_hidden(values["hidden"])
+    values["hidden"] = parse_hidden(values["hidden"]) if values["hidden"] is not None else None
     given = {name: values.pop(f"loss_{name}") for name, *_ in _LOSS_OPTIONS}
     options = HeadOptions(**values, loss_params={k: v for k, v in given.items() if v is not None})
     options.params()  # refuse a bad setting before any table is read or video decoded

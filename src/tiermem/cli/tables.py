@@ -104,7 +104,7 @@ def train_command(
         rows += [("val", result.validation.honest), ("val, best epoch: optimistic (paper protocol)", result.validation.best_epoch_on_val)]
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{options.head} head on {names}: {target}", rows))
-    if options.preset != "m3s":
+    if options.preset != "m3s" and options.lr is not None:  # a head that trains by epochs: its preset's settings
         console.print(f"preset {options.preset}: {options.loss} loss {options.loss_params}, Adam lr {options.lr:g}, "
                       f"weight decay {options.weight_decay:g}, StepLR({options.step_size}, {options.gamma:g})", highlight=False)
     if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why

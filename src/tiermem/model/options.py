@@ -8,7 +8,7 @@ extraction or training starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from tiermem.errors import TiermemError
@@ -17,50 +17,63 @@ from tiermem.model.registry import get_head, list_heads
 from tiermem.model.config import TrainConfig
 
 
+#: What a head trains with where neither the caller nor the preset says otherwise.
+DEFAULTS: dict[str, Any] = {
+    "head": "auto", "epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-5, "hidden": (512, 64),
+    "dropout": 0.0, "ensemble": 1, "early_stopping": 0.1, "step_size": 5, "gamma": 0.2,
+}
+#: The training loop's settings: only the m3s head (and the auto head's M3-S candidate) takes them.
+TRAINING = ("loss", "epochs", "batch_size", "lr", "weight_decay", "hidden", "dropout", "ensemble", "early_stopping",
+            "loss_params", "step_size", "gamma", "standardise")
+
+
 @dataclass
 class HeadOptions:
     """The head to build and how to train it; the training fields apply to the m3s head (and to
-    the auto head's M3-S candidate) only."""
+    the auto head's M3-S candidate) only.
 
-    head: str = "auto"
+    A field left None is unset: the preset fills it, then `DEFAULTS` (`with_preset`), so a value
+    the caller gives always wins, even one equal to a default (``lr=1e-3`` under a preset whose
+    learning rate is another).
+    """
+
+    head: str | None = None  # default: auto
     loss: str | None = None  # m3s: mse when not given
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    hidden: tuple[int, ...] = (512, 64)
-    dropout: float = 0.0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    hidden: tuple[int, ...] | None = None
+    dropout: float | None = None
     seed: int = 0
-    ensemble: int = 1
-    early_stopping: float = 0.1
+    ensemble: int | None = None
+    early_stopping: float | None = None
     loss_params: dict[str, Any] = field(default_factory=dict)
-    step_size: int = 5  # StepLR: the learning rate is multiplied by `gamma` every `step_size` epochs
-    gamma: float = 0.2
+    step_size: int | None = None  # StepLR: the learning rate is multiplied by `gamma` every `step_size` epochs
+    gamma: float | None = None
     standardise: list[str] | None = None  # blocks the m3s head z-scores (None: all)
-    preset: str = "m3s"  # `tiermem.presets`: fills the settings left at their defaults
+    preset: str = "m3s"  # `tiermem.presets`: fills the settings left unset
 
-    def changed_m3s_options(self) -> list[str]:
-        """The m3s-only settings given a value other than their default."""
-        default = HeadOptions()
-        return [
-            f.name for f in fields(self)
-            if f.name not in ("head", "seed", "preset") and getattr(self, f.name) != getattr(default, f.name)
-        ]
+    def given_training_options(self) -> list[str]:
+        """The training settings the caller set (m3s only)."""
+        return [name for name in TRAINING if getattr(self, name) not in (None, {})]
 
     def with_preset(self, dataset: str | None = None) -> "HeadOptions":
-        """These options with the preset's head settings in place of those left at their
-        defaults (`dataset` picks a per-dataset preset's variant); the preset's parameters
-        of the loss finally used come first, the ones given win."""
+        """These options with every unset setting filled: by the preset (`dataset` picks a
+        per-dataset preset's variant), then by `DEFAULTS`. A head without epochs gets no
+        training settings. The preset's parameters of the loss finally used come first, the
+        ones given win."""
         from tiermem.presets import get_preset
 
         preset = get_preset(self.preset, dataset)
-        default = HeadOptions()
+        head = self.head if self.head is not None else preset.head.get("head", DEFAULTS["head"])
+        if head not in ("m3s", "auto"):
+            return replace(self, head=head, preset=preset.name)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in preset.head.items():
-            if getattr(self, name) == getattr(default, name):
+        for name, value in [*preset.head.items(), *DEFAULTS.items()]:
+            if values.get(name) is None:
                 values[name] = tuple(value) if name == "hidden" else value
-        if values["head"] not in ("m3s", "auto"):  # a head without epochs takes none of the training settings
-            return HeadOptions(**{**{f.name: getattr(self, f.name) for f in fields(self)}, "preset": preset.name})
+        values["head"] = head
         values["loss_params"] = {**preset.loss_defaults.get(values["loss"] or "mse", {}), **self.loss_params}
         return HeadOptions(**{**values, "preset": preset.name})
 
@@ -73,7 +86,7 @@ class HeadOptions:
         if self.head not in list_heads():
             raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(list_heads())}")
         if self.head not in ("m3s", "auto"):  # the auto head's M3-S candidate takes them
-            changed = self.changed_m3s_options()
+            changed = self.given_training_options()
             if changed:
                 shown = ", ".join("--" + name.replace("_", "-") for name in changed)
                 verb = "applies" if len(changed) == 1 else "apply"
@@ -110,4 +123,4 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-__all__ = ["HeadOptions", "parse_hidden"]
+__all__ = ["DEFAULTS", "HeadOptions", "TRAINING", "parse_hidden"]
