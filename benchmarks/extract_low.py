@@ -18,9 +18,9 @@ Sections:
 from __future__ import annotations
 
 import argparse
-import os
 import itertools
 import multiprocessing
+import os
 import resource
 import statistics
 import sys

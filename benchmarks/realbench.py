@@ -38,13 +38,13 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tiermem.atomic import atomic_write
 from tiermem.blocks import Block, join_blocks, load_block
 from tiermem.datasets import Dataset, read_realbench
 from tiermem.metrics import Metrics, evaluate, format_spearman
 from tiermem.model import M3SHead, RidgeHead, TrainConfig
 from tiermem.runtime import set_threads
 from tiermem.splits import split_train_val
-from tiermem.atomic import atomic_write
 from tiermem.tiers.text import TextTier
 
 REPO = Path(__file__).resolve().parents[1]

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from timeline import _busy_seconds, build_model, peak_rss
 
 import tiermem
 from tiermem.errors import MissingWeightsError
@@ -60,7 +61,6 @@ from tiermem.runtime import default_threads, set_threads
 from tiermem.store import FeatureStore, content_hash
 from tiermem.video import decode
 from tiermem.video.samples import copy_stretch, make_long_video
-from timeline import _busy_seconds, build_model, peak_rss
 
 console = Console()
 

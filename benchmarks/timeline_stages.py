@@ -44,8 +44,8 @@ class Stages:
 def instrumented(tiers: dict[str, Any], stages: Stages) -> Iterator[None]:
     """Time decoding, frame conversion, each tier's per-frame/per-pair jobs, the mid tier's
     network, faces and saliency, and the per-window aggregation, without touching the sources."""
-    import tiermem.timeline.fitted as fitted_mod
     import tiermem.extraction.windows as windows_mod
+    import tiermem.timeline.fitted as fitted_mod
     from tiermem.tiers import saliency
 
     patches: list[tuple[Any, str, Any, bool]] = []  # (owner, attribute, old value, was it set on the owner)

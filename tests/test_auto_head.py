@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALBENCH
 from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 from typer.testing import CliRunner
@@ -16,8 +17,6 @@ from tiermem.cli import app
 from tiermem.model import load_head
 from tiermem.model.options import HeadOptions
 from tiermem.model.registry import get_head
-
-from conftest import REALBENCH
 
 VIDEOMEM = REALBENCH / "videomem"
 SMALL_M3S = {"hidden": [32], "train": {"epochs": 4, "seed": 0}}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALBENCH
 from typer.testing import CliRunner
 
 from tiermem.blocks import join_blocks, load_block
@@ -16,7 +17,6 @@ from tiermem.cli import app
 from tiermem.metrics import evaluate, read_scores
 from tiermem.model import load_head
 
-from conftest import REALBENCH
 VIDEOMEM = REALBENCH / "videomem"
 RN152 = VIDEOMEM / "features_coco80_rn152.parquet"
 RN101 = VIDEOMEM / "features_coco80_rn101.parquet"

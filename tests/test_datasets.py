@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REALBENCH
 
 from tiermem.datasets import (
     Dataset,
@@ -24,8 +25,6 @@ from tiermem.datasets import (
     score_kind,
 )
 from tiermem.errors import DatasetError
-
-from conftest import REALBENCH
 
 
 def write(path: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ from tiermem.cli import app
 from tiermem.device import resolve_device
 from tiermem.errors import TiermemError
 from tiermem.extraction import extract
-from tiermem.run import Run
 from tiermem.model.train import train_mlp
+from tiermem.run import Run
 from tiermem.store import FeatureStore
 from tiermem.tiers import get_tier
 from tiermem.tiers.base import Tier

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import alive, cpu_seconds, descendants, workers_running
 from typer.testing import CliRunner
 
-from processes import alive, cpu_seconds, descendants, workers_running
 from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.extraction import extract_videos
 from tiermem.store import FeatureStore
-from tiermem.tiers import low as low_module
 from tiermem.tiers.low import LowTier
 from tiermem.video import decode
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALBENCH
 from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner, Result
 
@@ -24,8 +25,6 @@ from tiermem.atomic import lock_path, write_dir_atomic
 from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.metrics import spearman
-
-from conftest import REALBENCH
 
 VIDEOMEM, MEMENTO = REALBENCH / "videomem", REALBENCH / "memento10k"
 needs_realbench = pytest.mark.skipif(

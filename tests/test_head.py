@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REALBENCH
 from sklearn.linear_model import Ridge
 
 from tiermem.blocks import join_blocks, load_block
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.metrics import read_scores, spearman
-from tiermem.model import M3SHead, RidgeHead, TrainConfig, load_head, get_head
+from tiermem.model import M3SHead, RidgeHead, TrainConfig, get_head, load_head
 from tiermem.model.experiment import fit_on_blocks
 
-from conftest import REALBENCH
 VIDEOMEM = REALBENCH / "videomem"
 pytestmark = pytest.mark.skipif(
     not (VIDEOMEM / "labels_train.csv").is_file(),

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 from skimage import data
+from test_mid import clip_of
 
 from tiermem.errors import MissingWeightsError, TiermemError
 from tiermem.tiers import get_tier
 from tiermem.tiers.high import HighTier
-
-from test_mid import clip_of
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import write_video
 from skimage.feature import hog as skimage_hog
 
 from tiermem.errors import DataMismatchError, TiermemError
@@ -18,8 +19,6 @@ from tiermem.tiers.low import LowTier
 from tiermem.tiers.motion import cut_count
 from tiermem.tiers.sharpness import MAGNITUDE_FLOOR, detail_share, fft_blurriness
 from tiermem.video import Clip, VideoMeta, decode
-
-from conftest import write_video
 
 SIZE = 256
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PIPELINE_FRAMES, PIPELINE_SIZE
 from typer.testing import CliRunner
 
 from tiermem.cli import app
@@ -22,8 +23,6 @@ from tiermem.datasets import read_dataset
 from tiermem.errors import TiermemError
 from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.report import pipeline_report, render_report, write_report
-
-from conftest import PIPELINE_FRAMES, PIPELINE_SIZE
 
 FRAMES, SIZE = PIPELINE_FRAMES, PIPELINE_SIZE
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import REALBENCH
 from typer.testing import CliRunner
 
 from tiermem.cli import app
@@ -20,8 +21,6 @@ from tiermem.model.options import HeadOptions
 from tiermem.model.protocols import PAPER_LABEL, best_epochs_on, two_protocols
 from tiermem.presets import get_preset, list_presets
 from tiermem.standardise import Standardiser
-
-from conftest import REALBENCH
 
 VIDEOMEM = REALBENCH / "videomem"
 needs_videomem = pytest.mark.skipif(
@@ -167,11 +166,11 @@ def test_ablate_reports_both_protocols(tmp_path: Path) -> None:
 def test_fit_on_videos_with_the_reference_preset(memento_root: Path, tmp_path: Path) -> None:
     """Every pipeline-level choice lands in the artifact; both protocols come out of `fit --json`;
     the saved model scores a new video; distinctiveness can read several source tiers."""
+    from conftest import PIPELINE_FRAMES, PIPELINE_SIZE
+
     import tiermem
     from tiermem.datasets import read_dataset
     from tiermem.distinctiveness import Distinctiveness
-
-    from conftest import PIPELINE_FRAMES, PIPELINE_SIZE
 
     model, cache = tmp_path / "model", tmp_path / "cache"
     result = runner.invoke(app, [

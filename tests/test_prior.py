@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from skimage import data
 from sklearn.datasets import load_sample_images
+from test_mid import clip_of, frame
 
 from tiermem.errors import MissingWeightsError
 from tiermem.tiers import get_tier
 from tiermem.tiers.prior import load_resmem
-
-from test_mid import clip_of, frame
 
 needs_resmem = pytest.mark.skipif(
     importlib.util.find_spec("resmem") is None,

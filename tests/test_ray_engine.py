@@ -27,6 +27,9 @@ from tiermem.run import Engine, Run  # noqa: E402
 from tiermem.store import FeatureStore  # noqa: E402
 from tiermem.video.samples import make_sample_clips  # noqa: E402
 
+#: Marked slow (a two-node Ray cluster): `make test-fast` leaves them out; CI runs them.
+pytestmark = pytest.mark.slow
+
 TIERS = ["low", "mid"]
 #: Float32 round-off between processes with other thread counts (measured: 2e-6).
 ROUND_OFF = 1e-5

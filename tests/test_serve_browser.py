@@ -20,6 +20,9 @@ from serving import Server, chromium  # noqa: E402
 
 from tiermem.video.samples import make_long_video  # noqa: E402
 
+#: Marked slow (a real server and a real browser): `make test-fast` leaves them out; CI runs them.
+pytestmark = pytest.mark.slow
+
 ARTIFACTS = Path(os.environ.get("TIERMEM_TEST_ARTIFACTS", "test-artifacts"))
 #: Milliseconds the page may take to show all results (three jobs, one worker).
 RESULTS_TIMEOUT_MS = 240_000

@@ -19,6 +19,9 @@ from serving import Server  # noqa: E402
 from tiermem.pipeline import Pipeline  # noqa: E402
 from tiermem.video.samples import make_long_video  # noqa: E402
 
+#: Marked slow (real servers started, killed and started again): `make test-fast` leaves them out; CI runs them.
+pytestmark = pytest.mark.slow
+
 
 def alive(pid: int) -> bool:
     try:

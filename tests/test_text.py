@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALBENCH
 
 from tiermem.blocks import load_block
 from tiermem.errors import DataMismatchError, MissingWeightsError
 from tiermem.tiers import get_tier
 from tiermem.tiers.text import DEFAULT_DIM, CaptionCache, TextTier, embed_captions_table, text_key
 from tiermem.video.clip import Clip, VideoMeta
-
-from conftest import REALBENCH
 
 MEMENTO_CAPTIONS = REALBENCH / "memento10k" / "captions.csv"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REALBENCH
 from typer.testing import CliRunner
 
 import tiermem
@@ -18,8 +19,6 @@ from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.models.caption_kernel import CaptionKernelRidge, mean_by_owner, rbf
 from tiermem.models.text import TextModel
-
-from conftest import REALBENCH
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ("memento10k-captions", "videomem-titles")

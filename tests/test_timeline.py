@@ -18,7 +18,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,20 +27,19 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PIPELINE_FRAMES, PIPELINE_SIZE, write_video
 from typer.testing import CliRunner
 
 from tiermem.cli import app
 from tiermem.errors import TiermemError
+from tiermem.extraction.windows import WindowPlan, default_stride, scan
 from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.run import Run
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
 from tiermem.timeline.fitted import fitted_tiers
 from tiermem.timeline.result import SPARK, sparkline
-from tiermem.extraction.windows import WindowPlan, default_stride, scan
 from tiermem.video.clip import VideoMeta
 from tiermem.video.samples import copy_stretch, make_long_video
-
-from conftest import PIPELINE_FRAMES, PIPELINE_SIZE, write_video
 
 #: The fitted pipeline was trained on 3-s clips: its default window.
 WINDOW = 3.0

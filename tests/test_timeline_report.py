@@ -15,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_video
 from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
 from tiermem.cli import app
+from tiermem.cli.timeline_view import print_timeline
 from tiermem.errors import VideoDecodeError
 from tiermem.report import ReportData, render_report
 from tiermem.report.timeline import timeline_section
 from tiermem.timeline import Timeline
-from tiermem.cli.timeline_view import print_timeline
 from tiermem.video.stream import frame_at
-
-from conftest import write_video
 
 #: One distinct colour per second of the generated videos.
 COLOURS = np.array([[230, 30, 30], [30, 200, 40], [40, 60, 230], [240, 220, 30], [30, 220, 220],

@@ -14,17 +14,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from processes import alive, descendants, holds_open, workers_running
 
 import tiermem.extraction.timelines as timelines
-from processes import alive, descendants, holds_open, workers_running
-from tiermem.extraction.timelines import stretches
 from tiermem.extraction.pool import WorkerPool
+from tiermem.extraction.timelines import stretches
 from tiermem.extraction.windows import WindowPlan
 from tiermem.pipeline import Pipeline
 from tiermem.run import Run
 from tiermem.video.samples import make_long_video
 from tiermem.video.stream import declared_duration
 
+#: Marked slow (worker processes started and killed): `make test-fast` leaves them out; CI runs them.
+pytestmark = pytest.mark.slow
 
 #: Scores of one pass (the process's threads) against workers (one thread each): networks
 #: differ in the last float32 bits with their thread count (measured here: up to 4.4e-9).

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from conftest import write_video
 
-import importlib
 from tiermem.video import Clip, VideoDecodeError, decode, probe
 from tiermem.video.samples import sample_videos
-
-from conftest import write_video
 
 
 def numbered_frames(n: int, h: int = 64, w: int = 64) -> np.ndarray:

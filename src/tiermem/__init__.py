@@ -40,7 +40,7 @@ _EXPORTS = {
     "get_tier": "tiermem.tiers",
     "list_tiers": "tiermem.tiers",
     "Pipeline": "tiermem.pipeline",
-    "PipelineConfig": "tiermem.pipeline",
+    "PipelineConfig": "tiermem.pipeline_config",
     "Predictions": "tiermem.predictions",
     "Run": "tiermem.run",
 }

@@ -20,9 +20,9 @@ import pandas as pd
 
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
-from tiermem.run import Run
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
+from tiermem.run import Run
 from tiermem.splits import dataset_splits
 
 if TYPE_CHECKING:

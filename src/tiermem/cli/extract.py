@@ -7,9 +7,20 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from tiermem.cli.common import (
+    HIGH_NETWORK_HELP,
+    MID_BACKBONE_HELP,
+    WEIGHTS_HELP,
+    app,
+    console,
+    err_console,
+    extract_summary,
+    in_range,
+    print_failures,
+    reports_errors,
+    split_list,
     terminate_as_interrupt,
-    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, WEIGHTS_HELP, app, console, err_console, extract_summary, in_range, print_failures,
-    reports_errors, split_list, tier_options, with_run_options,
+    tier_options,
+    with_run_options,
 )
 from tiermem.errors import TiermemError
 from tiermem.tiers import list_tiers

@@ -7,9 +7,22 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from tiermem.cli.common import (
+    HIGH_NETWORK_HELP,
+    MID_BACKBONE_HELP,
+    SHARE_RANGE,
+    WEIGHTS_HELP,
+    app,
+    console,
+    err_console,
+    in_range,
+    print_failures,
+    reports_errors,
+    split_list,
     terminate_as_interrupt,
-    HIGH_NETWORK_HELP, MID_BACKBONE_HELP, SHARE_RANGE, WEIGHTS_HELP, app, console, err_console, in_range,
-    print_failures, reports_errors, split_list, tier_options, to_json, with_head_options, with_run_options,
+    tier_options,
+    to_json,
+    with_head_options,
+    with_run_options,
     writing_model,
 )
 from tiermem.cli.tables import BLOCK_HELP, load_blocks

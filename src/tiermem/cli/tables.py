@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from tiermem.cli.progress import StepBars
-from tiermem.run import Step
 from tiermem.cli.common import (
-    SEED_RANGE, app, console, err_console, in_range, metrics_table, reports_errors, to_json, with_head_options,
+    SEED_RANGE,
+    app,
+    console,
+    err_console,
+    in_range,
+    metrics_table,
+    reports_errors,
+    to_json,
+    with_head_options,
     writing_model,
 )
+from tiermem.cli.progress import StepBars
+from tiermem.run import Step
 
 if TYPE_CHECKING:
     from tiermem.model.options import HeadOptions

@@ -13,9 +13,9 @@ import pandas as pd
 
 from tiermem.blocks import TABLE_SUFFIXES, Block, load_block
 from tiermem.distinctiveness.base import Distinctiveness
-from tiermem.run import Run
 from tiermem.distinctiveness.registry import get_distinctiveness
 from tiermem.errors import DataMismatchError
+from tiermem.run import Run
 
 
 def _is_table_input(path: Path, source: str) -> bool:

@@ -16,9 +16,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tiermem.distinctiveness.base import Distinctiveness
-from tiermem.errors import TiermemError
-from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
+from tiermem.distinctiveness.registry import register_distinctiveness
+from tiermem.errors import TiermemError
 
 logger = logging.getLogger(__name__)
 

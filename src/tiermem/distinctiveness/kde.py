@@ -10,8 +10,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from tiermem.distinctiveness.base import Distinctiveness
-from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
+from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.errors import TiermemError
 
 _CHUNK_ROWS = 1024  # query rows per pairwise-distance chunk: bounds memory at ~8 MB per 1k context

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from tiermem.distinctiveness.base import Distinctiveness
-from tiermem.distinctiveness.registry import register_distinctiveness
 from tiermem.distinctiveness.projection import Projection
+from tiermem.distinctiveness.registry import register_distinctiveness
 
 
 @register_distinctiveness

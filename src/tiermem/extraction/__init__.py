@@ -39,9 +39,9 @@ dies costs a retry of its tasks elsewhere, at most three times per task); weight
 and anything else is a bug and stops the run (after flushing what is done).
 """
 
-from tiermem.run import ENGINES, Engine, Run
 from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.run import extract, extract_videos, extraction_key
+from tiermem.run import ENGINES, Engine, Run
 
 __all__ = [
     "ENGINES",

@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from tiermem.errors import DataMismatchError, TiermemError
-from tiermem.extraction.report import ExtractReport
+from tiermem.extraction.fitting import (
+    fit_frames_per_clip,
+    fit_on_pass,
+    fit_sample,
+    fit_tier,
+    fits_on_pass,
+    no_fitting_video,
+    save_fitted,
+)
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
-from tiermem.extraction.fitting import (
-    fit_frames_per_clip, fit_on_pass, fit_sample, fit_tier, fits_on_pass, no_fitting_video, save_fitted,
-)
+from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.workers import Extractor, Job, TierSpec, record, run_batches
 from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reason
 from tiermem.run import Run

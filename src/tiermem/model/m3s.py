@@ -9,8 +9,8 @@ import numpy as np
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.model.base import Head, StateError, state_array
-from tiermem.model.registry import register_head
 from tiermem.model.config import EpochLog, TrainConfig
+from tiermem.model.registry import register_head
 from tiermem.splits import split_train_val
 from tiermem.standardise import Standardiser
 

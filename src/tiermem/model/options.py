@@ -13,9 +13,8 @@ from typing import Any
 
 from tiermem.errors import TiermemError
 from tiermem.model.base import Head
-from tiermem.model.registry import get_head, list_heads
 from tiermem.model.config import TrainConfig
-
+from tiermem.model.registry import get_head, list_heads
 
 #: What a head trains with where neither the caller nor the preset says otherwise.
 DEFAULTS: dict[str, Any] = {

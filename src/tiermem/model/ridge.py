@@ -11,7 +11,6 @@ from tiermem.model.base import Head, state_array, state_number
 from tiermem.model.registry import register_head
 from tiermem.standardise import Standardiser
 
-
 # -- ridge ----------------------------------------------------------------------------------
 
 

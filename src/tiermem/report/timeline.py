@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from tiermem.errors import TiermemError
-from tiermem.timeline.result import Timeline
-from tiermem.timeline.result import no_changes
+from tiermem.timeline.result import Timeline, no_changes
 
 #: Width in pixels of the peak and trough frames.
 THUMBNAIL_WIDTH = 320

@@ -30,7 +30,6 @@ from tiermem.tiers.base import PretrainedTier, TierResult
 from tiermem.tiers.frames import normalise, resize_centre_crop, sample_frames, to_tensor
 from tiermem.video.clip import Clip
 
-
 TOP_K = 5  # Kinetics classes kept in the facts ("kinetics_top5")
 
 

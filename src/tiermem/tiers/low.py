@@ -70,8 +70,8 @@ from tiermem.runtime import sync_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
 from tiermem.tiers.hog import HOG_CELL, hog_descriptors, hog_dims, project_rows
-from tiermem.tiers.motion import histogram_distance, pair_flow
 from tiermem.tiers.hog_pca import HogPcaFit, fit_frame_indices
+from tiermem.tiers.motion import histogram_distance, pair_flow
 from tiermem.tiers.per_frame import DeferredClip, FrameReads, FrameTier, Picked, Work, WorkClock
 from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta

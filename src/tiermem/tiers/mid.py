@@ -31,10 +31,9 @@ from tiermem.backbones import DEFAULT, Backbone, get_backbone
 from tiermem.backbones.cache import shared_network
 from tiermem.device import network_inference
 from tiermem.errors import TiermemError
-from tiermem.tiers import faces, saliency
+from tiermem.tiers import faces, register_tier, saliency
 from tiermem.tiers.base import PretrainedTier
 from tiermem.tiers.frames import evenly_spaced, normalise, resize, to_tensor
-from tiermem.tiers import register_tier
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
 from tiermem.video.clip import VideoMeta
 

@@ -94,7 +94,6 @@ def load_text_model(model: str | os.PathLike[str] = DEFAULT_MODEL) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
-
         from transformers.utils import logging as hf_logging
 
         bars = hf_logging.is_progress_bar_enabled()

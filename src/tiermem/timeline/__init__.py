@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from tiermem.errors import VideoDecodeError
-from tiermem.predictions import Predictions
 from tiermem.extraction.timelines import window_features
+from tiermem.extraction.windows import WindowFeatures, WindowPlan, check_seconds, default_stride
+from tiermem.predictions import Predictions
 from tiermem.run import Run
 from tiermem.tiers.base import Tier
 from tiermem.timeline.result import Timeline, changes, sparkline
-from tiermem.extraction.windows import WindowFeatures, WindowPlan, check_seconds, default_stride
 from tiermem.video.stream import declared_duration
 
 #: Videos longer than this many windows get a timeline unless told otherwise.
