@@ -121,3 +121,13 @@ def test_only_the_command_line_and_the_service_know_rich() -> None:
                 outside.append(str(path.relative_to(SRC)))
     assert not outside, outside
     assert any(p.parts[-2] == "cli" for p in SRC.rglob("progress.py"))  # the terminal's side exists
+
+
+def test_the_package_namespace_shows_only_what_it_offers() -> None:
+    import tiermem
+
+    shown = [n for n in dir(tiermem) if not n.startswith("__")]
+    assert "load" in shown and "Run" in shown
+    for leaked in ("annotations", "lazy", "lazy_exports", "_EXPORTS"):
+        assert leaked not in shown
+    assert all(getattr(tiermem, n) is not None for n in shown)  # every name shown resolves

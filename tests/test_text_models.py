@@ -112,6 +112,13 @@ def test_cli_predict_videos_by_their_captions(sample_clip_paths: list[Path], tmp
     expected = model.score_captions([[VIVID, "cyclists race down a street"], [DULL, "people ride bikes in a city"]])
     np.testing.assert_allclose(pred["score"], expected, atol=1e-6)
     assert pred["video_id"].tolist() == [p.stem for p in clips[:2]]
+    # what only frames allow is refused in one line, not silently ignored
+    refused = runner.invoke(app, ["predict", str(clips[0]), "--model", "memento10k-captions", "--captions",
+                                  str(tmp_path / "caps.csv"), "--timeline", "--stride", "1"])
+    assert refused.exit_code != 0
+    assert "memento10k-captions scores captions, not frames: timeline, stride do not apply" in refused.output
+    with pytest.raises(TiermemError, match="cache does not apply"):
+        model.predict(clips[:1], captions={clips[0].stem: [VIVID]}, cache=tmp_path / "features")
 
 
 def test_kernel_model_is_exactly_linear_in_each_captions_feature_map() -> None:

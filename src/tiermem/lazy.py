@@ -32,7 +32,11 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *exports})
+        # What the package offers, not what its own imports left in its namespace (``lazy``,
+        # ``annotations``, the export map): the exports, `__all__` and the module's dunders.
+        module = sys.modules[package]
+        dunders = {n for n in vars(module) if n.startswith("__") and n.endswith("__")}
+        return sorted({*dunders, *exports, *getattr(module, "__all__", ())})
 
     return __getattr__, __dir__
 

@@ -129,13 +129,6 @@ class Dataset:
             df["split"] = self.split
         return df
 
-    def captions_frame(self) -> pd.DataFrame:
-        """`video_id, caption` in long form (one row per caption), what the text tier embeds."""
-        if self.captions is None:
-            raise DataMismatchError(f"dataset {self.name}: has no captions")
-        rows = [(vid, c) for vid, caps in zip(self.ids, self.captions) for c in caps]
-        return pd.DataFrame(rows, columns=["video_id", "caption"])
-
 
 # -- shared validation ---------------------------------------------------------------------
 

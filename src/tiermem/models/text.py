@@ -37,7 +37,7 @@ import pandas as pd
 
 from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.models.caption_kernel import CaptionKernelRidge, mean_by_owner
-from tiermem.run import ProgressCallback
+from tiermem.run import ProgressCallback, Run
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -80,9 +80,11 @@ class TextModel:
         return self
 
     # -- scoring -------------------------------------------------------------------------------
-    def score_captions(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None = None) -> np.ndarray:
-        """One score per video: the mean of its captions' scores, in [0, 1]."""
-        embeddings, owner = self._embed(captions, progress=progress)
+    def score_captions(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None = None,
+                       device: str = "cpu") -> np.ndarray:
+        """One score per video: the mean of its captions' scores, in [0, 1], the captions
+        embedded on `device`."""
+        embeddings, owner = self._embed(captions, progress=progress, device=device)
         per_caption = self._score_embeddings(embeddings)
         return np.clip(mean_by_owner(per_caption[:, None], owner, len(captions))[:, 0], 0.0, 1.0)
 
@@ -98,11 +100,18 @@ class TextModel:
 
         return midrank_percentile(self.train_predictions_.astype(np.float64), np.asarray(scores, dtype=np.float64))
 
-    def predict(self, videos: Any, *, captions: dict[str, list[str]] | None = None,
-                missing: Literal["raise", "keep"] = "raise", **_: Any):  # -> tiermem.predictions.Predictions
-        """Score videos by their captions (`captions`: video id -> captions); no frame is read, so
-        the frame options other models take (run, timeline, window, ...) have no effect.
-        A video without captions goes to `failed` (or raises, with ``missing="raise"``)."""
+    def predict(self, videos: Any, *, captions: dict[str, list[str]] | None = None, run: Run | None = None,
+                missing: Literal["raise", "keep"] = "raise", cache: Any = None, timeline: bool | None = None,
+                window: float | None = None, stride: float | None = None):  # -> tiermem.predictions.Predictions
+        """Score videos by their captions (`captions`: video id -> captions), embedded on `run`'s
+        device; no frame is read. A video without captions goes to `failed` (or raises, with
+        ``missing="raise"``). What only frames allow is refused in one line: a timeline
+        (`timeline=True`, `window`, `stride`) and a frame-feature `cache`."""
+        asked = [name for name, value in (("timeline", timeline or None), ("window", window), ("stride", stride),
+                                          ("cache", cache)) if value is not None]
+        if asked:
+            raise TiermemError(f"model {self.name} scores captions, not frames: {', '.join(asked)} "
+                               f"{'does' if len(asked) == 1 else 'do'} not apply")
         from tiermem.inputs import find_videos, video_ids
         from tiermem.predictions import Predictions
 
@@ -115,7 +124,7 @@ class TextModel:
             raise TiermemError(f"{failed[0][0]}: {failed[0][1]}")
         if not have:
             return Predictions.empty(failed)
-        scores = self.score_captions([captions[ids[i]] for i in have])  # type: ignore[index]
+        scores = self.score_captions([captions[ids[i]] for i in have], device=Run.of(run).network_device)  # type: ignore[index]
         table = pd.DataFrame({"video_id": [ids[i] for i in have], "path": [str(paths[i]) for i in have],
                               "score": scores, "percentile": self.percentile(scores)})
         facts = [{"text": {"n_captions": len(captions[ids[i]])}} for i in have]  # type: ignore[index]
@@ -174,13 +183,14 @@ class TextModel:
         return model
 
     # -- internals -------------------------------------------------------------------------------
-    def _embed(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None) -> tuple[np.ndarray, np.ndarray]:
+    def _embed(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None,
+               device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         from tiermem.tiers.text import TextTier, as_caption_list
 
         lists = [as_caption_list(c, f"description #{i}") for i, c in enumerate(captions)]
         flat = [c for caps in lists for c in caps]
         owner = np.repeat(np.arange(len(lists)), [len(c) for c in lists])
-        return TextTier(cache_dir=self.cache_dir, on_progress=progress).embed_captions(flat), owner
+        return TextTier(cache_dir=self.cache_dir, on_progress=progress).on(device).embed_captions(flat), owner
 
     def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         parts = [self.kernel.predict_captions(embeddings)]
