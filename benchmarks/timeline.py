@@ -320,8 +320,7 @@ def main() -> None:
             stages.seconds["total"], stages.others = meter.seconds, meter.shown
 
     # fitted ---------------------------------------------------------------------------------
-    from tiermem.timeline.fitted import fitted_tiers
-
+    
     tiers = ["low", "mid", "prior"]
     model_dir = build_model(work, tiers)
     pipe = tiermem.load(model_dir)
@@ -344,7 +343,7 @@ def main() -> None:
     del bf16_pipe
     if not args.skip_stages:
         stage_runs["fitted"] = stages = Stages()
-        with console.status("fitted timeline, instrumented ..."), instrumented(fitted_tiers(pipe), stages):
+        with console.status("fitted timeline, instrumented ..."), instrumented(pipe.fitted_tiers(), stages, pipe):
             meter, _ = timed(lambda: pipe.timeline(video))
         stages.seconds["total"], stages.others = meter.seconds, meter.shown
 

@@ -41,11 +41,11 @@ class Stages:
 
 
 @contextmanager
-def instrumented(tiers: dict[str, Any], stages: Stages) -> Iterator[None]:
+def instrumented(tiers: dict[str, Any], stages: Stages, pipe: Any = None) -> Iterator[None]:
     """Time decoding, frame conversion, each tier's per-frame/per-pair jobs, the mid tier's
-    network, faces and saliency, and the per-window aggregation, without touching the sources."""
+    network, faces and saliency, the per-window aggregation and, for a fitted pipeline `pipe`,
+    the head, without touching the sources."""
     import tiermem.extraction.windows as windows_mod
-    import tiermem.timeline.fitted as fitted_mod
     from tiermem.tiers import saliency
 
     patches: list[tuple[Any, str, Any, bool]] = []  # (owner, attribute, old value, was it set on the owner)
@@ -72,8 +72,9 @@ def instrumented(tiers: dict[str, Any], stages: Stages) -> Iterator[None]:
 
     patch(windows_mod, "VideoStream", TimedStream)
     patch(windows_mod, "to_square", stages.wrap("frame -> 256x256 RGB (to_square)", windows_mod.to_square, lambda *a: 1))
-    patch(fitted_mod, "score_windows", stages.wrap("head: scores + Shapley", fitted_mod.score_windows,
-                                                   lambda pipe, values, text: len(next(iter(values.values())))))
+    if pipe is not None:
+        patch(pipe, "score_windows", stages.wrap("head: scores + Shapley", pipe.score_windows,
+                                                 lambda values, text=None: len(next(iter(values.values())))))
     for name, tier in tiers.items():
         patch(tier, "per_frame", stages.wrap(lambda job, frames, n=name: f"{n} {job}", tier.per_frame, lambda job, frames: len(frames)))
         if name == "low":

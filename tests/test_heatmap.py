@@ -15,7 +15,6 @@ from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.heatmap import occlusion_map
 from tiermem.run import Run
-from tiermem.timeline.fitted import fitted_tiers, window_scorer
 from tiermem.video import Clip, decode
 
 GRID = 4
@@ -26,8 +25,8 @@ def score_of(pipe: Any, path: Path, frames: np.ndarray, clip: Clip) -> float:
     on them (not through the heatmap code)."""
     run = Run()
     greyed = Clip(frames=frames, times=clip.times, meta=clip.meta)
-    values = {name: tier.transform_batch([greyed]).values for name, tier in fitted_tiers(pipe, run).items()}
-    return float(window_scorer(pipe, path, None, run)(values)["score"].iloc[0])
+    values = {name: tier.transform_batch([greyed]).values for name, tier in pipe.fitted_tiers(run).items()}
+    return float(pipe.score_windows(values)["score"].iloc[0])
 
 
 def greyed(frames: np.ndarray, row: int, col: int) -> np.ndarray:

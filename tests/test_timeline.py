@@ -36,7 +36,6 @@ from tiermem.extraction.windows import WindowPlan, default_stride, scan
 from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.run import Run
 from tiermem.tiers.per_frame import FrameReads, FrameTier, Work
-from tiermem.timeline.fitted import fitted_tiers
 from tiermem.timeline.result import SPARK, sparkline
 from tiermem.video.clip import VideoMeta
 from tiermem.video.samples import copy_stretch, make_long_video
@@ -192,7 +191,7 @@ def test_default_stride_shares_every_frame_of_the_pipeline(pipe: Pipeline, intra
     # 9 frames per 3-s window (1/3 s apart): the low tier's HOG reads every 3rd, the mid tier 5
     # of 9 (every 2nd), so windows share all their frames' work when they start 6 steps (2 s)
     # apart; 1 s would be 3 steps, which the mid tier's frames do not repeat on.
-    assert default_stride(WINDOW, PIPELINE_FRAMES, fitted_tiers(pipe, Run())) == pytest.approx(2.0)
+    assert default_stride(WINDOW, PIPELINE_FRAMES, pipe.fitted_tiers(Run())) == pytest.approx(2.0)
     assert intra_timeline.stride == pytest.approx(2.0)
     assert intra_timeline.length == WINDOW
     # Windows [2k, 2k + 3) that fit in 12 s: k = 0..4.
@@ -250,7 +249,7 @@ def test_windows_track_reencoded_cuts(pipe: Pipeline, intra_video: Path, intra_t
 
 
 def test_still_then_cut_then_motion_low_tier(pipe: Pipeline, cut_then_motion: Path) -> None:
-    low = fitted_tiers(pipe, Run())["low"]
+    low = pipe.fitted_tiers(Run())["low"]
     features = scan(cut_then_motion, {"low": low}, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
     assert features.starts.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # 8 s: windows [k, k + 3), k <= 5
     values = pd.DataFrame(features.values["low"], columns=low.feature_names, index=features.starts)
@@ -546,7 +545,7 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_scan_opens_the_file_once(low_model: Path, intra_video: Path, count_opens: list[str]) -> None:
-    low = fitted_tiers(Pipeline.load(low_model), Run())  # which tiers run does not change how the file is read
+    low = Pipeline.load(low_model).fitted_tiers(Run())  # which tiers run does not change how the file is read
     features = scan(intra_video, low, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
     assert len(features.starts) == 10
     assert count_opens == [str(intra_video)]

@@ -41,7 +41,8 @@ from tiermem.predictions import Predictions
 from tiermem.run import Run
 from tiermem.splits import dataset_splits
 from tiermem.store import FeatureStore
-from tiermem.timeline.fitted import median_duration
+from tiermem.tiers.base import Tier
+from tiermem.video.stream import median_duration
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self.evaluation: Any = None  # a PipelineEvaluation once evaluated or loaded with one
+        self._tiers: dict[str, Tier] | None = None  # the fitted frame tiers, built on first use
 
     # -- learning -----------------------------------------------------------------------------
     def fit(
@@ -264,15 +266,14 @@ class Pipeline:
         """Memorability over time of one video: every window scored as a clip of its length, the
         tiers' networks on `run`'s device, as for clips."""
         from tiermem.timeline import build_timeline
-        from tiermem.timeline.fitted import fitted_tiers, window_scorer
 
         self._check_fitted()
         run = Run.of(run)
-        score = window_scorer(self, Path(video), captions, run)
+        text = self._caption_features(Path(video), captions, run)
         return build_timeline(
-            Path(video), tiers=fitted_tiers(self, run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
-            stride=stride, length_given=window is not None, score=lambda f: score(f.values), training_median=float(np.median(self.train_predictions_)),
-            run=run, store=str(self.state_dir),
+            Path(video), tiers=self.fitted_tiers(run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
+            stride=stride, length_given=window is not None, score=lambda f: self.score_windows(f.values, text),
+            training_median=float(np.median(self.train_predictions_)), run=run, store=str(self.state_dir),
         )
 
     def heatmap(
@@ -282,14 +283,71 @@ class Pipeline:
         """Where in the frame the score of the window around `t` seconds comes from: occlusion
         of a `grid` x `grid` lattice, the frame tiers recomputed (`tiermem.heatmap`)."""
         from tiermem.heatmap import heatmap_for
-        from tiermem.timeline.fitted import fitted_tiers, window_scorer
 
         self._check_fitted()
         run = Run.of(run)
-        score = window_scorer(self, Path(video), captions, run)
-        return heatmap_for(video, t, tiers=fitted_tiers(self, run), decode_options=self.config.decode,
+        text = self._caption_features(Path(video), captions, run)
+        return heatmap_for(video, t, tiers=self.fitted_tiers(run), decode_options=self.config.decode,
                            length=window if window is not None else self.window_seconds,
-                           score=lambda values: score(values)["score"].to_numpy(), grid=grid)
+                           score=lambda values: self.score_windows(values, text)["score"].to_numpy(), grid=grid)
+
+    # -- windows: frames scored without a feature store (timelines, heatmaps) ------------------
+    def fitted_tiers(self, run: Run | None = None) -> dict[str, Tier]:
+        """The frame tiers with their fitted state, built once; their networks on `run`'s device."""
+        self._check_fitted()
+        if self._tiers is None:
+            from tiermem.tiers import get_tier
+
+            tiers = {}
+            for name in frame_tiers(self.config.tiers):
+                tier = get_tier(name, **self.config.tier_config.get(name, {}))
+                if tier.requires_fit:
+                    saved = FeatureStore(self.state_dir).load_state(name)
+                    if saved is None:
+                        raise TiermemError(f"model {self.name}: no fitted state for the {name} tier in {self.state_dir}")
+                    tier.load_state_dict(saved.state)
+                tiers[name] = tier
+            self._tiers = tiers
+        device = Run.of(run).device_for(self._tiers.values())
+        for tier in self._tiers.values():
+            if tier.uses_device:
+                tier.on(device)
+        return self._tiers
+
+    def score_windows(self, values: dict[str, np.ndarray], text: np.ndarray | None = None) -> pd.DataFrame:
+        """Scores, percentiles and Shapley contributions of windows from their tier features
+        ({tier: (n, d)}; `text`: the video's caption features when the model has the text tier)."""
+        n = len(next(iter(values.values())))
+        parts = []
+        for block in self.layout_:
+            if block.name == DISTINCT_BLOCK:
+                continue
+            part = values[block.name] if block.name in values else np.repeat(np.asarray(text, np.float32), n, axis=0)
+            if part.shape[1] != len(block.feature_names):
+                raise DataMismatchError(
+                    f"model {self.name}: the {block.name} tier gives {part.shape[1]} features, the head expects {len(block.feature_names)}"
+                )
+            parts.append(part)
+        X = np.hstack(parts).astype(np.float32)
+        if self.distinct_:
+            names = [b.name for b in self.layout_]
+            offsets = np.cumsum([0] + [len(b.feature_names) for b in self.layout_])
+            cols = {name: slice(offsets[j], offsets[j + 1]) for j, name in enumerate(names)}
+            X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in self.distinct_]]).astype(np.float32)
+        shap = self.explain(X)
+        table = pd.DataFrame({"score": shap.scores, "percentile": self.percentile(shap.scores)})
+        for j, name in enumerate(shap.tier_names):
+            table[f"contrib_{name}"] = shap.values[:, j]
+        return table
+
+    def _caption_features(self, path: Path, captions: dict[str, list[str]] | None, run: Run) -> np.ndarray | None:
+        """The video's caption features, embedded once, when the model has the text tier."""
+        if "text" not in self.config.tiers:
+            return None
+        from tiermem.tiers import get_tier
+
+        caps = self._captions([path.stem], captions)[path.stem]
+        return get_tier("text", **self.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
 
     @property
     def name(self) -> str:

@@ -157,6 +157,13 @@ class VideoStream:
         self._container.close()
 
 
+def median_duration(paths: list[Path], limit: int = 200) -> float | None:
+    """Median declared duration (seconds) of up to `limit` evenly spread videos of `paths`."""
+    picked = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int))] if paths else []
+    durations = [d for p in picked if (d := declared_duration(p))]
+    return round(float(np.median(durations)), 3) if durations else None
+
+
 def declared_duration(path: Path) -> float | None:
     """The duration the container declares, read from its header (None when it cannot be opened:
     the clip path then reports why)."""
@@ -243,4 +250,4 @@ def _shown_at(path: Path, seconds: float, seek: bool) -> tuple[av.VideoFrame, fl
         container.close()
 
 
-__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "frame_at", "to_square"]
+__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "frame_at", "median_duration", "to_square"]
