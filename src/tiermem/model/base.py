@@ -16,8 +16,8 @@ a later caller can rebuild X from tables or extractors and be told when they do 
 Targets outside [0, 1] are learnt through a `TargetScaling` saved with the head, and
 predictions come back in the target's units. Loading checks every array's shape and values
 against the head's layout and architecture, naming the file that does not fit.
-Heads register with `@register_head` (`tiermem.model.registry`); `get_head(kind, **params)`
-builds one, `list_heads()` names them.
+Heads register with `@register_head` (defined here, imported from `tiermem.model.registry`);
+`get_head(kind, **params)` builds one, `list_heads()` names them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 from tiermem.atomic import write_dir_atomic
 from tiermem.blocks import BlockLayout
 from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
-from tiermem.model.registry import get_head_class, list_heads
 from tiermem.model.scaling import TargetScaling
+from tiermem.registry import Registry
 from tiermem.run import ProgressCallback
 from tiermem.runtime import library_versions
 from tiermem.standardise import Standardiser
@@ -227,6 +227,32 @@ class Head:
         return load_head(directory)
 
 
+# -- the registry of heads (listing imports no head) --------------------------------------------
+
+_HEADS: Registry[type[Head]] = Registry("head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s",
+                                                         "auto": "tiermem.model.auto"})
+#: Class decorator: register a head under its `kind`.
+register_head = _HEADS.decorator(lambda cls: cls.kind)
+
+
+def get_head(kind: str, **params: Any) -> Head:
+    """Build an unfitted head by kind (``"m3s"``, ``"ridge"`` or ``"auto"``) with its parameters."""
+    return _HEADS.build(kind, **params)
+
+
+def get_head_class(kind: str) -> type[Head]:
+    """The class registered as `kind` (to rebuild a saved head from its state)."""
+    return _HEADS.get(kind)
+
+
+def list_heads() -> list[str]:
+    """Names accepted by `get_head`."""
+    return _HEADS.names()
+
+
+# -- a saved head ---------------------------------------------------------------------------------
+
+
 def load_head(directory: str | Path) -> Head:
     """Read a head directory written by `Head.save`: JSON + safetensors only, nothing executed.
 
@@ -278,5 +304,6 @@ def load_head(directory: str | Path) -> Head:
 
 
 __all__ = [
-    "CONFIG_FILE", "Head", "SCHEMA_VERSION", "StateError", "WEIGHTS_FILE", "load_head", "state_array", "state_number",
+    "CONFIG_FILE", "Head", "SCHEMA_VERSION", "StateError", "WEIGHTS_FILE", "get_head", "get_head_class", "list_heads",
+    "load_head", "register_head", "state_array", "state_number",
 ]
