@@ -21,7 +21,7 @@ from tiermem.lazy import lazy_exports
 _EXPORTS = {
     "SCHEMA_VERSION": "tiermem.distinctiveness.base",
     "Distinctiveness": "tiermem.distinctiveness.base",
-    "NotFittedError": "tiermem.distinctiveness.base",
+    "NotFittedError": "tiermem.distinctiveness.errors",
     "get_distinctiveness": "tiermem.distinctiveness.registry",
     "list_distinctiveness": "tiermem.distinctiveness.registry",
     "register_distinctiveness": "tiermem.distinctiveness.registry",

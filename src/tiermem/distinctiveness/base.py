@@ -30,14 +30,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
-
-
-class NotFittedError(TiermemError, _SklearnNotFitted):
-    """Used before `fit`: a tiermem error (one line in the CLI) that scikit-learn code also recognises."""
-
+from tiermem.registry import Registry
 
 SCHEMA_VERSION = 1
 
@@ -83,6 +78,8 @@ class Distinctiveness:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_features_in_"):
+            from tiermem.distinctiveness.errors import NotFittedError  # scikit-learn's, so imported when raised
+
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(X_context) first")
 
     def _check_query(self, X: Any) -> np.ndarray:
@@ -193,8 +190,6 @@ class Distinctiveness:
     def from_state(cls, state: Mapping[str, Any]) -> "Distinctiveness":
         """Build the right estimator for `state["method"]` and load it."""
         method = str(state.get("method"))
-        from tiermem.distinctiveness.registry import get_distinctiveness
-
         est = get_distinctiveness(method, **dict(state.get("params", {})))
         return est.load_state_dict(state)
 
@@ -263,8 +258,30 @@ class Distinctiveness:
         raise NotImplementedError
 
 
+# -- the registry of methods (listing names imports no method, nor scikit-learn) ------------------
+
+_METHODS: Registry[type[Distinctiveness]] = Registry(
+    "distinctiveness method",
+    modules={name: f"tiermem.distinctiveness.{name}" for name in ("cosine", "dbscan", "kde", "knn")},
+)
+#: Class decorator: make a method available as `get_distinctiveness(cls.method)`.
+register_distinctiveness = _METHODS.decorator(lambda cls: cls.method)
+
+
+def list_distinctiveness() -> list[str]:
+    """Names accepted by `get_distinctiveness`, sorted."""
+    return _METHODS.names()
+
+
+def get_distinctiveness(method: str, **params: Any) -> Distinctiveness:
+    """Build the estimator registered as `method` with its parameters (unfitted)."""
+    return _METHODS.build(method, **params)
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "Distinctiveness",
-    "NotFittedError",
+    "get_distinctiveness",
+    "list_distinctiveness",
+    "register_distinctiveness",
 ]
