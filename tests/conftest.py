@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from tiermem.datasets import read_dataset
-from tiermem.evaluation import evaluate_pipeline
 from tiermem.pipeline import Pipeline, PipelineConfig
 from tiermem.video.samples import make_sample_clips
 
@@ -131,6 +130,6 @@ def fitted(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     )
     dataset = read_dataset("memento10k", memento_root)
     pipe = Pipeline(cfg).fit(dataset, work / "cache")
-    pipe.evaluation = evaluate_pipeline(pipe, dataset)
+    pipe.evaluate(dataset)
     model = pipe.save(work / "model")
     return pipe, model, work / "cache"

@@ -19,8 +19,9 @@ def _is_type_checking(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> tiermem modules it imports anywhere (functions included; TYPE_CHECKING blocks not)."""
+def import_graph(type_only: bool = True) -> dict[str, set[str]]:
+    """Module -> tiermem modules it imports anywhere: in functions too, and in TYPE_CHECKING
+    blocks unless `type_only` is False (imports made for annotations alone)."""
     modules = {_module_name(p): p for p in SRC.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
@@ -28,7 +29,7 @@ def import_graph() -> dict[str, set[str]]:
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
 
         def visit(node: ast.AST) -> None:
-            if isinstance(node, ast.If) and _is_type_checking(node):
+            if not type_only and isinstance(node, ast.If) and _is_type_checking(node):
                 for child in node.orelse:
                     visit(child)
                 return
@@ -80,6 +81,40 @@ def test_the_import_graph_has_no_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 40 and graph["tiermem.pipeline"]  # the graph was really read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_type_only_imports_are_walked() -> None:
+    with_types, without = import_graph(), import_graph(type_only=False)
+    assert all(without[m] <= with_types[m] for m in without)
+    assert any(without[m] < with_types[m] for m in without)  # some module imports for annotations alone
+
+
+def _assigned_attributes(tree: ast.AST) -> list[tuple[str, str, int]]:
+    """(object name, attribute, line) of every ``name.attribute = ...`` in a module."""
+    found = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                found.append((target.value.id, target.attr, target.lineno))
+    return found
+
+
+def test_only_the_pipeline_sets_its_attributes() -> None:
+    """A pipeline's fitted state crosses modules as a `PipelineState` (`Pipeline.state`,
+    `Pipeline.from_state`): no other module writes a pipeline's attributes."""
+    owner = SRC / "pipeline.py"
+    own = {attr for name, attr, _ in _assigned_attributes(ast.parse(owner.read_text())) if name in ("self", "pipe")}
+    assert {"head_", "layout_", "distinct_", "evaluation"} <= own
+    writes = []
+    for path in SRC.rglob("*.py"):
+        if path == owner:
+            continue
+        assigned = _assigned_attributes(ast.parse(path.read_text()))
+        its_own = {attr for name, attr, _ in assigned if name == "self"}  # another class's attribute of that name
+        writes += [f"{path.relative_to(SRC)}:{line} {name}.{attr}" for name, attr, line in assigned
+                   if name not in ("self", "cls") and attr in own - its_own]
+    assert not writes
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -55,6 +55,20 @@ def test_predictions_identical_after_save_and_load(fitted, memento_root):
     assert ((after.table["percentile"] >= 0) & (after.table["percentile"] <= 100)).all()
 
 
+def test_a_pipeline_crosses_its_state_and_back(fitted, memento_root):
+    """`state()` holds all a fitted pipeline keeps: rebuilt from it, the pipeline scores alike."""
+    pipe, model, cache = fitted
+    state = pipe.state()
+    assert state.saved_at is None and state.tier_state == Path(cache) and state.evaluation is pipe.evaluation
+    again = Pipeline.from_state(state)
+    videos = sorted((memento_root / "videos").glob("*.mp4"))[:3]
+    np.testing.assert_array_equal(pipe.predict(videos, cache=cache).table["score"],
+                                  again.predict(videos, cache=cache).table["score"])
+    loaded = Pipeline.load(model).state()
+    assert loaded.saved_at == model and loaded.tier_state == model / "tiers"
+    assert loaded.layout == state.layout and loaded.evaluation.metrics == state.evaluation.metrics
+
+
 def test_shapley_contributions_sum_to_score_minus_baseline(fitted, memento_root):
     pipe, _, cache = fitted
     pred = pipe.predict([memento_root / "videos"], cache=cache)

@@ -33,7 +33,7 @@ _EXPORTS = {
     "load": "tiermem.models",
     "list_models": "tiermem.models",
     "fit": "tiermem.api",
-    "evaluate": "tiermem.evaluation:evaluate_pipeline",
+    "evaluate": "tiermem.api:evaluate",
     "extract": "tiermem.extraction",
     "read_dataset": "tiermem.datasets.registry",
     "list_datasets": "tiermem.datasets.registry",

@@ -56,8 +56,7 @@ def ablate_matrix(
     n_resamples: int = 1000, seed: int = 0, on_row: Callable[[AblationRow], None] | None = None,
 ) -> list[AblationRow]:
     """Fit a fresh head of each kind on each `ablation_configs` block set; validation metrics."""
-    offsets = np.cumsum([0] + [len(b.feature_names) for b in layout])
-    cols_of = {b.name: np.arange(offsets[i], offsets[i + 1]) for i, b in enumerate(layout)}
+    cols_of = {name: np.arange(cols.start, cols.stop) for name, cols in BlockLayout.slices(layout).items()}
     by_name = {b.name: b for b in layout}
     rows = []
     for label, names in ablation_configs([b.name for b in layout]):

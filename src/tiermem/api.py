@@ -58,4 +58,22 @@ def fit(
     return Pipeline(cfg).fit(dataset, cache, run=run)
 
 
-__all__ = ["fit"]
+def evaluate(
+    pipeline: Pipeline,
+    dataset: Dataset,
+    cache: str | os.PathLike[str] | None = None,
+    *,
+    ablate: bool | None = None,
+    run: Run | None = None,
+):  # -> tiermem.pipeline_state.PipelineEvaluation
+    """Evaluate `pipeline`, just fitted on `dataset`, on its validation and test splits:
+    Spearman with its bootstrap CI under both protocols, per-video tier contributions, the tier
+    ablation and t-SNE maps. The pipeline keeps the evaluation, and `pipeline.save` writes it.
+
+        >>> evaluation = tiermem.evaluate(model, ds)
+        >>> evaluation.metrics["val"]["spearman"]
+    """
+    return pipeline.evaluate(dataset, cache, ablate=ablate, run=run)
+
+
+__all__ = ["evaluate", "fit"]

@@ -20,48 +20,45 @@ import json
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tiermem.atomic import write_dir_atomic
-from tiermem.blocks import BlockLayout
+from tiermem.blocks import DISTINCT_BLOCK, BlockLayout
 from tiermem.errors import ArtifactError, TiermemError
+from tiermem.pipeline_config import PipelineConfig
+from tiermem.pipeline_state import PipelineEvaluation, PipelineState
 from tiermem.runtime import library_versions
 from tiermem.store import FeatureStore
 
-if TYPE_CHECKING:
-    from tiermem.evaluation import PipelineEvaluation
-    from tiermem.pipeline import Pipeline
-
 ARTIFACT_SCHEMA = 1
 META_FILE = "pipeline.json"
-DISTINCT_BLOCK = "distinct"
 
 
-def save_pipeline(pipe: "Pipeline", out: Path) -> Path:
-    """Write `pipe` (and its evaluation, when it has one) to the directory `out`, atomically."""
-    return write_dir_atomic(out, lambda d: _write(pipe, d), marker=META_FILE)
+def save_state(state: PipelineState, out: Path) -> Path:
+    """Write a fitted pipeline's `state` (and its evaluation, when it has one) to the directory `out`, atomically."""
+    return write_dir_atomic(out, lambda d: _write(state, d), marker=META_FILE)
 
 
-def _write(pipe: "Pipeline", d: Path) -> None:
-    store = FeatureStore(pipe.state_dir)
+def _write(state: PipelineState, d: Path) -> None:
+    store = FeatureStore(state.tier_state)
     (d / "tiers").mkdir()
-    for tier in pipe.config.tiers:
+    for tier in state.config.tiers:
         src = store.state_path(tier)
         if src.exists():
             shutil.copy2(src, d / "tiers" / src.name)
     (d / "distinct").mkdir()
-    for est in pipe.distinct_:
-        est.save(d / "distinct" / pipe.config.distinct_file(est.method, est.source))
-    pipe.head_.save(d / "head")
-    arrays = {"baseline": pipe.baseline_, "train_predictions": pipe.train_predictions_,
-              "train_scores": pipe.train_scores_}
-    ev = pipe.evaluation
+    for est in state.distinct:
+        est.save(d / "distinct" / state.config.distinct_file(est.method, est.source))
+    state.head.save(d / "head")
+    arrays = {"baseline": state.baseline, "train_predictions": state.train_predictions,
+              "train_scores": state.train_scores}
+    ev = state.evaluation
     maps = ev.maps if ev is not None else {}
     for name, (xy, colour) in maps.items():
         arrays[f"map_{name}_xy"] = xy
@@ -77,19 +74,19 @@ def _write(pipe: "Pipeline", d: Path) -> None:
         "schema_version": ARTIFACT_SCHEMA,
         "kind": "tiermem.pipeline",
         "versions": library_versions(),
-        "config": asdict(pipe.config),
-        "layout": [b.to_dict() for b in pipe.layout_],
-        "distinct": list(dict.fromkeys(est.method for est in pipe.distinct_)),
+        "config": asdict(state.config),
+        "layout": [b.to_dict() for b in state.layout],
+        "distinct": list(dict.fromkeys(est.method for est in state.distinct)),
         "maps": sorted(maps),
         "evaluation": ev.metrics if ev is not None else None,
-        "clip_seconds": pipe.clip_seconds_,
-        "dataset": pipe.dataset_name_,
+        "clip_seconds": state.clip_seconds,
+        "dataset": state.dataset_name,
     }
     (d / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
-    """Read an artifact directory into `make(config)` (which checks the config).
+def load_state(d: Path) -> PipelineState:
+    """Read an artifact directory into a `PipelineState`.
 
     Unknown schema versions, damaged files and parts that do not fit together (a head trained
     on other blocks, arrays of the wrong shape, NaN) are refused in one line naming the file.
@@ -104,41 +101,59 @@ def load_pipeline(d: Path, make: Callable[[Any], "Pipeline"]) -> "Pipeline":
                 f"{meta_path}: schema version {meta.get('schema_version')} (this tiermem reads {ARTIFACT_SCHEMA})"
             )
         try:
-            pipe = make(meta["config"])
+            cfg = PipelineConfig.from_dict(meta["config"])
         except TiermemError as exc:
             raise ArtifactError(f"{meta_path}: config: {exc}") from None
-        pipe.layout_ = [BlockLayout.from_dict(b) for b in _field(meta, "layout", list, meta_path)]
+        layout = [BlockLayout.from_dict(b) for b in _field(meta, "layout", list, meta_path)]
         distinct = [str(m) for m in _field(meta, "distinct", list, meta_path)]
         maps = [str(m) for m in _field(meta, "maps", list, meta_path)]
         clip_seconds = meta.get("clip_seconds")  # absent from models saved before timelines existed
         if clip_seconds is not None and not (isinstance(clip_seconds, (int, float)) and 0 < clip_seconds < 1e6):
             raise ArtifactError(f"{meta_path}: 'clip_seconds' must be a positive number of seconds or null")
-        pipe.clip_seconds_ = float(clip_seconds) if clip_seconds is not None else None
         dataset = meta.get("dataset")  # the training set's name; absent from older models
         if dataset is not None and not isinstance(dataset, str):
             raise ArtifactError(f"{meta_path}: 'dataset' must be a name or null")
-        pipe.dataset_name_ = dataset
         evaluation = meta.get("evaluation")
         if evaluation is not None and not isinstance(evaluation, dict):
             raise ArtifactError(f"{meta_path}: 'evaluation' must be a JSON object or null")
-    cfg = pipe.config
     blocks = cfg.tiers + ([DISTINCT_BLOCK] if cfg.distinct else [])
-    if [b.name for b in pipe.layout_] != blocks or distinct != cfg.distinct:
+    if [b.name for b in layout] != blocks or distinct != cfg.distinct:
         raise ArtifactError(
-            f"{meta_path}: layout ({', '.join(b.name for b in pipe.layout_)}) and distinctiveness "
+            f"{meta_path}: layout ({', '.join(b.name for b in layout)}) and distinctiveness "
             f"({', '.join(distinct) or 'none'}) do not match the config's tiers and methods"
         )
     from tiermem.tiers import get_tier
 
-    for block in pipe.layout_[: len(cfg.tiers)]:  # features whose definition has changed since
+    for block in layout[: len(cfg.tiers)]:  # features whose definition has changed since
         why = get_tier(block.name, **cfg.tier_config.get(block.name, {})).check_saved_features(block.feature_names)
         if why:
             raise ArtifactError(f"{meta_path}: {why}")
-    map_arrays = _read_parts(pipe, d, maps)
-    if evaluation is not None:
-        pipe.evaluation = _read_evaluation(d / "evaluation", evaluation, map_arrays)
-    pipe.artifact_dir_ = str(d)
-    return pipe
+    head, contexts = _read_head_and_contexts(d, cfg, layout)
+    path = d / "arrays.npz"
+    with _reading(path), np.load(path, allow_pickle=False) as arrays:
+        baseline = _finite(arrays, "baseline", path, (head.n_features_in_,))
+        train_predictions = _finite(arrays, "train_predictions", path, (None,))
+        if train_predictions.size == 0:
+            raise ArtifactError(f"{path}: array 'train_predictions' is empty (percentiles need the training scores)")
+        train_scores = _finite(arrays, "train_scores", path, (None,))
+        map_arrays = {
+            m: (_finite(arrays, f"map_{m}_xy", path, (None, 2)), _finite(arrays, f"map_{m}_colour", path, (None,)))
+            for m in maps
+        }
+    return PipelineState(
+        config=cfg,
+        layout=layout,
+        head=head,
+        distinct=contexts,
+        baseline=baseline,
+        train_predictions=train_predictions,
+        train_scores=train_scores,
+        clip_seconds=float(clip_seconds) if clip_seconds is not None else None,
+        dataset_name=dataset,
+        tier_state=d / "tiers",
+        evaluation=_read_evaluation(d / "evaluation", evaluation, map_arrays) if evaluation is not None else None,
+        saved_at=d,
+    )
 
 
 @contextlib.contextmanager
@@ -178,18 +193,16 @@ def _finite(arrays: Any, key: str, path: Path, shape: tuple[int | None, ...]) ->
     return a
 
 
-def _read_parts(pipe: "Pipeline", d: Path, maps: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The head, the distinctiveness contexts and the arrays, each checked against the layout;
-    returns the t-SNE maps (block -> coordinates, scores)."""
+def _read_head_and_contexts(d: Path, cfg: PipelineConfig, layout: list[BlockLayout]) -> tuple[Any, list[Any]]:
+    """The head and the distinctiveness contexts, each checked against the layout."""
     from tiermem.distinctiveness.base import Distinctiveness
     from tiermem.model.base import CONFIG_FILE, load_head
 
-    cfg = pipe.config
-    pipe.head_ = load_head(d / "head")
-    if pipe.head_.layout_ != pipe.layout_:
+    head = load_head(d / "head")
+    if head.layout_ != layout:
         raise ArtifactError(f"{d / 'head' / CONFIG_FILE}: the head's blocks and columns differ from {META_FILE}'s layout")
-    width = {b.name: len(b.feature_names) for b in pipe.layout_}
-    pipe.distinct_ = []
+    width = {b.name: len(b.feature_names) for b in layout}
+    contexts = []
     for method, source, _ in cfg.distinct_contexts():
         path = d / "distinct" / cfg.distinct_file(method, source)
         est = Distinctiveness.load(path)
@@ -198,25 +211,13 @@ def _read_parts(pipe: "Pipeline", d: Path, maps: list[str]) -> dict[str, tuple[n
                 f"{path}: a {est.method} context of {est.n_features_in_} {est.source} features; the model "
                 f"uses {method} on its {width.get(source)} {source} features"
             )
-        pipe.distinct_.append(est)
-    if cfg.distinct and sum(len(est.feature_names) for est in pipe.distinct_) != width[DISTINCT_BLOCK]:
+        contexts.append(est)
+    if cfg.distinct and sum(len(est.feature_names) for est in contexts) != width[DISTINCT_BLOCK]:
         raise ArtifactError(f"{d / 'distinct'}: the contexts give other features than the layout's {DISTINCT_BLOCK!r} block")
-    path = d / "arrays.npz"
-    with _reading(path), np.load(path, allow_pickle=False) as arrays:
-        pipe.baseline_ = _finite(arrays, "baseline", path, (pipe.head_.n_features_in_,))
-        pipe.train_predictions_ = _finite(arrays, "train_predictions", path, (None,))
-        pipe.train_scores_ = _finite(arrays, "train_scores", path, (None,))
-        if pipe.train_predictions_.size == 0:
-            raise ArtifactError(f"{path}: array 'train_predictions' is empty (percentiles need the training scores)")
-        return {
-            m: (_finite(arrays, f"map_{m}_xy", path, (None, 2)), _finite(arrays, f"map_{m}_colour", path, (None,)))
-            for m in maps
-        }
+    return head, contexts
 
 
-def _read_evaluation(ev_dir: Path, metrics: dict[str, Any], maps: dict[str, Any]) -> "PipelineEvaluation":
-    from tiermem.evaluation import PipelineEvaluation
-
+def _read_evaluation(ev_dir: Path, metrics: dict[str, Any], maps: dict[str, Any]) -> PipelineEvaluation:
     files = {name: ev_dir / name for name in ("val_predictions.csv", "val_facts.json", "ablation.csv")}
     with _reading(files["val_predictions.csv"]):
         predictions = pd.read_csv(files["val_predictions.csv"], dtype={"video_id": str})
@@ -233,4 +234,4 @@ _JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string", in
                                 bool: "boolean", type(None): "null"}
 
 
-__all__ = ["ARTIFACT_SCHEMA", "DISTINCT_BLOCK", "META_FILE", "load_pipeline", "save_pipeline"]
+__all__ = ["ARTIFACT_SCHEMA", "META_FILE", "load_state", "save_state"]

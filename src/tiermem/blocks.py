@@ -26,6 +26,8 @@ ID_COLUMN = "video_id"
 #: Columns of a feature-store table that describe a row rather than the video's features.
 STORE_COLUMNS = ("path", "content_hash", "config_hash", "facts")
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+#: The block a pipeline appends after its tiers: the distinctiveness features.
+DISTINCT_BLOCK = "distinct"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ class BlockLayout:
     @classmethod
     def from_dict(cls, d: dict) -> "BlockLayout":
         return cls(name=str(d["name"]), feature_names=[str(f) for f in d["feature_names"]])
+
+    @staticmethod
+    def slices(layout: Sequence["BlockLayout"]) -> dict[str, slice]:
+        """Each block's columns in a design matrix laid out as `layout`, by block name.
+
+        >>> BlockLayout.slices([BlockLayout("low", ["a", "b"]), BlockLayout("mid", ["c"])])
+        {'low': slice(0, 2, None), 'mid': slice(2, 3, None)}
+        """
+        slices, start = {}, 0
+        for block in layout:
+            slices[block.name] = slice(start, start + len(block.feature_names))
+            start += len(block.feature_names)
+        return slices
 
 
 @dataclass(frozen=True)
@@ -256,16 +271,12 @@ def join_blocks(
     if not keep.any():
         raise DataMismatchError(f"no {ID_COLUMN} is present in every block ({', '.join(names)})")
     rows = np.flatnonzero(keep)
-    parts, slices, start = [], {}, 0
-    for b, pos in zip(blocks, positions):
-        parts.append(b.values[pos[rows]])
-        slices[b.name] = slice(start, start + b.dim)
-        start += b.dim
+    joined_layout = [BlockLayout(b.name, list(b.feature_names)) for b in blocks]
     return JoinedBlocks(
         ids=ids[rows],
-        X=np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32),
-        slices=slices,
-        layout=[BlockLayout(b.name, list(b.feature_names)) for b in blocks],
+        X=np.ascontiguousarray(np.concatenate([b.values[pos[rows]] for b, pos in zip(blocks, positions)], axis=1), dtype=np.float32),
+        slices=BlockLayout.slices(joined_layout),
+        layout=joined_layout,
         rows=rows,
         dropped=[str(v) for v in ids[~keep]],
     )
@@ -306,6 +317,7 @@ def _order_by_layout(blocks: Sequence[Block], layout: Sequence[BlockLayout]) -> 
 __all__ = [
     "Block",
     "BlockLayout",
+    "DISTINCT_BLOCK",
     "ID_COLUMN",
     "JoinedBlocks",
     "STORE_COLUMNS",

@@ -11,45 +11,43 @@ model by `Pipeline.save` and shown by `tiermem report`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from tiermem.blocks import BlockLayout
 from tiermem.datasets.record import Dataset
 from tiermem.errors import TiermemError
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
+from tiermem.pipeline_config import PipelineConfig
+from tiermem.pipeline_state import PipelineEvaluation
 from tiermem.run import Run
 from tiermem.splits import dataset_splits
 
-if TYPE_CHECKING:
-    from tiermem.pipeline import Pipeline
 
+class JustFitted(Protocol):
+    """What evaluation reads of a `tiermem.pipeline.Pipeline` fitted in this process."""
 
-@dataclass
-class PipelineEvaluation:
-    """Figures and examples of one evaluation.
+    config: PipelineConfig
+    layout_: list[BlockLayout]
+    head_: Any
+    training_: Any  # tiermem.pipeline.TrainingSet: the head's training inputs
+    fit_failed_: list[tuple[str, str]]
+    store_dir_: str
 
-    - `metrics`: n_train, n_val (n_test), the val (test) metrics as dicts, failed, dropped, and
-      `validation`: the validation figure under both protocols (`tiermem.model.protocols`);
-    - `predictions`: validation videos with video_id, path, true, score, contrib_<block>;
-    - `facts`: what the tiers saw in each validation video, in the same order;
-    - `ablation`: one row per tier set and head (None when not run);
-    - `maps`: block -> (2-D t-SNE coordinates, scores).
-    """
+    @property
+    def state_dir(self) -> Path: ...
 
-    metrics: dict[str, Any]
-    predictions: pd.DataFrame
-    facts: list[dict[str, Any]]
-    ablation: pd.DataFrame | None = None
-    maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    def features(self, store_dir: Path, ids: list[str], *, on_missing: str = "raise") -> tuple[np.ndarray, np.ndarray]: ...
+
+    def explain(self, X: np.ndarray) -> Any: ...
 
 
 def evaluate_pipeline(
-    pipeline: "Pipeline",
+    pipeline: JustFitted,
     dataset: Dataset,
     cache: str | os.PathLike[str] | None = None,
     *,

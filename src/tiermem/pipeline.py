@@ -16,13 +16,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from tiermem.artifact import DISTINCT_BLOCK, load_pipeline, save_pipeline
-from tiermem.blocks import BlockLayout, join_blocks
+from tiermem.artifact import load_state, save_state
+from tiermem.blocks import DISTINCT_BLOCK, BlockLayout, join_blocks
 from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError, first_few
 from tiermem.features import (
@@ -37,6 +37,7 @@ from tiermem.features import (
 from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
 from tiermem.pipeline_config import PipelineConfig
+from tiermem.pipeline_state import PipelineEvaluation, PipelineState
 from tiermem.predictions import Predictions
 from tiermem.run import Run
 from tiermem.splits import dataset_splits
@@ -63,7 +64,7 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
-        self.evaluation: Any = None  # a PipelineEvaluation once evaluated or loaded with one
+        self.evaluation: PipelineEvaluation | None = None  # once evaluated, or loaded with one
         self._tiers: dict[str, Tier] | None = None  # the fitted frame tiers, built on first use
 
     # -- learning -----------------------------------------------------------------------------
@@ -162,9 +163,7 @@ class Pipeline:
         """Scores of head inputs with each block's exact Shapley contribution."""
         from tiermem.explain import tier_shapley
 
-        offsets = np.cumsum([0] + [len(b.feature_names) for b in self.layout_])
-        tiers = {b.name: slice(int(offsets[i]), int(offsets[i + 1])) for i, b in enumerate(self.layout_)}
-        return tier_shapley(self.head_.predict, X, tiers, self.baseline_)
+        return tier_shapley(self.head_.predict, X, BlockLayout.slices(self.layout_), self.baseline_)
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Percentile (0-100) of scores among the head's predictions on the training videos."""
@@ -330,9 +329,7 @@ class Pipeline:
             parts.append(part)
         X = np.hstack(parts).astype(np.float32)
         if self.distinct_:
-            names = [b.name for b in self.layout_]
-            offsets = np.cumsum([0] + [len(b.feature_names) for b in self.layout_])
-            cols = {name: slice(offsets[j], offsets[j + 1]) for j, name in enumerate(names)}
+            cols = BlockLayout.slices(self.layout_)
             X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in self.distinct_]]).astype(np.float32)
         shap = self.explain(X)
         table = pd.DataFrame({"score": shap.scores, "percentile": self.percentile(shap.scores)})
@@ -362,16 +359,63 @@ class Pipeline:
             message = message.replace(str(FeatureStore(store_dir).table_path(tier)), f"the {tier} features of {videos}")
         return message.replace(str(store_dir), f"the features of {videos}")
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- evaluation and persistence ----------------------------------------------------------
+    def evaluate(
+        self, dataset: Dataset, cache: str | os.PathLike[str] | None = None, *, ablate: bool | None = None,
+        run: Run | None = None,
+    ) -> PipelineEvaluation:
+        """Evaluate this pipeline, just fitted on `dataset`, on its validation and test splits
+        (`tiermem.evaluation.evaluate_pipeline`); the evaluation is kept and saved with the model."""
+        from tiermem.evaluation import evaluate_pipeline
+
+        self.evaluation = evaluate_pipeline(self, dataset, cache, ablate=ablate, run=run)
+        return self.evaluation
+
+    def state(self) -> PipelineState:
+        """What this fitted pipeline keeps, as `tiermem.artifact` saves it."""
+        self._check_fitted()
+        return PipelineState(
+            config=self.config,
+            layout=list(self.layout_),
+            head=self.head_,
+            distinct=list(self.distinct_),
+            baseline=self.baseline_,
+            train_predictions=self.train_predictions_,
+            train_scores=self.train_scores_,
+            clip_seconds=self.clip_seconds_,
+            dataset_name=self.dataset_name_,
+            tier_state=self.state_dir,
+            evaluation=self.evaluation,
+            saved_at=Path(self.artifact_dir_) if hasattr(self, "artifact_dir_") else None,
+        )
+
+    @classmethod
+    def from_state(cls, state: PipelineState) -> "Pipeline":
+        """A fitted pipeline from its parts (`state()` reversed)."""
+        pipe = cls(state.config)
+        pipe.layout_ = list(state.layout)
+        pipe.head_ = state.head
+        pipe.distinct_ = list(state.distinct)
+        pipe.baseline_ = state.baseline
+        pipe.train_predictions_ = state.train_predictions
+        pipe.train_scores_ = state.train_scores
+        pipe.clip_seconds_ = state.clip_seconds
+        pipe.dataset_name_ = state.dataset_name
+        pipe.evaluation = state.evaluation
+        if state.saved_at is not None:
+            pipe.artifact_dir_ = str(state.saved_at)
+        else:
+            pipe.store_dir_ = str(state.tier_state)
+        return pipe
+
     def save(self, out: str | os.PathLike[str]) -> Path:
         """Write the artifact directory atomically, with the evaluation when there is one."""
-        self._check_fitted()
-        return save_pipeline(self, Path(out))
+        return save_state(self.state(), Path(out))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Pipeline":
         """Read an artifact directory; refuses unknown schema versions and damaged files."""
-        return load_pipeline(Path(path), lambda config: cls(PipelineConfig.from_dict(config)))
+        return cls.from_state(load_state(Path(path)))
 
     @property
     def state_dir(self) -> Path:

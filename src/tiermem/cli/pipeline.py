@@ -73,7 +73,6 @@ def fit_command(
     from tiermem.artifact import META_FILE
     from tiermem.cli.progress import at_terminal
     from tiermem.datasets.registry import read_dataset
-    from tiermem.evaluation import evaluate_pipeline
     from tiermem.runtime import set_threads
 
     set_threads()
@@ -88,7 +87,7 @@ def fit_command(
             seed=options.seed, ablate=ablate, tier_config=tier_options(weights, mid_backbone, high_network),
             **({"distinct_source": distinct_source} if distinct_source else {}),
         )
-        pipe.evaluation = evaluate_pipeline(pipe, ds, cache, run=run)
+        pipe.evaluate(ds, cache, run=run)
         pipe.save(out)
     if as_json:
         cfg = pipe.config
