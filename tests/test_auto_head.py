@@ -85,7 +85,7 @@ def test_cli_train_with_the_auto_head_on_real_labels(tmp_path: Path) -> None:
     ])
     assert result.exit_code == 0, result.output
     head = load_head(tmp_path / "model")
-    assert head.kind == "auto" and head.chosen_ in ("ridge", "m3s") and set(head.cv_spearman_) == {"ridge", "m3s"}
+    assert head.name == "auto" and head.chosen_ in ("ridge", "m3s") and set(head.cv_spearman_) == {"ridge", "m3s"}
 
 
 def test_too_few_videos_to_cross_validate_keep_ridge() -> None:

@@ -54,7 +54,7 @@ def _write(state: PipelineState, d: Path) -> None:
             shutil.copy2(src, d / "tiers" / src.name)
     (d / "distinct").mkdir()
     for est in state.distinct:
-        est.save(d / "distinct" / state.config.distinct_file(est.method, est.source))
+        est.save(d / "distinct" / state.config.distinct_file(est.name, est.source))
     state.head.save(d / "head")
     arrays = {"baseline": state.baseline, "train_predictions": state.train_predictions,
               "train_scores": state.train_scores}
@@ -76,7 +76,7 @@ def _write(state: PipelineState, d: Path) -> None:
         "versions": library_versions(),
         "config": asdict(state.config),
         "layout": [b.to_dict() for b in state.layout],
-        "distinct": list(dict.fromkeys(est.method for est in state.distinct)),
+        "distinct": list(dict.fromkeys(est.name for est in state.distinct)),
         "maps": sorted(maps),
         "evaluation": ev.metrics if ev is not None else None,
         "clip_seconds": state.clip_seconds,
@@ -206,9 +206,9 @@ def _read_head_and_contexts(d: Path, cfg: PipelineConfig, layout: list[BlockLayo
     for method, source, _ in cfg.distinct_contexts():
         path = d / "distinct" / cfg.distinct_file(method, source)
         est = Distinctiveness.load(path)
-        if est.method != method or est.source != source or est.n_features_in_ != width.get(est.source):
+        if est.name != method or est.source != source or est.n_features_in_ != width.get(est.source):
             raise ArtifactError(
-                f"{path}: a {est.method} context of {est.n_features_in_} {est.source} features; the model "
+                f"{path}: a {est.name} context of {est.n_features_in_} {est.source} features; the model "
                 f"uses {method} on its {width.get(source)} {source} features"
             )
         contexts.append(est)

@@ -57,24 +57,28 @@ def _validation(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def model_card(model: Any, name: str | None = None) -> dict[str, Any]:
-    """The card of a loaded model (`tiermem.load`): a JSON-able dict."""
-    from tiermem.models.text import TextModel
-    from tiermem.zero_shot import ZeroShotModel
+    """The card of a loaded model (`tiermem.load`; `model.card()`), under `name` when given."""
+    card = model.card()
+    return {**card, "name": name or card["name"]}
 
-    if isinstance(model, TextModel):  # its card was written when it was trained
-        return {**model.card(), "name": name or model.name}
-    if isinstance(model, ZeroShotModel):
-        return {
-            "name": name or model.name,
-            "kind": "zero-shot",
-            "statement": ZERO_SHOT_STATEMENT,
-            "trained_on": None,
-            "validation": None,
-            "tiers": ["prior"],
-            "window_seconds": model.window_seconds,
-            "frames_per_window": model.frames,
-            "licences": {"prior": TIER_LICENCES["prior"]},
-        }
+
+def zero_shot_card(model: Any) -> dict[str, Any]:
+    """The card of a `tiermem.zero_shot.ZeroShotModel`."""
+    return {
+        "name": model.name,
+        "kind": "zero-shot",
+        "statement": ZERO_SHOT_STATEMENT,
+        "trained_on": None,
+        "validation": None,
+        "tiers": ["prior"],
+        "window_seconds": model.window_seconds,
+        "frames_per_window": model.frames,
+        "licences": {"prior": TIER_LICENCES["prior"]},
+    }
+
+
+def pipeline_card(model: Any) -> dict[str, Any]:
+    """The card of a fitted `tiermem.pipeline.Pipeline`: read from its config and evaluation."""
     cfg = model.config
     ev = model.evaluation
     metrics = ev.metrics if ev is not None else None
@@ -82,7 +86,7 @@ def model_card(model: Any, name: str | None = None) -> dict[str, Any]:
     if "mid" in licences:
         licences["mid"] = f"{_mid_backbone_licence(cfg.tier_config.get('mid', {}))}; {licences['mid']}"
     return {
-        "name": name or model.name,
+        "name": model.name,
         "kind": "fitted pipeline",
         "statement": (f"Trained to predict {cfg.target!r} from {len(model.train_scores_)} scored videos; "
                       "the percentile is against the model's predictions for its training videos."),
@@ -102,4 +106,4 @@ def model_card(model: Any, name: str | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["TIER_LICENCES", "ZERO_SHOT_STATEMENT", "model_card"]
+__all__ = ["TIER_LICENCES", "ZERO_SHOT_STATEMENT", "model_card", "pipeline_card", "zero_shot_card"]

@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -345,6 +345,12 @@ class Pipeline:
 
         caps = self._captions([path.stem], captions)[path.stem]
         return get_tier("text", **self.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
+
+    def card(self) -> dict[str, Any]:
+        """What this model was trained on, how well it did, what it runs (`tiermem.card`)."""
+        from tiermem.card import pipeline_card
+
+        return pipeline_card(self)
 
     @property
     def name(self) -> str:

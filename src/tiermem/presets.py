@@ -125,7 +125,7 @@ _REFERENCE_PIPELINE: dict[str, Any] = {
 
 _PRESETS: Registry[Preset] = Registry("preset")
 #: Register a preset under its own name (``register_preset(Preset("mine", ...))``).
-register_preset = _PRESETS.decorator(lambda preset: preset.name)
+register_preset = _PRESETS.decorator()
 
 for _preset in (
     Preset("m3s", "tiermem's own choices (the default)"),

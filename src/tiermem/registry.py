@@ -51,8 +51,9 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def decorator(self, name_of: Callable[[T], str]) -> Callable[[T], T]:
-        """A decorator that registers its target under `name_of(target)`."""
+    def decorator(self, name_of: Callable[[T], str] = lambda entry: entry.name) -> Callable[[T], T]:  # type: ignore[attr-defined]
+        """A decorator that registers its target under `name_of(target)`: its `name` attribute
+        unless said otherwise (a function's name for losses)."""
 
         def register(entry: T) -> T:
             return self.register(name_of(entry), entry)

@@ -110,6 +110,12 @@ class ZeroShotModel:
                            length=window if window is not None else self.window_seconds,
                            score=lambda values: values["prior"][:, 0].astype(np.float64), grid=grid)
 
+    def card(self) -> dict[str, Any]:
+        """What this model is and is not (`tiermem.card`): a frame prior, with no training data."""
+        from tiermem.card import zero_shot_card
+
+        return zero_shot_card(self)
+
     @property
     def _decode(self) -> dict[str, Any]:
         return {"frames": self.frames, "size": self.size, "mode": "stretch"}

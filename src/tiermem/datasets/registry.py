@@ -9,6 +9,7 @@ target a fit should learn (the one named, else the layout's standard target) on 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,6 +84,10 @@ def read_dataset(layout: str, path: str | Path, *, target: str | None = None, **
             raise DatasetError(f"the {layout} layout needs a target: the name of its score column")
         elif isinstance(options[entry.target_option], str):
             target = options[entry.target_option]
+    try:
+        inspect.signature(entry.read).bind(path, **options)
+    except TypeError as exc:  # an option this layout's reader does not take
+        raise DatasetError(f"dataset layout {layout!r}: {exc}") from None
     dataset = entry.read(path, **options)
     return replace(dataset, default_target=target or entry.default_target)
 

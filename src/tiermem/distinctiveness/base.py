@@ -15,7 +15,7 @@ Every method also gives one scalar `score` (higher = more distinctive) and its `
 within the context's own leave-one-out scores. Fitted state is plain data: `state_dict()` is
 numpy arrays plus JSON values, `save()` writes one npz (no pickle) with a schema version.
 
-Methods register themselves with `@register_distinctiveness` under their `method` name;
+Methods register themselves with `@register_distinctiveness` under their `name`;
 `get_distinctiveness(method, **params)` builds one unfitted, `list_distinctiveness()` names them.
 """
 
@@ -51,12 +51,13 @@ def _as_matrix(X: Any, what: str) -> np.ndarray:
 class Distinctiveness:
     """Base class: a context-fitted scorer of how much each video stands out.
 
-    Subclasses set `method`, list their constructor parameters in `_PARAMS`, and implement
+    Subclasses set `name`, list their constructor parameters in `_PARAMS`, and implement
     `_fit` (returns the context's leave-one-out features), `_features`, `_score`, `_names`,
     `_state` / `_load`.
     """
 
-    method: ClassVar[str] = ""
+    #: The registered name (`get_distinctiveness(name)`), saved as the state's "method".
+    name: ClassVar[str] = ""
     _PARAMS: ClassVar[tuple[str, ...]] = ()
 
     source: str
@@ -74,7 +75,7 @@ class Distinctiveness:
     def feature_names(self) -> list[str]:
         """Names of `transform`'s columns: ``<method>_<source>_<what>``."""
         self._check_fitted()
-        return [f"{self.method}_{self.source}_{what}" for what in self._names()]
+        return [f"{self.name}_{self.source}_{what}" for what in self._names()]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_features_in_"):
@@ -84,10 +85,10 @@ class Distinctiveness:
 
     def _check_query(self, X: Any) -> np.ndarray:
         self._check_fitted()
-        arr = _as_matrix(X, f"{self.method} distinctiveness ({self.source})")
+        arr = _as_matrix(X, f"{self.name} distinctiveness ({self.source})")
         if arr.shape[1] != self.n_features_in_:
             raise DataMismatchError(
-                f"{self.method} distinctiveness on source {self.source!r}: expected "
+                f"{self.name} distinctiveness on source {self.source!r}: expected "
                 f"{self.n_features_in_} features per video (as in the context), got {arr.shape[1]}"
             )
         return arr
@@ -100,11 +101,11 @@ class Distinctiveness:
 
     def fit_transform(self, X_context: Any) -> np.ndarray:
         """Fit on the context and return its leave-one-out features (see module docstring)."""
-        X = _as_matrix(X_context, f"{self.method} distinctiveness context ({self.source})")
+        X = _as_matrix(X_context, f"{self.name} distinctiveness context ({self.source})")
         minimum = self._min_context()
         if len(X) < minimum:
             raise DataMismatchError(
-                f"{self.method} distinctiveness context ({self.source}): needs at least {minimum} "
+                f"{self.name} distinctiveness context ({self.source}): needs at least {minimum} "
                 f"videos, got {len(X)}"
             )
         self.n_features_in_ = X.shape[1]
@@ -144,7 +145,7 @@ class Distinctiveness:
         """What was fitted, JSON-able: for logs, `--json` output and reports."""
         self._check_fitted()
         return {
-            "method": self.method,
+            "method": self.name,
             "source": self.source,
             "n_context": int(self.n_context_),
             "n_features_in": int(self.n_features_in_),
@@ -161,7 +162,7 @@ class Distinctiveness:
         self._check_fitted()
         return {
             "schema_version": SCHEMA_VERSION,
-            "method": self.method,
+            "method": self.name,
             "params": self.get_params(),
             "n_features_in": int(self.n_features_in_),
             "n_context": int(self.n_context_),
@@ -176,8 +177,8 @@ class Distinctiveness:
             raise TiermemError(
                 f"distinctiveness state has schema version {version}; this tiermem reads {SCHEMA_VERSION}"
             )
-        if state.get("method") != self.method:
-            raise TiermemError(f"state is for method {state.get('method')!r}, not {self.method!r}")
+        if state.get("method") != self.name:
+            raise TiermemError(f"state is for method {state.get('method')!r}, not {self.name!r}")
         for name, value in dict(state.get("params", {})).items():
             setattr(self, name, tuple(value) if isinstance(value, list) else value)
         self.n_features_in_ = int(state["n_features_in"])
@@ -235,7 +236,7 @@ class Distinctiveness:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise ArtifactError(f"{path}: fitted state does not fit together ({type(exc).__name__}: {exc})") from None
         if probe.shape != (1, len(est.feature_names)) or not np.isfinite(probe).all():
-            raise ArtifactError(f"{path}: fitted state gives no finite {est.method} features")
+            raise ArtifactError(f"{path}: fitted state gives no finite {est.name} features")
         return est
 
     # -- subclass hooks ------------------------------------------------------------------------
@@ -264,8 +265,8 @@ _METHODS: Registry[type[Distinctiveness]] = Registry(
     "distinctiveness method",
     modules={name: f"tiermem.distinctiveness.{name}" for name in ("cosine", "dbscan", "kde", "knn")},
 )
-#: Class decorator: make a method available as `get_distinctiveness(cls.method)`.
-register_distinctiveness = _METHODS.decorator(lambda cls: cls.method)
+#: Class decorator: make a method available as `get_distinctiveness(cls.name)`.
+register_distinctiveness = _METHODS.decorator()
 
 
 def list_distinctiveness() -> list[str]:

@@ -20,7 +20,7 @@ class CosineDistinctiveness(Distinctiveness):
     video from both means. Low similarity = distinctive; the score is 1 - mean similarity.
     """
 
-    method = "cosine"
+    name = "cosine"
     _PARAMS = ("source",)
 
     def __init__(self, source: str = "mid") -> None:

@@ -77,7 +77,7 @@ class DBSCANDistinctiveness(Distinctiveness):
     (``np.eye(k + 1)[label]`` at label -1). The default gives noise a column of its own.
     """
 
-    method = "dbscan"
+    name = "dbscan"
     _PARAMS = (
         "source", "n_components", "standardize", "tsne_components", "perplexity", "min_samples",
         "hidden_layer_sizes", "max_iter", "random_state", "eps", "whiten", "tsne_init", "tsne_learning_rate",

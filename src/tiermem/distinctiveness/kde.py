@@ -28,7 +28,7 @@ class KDEDistinctiveness(Distinctiveness):
     for isolated videos). Low density = distinctive.
     """
 
-    method = "kde"
+    name = "kde"
     _PARAMS = ("source", "bandwidth", "n_components", "standardize", "random_state")
 
     def __init__(

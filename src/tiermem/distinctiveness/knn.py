@@ -21,7 +21,7 @@ class KNNDistinctiveness(Distinctiveness):
     each video's own index out (leave-one-out).
     """
 
-    method = "knn"
+    name = "knn"
     _PARAMS = ("source", "k", "n_components", "standardize", "random_state")
 
     def __init__(

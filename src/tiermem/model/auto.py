@@ -34,7 +34,7 @@ class AutoHead(Head):
     """Ridge or M3-S by `folds`-fold cross-validation on the training videos (seed `seed`);
     M3-S outright from `cv_below` training videos on."""
 
-    kind = "auto"
+    name = "auto"
     #: Where the M3-S candidate trains ("cpu" or "cuda"); a runtime choice, not a saved parameter.
     device: str = "cpu"
 

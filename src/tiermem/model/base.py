@@ -76,7 +76,8 @@ def state_number(state: dict[str, Any], key: str) -> float:
 class Head:
     """Base of every head: parameters, fitted layout, input checks, save/load."""
 
-    kind: ClassVar[str] = ""
+    #: The registered name (`get_head(name)`), saved as the head file's "kind".
+    name: ClassVar[str] = ""
 
     # -- parameters ------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class Head:
         out = self.target_scaling_.inverse(self._predict(X))
         bad = ~np.isfinite(out)
         if bad.any():
-            name = getattr(self, "source_", f"this {self.kind} head")
+            name = getattr(self, "source_", f"this {self.name} head")
             raise ArtifactError(
                 f"{name}: {int(bad.sum())} of {out.size} scores are NaN/inf although the features are "
                 "finite: the model's weights are damaged"
@@ -125,6 +126,7 @@ class Head:
         return hasattr(self, "layout_")
 
     def _check_fit_inputs(self, X: np.ndarray, y: np.ndarray, layout: Sequence[BlockLayout] | None) -> tuple[np.ndarray, np.ndarray]:
+        self.check_params()  # settings that cannot train are refused before any work, as a saved head's are on load
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64).ravel()
         if X.ndim != 2 or X.shape[0] != y.size:
@@ -208,7 +210,7 @@ class Head:
         values = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
         doc = {
             "schema_version": SCHEMA_VERSION,
-            "kind": self.kind,
+            "kind": self.name,
             "params": self.get_params(),
             "state": values,
             "arrays": sorted(arrays),
@@ -231,8 +233,8 @@ class Head:
 
 _HEADS: Registry[type[Head]] = Registry("head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s",
                                                          "auto": "tiermem.model.auto"})
-#: Class decorator: register a head under its `kind`.
-register_head = _HEADS.decorator(lambda cls: cls.kind)
+#: Class decorator: register a head under its `name`.
+register_head = _HEADS.decorator()
 
 
 def get_head(kind: str, **params: Any) -> Head:

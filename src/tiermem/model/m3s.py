@@ -30,7 +30,7 @@ class M3SHead(Head):
     backbone embeddings and cluster one-hots.
     """
 
-    kind = "m3s"
+    name = "m3s"
     #: Where the nets train ("cpu" or "cuda"); a runtime choice, not a saved parameter.
     device: str = "cpu"
 

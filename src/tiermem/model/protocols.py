@@ -77,7 +77,7 @@ def refit_watching(head: Head, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, 
     from tiermem.model.registry import get_head
 
     inner = getattr(head, "head_", head)  # the auto head's kept candidate
-    if inner.kind != "m3s":
+    if inner.name != "m3s":
         return head
     again = get_head("m3s", **inner.get_params())
     again.device = getattr(inner, "device", "cpu")

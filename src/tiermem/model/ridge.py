@@ -28,7 +28,7 @@ class RidgeHead(Head):
     `TargetScaling`; clipping never changes the order of in-range scores.
     """
 
-    kind = "ridge"
+    name = "ridge"
 
     def __init__(self, alphas: Sequence[float] | None = None, clip: bool = True) -> None:
         self.alphas = None if alphas is None else [float(a) for a in alphas]

@@ -72,7 +72,7 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
     from tiermem.pipeline import Pipeline
 
     if isinstance(model, str) and model in list_models():
-        return _MODELS.get(model)(**options)
+        return _MODELS.build(model, **options)
     path = Path(model)
     if options:
         raise TiermemError(f"{path}: options ({', '.join(options)}) apply to named models only; a fitted model keeps its own")
