@@ -195,6 +195,8 @@ class Pipeline:
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         self._check_fitted()
+        if captions and not any(t in TEXT_TIERS for t in self.config.tiers):
+            raise TiermemError(f"model {self.name} has no text tier: captions do not apply (its tiers: {', '.join(self.config.tiers)})")
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds

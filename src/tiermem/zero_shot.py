@@ -62,7 +62,7 @@ class ZeroShotModel:
         window: float | None = None,
         stride: float | None = None,
     ) -> Predictions:
-        """Score videos as `Pipeline.predict` does (`captions` are not used: the prior reads frames).
+        """Score videos as `Pipeline.predict` does; `captions` are refused (the prior reads frames only).
 
         A missing path raises an error naming it (``missing="keep"``: it goes to `failed`);
         files that fail to decode go to `failed` and the others are scored. Long videos get a
@@ -71,6 +71,8 @@ class ZeroShotModel:
         from tiermem.extraction.timelines import shared_workers
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
+        if captions:
+            raise TiermemError(f"model {self.name} reads frames only: captions do not apply (a text model scores them)")
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds

@@ -5,8 +5,9 @@
     >>> tiermem.list_models()
     ['memento10k-captions', 'videomem-titles', 'zero-shot']
 
-Every model has the same `predict(videos)` returning `tiermem.predictions.Predictions`; the
-text models (`tiermem.models.text`, shipped in the package) score videos by their captions and
+Every model follows `tiermem.models.protocol.Model`: the same `predict(videos)` returning
+`tiermem.predictions.Predictions`, and a `card()`; those that read frames (`FrameModel`) also
+give a `timeline` and a `heatmap`. The text models (`tiermem.models.text`, shipped in the package) score videos by their captions and
 also score descriptions alone with `predict_text`.
 """
 
@@ -15,17 +16,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from tiermem.errors import TiermemError
+from tiermem.models.protocol import FrameModel, Model
 from tiermem.registry import Registry
 
 if TYPE_CHECKING:
     from tiermem.models.text import TextModel
-    from tiermem.pipeline import Pipeline
     from tiermem.zero_shot import ZeroShotModel
 
-Model = Union["Pipeline", "ZeroShotModel", "TextModel"]
 #: Text models whose artifacts ship in the package (tiermem/models/shipped/<name>/).
 SHIPPED_TEXT_MODELS = ("memento10k-captions", "videomem-titles")
 
@@ -81,4 +81,4 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
     return Pipeline.load(path)
 
 
-__all__ = ["SHIPPED_TEXT_MODELS", "Model", "list_models", "load", "register_model"]
+__all__ = ["SHIPPED_TEXT_MODELS", "FrameModel", "Model", "list_models", "load", "register_model"]
