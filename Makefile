@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast lint install clean
+.PHONY: demo test test-fast lint docs install clean
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -q -e ".[test,resmem,serve,ray]"
+	$(PY) -m pip install -q -e ".[test,resmem,serve,ray,docs]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -31,8 +31,12 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or reference fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 demo: $(STAMP)
 	$(VENV)/bin/tiermem demo --out demo
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo site .pytest_cache

@@ -39,9 +39,12 @@ def fit(
     M3-S reference code for this dataset (its head settings, low-tier variant, DBSCAN on the
     mid and high tiers); `head`, `distinct` and config fields given here win over it.
 
-        >>> ds = tiermem.read_dataset("memento10k", "data/memento10k")
-        >>> model = tiermem.fit(ds, cache="features/", tiers=["low", "mid"], head="ridge")
-        >>> paper = tiermem.fit(ds, cache="features/", tiers=["low", "mid", "high"], preset="m3s-reference")
+        paper = tiermem.fit(ds, cache="features/", tiers=["low", "mid", "high"], preset="m3s-reference")
+
+        >>> ds = tiermem.read_dataset("memento10k", memento_root)      # the authors' JSON release layout
+        >>> model = tiermem.fit(ds, cache=f"{out}/features", tiers=["low"], head="ridge", frames=9, size=128)
+        >>> model.config.tiers, model.head_.name, len(model.train_scores_)
+        (['low'], 'ridge', 15)
     """
     from tiermem.model.options import HeadOptions
     from tiermem.presets import get_preset
@@ -70,8 +73,9 @@ def evaluate(
     Spearman with its bootstrap CI under both protocols, per-video tier contributions, the tier
     ablation and t-SNE maps. The pipeline keeps the evaluation, and `pipeline.save` writes it.
 
-        >>> evaluation = tiermem.evaluate(model, ds)
-        >>> evaluation.metrics["val"]["spearman"]
+        >>> evaluation = tiermem.evaluate(fitted_model, ds)
+        >>> evaluation.metrics["n_val"], "spearman" in evaluation.metrics["val"], len(evaluation.predictions)
+        (6, True, 6)
     """
     return pipeline.evaluate(dataset, cache, ablate=ablate, run=run)
 

@@ -7,9 +7,11 @@ Joining refuses anything that does not line up (missing or duplicate ids, NaN/in
 non-numeric columns, wrong dimension) with a one-line `DataMismatchError`, and never drops
 a row without saying how many and which.
 
-    >>> coco = load_block("../shared/realbench/videomem/features_coco80_rn152.parquet")
-    >>> joined = join_blocks([coco], ids=label_ids)
+    >>> coco = load_block(realbench / "videomem" / "features_coco80_rn152.parquet")
+    >>> titles_ids = coco.ids[:100]
+    >>> joined = join_blocks([coco], ids=titles_ids)
     >>> joined.X.shape, joined.slices["coco80_rn152"]
+    ((100, 80), slice(0, 80, None))
 """
 
 from __future__ import annotations

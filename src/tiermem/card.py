@@ -1,7 +1,8 @@
 """The model card: what a model was trained on, how well it did, what it runs, under which licences.
 
-    >>> tiermem.card.model_card(tiermem.load("models/m10k"))
-    {"name": "m10k", "kind": "fitted pipeline", "trained_on": {...}, "validation": {...}, ...}
+    >>> card = tiermem.load(model_dir).card()
+    >>> card["kind"], card["tiers"], sorted(card["trained_on"])
+    ('fitted pipeline', ['low', 'mid'], ['clip_seconds', 'dataset', 'target', 'videos'])
 
 Served at ``GET /v1/model`` by `tiermem serve`. Everything in it is read from the model itself
 (its saved configuration and evaluation); the licences are those of the weights each tier loads.

@@ -1,8 +1,9 @@
 """Which video files a run works on: paths and directories as given, turned into files and ids.
 
     >>> from tiermem.inputs import find_videos, video_ids
-    >>> paths = find_videos(["videos/", "extra/clip.mp4"])
-    >>> ids = video_ids(paths)  # the file stems, unique
+    >>> paths = find_videos([videos, video])   # a directory (searched recursively) and a file
+    >>> video_ids(paths)                        # the file stems, unique
+    ['bigbuckbunny_000', 'bikes_000', 'bikes_001', 'bikes_002', 'carphone_distorted_000', 'carphone_pristine_000']
 
 One path (a string or a `Path`) means one input, never the characters of a string.
 

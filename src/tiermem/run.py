@@ -1,9 +1,13 @@
 """The run context: where a call's work runs and who hears about it, decided once.
 
     >>> from tiermem.run import Run
-    >>> run = Run(workers=4, device="cuda", on_progress=lambda step: print(step.stage, step.share))
-    >>> tiermem.extract(["videos/"], tiers=["low", "mid"], out="features", run=run)
-    >>> model.predict("advert.mp4", run=run)
+    >>> steps = []
+    >>> run = Run(workers=1, device="cpu", on_progress=steps.append)
+    >>> report = tiermem.extract([video], tiers=["low"], out=f"{out}/features", frames=9, size=128, run=run)
+    >>> steps[-1].share
+    1.0
+    >>> tiermem.load("zero-shot").predict(video, run=run).table.columns.tolist()
+    ['video_id', 'path', 'score', 'percentile']
 
 The CLI, the Python API and the HTTP service's workers each build one `Run` and hand it down,
 unchanged, to the extraction engine and the timelines: nothing below them takes loose
@@ -19,7 +23,7 @@ logger (warnings at WARNING, the rest at INFO).
 `Engine` says where extraction's workers run: `local` (processes on this machine) or `ray` (a
 Ray cluster, with its address and each worker's CPU and GPU request):
 
-    >>> Run(workers=16, engine=Engine("ray", address="ray://head:10001", gpus_per_worker=1))
+    Run(workers=16, engine=Engine("ray", address="ray://head:10001", gpus_per_worker=1))
 """
 
 from __future__ import annotations

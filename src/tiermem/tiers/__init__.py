@@ -1,7 +1,11 @@
 """Tier registry, after timm's model registry: a name maps to a tier class.
 
     >>> from tiermem.tiers import get_tier, list_tiers
-    >>> low = get_tier("low", frames=45)
+    >>> list_tiers()
+    ['high', 'low', 'mid', 'prior', 'text']
+    >>> low = get_tier("low", pca_components=10)
+    >>> len(low.feature_names), low.requires_fit     # 36 features; its HOG PCA is fitted on training clips
+    (36, True)
 
 Tiers register themselves with `@register_tier`. Torch-based tiers cost seconds to import, so
 `get_tier("low")` imports only the low tier's module, and `list_tiers()` imports none.

@@ -1,9 +1,13 @@
 """High-level tier: actions and events from a Kinetics-400 video network (torchvision).
 
+    high = get_tier("high")                               # r2plus1d_18, 16 frames, 512-d
+    high = get_tier("high", network="swin3d_t")            # 32 frames, 768-d
+    high = get_tier("high", weights="r2plus1d_18.pth")     # a local state dict
+
     >>> from tiermem.tiers import get_tier
-    >>> high = get_tier("high")                               # r2plus1d_18, 16 frames, 512-d
-    >>> high = get_tier("high", network="swin3d_t")            # 32 frames, 768-d
-    >>> high = get_tier("high", weights="r2plus1d_18.pth")     # a local state dict
+    >>> high = get_tier("high", weights=None)              # random weights: shapes only, never scores
+    >>> high.transform_batch(clips).values.shape
+    (2, 512)
 
 Each network sees the clip as its Kinetics-400 weights expect: ``frames`` evenly spaced frames
 (default: the weight enum's documented clip length, see `VIDEO_CLIP_FRAMES`), shorter side

@@ -1,9 +1,12 @@
 """Mid-level tier: object semantics, event dynamics, faces, saliency and composition.
 
+    mid = get_tier("mid", backbone="timm:convnext_tiny", frames_k=9)   # timm's weights: cache or download
+
     >>> from tiermem.tiers import get_tier
-    >>> mid = get_tier("mid")                               # EfficientNet-Lite0, 5 frames
-    >>> mid = get_tier("mid", backbone="timm:convnext_tiny", frames_k=9)
-    >>> result = mid.transform_batch(clips)                  # values (N, 1280 + 11), facts
+    >>> mid = get_tier("mid")                               # EfficientNet-Lite0 (its wheel, offline), 5 frames
+    >>> result = mid.transform_batch(clips)
+    >>> result.values.shape, sorted(result.facts[0])       # 1280 + 11 values, and what the tier saw
+    ((2, 1291), ['faces_max', 'frames_with_face', 'imagenet_top5', 'saliency_centroid'])
 
 Features, in order (EfficientNet-Lite0: 1291 values):
 

@@ -1,8 +1,11 @@
 """Memorability-prior tier: ResMem image memorability of sampled frames (optional extra).
 
     pip install 'tiermem[resmem]'
+
+    >>> from tiermem.tiers import get_tier
     >>> prior = get_tier("prior", frames_k=5)
-    >>> prior.transform_batch(clips).values      # (N, 3): prior_mean, prior_max, prior_std
+    >>> prior.transform_batch(clips).values.shape      # (N, 3): prior_mean, prior_max, prior_std
+    (2, 3)
 
 ResMem (Needell & Bainbridge, 2022; PyPI ``resmem``) predicts how memorable a single image is;
 it was trained on LaMem and MemCat. Its weights (about 500 MB) ship inside the ``resmem``

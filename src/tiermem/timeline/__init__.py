@@ -1,10 +1,12 @@
 """Memorability over time: windows over a long video, each scored as a clip, from one pass.
 
-    >>> model = tiermem.load("models/m10k")
-    >>> pred = model.predict("advert.mp4", timeline=True)        # or: tiermem predict --timeline
-    >>> tl = pred.timelines["advert"]
-    >>> tl.table            # start, end, score, percentile, contrib_<block>, changes
-    >>> tl.summary          # mean, peak, trough, hook, share of time above the training median
+    >>> model = tiermem.load(model_dir)                 # a directory written by `tiermem fit`
+    >>> pred = model.predict(video, timeline=True, window=1.0, stride=0.5)   # or: tiermem predict --timeline
+    >>> tl = pred.timelines[video.stem]
+    >>> tl.table.columns.tolist()[:4], len(tl.table)
+    (['start', 'end', 'score', 'percentile'], 5)
+    >>> [key for key in ("mean", "peak", "trough", "hook", "share_above_median") if key in tl.summary]
+    ['mean', 'peak', 'trough', 'hook', 'share_above_median']
 
 `windows` plans the windows and scans the video; `result` holds the `Timeline`. Models call
 `predict_with_timelines`, which scores long videos window by window and the others as clips.
