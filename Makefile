@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or reference fails.
 docs: $(STAMP)

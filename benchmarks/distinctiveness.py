@@ -39,7 +39,9 @@ from tiermem.distinctiveness import get_distinctiveness
 from tiermem.metrics import spearman
 from tiermem.runtime import set_threads
 
-REALBENCH = Path(os.environ.get("TIERMEM_REALBENCH", Path(__file__).resolve().parents[2] / "shared" / "realbench"))
+REALBENCH = Path(
+    os.environ.get("TIERMEM_REALBENCH", Path(__file__).resolve().parents[2] / "shared" / "realbench")
+)
 OUT = Path(__file__).resolve().parent / "out"
 METHODS = ("knn", "kde", "cosine", "dbscan")
 ALPHAS = np.logspace(-2, 5, 15)
@@ -59,10 +61,15 @@ def load_set(name: str) -> tuple[str, np.ndarray, np.ndarray]:
     if name == "memento10k":
         labels = pd.read_csv(root / "labels_train.csv", dtype={"video_id": str})
         emb = caption_embeddings(root / "captions.csv", OUT / "memento10k_text")
-        return "captions", emb.loc[labels["video_id"]].to_numpy(np.float64), \
-            labels["scores_normalized_short_term"].to_numpy(np.float64)
-    block_file = {"videomem": "features_coco80_rn152.parquet",
-                  "trecvid2020": "features_c3d_rn18_sports1m.parquet"}[name]
+        return (
+            "captions",
+            emb.loc[labels["video_id"]].to_numpy(np.float64),
+            labels["scores_normalized_short_term"].to_numpy(np.float64),
+        )
+    block_file = {
+        "videomem": "features_coco80_rn152.parquet",
+        "trecvid2020": "features_c3d_rn18_sports1m.parquet",
+    }[name]
     labels = pd.read_csv(root / "labels_train.csv", dtype={"video_id": str})
     block = load_block(root / block_file)
     pos = {v: i for i, v in enumerate(block.ids)}
@@ -86,15 +93,37 @@ def run(sets: list[str], methods: list[str], splits: int, val_fraction: float) -
                 n_val = int(round(val_fraction * len(y)))
                 va, tr = perm[:n_val], perm[n_val:]
                 base = ridge_spearman(X[tr], y[tr], X[va], y[va])
-                rows.append(dict(set=name, block=block, method="none", seed=seed, spearman=base,
-                                 alone=np.nan, n_features=0, fit_s=0.0, info=""))
+                rows.append(
+                    dict(
+                        set=name,
+                        block=block,
+                        method="none",
+                        seed=seed,
+                        spearman=base,
+                        alone=np.nan,
+                        n_features=0,
+                        fit_s=0.0,
+                        info="",
+                    )
+                )
                 progress.advance(task)
                 # Control: the source vector's length alone. Cosine features divide by it, so part
                 # of what they add can be this norm (e.g. how much a video's captions agree).
                 norm = np.linalg.norm(X, axis=1, keepdims=True)
                 s = ridge_spearman(np.hstack([X[tr], norm[tr]]), y[tr], np.hstack([X[va], norm[va]]), y[va])
-                rows.append(dict(set=name, block=block, method="‖x‖ (control)", seed=seed, spearman=s,
-                                 alone=spearman(y[va], norm[va, 0]), n_features=1, fit_s=0.0, info=""))
+                rows.append(
+                    dict(
+                        set=name,
+                        block=block,
+                        method="‖x‖ (control)",
+                        seed=seed,
+                        spearman=s,
+                        alone=spearman(y[va], norm[va, 0]),
+                        n_features=1,
+                        fit_s=0.0,
+                        info="",
+                    )
+                )
                 added = []
                 for method in methods:
                     t0 = time.perf_counter()
@@ -106,29 +135,66 @@ def run(sets: list[str], methods: list[str], splits: int, val_fraction: float) -
                     added.append((Ftr, Fva))
                     s = ridge_spearman(np.hstack([X[tr], Ftr]), y[tr], np.hstack([X[va], Fva]), y[va])
                     summ = est.summary()
-                    info = (f"{summ['n_clusters']} clusters, noise {summ['noise_share']:.2f}, "
-                            f"MLP acc {summ['classifier_accuracy']:.2f}" if method == "dbscan" else "")
-                    rows.append(dict(set=name, block=block, method=method, seed=seed, spearman=s,
-                                     alone=spearman(y[va], est.score_features(Fva)),
-                                     n_features=Ftr.shape[1], fit_s=fit_s, info=info))
+                    info = (
+                        f"{summ['n_clusters']} clusters, noise {summ['noise_share']:.2f}, "
+                        f"MLP acc {summ['classifier_accuracy']:.2f}"
+                        if method == "dbscan"
+                        else ""
+                    )
+                    rows.append(
+                        dict(
+                            set=name,
+                            block=block,
+                            method=method,
+                            seed=seed,
+                            spearman=s,
+                            alone=spearman(y[va], est.score_features(Fva)),
+                            n_features=Ftr.shape[1],
+                            fit_s=fit_s,
+                            info=info,
+                        )
+                    )
                     progress.advance(task)
                 if len(methods) > 1:
-                    s = ridge_spearman(np.hstack([X[tr], *(a for a, _ in added)]), y[tr],
-                                       np.hstack([X[va], *(b for _, b in added)]), y[va])
-                    rows.append(dict(set=name, block=block, method="+".join(methods), seed=seed,
-                                     spearman=s, alone=np.nan,
-                                     n_features=sum(a.shape[1] for a, _ in added), fit_s=0.0, info=""))
+                    s = ridge_spearman(
+                        np.hstack([X[tr], *(a for a, _ in added)]),
+                        y[tr],
+                        np.hstack([X[va], *(b for _, b in added)]),
+                        y[va],
+                    )
+                    rows.append(
+                        dict(
+                            set=name,
+                            block=block,
+                            method="+".join(methods),
+                            seed=seed,
+                            spearman=s,
+                            alone=np.nan,
+                            n_features=sum(a.shape[1] for a, _ in added),
+                            fit_s=0.0,
+                            info="",
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
 def summarise(raw: pd.DataFrame) -> pd.DataFrame:
     base = raw[raw.method == "none"].set_index(["set", "seed"])["spearman"]
     raw = raw.assign(gain=raw.spearman.to_numpy() - base.loc[list(zip(raw.set, raw.seed))].to_numpy())
-    return raw.groupby(["set", "block", "method"], sort=False).agg(
-        spearman=("spearman", "mean"), spearman_sd=("spearman", "std"), gain=("gain", "mean"),
-        gain_sd=("gain", "std"), alone=("alone", "mean"), n_features=("n_features", "max"),
-        fit_s=("fit_s", "mean"), info=("info", "last"),
-    ).reset_index()
+    return (
+        raw.groupby(["set", "block", "method"], sort=False)
+        .agg(
+            spearman=("spearman", "mean"),
+            spearman_sd=("spearman", "std"),
+            gain=("gain", "mean"),
+            gain_sd=("gain", "std"),
+            alone=("alone", "mean"),
+            n_features=("n_features", "max"),
+            fit_s=("fit_s", "mean"),
+            info=("info", "last"),
+        )
+        .reset_index()
+    )
 
 
 def to_markdown(summary: pd.DataFrame, splits: int, val_fraction: float) -> str:
@@ -173,9 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col, justify="left" if col in ("set", "block", "+ distinct", "notes") else "right")
     for r in summary.itertuples():
         table.add_row(
-            r.set, r.block, r.method, f"{r.spearman:.4f} ± {r.spearman_sd:.4f}",
+            r.set,
+            r.block,
+            r.method,
+            f"{r.spearman:.4f} ± {r.spearman_sd:.4f}",
             "—" if r.method == "none" else f"{r.gain:+.4f} ± {r.gain_sd:.4f}",
-            "—" if np.isnan(r.alone) else f"{r.alone:+.3f}", str(r.n_features), f"{r.fit_s:.1f}", r.info,
+            "—" if np.isnan(r.alone) else f"{r.alone:+.3f}",
+            str(r.n_features),
+            f"{r.fit_s:.1f}",
+            r.info,
         )
     console.print(table)
     if args.markdown:

@@ -38,7 +38,9 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def per_clip_ms(transform: Callable[[list], object], clips: list, batch: int, repeat: int) -> tuple[float, float]:
+def per_clip_ms(
+    transform: Callable[[list], object], clips: list, batch: int, repeat: int
+) -> tuple[float, float]:
     """Best of `repeat` passes over all clips (or caption lists) in batches: (wall ms, process
     CPU ms) per item.
 
@@ -59,11 +61,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=16, help="clips to time (sample clips repeated)")
     ap.add_argument("--batch", type=int, default=8, help="videos per transform_batch call")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: TIERMEM_THREADS or cores)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: TIERMEM_THREADS or cores)"
+    )
     ap.add_argument("--tiers", default="mid,high,prior,text")
     ap.add_argument("--repeat", type=int, default=2, help="passes; the best one is reported")
-    ap.add_argument("--high-random", action="store_true", help="time the high tier with random weights if none are cached")
-    ap.add_argument("--device", default="cpu", help="where the networks run: cpu, cuda or auto (CUDA runs under bf16 autocast)")
+    ap.add_argument(
+        "--high-random", action="store_true", help="time the high tier with random weights if none are cached"
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="where the networks run: cpu, cuda or auto (CUDA runs under bf16 autocast)",
+    )
     args = ap.parse_args()
 
     threads = set_threads(args.threads)
@@ -86,7 +96,15 @@ def main() -> None:
     def add(tier: str, config: str, load_s: float, ms: tuple[float, float], note: str = "") -> None:
         target = TARGET_MS.get(tier)
         within = "" if target is None else ("yes" if ms[0] <= target else "no")
-        table.add_row(tier, config + note, f"{load_s:.1f}", f"{ms[0]:.0f}", f"{ms[1]:.0f}", f"{target}" if target else "", within)
+        table.add_row(
+            tier,
+            config + note,
+            f"{load_s:.1f}",
+            f"{ms[0]:.0f}",
+            f"{ms[1]:.0f}",
+            f"{target}" if target else "",
+            within,
+        )
 
     for name in wanted:
         if name not in registered:
@@ -94,7 +112,10 @@ def main() -> None:
             continue
         if name == "text":
             tier = get_tier("text").on(args.device)
-            captions = [[f"video {i}: caption {j}, a person rides a bike down a busy street" for j in range(5)] for i in range(len(clips))]
+            captions = [
+                [f"video {i}: caption {j}, a person rides a bike down a busy street" for j in range(5)]
+                for i in range(len(clips))
+            ]
             load_s, _ = timed(lambda: tier.transform_texts([["warm-up caption"]]))
             ms = per_clip_ms(tier.transform_texts, captions, len(captions), 1)
             add("text", "MiniLM-L6, 5 captions / video", load_s, ms)
@@ -128,7 +149,9 @@ def main() -> None:
             frames = sample_frames(clips, int(tier.config["frames_k"]))
             flat = frames.reshape(-1, *frames.shape[2:])
             parts = {
-                "  semantic network": lambda: [tier._embed(flat[b : b + 32]) for b in range(0, len(flat), 32)],
+                "  semantic network": lambda: [
+                    tier._embed(flat[b : b + 32]) for b in range(0, len(flat), 32)
+                ],
                 "  faces (MTCNN)": lambda: [tier.face_detector.clip_stats(f) for f in frames],
                 "  saliency + edges": lambda: saliency.composition_features(flat),
             }
@@ -136,7 +159,9 @@ def main() -> None:
                 cpu0 = time.process_time()
                 seconds, _ = timed(run)
                 cpu = time.process_time() - cpu0
-                table.add_row("", part, "", f"{1000 * seconds / len(clips):.0f}", f"{1000 * cpu / len(clips):.0f}")
+                table.add_row(
+                    "", part, "", f"{1000 * seconds / len(clips):.0f}", f"{1000 * cpu / len(clips):.0f}"
+                )
     console.print(table)
     console.print("Timings depend on the machine and on its load; re-run on a quiet machine for figures.")
 

@@ -42,7 +42,9 @@ def run(clips: Path, out: Path, tiers: list[str], **options: object) -> tuple[fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--step", type=float, default=0.5, help="seconds between the sample clips' starts (0.5: ~30 clips)")
+    ap.add_argument(
+        "--step", type=float, default=0.5, help="seconds between the sample clips' starts (0.5: ~30 clips)"
+    )
     ap.add_argument("--tiers", default="low,mid")
     args = ap.parse_args()
     tiers = args.tiers.split(",")
@@ -68,8 +70,13 @@ def main() -> None:
         seconds, done = run(clips, work / "ray", tiers, run=Run(workers=2, engine="ray"))
         figures["ray"] = done / seconds
         share = figures["ray"] / figures["local2"]
-        rows.append(("ray, 2 workers of 1 CPU", f"{done / seconds:.2f} clips/s ({share:.0%} of local 2 workers; target >= 85%)",
-                     f"{seconds:.1f} s"))
+        rows.append(
+            (
+                "ray, 2 workers of 1 CPU",
+                f"{done / seconds:.2f} clips/s ({share:.0%} of local 2 workers; target >= 85%)",
+                f"{seconds:.1f} s",
+            )
+        )
         ray.shutdown()
 
         t = time.perf_counter()
@@ -79,7 +86,9 @@ def main() -> None:
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
         rows.append(("two-node local cluster start-up (not counted)", "", f"{time.perf_counter() - t:.1f} s"))
         seconds, done = run(clips, work / "two_nodes", tiers, run=Run(workers=2, engine="ray"))
-        rows.append(("two-node cluster, 1 worker per node", f"{done / seconds:.2f} clips/s", f"{seconds:.1f} s"))
+        rows.append(
+            ("two-node cluster, 1 worker per node", f"{done / seconds:.2f} clips/s", f"{seconds:.1f} s")
+        )
         other = next(node for node in cluster.list_all_nodes() if node is not cluster.head_node)
         removed: dict[str, float] = {}
 
@@ -93,16 +102,28 @@ def main() -> None:
         thread.start()
         lost_s, lost_done = run(clips, work / "node_lost", tiers, run=Run(workers=2, engine="ray"))
         thread.join()
-        rows.append((f"the same, second node removed {removed['at'] - start:.1f} s in", f"{lost_done / lost_s:.2f} clips/s, "
-                     f"all {lost_done} clips stored", f"{lost_s:.1f} s"))
+        rows.append(
+            (
+                f"the same, second node removed {removed['at'] - start:.1f} s in",
+                f"{lost_done / lost_s:.2f} clips/s, all {lost_done} clips stored",
+                f"{lost_s:.1f} s",
+            )
+        )
         # Both nodes share this machine's two cores, so the surviving worker speeds up once the
         # other is gone: the time the loss cost is measured against the clean run, not modelled.
-        rows.append(("time the node loss cost (its tasks retried on the other node)", f"{lost_s - seconds:+.1f} s",
-                     f"{lost_s:.1f} vs {seconds:.1f} s"))
+        rows.append(
+            (
+                "time the node loss cost (its tasks retried on the other node)",
+                f"{lost_s - seconds:+.1f} s",
+                f"{lost_s:.1f} vs {seconds:.1f} s",
+            )
+        )
         ray.shutdown()
         cluster.shutdown()
 
-    table = Table(title=f"extraction engines: {n} sample clips of 3 s, tiers {'+'.join(tiers)}, {os.cpu_count()} CPUs")
+    table = Table(
+        title=f"extraction engines: {n} sample clips of 3 s, tiers {'+'.join(tiers)}, {os.cpu_count()} CPUs"
+    )
     for col in ("engine", "throughput", "wall"):
         table.add_column(col, justify="left" if col != "wall" else "right")
     for row in rows:

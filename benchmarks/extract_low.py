@@ -91,7 +91,9 @@ def per_clip_timings(paths: list[Path], tier: LowTier, repeats: int) -> dict[str
     return out
 
 
-def throughput(paths: list[Path], state: dict, workers: int, n_clips: int, progress: Progress) -> tuple[float, float]:
+def throughput(
+    paths: list[Path], state: dict, workers: int, n_clips: int, progress: Progress
+) -> tuple[float, float]:
     """(clips per second, peak RSS MiB of the largest worker) for decode + low tier in a pool."""
     jobs = [str(p) for p in itertools.islice(itertools.cycle(paths), n_clips)]
     ctx = multiprocessing.get_context("spawn")  # fresh workers: RSS is theirs alone
@@ -120,11 +122,15 @@ def in_process_memory(paths: list[Path], tier: LowTier, n_clips: int, progress: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clips", type=int, default=60, help="clips for the throughput and memory runs")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per sample clip")
     parser.add_argument("--workers", default="1,2", help="pool sizes to compare, comma-separated")
-    parser.add_argument("--clip-dir", type=Path, default=None, help="where to cut the sample clips (default: a temp dir)")
+    parser.add_argument(
+        "--clip-dir", type=Path, default=None, help="where to cut the sample clips (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
     console = Console()
     one_thread()
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         everything = {c: [v for r in per_clip.values() for v in r[c]] for c in columns}
         for c in columns:
             table.add_row(
-                c, *(f"{statistics.median(per_clip[p.stem][c]):.1f}" for p in paths),
+                c,
+                *(f"{statistics.median(per_clip[p.stem][c]):.1f}" for p in paths),
                 f"{statistics.median(everything[c]):.1f}",
                 style="bold" if c in ("decode", "low total") else None,
             )
@@ -156,10 +163,20 @@ def main(argv: list[str] | None = None) -> None:
         results.add_column("measure")
         results.add_column("value", justify="right")
         results.add_column("target", justify="right")
-        results.add_row("decode 720p clip, ms", f"{statistics.median(per_clip[REFERENCE_720P]['decode']):.1f}", "<= 150")
-        results.add_row("decode 720p clip, CPU ms (all threads)", f"{statistics.median(per_clip[REFERENCE_720P]['decode cpu']):.1f}", "")
-        results.add_row("low tier, ms per clip (median)", f"{statistics.median(everything['low total']):.1f}", "<= 100")
-        results.add_row("low tier, CPU ms per clip (median)", f"{statistics.median(everything['low total cpu']):.1f}", "")
+        results.add_row(
+            "decode 720p clip, ms", f"{statistics.median(per_clip[REFERENCE_720P]['decode']):.1f}", "<= 150"
+        )
+        results.add_row(
+            "decode 720p clip, CPU ms (all threads)",
+            f"{statistics.median(per_clip[REFERENCE_720P]['decode cpu']):.1f}",
+            "",
+        )
+        results.add_row(
+            "low tier, ms per clip (median)", f"{statistics.median(everything['low total']):.1f}", "<= 100"
+        )
+        results.add_row(
+            "low tier, CPU ms per clip (median)", f"{statistics.median(everything['low total cpu']):.1f}", ""
+        )
         with Progress(console=console, transient=True) as progress:
             rates = {}
             worker_rss = 0.0
@@ -171,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
             results.add_row(f"clips/s, {n} worker(s)", f"{rate:.2f}", "")
         if 1 in rates and 2 in rates:
             results.add_row("speed-up 2 vs 1 worker", f"{rates[2] / rates[1]:.2f}x", ">= 1.7x")
-        results.add_row(f"peak RSS this process after {args.clips} clips, MiB", f"{rss_in_process:.0f}", "< 1024")
+        results.add_row(
+            f"peak RSS this process after {args.clips} clips, MiB", f"{rss_in_process:.0f}", "< 1024"
+        )
         results.add_row("  (peak RSS before the runs, MiB)", f"{rss_start:.0f}", "")
         results.add_row("peak RSS largest worker, MiB", f"{worker_rss:.0f}", "< 1024")
         console.print(results)

@@ -48,7 +48,9 @@ def sample_clips() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     car = timed["carphone_pristine"]
     bigger = {
         "carphone_512": np.stack([cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) for f in car]),
-        "carphone_zoom": np.stack([cv2.resize(f[20:150, 60:190], (256, 256), interpolation=cv2.INTER_LINEAR) for f in car]),
+        "carphone_zoom": np.stack(
+            [cv2.resize(f[20:150, 60:190], (256, 256), interpolation=cv2.INTER_LINEAR) for f in car]
+        ),
     }
     return timed, {**timed, **bigger}
 
@@ -76,7 +78,9 @@ def timed(detect: Detect, clips: dict[str, np.ndarray], reps: int) -> tuple[floa
         walls.append(statistics.median(wall))
         cpus.append(statistics.median(cpu))
     seconds = time.perf_counter() - start
-    others = max(0.0, (_busy_seconds() - busy) - (time.process_time() - own)) / (seconds * (os.cpu_count() or 1))
+    others = max(0.0, (_busy_seconds() - busy) - (time.process_time() - own)) / (
+        seconds * (os.cpu_count() or 1)
+    )
     return 1000 * float(np.mean(walls)), 1000 * float(np.mean(cpus)), others
 
 
@@ -86,7 +90,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
 
 
-def agreement(reference: dict[str, list[np.ndarray]], detect: Detect, clips: dict[str, np.ndarray]) -> tuple[str, str]:
+def agreement(
+    reference: dict[str, list[np.ndarray]], detect: Detect, clips: dict[str, np.ndarray]
+) -> tuple[str, str]:
     """('equal frames/frames', 'min IoU over n faces') of `detect` against the reference boxes."""
     equal = frames = 0
     ious: list[float] = []
@@ -120,14 +126,28 @@ def main() -> None:
     set_threads(2)
     reference = {name: opencv.detect_batch(clip) for name, clip in agreement_clips.items()}
 
-    table = Table(title=f"MTCNN per clip ({len(timed_clips)} sample clips of 5 frames of 256x256; medians of {args.reps})")
-    for column in ("runtime", "device", "threads", "ms/clip", "CPU ms/clip", "others' CPU",
-                   "OpenCV's count", "min IoU vs OpenCV"):
+    table = Table(
+        title=f"MTCNN per clip ({len(timed_clips)} sample clips of 5 frames of 256x256; medians of {args.reps})"
+    )
+    for column in (
+        "runtime",
+        "device",
+        "threads",
+        "ms/clip",
+        "CPU ms/clip",
+        "others' CPU",
+        "OpenCV's count",
+        "min IoU vs OpenCV",
+    ):
         table.add_column(column, justify="left" if column in ("runtime", "device") else "right")
     for runtime, device, threads, detect in runs:
         set_threads(threads)  # torch's and OpenCV's pools, set for each row
         wall, cpu, others = timed(detect, timed_clips, args.reps)
-        same, low = ("reference", "") if detect == opencv.detect_batch else agreement(reference, detect, agreement_clips)
+        same, low = (
+            ("reference", "")
+            if detect == opencv.detect_batch
+            else agreement(reference, detect, agreement_clips)
+        )
         shown = f"[red]{others:.0%}[/]" if others > 0.05 else f"{others:.0%}"
         table.add_row(runtime, device, str(threads), f"{wall:.1f}", f"{cpu:.1f}", shown, same, low)
     Console(width=140).print(table)

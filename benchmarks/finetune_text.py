@@ -14,8 +14,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def finetune_scorer(captions: Sequence[Sequence[str]], videos: np.ndarray, y: np.ndarray, *, epochs: int = 2,
-                    lr: float = 3e-5, batch: int = 32) -> Callable[[np.ndarray], np.ndarray]:
+def finetune_scorer(
+    captions: Sequence[Sequence[str]],
+    videos: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 2,
+    lr: float = 3e-5,
+    batch: int = 32,
+) -> Callable[[np.ndarray], np.ndarray]:
     """Fine-tune on the captions of `videos` (indices into `captions` and `y`); returns a scorer
     of other video indices."""
     import torch
@@ -41,8 +48,10 @@ def finetune_scorer(captions: Sequence[Sequence[str]], videos: np.ndarray, y: np
     texts = [c for v in videos for c in captions[v]]
     target = torch.tensor(np.concatenate([[y[v]] * len(captions[v]) for v in videos]), dtype=torch.float32)
     steps = epochs * (len(texts) // batch)
-    opt = torch.optim.AdamW([{"params": encoder.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 1e-3}],
-                            weight_decay=0.01)
+    opt = torch.optim.AdamW(
+        [{"params": encoder.parameters(), "lr": lr}, {"params": head.parameters(), "lr": 1e-3}],
+        weight_decay=0.01,
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[lr, 1e-3], total_steps=steps, pct_start=0.1)
     rng = np.random.default_rng(0)
     start = time.perf_counter()

@@ -115,19 +115,29 @@ def main() -> None:
             if impl is not numpy_impl:
                 differences[name] = max_differences(impl, numpy_impl, clips)
 
-    table = Table(title=f"low-tier ops, ms per clip ({FRAMES} frames of {SIZE}x{SIZE}, texture on "
-                        f"{len(clips[0][0])}): best of {args.repeats} rounds over {len(clips)} clips")
+    table = Table(
+        title=f"low-tier ops, ms per clip ({FRAMES} frames of {SIZE}x{SIZE}, texture on "
+        f"{len(clips[0][0])}): best of {args.repeats} rounds over {len(clips)} clips"
+    )
     table.add_column("op")
     for name in timings:
         table.add_column(name, justify="right")
     for op in OPS:
         table.add_row(op, *(f"{t[op][0]:.1f} / {t[op][1]:.1f}" for t in timings.values()))
-    table.add_row("total", *(f"{sum(w for w, _ in t.values()):.1f} / {sum(c for _, c in t.values()):.1f}"
-                             for t in timings.values()), style="bold")
+    table.add_row(
+        "total",
+        *(
+            f"{sum(w for w, _ in t.values()):.1f} / {sum(c for _, c in t.values()):.1f}"
+            for t in timings.values()
+        ),
+        style="bold",
+    )
     console.print(table)
     console.print("wall / CPU ms; at one thread, CPU well below wall means other processes slowed the run")
 
-    table = Table(title="largest |torch - numpy| over the clips, and the tolerance tests/test_low_torch.py allows")
+    table = Table(
+        title="largest |torch - numpy| over the clips, and the tolerance tests/test_low_torch.py allows"
+    )
     table.add_column("op")
     for name in differences:
         table.add_column(name, justify="right")

@@ -41,11 +41,19 @@ def build_model(work: Path, tiers: list[str]) -> tuple[Path, list[Path]]:
     root = work / "memento10k"
     clips = make_sample_clips(root / "videos", step=1.0)
     rng = np.random.default_rng(0)
-    records = [{"filename": c.name, "mem_score": float(rng.uniform(0.5, 1.0)), "captions": ["-"]} for c in clips]
+    records = [
+        {"filename": c.name, "mem_score": float(rng.uniform(0.5, 1.0)), "captions": ["-"]} for c in clips
+    ]
     (root / "memento_train_data.json").write_text(json.dumps(records[:11]))
     (root / "memento_val_data.json").write_text(json.dumps(records[11:]))
-    cfg = PipelineConfig(target="mem_score", tiers=tiers, distinct=["knn"], distinct_params={"knn": {"k": 3}},
-                         head="m3s", ablate=False)
+    cfg = PipelineConfig(
+        target="mem_score",
+        tiers=tiers,
+        distinct=["knn"],
+        distinct_params={"knn": {"k": 3}},
+        head="m3s",
+        ablate=False,
+    )
     pipe = Pipeline(cfg).fit(read_dataset("memento10k", root), work / "cache")
     return pipe.save(work / "model"), clips
 
@@ -69,7 +77,12 @@ def memory_rows(exe: str, two_clips: list[Path], model: Path | None, repeats: in
     """(what, median peak bytes) of `tiermem predict` on two clips: zero-shot, and with `model` when given."""
     runs = [("zero-shot predict of two 3-s clips", [exe, "predict", *map(str, two_clips)])]
     if model is not None:
-        runs.append(("predict of two 3-s clips with the model", [exe, "predict", *map(str, two_clips), "--model", str(model)]))
+        runs.append(
+            (
+                "predict of two 3-s clips with the model",
+                [exe, "predict", *map(str, two_clips), "--model", str(model)],
+            )
+        )
     return [(what, statistics.median(peak_rss(argv) for _ in range(repeats))) for what, argv in runs]
 
 
@@ -77,7 +90,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiers", default="low,mid,prior")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--memory-only", action="store_true", help="only the zero-shot peak memory (no model is built)")
+    ap.add_argument(
+        "--memory-only", action="store_true", help="only the zero-shot peak memory (no model is built)"
+    )
     args = ap.parse_args()
     set_threads()
     tiers = args.tiers.split(",")
@@ -98,13 +113,16 @@ def main() -> None:
         clip = next(c for c in clips if c.stem.startswith("bikes"))
         two = [c for c in clips if c.stem.startswith("bikes")][:2]
         for what, peak in memory_rows(exe, two, model, 3):
-            memory.add_row(what, f"{peak / 2**20:.0f}", f"{peak / 1e9:.2f}", "< 1.5 GB" if "zero-shot" in what else "")
+            memory.add_row(
+                what, f"{peak / 2**20:.0f}", f"{peak / 1e9:.2f}", "< 1.5 GB" if "zero-shot" in what else ""
+            )
 
         cold = []
         for _ in range(max(1, args.repeats // 2)):
             t = time.perf_counter()
-            subprocess.run([exe, "predict", str(clip), "--model", str(model), "--json"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [exe, "predict", str(clip), "--model", str(model), "--json"], check=True, capture_output=True
+            )
             cold.append(time.perf_counter() - t)
 
         pipe = Pipeline.load(model)
@@ -115,11 +133,17 @@ def main() -> None:
             pipe.predict([clip], state_dir=pipe.state_dir)
             warm.append(time.perf_counter() - t)
 
-    table = Table(title=f"tiermem predict, one 3-s clip ({clip.name}), tiers {', '.join(tiers)} + knn distinctiveness")
+    table = Table(
+        title=f"tiermem predict, one 3-s clip ({clip.name}), tiers {', '.join(tiers)} + knn distinctiveness"
+    )
     for col in ("measure", "median s", "min s", "target"):
         table.add_column(col, justify="left" if col == "measure" else "right")
-    table.add_row("cold (new process, model load)", f"{statistics.median(cold):.2f}", f"{min(cold):.2f}", "<= 10")
-    table.add_row("warm (loaded, empty cache)", f"{statistics.median(warm):.2f}", f"{min(warm):.2f}", "<= 1.5")
+    table.add_row(
+        "cold (new process, model load)", f"{statistics.median(cold):.2f}", f"{min(cold):.2f}", "<= 10"
+    )
+    table.add_row(
+        "warm (loaded, empty cache)", f"{statistics.median(warm):.2f}", f"{min(warm):.2f}", "<= 1.5"
+    )
     console.print(table)
     console.print(memory)
 

@@ -68,9 +68,13 @@ class SetSpec:
 SETS: dict[str, SetSpec] = {
     # Paper: MSE with tail weights on Memento10k, MSE -> Spearman on VideoMem.
     "memento10k": SetSpec("memento10k", ("scores_normalized_short_term",), (), "captions", "mse_tails"),
-    "videomem": SetSpec("videomem", ("short_term", "long_term"), ("coco80_rn152", "coco80_rn101"), "titles", "mse_to_spearman"),
+    "videomem": SetSpec(
+        "videomem", ("short_term", "long_term"), ("coco80_rn152", "coco80_rn101"), "titles", "mse_to_spearman"
+    ),
     # TRECVid clips are scored like VideoMem (MediaEval short-term): VideoMem's loss, chosen a priori.
-    "trecvid2020": SetSpec("trecvid2020", ("short_term",), ("c3d_rn18_sports1m", "audioset527"), None, "mse_to_spearman", folds=5),
+    "trecvid2020": SetSpec(
+        "trecvid2020", ("short_term",), ("c3d_rn18_sports1m", "audioset527"), None, "mse_to_spearman", folds=5
+    ),
 }
 
 #: The M3-S head as the benchmark trains it: the paper's architecture, optimiser and weight
@@ -82,7 +86,13 @@ SETS: dict[str, SetSpec] = {
 #: those training parts (TRECVid's fold size) scored on 2000 other training-part videos, and
 #: all-but-1500 of them scored on the 1500, where this setting beat the earlier one (5 seeds,
 #: one shared 10% split) at both sizes. Applied to every set unchanged.
-M3S_SETTINGS: dict[str, Any] = {"hidden": (512, 64), "dropout": 0.5, "weight_decay": 1e-5, "ensemble": 10, "early_stopping": 0.3}
+M3S_SETTINGS: dict[str, Any] = {
+    "hidden": (512, 64),
+    "dropout": 0.5,
+    "weight_decay": 1e-5,
+    "ensemble": 10,
+    "early_stopping": 0.3,
+}
 
 
 @dataclass
@@ -110,13 +120,23 @@ def text_block(ds: Dataset, name: str, cache: Path, threads: int) -> Block:
     t = time.perf_counter()
     values = tier.transform_texts(ds.captions, ids=ds.ids)
     n = sum(len(c) for c in ds.captions)
-    console.print(f"  {name}: {n} texts of {len(ds)} videos embedded/cached in {time.perf_counter() - t:.1f} s")
-    return Block(name, np.asarray(ds.ids), [f"{name}_{i}" for i in range(values.shape[1])], values, f"{ds.name} {name}")
+    console.print(
+        f"  {name}: {n} texts of {len(ds)} videos embedded/cached in {time.perf_counter() - t:.1f} s"
+    )
+    return Block(
+        name, np.asarray(ds.ids), [f"{name}_{i}" for i in range(values.shape[1])], values, f"{ds.name} {name}"
+    )
 
 
 def validate(
-    spec: SetSpec, make: Callable[[int], RidgeHead | M3SHead], X: np.ndarray, y: np.ndarray, X_test: np.ndarray,
-    seed: int, val_fraction: float, repeats: int = 1,
+    spec: SetSpec,
+    make: Callable[[int], RidgeHead | M3SHead],
+    X: np.ndarray,
+    y: np.ndarray,
+    X_test: np.ndarray,
+    seed: int,
+    val_fraction: float,
+    repeats: int = 1,
 ) -> tuple[Metrics, float, np.ndarray, list[float]]:
     """Validation metrics of one configuration, its fit time, test-video scores, per-partition ρ.
 
@@ -140,7 +160,9 @@ def validate(
                 test += head.predict(X_test) / (spec.folds * repeats)
             per.append(evaluate(y, pred, n_resamples=1000, seed=seed))
         secs = time.perf_counter() - t
-        mean = {f: float(np.mean([getattr(m, f) for m in per])) for f in Metrics.__dataclass_fields__ if f != "n"}
+        mean = {
+            f: float(np.mean([getattr(m, f) for m in per])) for f in Metrics.__dataclass_fields__ if f != "n"
+        }
         return Metrics(n=len(y), **mean), secs, test, [m.spearman for m in per]
     tr, va = split_train_val(len(y), val_fraction, seed)
     head = make(seed).fit(X[tr], y[tr])
@@ -185,7 +207,9 @@ def run_set(spec: SetSpec, root: Path, out: Path, args: argparse.Namespace) -> l
             cols = np.concatenate([np.arange(joined.X.shape[1])[joined.slices[n]] for n in used])
             X, Xt = joined.X[:, cols], test.X[:, cols]
             make = lambda s, kind=kind, loss=loss, seeds=seeds: make_head(kind, loss, s, seeds)  # noqa: E731
-            metrics, secs, test_scores, per = validate(spec, make, X, y, Xt, args.seed, args.val_fraction, args.cv_repeats)
+            metrics, secs, test_scores, per = validate(
+                spec, make, X, y, Xt, args.seed, args.val_fraction, args.cv_repeats
+            )
             head_label = kind if kind == "ridge" else f"m3s x{seeds}"
             row = Row(spec.name, target, "+".join(used), head_label, loss, int(cols.size), metrics, secs)
             rows.append(row)
@@ -199,7 +223,9 @@ def run_set(spec: SetSpec, root: Path, out: Path, args: argparse.Namespace) -> l
             if label == headline and spec.folds == 1 and not args.no_refit:
                 # The headline config is refitted on every labelled video before scoring the test set.
                 test_scores = make(args.seed).fit(X, y).predict(Xt)
-            write_predictions(out / f"predictions_{spec.name}_{target}_{label}_{kind}.csv", test.ids, test_scores)
+            write_predictions(
+                out / f"predictions_{spec.name}_{target}_{label}_{kind}.csv", test.ids, test_scores
+            )
     return rows
 
 
@@ -231,17 +257,27 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--realbench", type=Path, default=DEFAULT_REALBENCH, help="Folder holding the realbench sets.")
+    ap.add_argument(
+        "--realbench", type=Path, default=DEFAULT_REALBENCH, help="Folder holding the realbench sets."
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     ap.add_argument("--sets", default=",".join(SETS), help="Comma-separated sets to run.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.15)
-    ap.add_argument("--threads", type=int, default=None, help="Torch threads [default: TIERMEM_THREADS or all cores].")
-    ap.add_argument("--cv-repeats", type=int, default=1, help="K-fold sets (TRECVid): average over R partitions.")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="Torch threads [default: TIERMEM_THREADS or all cores]."
+    )
+    ap.add_argument(
+        "--cv-repeats", type=int, default=1, help="K-fold sets (TRECVid): average over R partitions."
+    )
     ap.add_argument("--quick", action="store_true", help="One seed instead of the ensemble (plumbing check).")
     ap.add_argument("--no-loss-study", action="store_true", help="Skip the per-loss rows.")
     ap.add_argument("--no-test", action="store_true", help="Write no test predictions.")
-    ap.add_argument("--no-refit", action="store_true", help="Score the test set with the training-part heads (no refit on all labels).")
+    ap.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="Score the test set with the training-part heads (no refit on all labels).",
+    )
     args = ap.parse_args()
     args.threads = set_threads(args.threads)
     if not args.realbench.is_dir():
@@ -265,11 +301,11 @@ def main() -> None:
     (console if console.is_terminal else Console(width=130)).print(table)
     md = markdown(rows, args)
     atomic_write(args.out / "realbench_validation.md", lambda f: f.write(md.encode()))
-    frame = pd.DataFrame(
-        [{k: v for k, v in vars(r).items() if k != "val"} | r.val.to_dict() for r in rows]
-    )
+    frame = pd.DataFrame([{k: v for k, v in vars(r).items() if k != "val"} | r.val.to_dict() for r in rows])
     atomic_write(args.out / "realbench_validation.csv", lambda f: f.write(frame.to_csv(index=False).encode()))
-    console.print(f"wrote {args.out / 'realbench_validation.md'} and predictions in {args.out} ({time.perf_counter() - t0:.0f} s)")
+    console.print(
+        f"wrote {args.out / 'realbench_validation.md'} and predictions in {args.out} ({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

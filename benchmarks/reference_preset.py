@@ -49,7 +49,12 @@ def configurations(dataset: str, paper_loss: str) -> dict[str, HeadOptions]:
     configs = {
         "default (m3s preset)": HeadOptions(),
         f"realbench setting ({paper_loss})": HeadOptions(
-            head="m3s", loss=paper_loss, dropout=s["dropout"], ensemble=s["ensemble"], early_stopping=s["early_stopping"]),
+            head="m3s",
+            loss=paper_loss,
+            dropout=s["dropout"],
+            ensemble=s["ensemble"],
+            early_stopping=s["early_stopping"],
+        ),
         "m3s-reference preset": HeadOptions(preset="m3s-reference"),
     }
     for loss in ("spearman", "mse_to_spearman"):
@@ -58,7 +63,9 @@ def configurations(dataset: str, paper_loss: str) -> dict[str, HeadOptions]:
     return {label: options.with_preset(dataset) for label, options in configs.items()}
 
 
-def run_set(name: str, root: Path, out: Path, seeds: int, val_fraction: float, threads: int) -> list[dict[str, Any]]:
+def run_set(
+    name: str, root: Path, out: Path, seeds: int, val_fraction: float, threads: int
+) -> list[dict[str, Any]]:
     spec = SETS[name]
     ds = read_realbench(root / name)
     blocks = [load_block(ds.tables[b], b) for b in spec.tables]
@@ -70,30 +77,46 @@ def run_set(name: str, root: Path, out: Path, seeds: int, val_fraction: float, t
     y = lab.target(target)[joined.rows]
     tr, va = split_train_val(len(y), val_fraction, 0)
     X = joined.X
-    console.rule(f"{name}: {target}, {len(tr)} training / {len(va)} validation videos, blocks "
-                 f"{' + '.join(f'{b.name} ({len(b.feature_names)})' for b in joined.layout)}")
+    console.rule(
+        f"{name}: {target}, {len(tr)} training / {len(va)} validation videos, blocks "
+        f"{' + '.join(f'{b.name} ({len(b.feature_names)})' for b in joined.layout)}"
+    )
     rows = []
     for label, options in configurations(name, spec.loss).items():
         per_seed = []
         t = time.perf_counter()
         for seed in range(seeds):
-            head = replace(options, seed=100 * seed).build()  # apart: an ensemble's members use seed..seed+K-1
+            head = replace(
+                options, seed=100 * seed
+            ).build()  # apart: an ensemble's members use seed..seed+K-1
             head.fit(X[tr], y[tr], layout=joined.layout, watch=X[va])
             per_seed.append(two_protocols(head, X[va], y[va], seed=seed))
         secs = (time.perf_counter() - t) / seeds
         honest = [p.honest.spearman for p in per_seed]
         paper = [p.best_epoch_on_val.spearman for p in per_seed]
         row = {
-            "set": name, "target": target, "config": label, "preset": options.preset, "loss": options.loss or "mse",
-            "loss_params": options.loss_params, "seeds": seeds, "honest": float(np.mean(honest)),
-            "honest_sd": float(np.std(honest)), "best_epoch_on_val": float(np.mean(paper)),
-            "best_epoch_on_val_sd": float(np.std(paper)), "gap": float(np.mean(paper) - np.mean(honest)),
-            "honest_seed0": format_spearman(per_seed[0].honest), "seconds_per_seed": secs,
+            "set": name,
+            "target": target,
+            "config": label,
+            "preset": options.preset,
+            "loss": options.loss or "mse",
+            "loss_params": options.loss_params,
+            "seeds": seeds,
+            "honest": float(np.mean(honest)),
+            "honest_sd": float(np.std(honest)),
+            "best_epoch_on_val": float(np.mean(paper)),
+            "best_epoch_on_val_sd": float(np.std(paper)),
+            "gap": float(np.mean(paper) - np.mean(honest)),
+            "honest_seed0": format_spearman(per_seed[0].honest),
+            "seconds_per_seed": secs,
         }
         rows.append(row)
-        console.print(f"  {label:<34} honest {row['honest']:.3f} ± {row['honest_sd']:.3f}   best epoch on val "
-                      f"{row['best_epoch_on_val']:.3f} ± {row['best_epoch_on_val_sd']:.3f}   (+{row['gap']:.3f})  "
-                      f"{secs:5.1f} s/seed", highlight=False)
+        console.print(
+            f"  {label:<34} honest {row['honest']:.3f} ± {row['honest_sd']:.3f}   best epoch on val "
+            f"{row['best_epoch_on_val']:.3f} ± {row['best_epoch_on_val_sd']:.3f}   (+{row['gap']:.3f})  "
+            f"{secs:5.1f} s/seed",
+            highlight=False,
+        )
     return rows
 
 
@@ -108,9 +131,11 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['set']} | {r['config']} | {r['loss']} | {r['honest']:.3f} ± {r['honest_sd']:.3f} | "
-                     f"{r['best_epoch_on_val']:.3f} ± {r['best_epoch_on_val_sd']:.3f} | +{r['gap']:.3f} | "
-                     f"{r['seconds_per_seed']:.1f} |")
+        lines.append(
+            f"| {r['set']} | {r['config']} | {r['loss']} | {r['honest']:.3f} ± {r['honest_sd']:.3f} | "
+            f"{r['best_epoch_on_val']:.3f} ± {r['best_epoch_on_val_sd']:.3f} | +{r['gap']:.3f} | "
+            f"{r['seconds_per_seed']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -127,10 +152,15 @@ def main() -> None:
     if not args.realbench.is_dir():
         raise SystemExit(f"{args.realbench}: realbench folder not found (pass --realbench)")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [r for name in args.sets.split(",") for r in run_set(name, args.realbench, args.out, args.seeds,
-                                                                 args.val_fraction, threads)]
+    rows = [
+        r
+        for name in args.sets.split(",")
+        for r in run_set(name, args.realbench, args.out, args.seeds, args.val_fraction, threads)
+    ]
     atomic_write(args.out / "reference_preset.md", lambda f: f.write(markdown(rows, args).encode()))
-    atomic_write(args.out / "reference_preset.csv", lambda f: f.write(pd.DataFrame(rows).to_csv(index=False).encode()))
+    atomic_write(
+        args.out / "reference_preset.csv", lambda f: f.write(pd.DataFrame(rows).to_csv(index=False).encode())
+    )
     console.print(f"wrote {args.out / 'reference_preset.md'}")
 
 

@@ -37,7 +37,9 @@ console = Console()
 
 def cut_clips(work: Path, n: int, seconds: float = 3.0) -> list[Path]:
     """`n` distinct `seconds`-long clips: stream copies of a joined video with a keyframe each second."""
-    joined = make_long_video(work / "joined.mp4", seconds=int(n * seconds) + 1, size=(640, 360), keyframe_every=25)
+    joined = make_long_video(
+        work / "joined.mp4", seconds=int(n * seconds) + 1, size=(640, 360), keyframe_every=25
+    )
     clips = [copy_stretch(joined, work / f"clip_{k:03d}.mp4", k * seconds, seconds) for k in range(n)]
     return clips
 
@@ -60,8 +62,11 @@ async def run(url: str, clips: list[Path], polls: int, clients: int) -> dict[str
         async def submit(path: Path) -> None:
             async with gate:
                 t = time.perf_counter()
-                r = await client.post("/v1/jobs", files={"file": (path.name, path.read_bytes(), "video/mp4")},
-                                      data={"timeline": "false"})
+                r = await client.post(
+                    "/v1/jobs",
+                    files={"file": (path.name, path.read_bytes(), "video/mp4")},
+                    data={"timeline": "false"},
+                )
                 submit_s.append(time.perf_counter() - t)
                 if r.status_code != 202:
                     errors.append(f"submit {path.name}: {r.status_code} {r.text[:200]}")
@@ -96,12 +101,26 @@ async def run(url: str, clips: list[Path], polls: int, clients: int) -> dict[str
         total = time.perf_counter() - start
         failed = states.count("failed")
         t = time.perf_counter()
-        again = await client.post("/v1/jobs", files={"file": (clips[0].name, clips[0].read_bytes(), "video/mp4")},
-                                  data={"timeline": "false"})
+        again = await client.post(
+            "/v1/jobs",
+            files={"file": (clips[0].name, clips[0].read_bytes(), "video/mp4")},
+            data={"timeline": "false"},
+        )
         cached_s = time.perf_counter() - t
         cached = again.status_code == 202 and again.json()["jobs"][0]["cached"]
-    return {"submit": submit_s, "status": status_s, "one_by_one": one_by_one, "errors": errors, "total": total, "jobs": len(ids), "failed": failed,
-            "pending_at_polls": busy["pending"], "running_after_polls": running, "cached_s": cached_s, "cached": cached}
+    return {
+        "submit": submit_s,
+        "status": status_s,
+        "one_by_one": one_by_one,
+        "errors": errors,
+        "total": total,
+        "jobs": len(ids),
+        "failed": failed,
+        "pending_at_polls": busy["pending"],
+        "running_after_polls": running,
+        "cached_s": cached_s,
+        "cached": cached,
+    }
 
 
 def main() -> None:
@@ -132,18 +151,35 @@ def main() -> None:
             server.stop()
         log = (work / "server.log").read_text()
     server_errors = log.count(" 500 ") + log.count("Traceback")
-    table = Table(title=f"tiermem serve under load: model {args.model}, {args.workers} worker(s), {os.cpu_count()} CPUs, "
-                        f"{args.clients} concurrent clients")
+    table = Table(
+        title=f"tiermem serve under load: model {args.model}, {args.workers} worker(s), {os.cpu_count()} CPUs, "
+        f"{args.clients} concurrent clients"
+    )
     table.add_column("measure")
     table.add_column("result")
-    table.add_row(f"submit latency ({found['jobs']} uploads of a 3-s 640x360 clip, ~0.3 MB)", percentiles(found["submit"]))
-    table.add_row(f"status latency, every worker busy ({found['pending_at_polls']} jobs pending, "
-                  f"{found['running_after_polls']} still running after the polls)", percentiles(found["status"]))
+    table.add_row(
+        f"submit latency ({found['jobs']} uploads of a 3-s 640x360 clip, ~0.3 MB)",
+        percentiles(found["submit"]),
+    )
+    table.add_row(
+        f"status latency, every worker busy ({found['pending_at_polls']} jobs pending, "
+        f"{found['running_after_polls']} still running after the polls)",
+        percentiles(found["status"]),
+    )
     table.add_row("status latency, one client polling alone, worker busy", percentiles(found["one_by_one"]))
-    table.add_row("jobs per minute (first upload to last result)", f"{found['jobs'] / found['total'] * 60:.1f} "
-                  f"({found['jobs']} jobs in {found['total']:.1f} s, {found['failed']} failed)")
-    table.add_row("identical upload answered from the results", f"{found['cached_s'] * 1000:.0f} ms (cached: {found['cached']})")
-    table.add_row("errors (non-2xx answers, 5xx or tracebacks in the server log)", f"{len(found['errors']) + server_errors}")
+    table.add_row(
+        "jobs per minute (first upload to last result)",
+        f"{found['jobs'] / found['total'] * 60:.1f} "
+        f"({found['jobs']} jobs in {found['total']:.1f} s, {found['failed']} failed)",
+    )
+    table.add_row(
+        "identical upload answered from the results",
+        f"{found['cached_s'] * 1000:.0f} ms (cached: {found['cached']})",
+    )
+    table.add_row(
+        "errors (non-2xx answers, 5xx or tracebacks in the server log)",
+        f"{len(found['errors']) + server_errors}",
+    )
     console.print(table)
     for e in found["errors"][:10]:
         console.print(f"[red]{e}[/]")

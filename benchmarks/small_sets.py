@@ -87,14 +87,21 @@ def training_part(set_name: str, target: str, cache: Path) -> tuple[np.ndarray, 
     return joined.X[tr], y[tr]
 
 
-def fit_predict(setting: Setting | str | None, loss: str, seed: int, X: np.ndarray, y: np.ndarray, Xe: np.ndarray) -> np.ndarray:
+def fit_predict(
+    setting: Setting | str | None, loss: str, seed: int, X: np.ndarray, y: np.ndarray, Xe: np.ndarray
+) -> np.ndarray:
     if setting is None:
         return RidgeHead().fit(X, y).predict(Xe)
     d = rb.M3S_SETTINGS
     if setting == AUTO:
         last = SETTINGS[-1]
         cfg = TrainConfig(loss=loss, weight_decay=d["weight_decay"], seed=seed, ensemble=last.ensemble)
-        m3s = {"hidden": d["hidden"], "dropout": d["dropout"], "train": cfg.to_dict(), "early_stopping": last.early_stopping}
+        m3s = {
+            "hidden": d["hidden"],
+            "dropout": d["dropout"],
+            "train": cfg.to_dict(),
+            "early_stopping": last.early_stopping,
+        }
         head = get_head("auto", m3s=m3s, seed=seed).fit(X, y)
         CHOSEN.append(head.chosen_)
         return head.predict(Xe)
@@ -111,7 +118,9 @@ def fit_predict(setting: Setting | str | None, loss: str, seed: int, X: np.ndarr
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="small,large")
-    ap.add_argument("--rows", default="all", help="all, or 'final': ridge, the realbench setting and the auto head only")
+    ap.add_argument(
+        "--rows", default="all", help="all, or 'final': ridge, the realbench setting and the auto head only"
+    )
     ap.add_argument("--cache", type=Path, default=rb.REPO / "benchmarks" / "out" / "cache")
     args = ap.parse_args()
     set_threads()
@@ -140,7 +149,9 @@ def main() -> None:
             label = "ridge" if setting is None else setting if isinstance(setting, str) else setting.label
             if CHOSEN:
                 label += f" (kept ridge {CHOSEN.count('ridge')} / m3s {CHOSEN.count('m3s')} times)"
-            table.add_row(label, *(f"{r:.3f}" for r in row), f"{np.mean(row):.3f}", f"{time.perf_counter() - t0:.0f}")
+            table.add_row(
+                label, *(f"{r:.3f}" for r in row), f"{np.mean(row):.3f}", f"{time.perf_counter() - t0:.0f}"
+            )
             console.print(f"  {size} {label}: " + " ".join(f"{r:.3f}" for r in row), highlight=False)
         (console if console.is_terminal else Console(width=130)).print(table)
 

@@ -56,23 +56,41 @@ def kernel_ridge(X: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndar
     inner, held = split_train_val(len(y), 0.2, 1)
     grid = [(g, a) for g in (0.25, 0.5, 1.0, 2.0) for a in (0.1, 0.3, 1.0, 3.0)]
     mean = y[inner].mean()
-    score = {ga: spearmanr(y[held], KernelRidge(kernel="rbf", gamma=ga[0], alpha=ga[1]).fit(X[inner], y[inner] - mean)
-                           .predict(X[held])).statistic for ga in grid}
+    score = {
+        ga: spearmanr(
+            y[held],
+            KernelRidge(kernel="rbf", gamma=ga[0], alpha=ga[1])
+            .fit(X[inner], y[inner] - mean)
+            .predict(X[held]),
+        ).statistic
+        for ga in grid
+    }
     gamma, alpha = max(score, key=score.get)
     model = KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha).fit(X, y - y.mean())
     return lambda Z, m=model, c=y.mean(): m.predict(Z) + c
 
 
-def on_rows(X: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]) -> Fit:
+def on_rows(
+    X: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+) -> Fit:
     """A variant on a feature matrix: fitted on some rows of (X, y), it scores other rows."""
+
     def fitted(train: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         predict = fit(X[train], y[train])
         return lambda rows: predict(X[rows])
+
     return fitted
 
 
-def run_variants(name: str, target: str, y: np.ndarray, n_test: int, variants: dict[str, Fit],
-                 ensembles: dict[str, tuple[str, ...]], blocks: str) -> tuple[list[dict], dict[str, np.ndarray]]:
+def run_variants(
+    name: str,
+    target: str,
+    y: np.ndarray,
+    n_test: int,
+    variants: dict[str, Fit],
+    ensembles: dict[str, tuple[str, ...]],
+    blocks: str,
+) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Each variant fitted on the training part: validation figure, test scores (rows: labelled
     videos first, then the test videos)."""
     n = len(y)
@@ -83,13 +101,19 @@ def run_variants(name: str, target: str, y: np.ndarray, n_test: int, variants: d
         t = time.perf_counter()
         scorer = fit(tr)
         val_pred[label], test_pred[label] = scorer(va), scorer(test_rows)
-        rows.append(_row(name, target, blocks, label, evaluate(y[va], val_pred[label], seed=0), time.perf_counter() - t))
+        rows.append(
+            _row(
+                name, target, blocks, label, evaluate(y[va], val_pred[label], seed=0), time.perf_counter() - t
+            )
+        )
     for label, members in ensembles.items():
         val_pred[label] = np.mean([val_pred[m] for m in members], axis=0)
         test_pred[label] = np.mean([test_pred[m] for m in members], axis=0)
         rows.append(_row(name, target, blocks, label, evaluate(y[va], val_pred[label], seed=0), 0.0))
     best = max(rows, key=lambda r: r["spearman"])["variant"]
-    console.print(f"  best on validation: {best}; refitted on all {n} labelled videos for its test predictions")
+    console.print(
+        f"  best on validation: {best}; refitted on all {n} labelled videos for its test predictions"
+    )
     members = ensembles.get(best, (best,))
     test_pred[best] = np.mean([variants[m](np.arange(n))(test_rows) for m in members], axis=0)
     test_pred[f"best ({best})"] = test_pred[best]
@@ -98,7 +122,15 @@ def run_variants(name: str, target: str, y: np.ndarray, n_test: int, variants: d
 
 def _row(set_: str, target: str, blocks: str, label: str, m: Metrics, secs: float) -> dict:
     console.print(f"  {blocks:<14} {label:<28} ρ = {format_spearman(m)}  {secs:5.0f} s", highlight=False)
-    return {"set": set_, "target": target, "blocks": blocks, "variant": label, "n_val": m.n, **m.to_dict(), "fit_s": secs}
+    return {
+        "set": set_,
+        "target": target,
+        "blocks": blocks,
+        "variant": label,
+        "n_val": m.n,
+        **m.to_dict(),
+        "fit_s": secs,
+    }
 
 
 def file_label(variant: str) -> str:
@@ -106,7 +138,9 @@ def file_label(variant: str) -> str:
     return "-".join("".join(ch if ch.isalnum() or ch in "+." else " " for ch in variant).split())
 
 
-def write_predictions(out: Path, set_: str, target: str, blocks: str, ids: list[str], preds: dict[str, np.ndarray]) -> None:
+def write_predictions(
+    out: Path, set_: str, target: str, blocks: str, ids: list[str], preds: dict[str, np.ndarray]
+) -> None:
     for variant, scores in preds.items():
         label = "best" if variant.startswith("best (") else file_label(variant)
         buf = io.StringIO()
@@ -128,13 +162,17 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
     M = mean_by_owner(E, owner, len(captions))
     rows_of = lambda videos: np.flatnonzero(np.isin(owner, videos))  # noqa: E731 - the captions of videos
 
-    def video_scores(per_caption_scores: Callable[[np.ndarray], np.ndarray], videos: np.ndarray) -> np.ndarray:
+    def video_scores(
+        per_caption_scores: Callable[[np.ndarray], np.ndarray], videos: np.ndarray
+    ) -> np.ndarray:
         """Each video's score: the mean of its captions' scores, in the order of `videos`."""
         order = np.argsort(videos)
         ordered = videos[order]
         r = rows_of(ordered)
         out = np.empty(len(videos))
-        out[order] = mean_by_owner(per_caption_scores(E[r])[:, None], np.searchsorted(ordered, owner[r]), len(ordered))[:, 0]
+        out[order] = mean_by_owner(
+            per_caption_scores(E[r])[:, None], np.searchsorted(ordered, owner[r]), len(ordered)
+        )[:, 0]
         return out
 
     def per_caption(make: Callable[[], object]) -> Fit:
@@ -142,11 +180,14 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
             r = rows_of(videos)
             head = make().fit(E[r], y[owner[r]])
             return lambda v: video_scores(head.predict, v)
+
         return fit
 
     def nystrom(videos: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         r = rows_of(videos)
-        model = CaptionKernelRidge(landmarks=1000, gamma=0.5).fit(E[r], np.searchsorted(videos, owner[r]), y[videos])
+        model = CaptionKernelRidge(landmarks=1000, gamma=0.5).fit(
+            E[r], np.searchsorted(videos, owner[r]), y[videos]
+        )
         return lambda v: video_scores(model.predict_captions, v)
 
     def tfidf(videos: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -155,7 +196,9 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
 
         docs = [" ".join(c) for c in captions]
         vec = TfidfVectorizer(min_df=2, sublinear_tf=True).fit([docs[i] for i in videos])
-        ridge = RidgeCV(alphas=np.logspace(-1, 3, 17)).fit(vec.transform([docs[i] for i in videos]), y[videos])
+        ridge = RidgeCV(alphas=np.logspace(-1, 3, 17)).fit(
+            vec.transform([docs[i] for i in videos]), y[videos]
+        )
         return lambda v: ridge.predict(vec.transform([docs[i] for i in v]))
 
     variants: dict[str, Fit] = {
@@ -168,7 +211,7 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
         "m3s x5 (per caption)": per_caption(lambda: m3s("mse_tails", 5)),
         "mlp [128] x5 (per caption)": per_caption(lambda: m3s("mse_tails", 5, (128,))),
     }
-    variants = {k: (lambda f: (lambda v: f(np.sort(v))))(f) for k, f in variants.items()}  # rows in order
+    variants = {k: (lambda f: lambda v: f(np.sort(v)))(f) for k, f in variants.items()}  # rows in order
     if finetune:
         from finetune_text import finetune_scorer
 
@@ -176,7 +219,12 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
     ensembles = {
         "krr+m3s": ("krr", "m3s x10 (caption mean)"),
         "shipped: nystrom+mlp [128]": ("nystrom krr (per caption)", "mlp [128] x5 (per caption)"),
-        "krr+m3s+m3s per caption+tf-idf": ("krr", "m3s x10 (caption mean)", "m3s x5 (per caption)", "ridge (tf-idf words)"),
+        "krr+m3s+m3s per caption+tf-idf": (
+            "krr",
+            "m3s x10 (caption mean)",
+            "m3s x5 (per caption)",
+            "ridge (tf-idf words)",
+        ),
     }
     if finetune:
         ensembles["fine-tuned minilm+krr"] = ("fine-tuned minilm", "krr")
@@ -206,7 +254,9 @@ def videomem(root: Path, out: Path) -> list[dict]:
             "krr": on_rows(X, y, kernel_ridge),
             "m3s x10": on_rows(X, y, lambda Z, t: m3s("mse_to_spearman", 10).fit(Z, t).predict),
         }
-        r, preds = run_variants("videomem", target, y, len(test.ids), variants, {"krr+m3s": ("krr", "m3s x10")}, blocks)
+        r, preds = run_variants(
+            "videomem", target, y, len(test.ids), variants, {"krr+m3s": ("krr", "m3s x10")}, blocks
+        )
         rows += r
         write_predictions(out, "videomem", target, blocks, test.ids, preds)
     return rows
@@ -217,7 +267,9 @@ def main() -> None:
     ap.add_argument("--realbench", type=Path, default=REPO.parent / "shared" / "realbench")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     ap.add_argument("--sets", default="memento10k,videomem")
-    ap.add_argument("--finetune", action="store_true", help="Also fine-tune MiniLM on Memento10k captions (~13 min).")
+    ap.add_argument(
+        "--finetune", action="store_true", help="Also fine-tune MiniLM on Memento10k captions (~13 min)."
+    )
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     set_threads(args.threads)
@@ -230,7 +282,9 @@ def main() -> None:
     if "videomem" in args.sets:
         rows += videomem(args.realbench, args.out)
     frame = pd.DataFrame(rows)
-    atomic_write(args.out / "text_models_validation.csv", lambda f: f.write(frame.to_csv(index=False).encode()))
+    atomic_write(
+        args.out / "text_models_validation.csv", lambda f: f.write(frame.to_csv(index=False).encode())
+    )
     console.print(f"wrote {args.out / 'text_models_validation.csv'} and test predictions in {args.out}")
 
 

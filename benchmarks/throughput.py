@@ -76,7 +76,9 @@ def inputs(work: Path, minutes: int, clips: int) -> tuple[Path, Path, list[Path]
     """(the long video, the 60-s video, the clips), made once in `work`."""
     long = work / f"long_{SIZE[0]}x{SIZE[1]}_{minutes}min.mp4"
     if not long.is_file():
-        with console.status(f"encoding a {minutes}-min {SIZE[0]}x{SIZE[1]} video (once, cached in {work}) ..."):
+        with console.status(
+            f"encoding a {minutes}-min {SIZE[0]}x{SIZE[1]} video (once, cached in {work}) ..."
+        ):
             t = time.perf_counter()
             make_long_video(long, seconds=60 * minutes, size=SIZE, fps=FPS, keyframe_every=FPS)
         console.print(f"made {long.name} in {time.perf_counter() - t:.0f} s")
@@ -128,7 +130,8 @@ class GpuBusy:
         self.stop = threading.Event()
         self.proc = subprocess.Popen(
             ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -171,16 +174,33 @@ def gpu_rows(clips: list[Path], work: Path, count: int) -> list[tuple[str, str, 
 
     with GpuBusy() as busy:
         start = time.perf_counter()
-        report = extract(linked, tiers=["low", "mid", "high"], out=out, tier_config=high,
-                         run=Run(workers=max(1, default_threads() - 2), device="cuda", on_progress=tick))
+        report = extract(
+            linked,
+            tiers=["low", "mid", "high"],
+            out=out,
+            tier_config=high,
+            run=Run(workers=max(1, default_threads() - 2), device="cuda", on_progress=tick),
+        )
         end = time.perf_counter()
     steady = (len(report.done) - seen[1]) / (end - seen[0]) if seen else float("nan")
-    rows.append((f"low+mid+high on CUDA, {count} clips (high: RANDOM weights, speed only)",
-                 f"{len(report.done) / (end - start):.1f} clips/s whole; steady state {steady:.1f} clips/s", ">= 40"))
-    share = np.mean([s > 0 for s in busy.samples[len(busy.samples) // 10:]]) if busy.samples else float("nan")
-    util = np.mean(busy.samples[len(busy.samples) // 10:]) if busy.samples else float("nan")
-    rows.append(("GPU busy (nvidia-smi utilization.gpu every 0.1 s, after the first 10%)",
-                 f"{share:.0%} of samples > 0; mean utilisation {util:.0f}%", ">= 50%"))
+    rows.append(
+        (
+            f"low+mid+high on CUDA, {count} clips (high: RANDOM weights, speed only)",
+            f"{len(report.done) / (end - start):.1f} clips/s whole; steady state {steady:.1f} clips/s",
+            ">= 40",
+        )
+    )
+    share = (
+        np.mean([s > 0 for s in busy.samples[len(busy.samples) // 10 :]]) if busy.samples else float("nan")
+    )
+    util = np.mean(busy.samples[len(busy.samples) // 10 :]) if busy.samples else float("nan")
+    rows.append(
+        (
+            "GPU busy (nvidia-smi utilization.gpu every 0.1 s, after the first 10%)",
+            f"{share:.0%} of samples > 0; mean utilisation {util:.0f}%",
+            ">= 50%",
+        )
+    )
     cpu = extract(clips[:20], tiers=["mid"], out=work / "cos_cpu", run=Run(device="cpu"))
     gpu = extract(clips[:20], tiers=["mid"], out=work / "cos_gpu", run=Run(device="cuda"))
     a = FeatureStore(work / "cos_cpu").table("mid").set_index("video_id").sort_index()
@@ -188,7 +208,13 @@ def gpu_rows(clips: list[Path], work: Path, count: int) -> list[tuple[str, str, 
     names = FeatureStore(work / "cos_cpu").feature_names("mid")
     x, y = a[names].to_numpy(np.float64), b[names].to_numpy(np.float64)
     cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
-    rows.append((f"mid features CUDA vs CPU ({len(cpu.done)}/{len(gpu.done)} clips)", f"cosine min {cos.min():.4f}", ">= 0.99"))
+    rows.append(
+        (
+            f"mid features CUDA vs CPU ({len(cpu.done)}/{len(gpu.done)} clips)",
+            f"cosine min {cos.min():.4f}",
+            ">= 0.99",
+        )
+    )
     return rows
 
 
@@ -216,7 +242,9 @@ class Meter:
         self.seconds = time.perf_counter() - self.start
         busy = _busy_seconds()
         cores = os.cpu_count() or 1
-        self.shown = "?" if busy is None or self.busy is None else f"{(busy - self.busy) / (self.seconds * cores):.0%}"
+        self.shown = (
+            "?" if busy is None or self.busy is None else f"{(busy - self.busy) / (self.seconds * cores):.0%}"
+        )
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Meter, Any]:
@@ -258,31 +286,44 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     long, minute, clips = inputs(args.work, args.long_minutes, args.clips)
     hashes = {content_hash(p) for p in clips}
-    table = Table(title=f"throughput, whole process ({default_threads()} cores, {len(clips)} clips of 3 s at "
-                        f"{SIZE[0]}x{SIZE[1]}, {len(hashes)} distinct; tiermem {tiermem.__version__})")
+    table = Table(
+        title=f"throughput, whole process ({default_threads()} cores, {len(clips)} clips of 3 s at "
+        f"{SIZE[0]}x{SIZE[1]}, {len(hashes)} distinct; tiermem {tiermem.__version__})"
+    )
     for col in ("measure", "result", "target", "cores busy"):
         table.add_column(col)
 
     for workers in [] if args.skip_extract else args.workers:
         with console.status(f"decode floor, {workers} worker(s) ..."):
             meter, floor = timed(lambda: decode_floor(clips, workers))
-        table.add_row(f"decode only, {workers} worker(s)", f"{len(clips) / floor:.2f} clips/s ({floor:.1f} s)", "", meter.shown)
+        table.add_row(
+            f"decode only, {workers} worker(s)",
+            f"{len(clips) / floor:.2f} clips/s ({floor:.1f} s)",
+            "",
+            meter.shown,
+        )
         for tiers in args.tiers:
             out = args.work / f"store_{tiers.replace(',', '_')}_{workers}"
             shutil.rmtree(out, ignore_errors=True)
             stages = Stages()
             with console.status(f"extract {tiers}, {workers} worker(s) ..."):
-                meter, report = timed(lambda: extract(clips, tiers=tiers.split(","), out=out,
-                                                      run=Run(workers=workers, on_progress=stages)))
+                meter, report = timed(
+                    lambda: extract(
+                        clips, tiers=tiers.split(","), out=out, run=Run(workers=workers, on_progress=stages)
+                    )
+                )
             if report.failed:
                 raise SystemExit(f"failures: {report.failed[:3]}")
             seconds = meter.seconds
             target = "<= 1.5x decode" if tiers == "low" else ""
             apart = stages.seconds("fitting")
             fit = f"PCA fit decoded apart: {apart:.1f} s of it" if apart else "PCA fitted on the main pass"
-            table.add_row(f"extract {tiers}, {workers} worker(s)",
-                          f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; {fit})",
-                          target, meter.shown)
+            table.add_row(
+                f"extract {tiers}, {workers} worker(s)",
+                f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; {fit})",
+                target,
+                meter.shown,
+            )
 
     if not args.skip_timelines:
         warm = args.work / "warm_6s.mp4"
@@ -299,20 +340,31 @@ def main() -> None:
         for workers in sorted({1, *args.workers}):
             meter, tl = timed(lambda: model.timeline(minute, run=Run(workers=workers)))
             shared = _stretches(tl, workers)
-            table.add_row(f"60-s 720p timeline, low+mid model (INVENTED labels; {len(tl.table)} windows), "
-                          f"{workers} worker(s), {shared}", f"{meter.seconds:.2f} s", "<= 8 s (2 cores), <= 3 s (H200)",
-                          meter.shown)
+            table.add_row(
+                f"60-s 720p timeline, low+mid model (INVENTED labels; {len(tl.table)} windows), "
+                f"{workers} worker(s), {shared}",
+                f"{meter.seconds:.2f} s",
+                "<= 8 s (2 cores), <= 3 s (H200)",
+                meter.shown,
+            )
             if zero is not None:
                 meter, tz = timed(lambda: zero.timeline(minute, run=Run(workers=workers)))
-                table.add_row(f"60-s 720p timeline, zero-shot ({len(tz.table)} windows), {workers} worker(s), "
-                              f"{_stretches(tz, workers)}", f"{meter.seconds:.2f} s", "<= 8 s (2 cores), <= 3 s (H200)",
-                              meter.shown)
+                table.add_row(
+                    f"60-s 720p timeline, zero-shot ({len(tz.table)} windows), {workers} worker(s), "
+                    f"{_stretches(tz, workers)}",
+                    f"{meter.seconds:.2f} s",
+                    "<= 8 s (2 cores), <= 3 s (H200)",
+                    meter.shown,
+                )
         if not args.skip_memory:
             with console.status(f"{args.long_minutes}-min timeline in a fresh process (peak RSS) ..."):
                 meter, result = timed(lambda: peak_rss(build_model(args.work, ["low", "mid"]), long))
-            table.add_row(f"peak RSS, {args.long_minutes}-min 720p timeline, low+mid model, fresh process",
-                          f"{result['peak_bytes'] / 2**20:.0f} MiB ({result['seconds']:.0f} s, {result['windows']} windows)",
-                          "< 1.5 GB", meter.shown)
+            table.add_row(
+                f"peak RSS, {args.long_minutes}-min 720p timeline, low+mid model, fresh process",
+                f"{result['peak_bytes'] / 2**20:.0f} MiB ({result['seconds']:.0f} s, {result['windows']} windows)",
+                "< 1.5 GB",
+                meter.shown,
+            )
 
     import torch
 

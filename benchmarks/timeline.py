@@ -71,7 +71,9 @@ def long_video(work: Path, seconds: int, size: tuple[int, int]) -> Path:
     """The cached `make_long_video` output for `seconds` at `size` and 25 fps (made once)."""
     out = work / f"long_{size[0]}x{size[1]}_{FPS}fps_{seconds}s.mp4"
     if not out.is_file():
-        with console.status(f"encoding a {seconds}-s {size[0]}x{size[1]} video ({out.name}, cached in {work}) ..."):
+        with console.status(
+            f"encoding a {seconds}-s {size[0]}x{size[1]} video ({out.name}, cached in {work}) ..."
+        ):
             t = time.perf_counter()
             make_long_video(out, seconds=seconds, size=size, fps=FPS)
         console.print(f"made {out} in {time.perf_counter() - t:.0f} s")
@@ -92,15 +94,28 @@ def build_model(work: Path, tiers: list[str], prior_precision: str = "fp32") -> 
         t = time.perf_counter()
         clips = make_sample_clips(root / "videos", step=1.0)
         rng = np.random.default_rng(0)
-        records = [{"filename": c.name, "mem_score": float(rng.uniform(0.5, 1.0)), "captions": ["-"]} for c in clips]
+        records = [
+            {"filename": c.name, "mem_score": float(rng.uniform(0.5, 1.0)), "captions": ["-"]} for c in clips
+        ]
         (root / "memento_train_data.json").write_text(json.dumps(records[:11]))
         (root / "memento_val_data.json").write_text(json.dumps(records[11:]))
-        cfg = tiermem.PipelineConfig(target="mem_score", tiers=tiers, distinct=["knn"], distinct_params={"knn": {"k": 3}},
-                                     distinct_source="mid" if "mid" in tiers else tiers[0], head="ridge", ablate=False,
-                                     tier_config={"prior": {"precision": prior_precision}} if "prior" in tiers else {})
-        pipe = tiermem.Pipeline(cfg).fit(tiermem.read_dataset("memento10k", root), work / f"cache_{'_'.join(tiers)}")
+        cfg = tiermem.PipelineConfig(
+            target="mem_score",
+            tiers=tiers,
+            distinct=["knn"],
+            distinct_params={"knn": {"k": 3}},
+            distinct_source="mid" if "mid" in tiers else tiers[0],
+            head="ridge",
+            ablate=False,
+            tier_config={"prior": {"precision": prior_precision}} if "prior" in tiers else {},
+        )
+        pipe = tiermem.Pipeline(cfg).fit(
+            tiermem.read_dataset("memento10k", root), work / f"cache_{'_'.join(tiers)}"
+        )
         pipe.save(out)
-    console.print(f"fitted {out.name} in {time.perf_counter() - t:.0f} s ({len(clips)} sample clips, random labels)")
+    console.print(
+        f"fitted {out.name} in {time.perf_counter() - t:.0f} s ({len(clips)} sample clips, random labels)"
+    )
     return out
 
 
@@ -110,10 +125,17 @@ def cut_windows(src: Path, spans: list[tuple[float, float]], out_dir: Path) -> l
     names = [out_dir / f"w{k:04d}.mp4" for k in range(len(spans))]
     open_: dict[int, tuple[Any, Any, int]] = {}  # window -> (container, stream, frames written)
     nxt = 0
-    with av.open(str(src)) as container, Progress(
-        TextColumn("cutting windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-        transient=True,
-    ) as bar:
+    with (
+        av.open(str(src)) as container,
+        Progress(
+            TextColumn("cutting windows"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or FPS
@@ -162,7 +184,9 @@ def _busy_seconds() -> float | None:
             v = [int(x) for x in f.readline().split()[1:]]
     except OSError:
         return None
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")  # user nice system irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf(
+        "SC_CLK_TCK"
+    )  # user nice system irq softirq steal
 
 
 def _own_seconds() -> float:
@@ -185,8 +209,12 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
         busy = _busy_seconds()
-        self.others = (None if busy is None or self.busy is None
-                       else max(0.0, (busy - self.busy) - (_own_seconds() - self.own)) / (self.seconds * (os.cpu_count() or 1)))
+        self.others = (
+            None
+            if busy is None or self.busy is None
+            else max(0.0, (busy - self.busy) - (_own_seconds() - self.own))
+            / (self.seconds * (os.cpu_count() or 1))
+        )
 
     @property
     def shown(self) -> str:
@@ -213,12 +241,18 @@ def score_child(model: str, video: str) -> None:
     m = tiermem.load(model)
     start = time.perf_counter()
     tl = m.timeline(video)
-    print(json.dumps({"seconds": time.perf_counter() - start, "windows": len(tl.table), "duration": tl.duration}))
+    print(
+        json.dumps(
+            {"seconds": time.perf_counter() - start, "windows": len(tl.table), "duration": tl.duration}
+        )
+    )
 
 
 def peak_rss(model: Path | str, video: Path) -> dict[str, Any]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--score", str(model), str(video)]
-    out = subprocess.run([sys.executable, "-c", _MEASURE, *argv], check=True, stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *argv], check=True, stdout=subprocess.PIPE, text=True
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return {**result["child"], "peak_bytes": result["maxrss_kb"] * 1024.0}  # Linux reports kilobytes
 
@@ -249,32 +283,61 @@ def memory_rows(work: Path, model: Path, tiers: list[str], minutes: list[int]) -
         with Meter() as meter:
             result = peak_rss(model, path)
         found.append((m, result, meter))
-        console.print(f"  {result['windows']} windows in {result['seconds']:.0f} s ({result['seconds'] / m:.1f} s per "
-                      f"minute of video), peak {result['peak_bytes'] / 2**20:.0f} MiB")
+        console.print(
+            f"  {result['windows']} windows in {result['seconds']:.0f} s ({result['seconds'] / m:.1f} s per "
+            f"minute of video), peak {result['peak_bytes'] / 2**20:.0f} MiB"
+        )
     for m, result, meter in found:
-        rows.append((f"peak RSS: {m}-min {LONG_SIZE[0]}x{LONG_SIZE[1]} video, {'+'.join(tiers)} model, fresh process "
-                     f"({result['windows']} windows, scored in {result['seconds']:.0f} s = {result['seconds'] / m:.1f} s/min)",
-                     f"{result['peak_bytes'] / 2**20:.0f} MiB ({result['peak_bytes'] / 1e9:.2f} GB)",
-                     f"< {TARGETS['rss_gb']:g} GB", met(result["peak_bytes"] / 1e9 < TARGETS["rss_gb"]), meter.shown))
+        rows.append(
+            (
+                f"peak RSS: {m}-min {LONG_SIZE[0]}x{LONG_SIZE[1]} video, {'+'.join(tiers)} model, fresh process "
+                f"({result['windows']} windows, scored in {result['seconds']:.0f} s = {result['seconds'] / m:.1f} s/min)",
+                f"{result['peak_bytes'] / 2**20:.0f} MiB ({result['peak_bytes'] / 1e9:.2f} GB)",
+                f"< {TARGETS['rss_gb']:g} GB",
+                met(result["peak_bytes"] / 1e9 < TARGETS["rss_gb"]),
+                meter.shown,
+            )
+        )
     if len(found) >= 2:
         (m0, r0, _), (m1, r1, _) = min(found, key=lambda f: f[0]), max(found, key=lambda f: f[0])
         grow = (r1["peak_bytes"] - r0["peak_bytes"]) / 2**20
-        rows.append((f"peak RSS growth {m0} -> {m1} min ({'+'.join(tiers)} model)",
-                     f"{grow:+.0f} MiB ({grow / (m1 - m0):+.2f} MiB per minute of video)", "flat", "", ""))
+        rows.append(
+            (
+                f"peak RSS growth {m0} -> {m1} min ({'+'.join(tiers)} model)",
+                f"{grow:+.0f} MiB ({grow / (m1 - m0):+.2f} MiB per minute of video)",
+                "flat",
+                "",
+                "",
+            )
+        )
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/tiermem-bench-timeline"), help="cached videos and models")
-    ap.add_argument("--clip-windows", type=int, default=0,
-                    help="predict only this many evenly spread cut windows and extrapolate (0: all)")
-    ap.add_argument("--long-minutes", default="60,30", help="video lengths of the memory rows of the --long-tiers model")
-    ap.add_argument("--long-tiers", default="low",
-                    help="tiers of the model scoring the long videos (low+mid+prior scores ~22 s per minute of video "
-                         "here, 22 min for an hour, so the hour is scored by the low tier alone)")
-    ap.add_argument("--full-minutes", default="3,6",
-                    help="video lengths of memory rows with the low+mid+prior model ('' for none)")
+    ap.add_argument(
+        "--work", type=Path, default=Path("/tmp/tiermem-bench-timeline"), help="cached videos and models"
+    )
+    ap.add_argument(
+        "--clip-windows",
+        type=int,
+        default=0,
+        help="predict only this many evenly spread cut windows and extrapolate (0: all)",
+    )
+    ap.add_argument(
+        "--long-minutes", default="60,30", help="video lengths of the memory rows of the --long-tiers model"
+    )
+    ap.add_argument(
+        "--long-tiers",
+        default="low",
+        help="tiers of the model scoring the long videos (low+mid+prior scores ~22 s per minute of video "
+        "here, 22 min for an hour, so the hour is scored by the low tier alone)",
+    )
+    ap.add_argument(
+        "--full-minutes",
+        default="3,6",
+        help="video lengths of memory rows with the low+mid+prior model ('' for none)",
+    )
     ap.add_argument("--skip-memory", action="store_true", help="no long-video memory rows")
     ap.add_argument("--skip-stages", action="store_true", help="no instrumented runs (the stage table)")
     ap.add_argument("--score", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
@@ -301,17 +364,29 @@ def main() -> None:
     if zero is not None:
         with console.status(f"zero-shot timeline of {video.name} ..."):
             meter, zs = timed(lambda: zero.timeline(video))
-        rows.append((f"zero-shot timeline ({len(zs.table)} windows of {zs.length:g} s every {zs.stride:g} s)",
-                     f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)", f"<= {TARGETS['zero-shot']:g} s",
-                     met(meter.seconds <= TARGETS["zero-shot"]), meter.shown))
+        rows.append(
+            (
+                f"zero-shot timeline ({len(zs.table)} windows of {zs.length:g} s every {zs.stride:g} s)",
+                f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)",
+                f"<= {TARGETS['zero-shot']:g} s",
+                met(meter.seconds <= TARGETS["zero-shot"]),
+                meter.shown,
+            )
+        )
         bf16: Any = tiermem.load("zero-shot", precision="bf16")
         with console.status("zero-shot bf16: warm-up, then the timeline ..."):
             bf16.timeline(warmup)
             meter, zb = timed(lambda: bf16.timeline(video))
         drift = float(np.max(np.abs(zb.scores - zs.scores)))
-        rows.append((f"zero-shot timeline, precision=bf16 (scores within {drift:.1g} of fp32)",
-                     f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)", f"<= {TARGETS['zero-shot']:g} s",
-                     met(meter.seconds <= TARGETS["zero-shot"]), meter.shown))
+        rows.append(
+            (
+                f"zero-shot timeline, precision=bf16 (scores within {drift:.1g} of fp32)",
+                f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)",
+                f"<= {TARGETS['zero-shot']:g} s",
+                met(meter.seconds <= TARGETS["zero-shot"]),
+                meter.shown,
+            )
+        )
         del bf16
         if not args.skip_stages:
             stage_runs["zero-shot"] = stages = Stages()
@@ -320,7 +395,7 @@ def main() -> None:
             stages.seconds["total"], stages.others = meter.seconds, meter.shown
 
     # fitted ---------------------------------------------------------------------------------
-    
+
     tiers = ["low", "mid", "prior"]
     model_dir = build_model(work, tiers)
     pipe = tiermem.load(model_dir)
@@ -330,20 +405,35 @@ def main() -> None:
     with console.status(f"fitted timeline of {video.name} ..."):
         meter, tl = timed(lambda: pipe.timeline(video))
     fit_s, n = meter.seconds, len(tl.table)
-    rows.append((f"fitted {'+'.join(tiers)} timeline ({n} windows of {tl.length:g} s every {tl.stride:g} s)",
-                 f"{fit_s:.2f} s ({SECONDS / fit_s:.1f}x real time)",
-                 f"<= {TARGETS['fitted']:g} s (>= 4x)", met(fit_s <= TARGETS["fitted"]), meter.shown))
+    rows.append(
+        (
+            f"fitted {'+'.join(tiers)} timeline ({n} windows of {tl.length:g} s every {tl.stride:g} s)",
+            f"{fit_s:.2f} s ({SECONDS / fit_s:.1f}x real time)",
+            f"<= {TARGETS['fitted']:g} s (>= 4x)",
+            met(fit_s <= TARGETS["fitted"]),
+            meter.shown,
+        )
+    )
     bf16_pipe = tiermem.load(build_model(work, tiers, prior_precision="bf16"))
     with console.status("fitted, prior tier in bf16: warm-up, then the timeline ..."):
         bf16_pipe.timeline(warmup)
         meter, tb = timed(lambda model=bf16_pipe: model.timeline(video))
-    rows.append((f"fitted {'+'.join(tiers)} timeline, prior tier precision=bf16 (a model fitted so)",
-                 f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)",
-                 f"<= {TARGETS['fitted']:g} s (>= 4x)", met(meter.seconds <= TARGETS["fitted"]), meter.shown))
+    rows.append(
+        (
+            f"fitted {'+'.join(tiers)} timeline, prior tier precision=bf16 (a model fitted so)",
+            f"{meter.seconds:.2f} s ({SECONDS / meter.seconds:.1f}x real time)",
+            f"<= {TARGETS['fitted']:g} s (>= 4x)",
+            met(meter.seconds <= TARGETS["fitted"]),
+            meter.shown,
+        )
+    )
     del bf16_pipe
     if not args.skip_stages:
         stage_runs["fitted"] = stages = Stages()
-        with console.status("fitted timeline, instrumented ..."), instrumented(pipe.fitted_tiers(), stages, pipe):
+        with (
+            console.status("fitted timeline, instrumented ..."),
+            instrumented(pipe.fitted_tiers(), stages, pipe),
+        ):
             meter, _ = timed(lambda: pipe.timeline(video))
         stages.seconds["total"], stages.others = meter.seconds, meter.shown
 
@@ -352,24 +442,63 @@ def main() -> None:
     cut_dir = work / f"windows_{video.stem}_{tl.length:g}s_every_{tl.stride:g}s"
     meter, files = timed(lambda: cut_windows(video, spans, cut_dir))
     cut_s = meter.seconds
-    rows.append((f"cutting the {n} windows into files (PyAV, libx264 re-encode, one decode)", f"{cut_s:.2f} s", "", "",
-                 meter.shown))
-    picked = (np.arange(n) if not args.clip_windows or args.clip_windows >= n
-              else np.unique(np.linspace(0, n - 1, args.clip_windows).round().astype(int)))
-    meter, pred = timed(lambda: pipe.predict([files[i] for i in picked], timeline=False, progress=True,
-                                             console=Console(stderr=True)))
+    rows.append(
+        (
+            f"cutting the {n} windows into files (PyAV, libx264 re-encode, one decode)",
+            f"{cut_s:.2f} s",
+            "",
+            "",
+            meter.shown,
+        )
+    )
+    picked = (
+        np.arange(n)
+        if not args.clip_windows or args.clip_windows >= n
+        else np.unique(np.linspace(0, n - 1, args.clip_windows).round().astype(int))
+    )
+    meter, pred = timed(
+        lambda: pipe.predict(
+            [files[i] for i in picked], timeline=False, progress=True, console=Console(stderr=True)
+        )
+    )
     clip_s = meter.seconds * n / len(picked)
     how = "" if len(picked) == n else f"; [yellow]EXTRAPOLATED from {len(picked)} of the {n} windows[/]"
-    rows.append((f"clip predict of the {n} window files (timeline=False)",
-                 f"{clip_s:.2f} s ({clip_s / n:.2f} s per window{how})", "", "", meter.shown))
-    rows.append(("speed-up: timeline vs clip predict", f"{clip_s / fit_s:.1f}x", f">= {TARGETS['speedup']:g}x",
-                 met(clip_s / fit_s >= TARGETS["speedup"]), ""))
-    rows.append(("speed-up: timeline vs cutting + clip predict", f"{(clip_s + cut_s) / fit_s:.1f}x", "", "", ""))
+    rows.append(
+        (
+            f"clip predict of the {n} window files (timeline=False)",
+            f"{clip_s:.2f} s ({clip_s / n:.2f} s per window{how})",
+            "",
+            "",
+            meter.shown,
+        )
+    )
+    rows.append(
+        (
+            "speed-up: timeline vs clip predict",
+            f"{clip_s / fit_s:.1f}x",
+            f">= {TARGETS['speedup']:g}x",
+            met(clip_s / fit_s >= TARGETS["speedup"]),
+            "",
+        )
+    )
+    rows.append(
+        ("speed-up: timeline vs cutting + clip predict", f"{(clip_s + cut_s) / fit_s:.1f}x", "", "", "")
+    )
     by_id = dict(zip(pred.table["video_id"], pred.table["score"]))
-    diffs = [abs(by_id[files[i].stem] - float(tl.table["score"].iloc[i])) for i in picked if files[i].stem in by_id]
-    rows.append(("|window score - its cut file's clip score| (the cut is re-encoded, so not bit-equal)",
-                 f"max {max(diffs):.2g}, median {np.median(diffs):.2g} (the timeline's scores span {np.ptp(tl.scores):.2g})"
-                 if diffs else "n/a", "", "", ""))
+    diffs = [
+        abs(by_id[files[i].stem] - float(tl.table["score"].iloc[i])) for i in picked if files[i].stem in by_id
+    ]
+    rows.append(
+        (
+            "|window score - its cut file's clip score| (the cut is re-encoded, so not bit-equal)",
+            f"max {max(diffs):.2g}, median {np.median(diffs):.2g} (the timeline's scores span {np.ptp(tl.scores):.2g})"
+            if diffs
+            else "n/a",
+            "",
+            "",
+            "",
+        )
+    )
 
     # memory over long videos ----------------------------------------------------------------
     if not args.skip_memory:
@@ -379,15 +508,19 @@ def main() -> None:
         if args.full_minutes and long_tiers != tiers:
             rows += memory_rows(work, model_dir, tiers, [int(m) for m in args.full_minutes.split(",") if m])
 
-    table = Table(title=f"timelines of a {SECONDS}-s {SIZE[0]}x{SIZE[1]} h264 {FPS}-fps video, {threads} threads, warm "
-                        "models; the fitted model has RANDOM labels (a speed benchmark: its scores mean nothing)")
+    table = Table(
+        title=f"timelines of a {SECONDS}-s {SIZE[0]}x{SIZE[1]} h264 {FPS}-fps video, {threads} threads, warm "
+        "models; the fitted model has RANDOM labels (a speed benchmark: its scores mean nothing)"
+    )
     for col in ("measure", "result", "target", "met", "others' CPU"):
         table.add_column(col, justify="left" if col in ("measure", "result") else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print("others' CPU: share of this machine's CPUs other processes used while the figure was taken "
-                  "(red above 5%: the figure is slowed by them)")
+    console.print(
+        "others' CPU: share of this machine's CPUs other processes used while the figure was taken "
+        "(red above 5%: the figure is slowed by them)"
+    )
     if stage_runs:
         print_stages(stage_runs)
 

@@ -27,7 +27,9 @@ class Stages:
         self.items: dict[str, int] = defaultdict(int)
         self.others = ""  # how busy the machine was during the run (`Meter.shown`)
 
-    def wrap(self, name: str | Callable[..., str], fn: Callable[..., Any], count: Callable[..., int]) -> Callable[..., Any]:
+    def wrap(
+        self, name: str | Callable[..., str], fn: Callable[..., Any], count: Callable[..., int]
+    ) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
@@ -71,21 +73,61 @@ def instrumented(tiers: dict[str, Any], stages: Stages, pipe: Any = None) -> Ite
                 yield item
 
     patch(windows_mod, "VideoStream", TimedStream)
-    patch(windows_mod, "to_square", stages.wrap("frame -> 256x256 RGB (to_square)", windows_mod.to_square, lambda *a: 1))
+    patch(
+        windows_mod,
+        "to_square",
+        stages.wrap("frame -> 256x256 RGB (to_square)", windows_mod.to_square, lambda *a: 1),
+    )
     if pipe is not None:
-        patch(pipe, "score_windows", stages.wrap("head: scores + Shapley", pipe.score_windows,
-                                                 lambda values, text=None: len(next(iter(values.values())))))
+        patch(
+            pipe,
+            "score_windows",
+            stages.wrap(
+                "head: scores + Shapley",
+                pipe.score_windows,
+                lambda values, text=None: len(next(iter(values.values()))),
+            ),
+        )
     for name, tier in tiers.items():
-        patch(tier, "per_frame", stages.wrap(lambda job, frames, n=name: f"{n} {job}", tier.per_frame, lambda job, frames: len(frames)))
+        patch(
+            tier,
+            "per_frame",
+            stages.wrap(
+                lambda job, frames, n=name: f"{n} {job}", tier.per_frame, lambda job, frames: len(frames)
+            ),
+        )
         if name == "low":
-            patch(tier, "per_pair", stages.wrap(lambda job, a, b, n=name: f"{n} {job} (pairs)", tier.per_pair, lambda job, a, b: len(a)))
-        patch(tier, "aggregate", stages.wrap("aggregation (per window, all tiers)", tier.aggregate, lambda *a: 1))
+            patch(
+                tier,
+                "per_pair",
+                stages.wrap(
+                    lambda job, a, b, n=name: f"{n} {job} (pairs)", tier.per_pair, lambda job, a, b: len(a)
+                ),
+            )
+        patch(
+            tier,
+            "aggregate",
+            stages.wrap("aggregation (per window, all tiers)", tier.aggregate, lambda *a: 1),
+        )
         if name == "mid":
-            patch(tier, "_embed", stages.wrap("  mid: network (EfficientNet-Lite0)", tier._embed, lambda frames: len(frames)))
+            patch(
+                tier,
+                "_embed",
+                stages.wrap("  mid: network (EfficientNet-Lite0)", tier._embed, lambda frames: len(frames)),
+            )
             detector = tier.face_detector
-            patch(detector, "clip_stats", stages.wrap("  mid: faces (MTCNN)", detector.clip_stats, lambda frames: len(frames)))
-            patch(saliency, "composition_features", stages.wrap("  mid: saliency + composition", saliency.composition_features,
-                                                                lambda frames: len(frames)))
+            patch(
+                detector,
+                "clip_stats",
+                stages.wrap("  mid: faces (MTCNN)", detector.clip_stats, lambda frames: len(frames)),
+            )
+            patch(
+                saliency,
+                "composition_features",
+                stages.wrap(
+                    "  mid: saliency + composition", saliency.composition_features, lambda frames: len(frames)
+                ),
+            )
     try:
         yield
     finally:
@@ -97,7 +139,9 @@ def instrumented(tiers: dict[str, Any], stages: Stages, pipe: Any = None) -> Ite
 
 
 def print_stages(stage_runs: dict[str, "Stages"]) -> None:
-    st = Table(title="where a timeline's time goes (instrumented runs of the same video; indented rows are part of 'mid frame')")
+    st = Table(
+        title="where a timeline's time goes (instrumented runs of the same video; indented rows are part of 'mid frame')"
+    )
     st.add_column("stage")
     for name in stage_runs:
         st.add_column(f"{name} s", justify="right")
@@ -117,8 +161,10 @@ def print_stages(stage_runs: dict[str, "Stages"]) -> None:
     st.add_row("other (scan bookkeeping, packet sizes, tables)", *other)
     st.add_row("total (instrumented run)", *total)
     console.print(st)
-    console.print("items: frames decoded / converted / run through the job, pairs for '(pairs)'; windows for the head; "
-                  "aggregation counts one per tier per window")
+    console.print(
+        "items: frames decoded / converted / run through the job, pairs for '(pairs)'; windows for the head; "
+        "aggregation counts one per tier per window"
+    )
 
 
 STAGE_ORDER = ("decode", "frame", "low", "mid frame", "  mid", "prior", "aggregation", "head")

@@ -53,20 +53,35 @@ def main() -> None:
                 page.goto(server.url)
                 page.set_input_files("#files", [str(clip), str(long)])
                 wait_until(page, "document.querySelectorAll('.card .score[data-score]').length === 2")
-                wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')]"
-                                 ".every(i => i.complete && i.naturalWidth > 0)")
-                card = next(c for c in page.query_selector_all(".card") if "advert" in c.query_selector(".name").text_content())
+                wait_until(
+                    page,
+                    "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')]"
+                    ".every(i => i.complete && i.naturalWidth > 0)",
+                )
+                card = next(
+                    c
+                    for c in page.query_selector_all(".card")
+                    if "advert" in c.query_selector(".name").text_content()
+                )
                 curve = card.query_selector(".curve")
                 curve.scroll_into_view_if_needed()
                 box = curve.bounding_box()
                 page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)  # open a window
                 page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
-                wait_until(page, "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }", card)
+                wait_until(
+                    page,
+                    "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }",
+                    card,
+                )
                 shot(card, args.out_dir / "serve.png")
                 page.mouse.move(0, 0)
                 detail = card.query_selector(".window-detail")
                 detail.query_selector(".show-heat").click()
-                wait_until(page, "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }", card)
+                wait_until(
+                    page,
+                    "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }",
+                    card,
+                )
                 shot(detail, args.out_dir / "serve_window.png")
                 for pick in page.query_selector_all("#history .pick"):
                     pick.check()

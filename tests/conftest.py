@@ -111,8 +111,13 @@ def memento_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(clips))
     records = [
-        {"filename": clips[i].name, "url": "", "mem_score": float(rng.uniform(0.5, 1.0)), "alpha": -0.01,
-         "captions": [f"clip {clips[i].stem}"]}
+        {
+            "filename": clips[i].name,
+            "url": "",
+            "mem_score": float(rng.uniform(0.5, 1.0)),
+            "alpha": -0.01,
+            "captions": [f"clip {clips[i].stem}"],
+        }
         for i in order
     ]
     (root / "memento_train_data.json").write_text(json.dumps(records[:15]))
@@ -125,8 +130,13 @@ def fitted(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     """A low+mid+knn ridge pipeline fitted and evaluated on `memento_root`: (pipeline, artifact, cache)."""
     work = tmp_path_factory.mktemp("pipeline")
     cfg = PipelineConfig(
-        target="mem_score", tiers=["low", "mid"], distinct=["knn"], distinct_params={"knn": {"k": 3}},
-        head="ridge", frames=PIPELINE_FRAMES, size=PIPELINE_SIZE,
+        target="mem_score",
+        tiers=["low", "mid"],
+        distinct=["knn"],
+        distinct_params={"knn": {"k": 3}},
+        head="ridge",
+        frames=PIPELINE_FRAMES,
+        size=PIPELINE_SIZE,
     )
     dataset = read_dataset("memento10k", memento_root)
     pipe = Pipeline(cfg).fit(dataset, work / "cache")

@@ -24,8 +24,15 @@ def free_port() -> int:
 class Server:
     """`tiermem serve --model MODEL --data DATA` as a subprocess; `url` once it answers /healthz."""
 
-    def __init__(self, model: str | Path, data: Path, log: Path, workers: int = 1, port: int | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        data: Path,
+        log: Path,
+        workers: int = 1,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.model, self.data, self.log, self.workers, self.extra = str(model), data, log, workers, extra
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,15 +40,31 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> "Server":
         script = Path(sys.executable).with_name("tiermem")
-        cmd = [str(script)] if script.exists() else [sys.executable, "-c", "from tiermem.cli import app; app()"]
-        cmd += ["serve", "--model", self.model, "--data", str(self.data), "--port", str(self.port),
-                "--workers", str(self.workers), *self.extra]
+        cmd = (
+            [str(script)] if script.exists() else [sys.executable, "-c", "from tiermem.cli import app; app()"]
+        )
+        cmd += [
+            "serve",
+            "--model",
+            self.model,
+            "--data",
+            str(self.data),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            *self.extra,
+        ]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TIERMEM_THREADS": "2"})
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TIERMEM_THREADS": "2"}
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tiermem serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"tiermem serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
                     return self
@@ -77,7 +100,9 @@ class Server:
 
     def submit(self, path: Path, **form: str) -> dict[str, Any]:
         with path.open("rb") as f:
-            answer = httpx.post(f"{self.url}/v1/jobs", files={"file": (path.name, f, "video/mp4")}, data=form, timeout=60.0)
+            answer = httpx.post(
+                f"{self.url}/v1/jobs", files={"file": (path.name, f, "video/mp4")}, data=form, timeout=60.0
+            )
         assert answer.status_code == 202, answer.text
         return answer.json()["jobs"][0]
 

@@ -51,7 +51,9 @@ def test_the_three_lines_with_a_fitted_model(fitted, memento_root, tmp_path, mon
     assert list(as_list.table["video_id"]) == ["synthetic_1", "bikes_t00.0"]
     assert sorted(as_dir.table["video_id"]) == ["bikes_t00.0", "synthetic_1"]
     one = float(as_path.table["score"].iloc[0])
-    np.testing.assert_allclose(as_list.table.set_index("video_id").loc["synthetic_1", "score"], one, atol=1e-9)
+    np.testing.assert_allclose(
+        as_list.table.set_index("video_id").loc["synthetic_1", "score"], one, atol=1e-9
+    )
 
 
 def test_a_missing_path_is_an_error_naming_it(fitted) -> None:
@@ -65,20 +67,29 @@ def test_a_missing_path_is_an_error_naming_it(fitted) -> None:
 
 def test_load_refuses_what_is_neither_a_model_nor_a_name(tmp_path) -> None:
     named = r"\(memento10k-captions, videomem-titles, zero-shot\)"
-    with pytest.raises(TiermemError, match=r"not a tiermem model \(no such directory\) nor a named model " + named):
+    with pytest.raises(
+        TiermemError, match=r"not a tiermem model \(no such directory\) nor a named model " + named
+    ):
         tiermem.load(tmp_path / "nope")
     assert tiermem.list_models() == ["memento10k-captions", "videomem-titles", "zero-shot"]
 
 
 def test_the_root_verbs_and_registries() -> None:
     assert {"low", "mid", "high", "text", "prior"} <= set(tiermem.list_tiers())
-    assert {"memento10k", "videomem", "mediaeval2021", "generic", "csv", "realbench"} <= set(tiermem.list_datasets())
+    assert {"memento10k", "videomem", "mediaeval2021", "generic", "csv", "realbench"} <= set(
+        tiermem.list_datasets()
+    )
     assert tiermem.get_tier("low").name == "low"
     from tiermem.distinctiveness import list_distinctiveness
     from tiermem.model import list_heads
     from tiermem.model.losses import list_losses
 
-    assert list_heads() == ["auto", "m3s", "ridge"] and list_distinctiveness() == ["cosine", "dbscan", "kde", "knn"]
+    assert list_heads() == ["auto", "m3s", "ridge"] and list_distinctiveness() == [
+        "cosine",
+        "dbscan",
+        "kde",
+        "knn",
+    ]
     assert list_losses() == ["l1", "mse", "mse_tails", "mse_to_spearman", "spearman"]
     with pytest.raises(TiermemError, match="unknown tier 'nope'; available: high, low, mid, prior, text"):
         tiermem.get_tier("nope")

@@ -74,18 +74,39 @@ def test_m3s_options_reach_the_candidate_and_are_checked() -> None:
         get_head("auto", folds=1).check_params()
 
 
-@pytest.mark.skipif(not (VIDEOMEM / "labels_train.csv").is_file(), reason=f"real VideoMem labels not found at {VIDEOMEM}")
+@pytest.mark.skipif(
+    not (VIDEOMEM / "labels_train.csv").is_file(), reason=f"real VideoMem labels not found at {VIDEOMEM}"
+)
 def test_cli_train_with_the_auto_head_on_real_labels(tmp_path: Path) -> None:
     labels = pd.read_csv(VIDEOMEM / "labels_train.csv", dtype={"video_id": str}).sample(n=400, random_state=0)
     labels.to_csv(tmp_path / "train.csv", index=False)
-    result = CliRunner().invoke(app, [
-        "train", "--labels", str(tmp_path / "train.csv"), "--target", "short_term",
-        "--block", f"coco={VIDEOMEM / 'features_coco80_rn152.parquet'}", "--head", "auto", "--epochs", "3",
-        "--hidden", "32", "--out", str(tmp_path / "model"),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--labels",
+            str(tmp_path / "train.csv"),
+            "--target",
+            "short_term",
+            "--block",
+            f"coco={VIDEOMEM / 'features_coco80_rn152.parquet'}",
+            "--head",
+            "auto",
+            "--epochs",
+            "3",
+            "--hidden",
+            "32",
+            "--out",
+            str(tmp_path / "model"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     head = load_head(tmp_path / "model")
-    assert head.name == "auto" and head.chosen_ in ("ridge", "m3s") and set(head.cv_spearman_) == {"ridge", "m3s"}
+    assert (
+        head.name == "auto"
+        and head.chosen_ in ("ridge", "m3s")
+        and set(head.cv_spearman_) == {"ridge", "m3s"}
+    )
 
 
 def test_too_few_videos_to_cross_validate_keep_ridge() -> None:

@@ -52,7 +52,9 @@ def test_parquet_csv_and_npy_dir_read_alike(tmp_path: Path) -> None:
 def test_feature_store_table_drops_bookkeeping_columns(tmp_path: Path) -> None:
     assert tuple(["video_id", *STORE_COLUMNS]) == KEY_COLUMNS  # same contract as the store
     store = FeatureStore(tmp_path / "store")
-    rows = [FeatureRow(v, f"/videos/{v}.mp4", f"h{v}", "cfg", VALUES[i], {"faces": i}) for i, v in enumerate(IDS)]
+    rows = [
+        FeatureRow(v, f"/videos/{v}.mp4", f"h{v}", "cfg", VALUES[i], {"faces": i}) for i, v in enumerate(IDS)
+    ]
     path = store.write("low", rows, ["brightness", "contrast", "blur"])
     b = load_block(path)
     assert b.name == "low" and b.feature_names == ["brightness", "contrast", "blur"]
@@ -61,7 +63,9 @@ def test_feature_store_table_drops_bookkeeping_columns(tmp_path: Path) -> None:
 
 def test_join_aligns_blocks_in_requested_order(tmp_path: Path) -> None:
     _frame().to_parquet(tmp_path / "a.parquet")
-    _frame(ids=IDS[::-1], values=VALUES[::-1] * 10, prefix="g").iloc[:, :3].to_csv(tmp_path / "b.csv", index=False)
+    _frame(ids=IDS[::-1], values=VALUES[::-1] * 10, prefix="g").iloc[:, :3].to_csv(
+        tmp_path / "b.csv", index=False
+    )
     a, b = load_block(tmp_path / "a.parquet"), load_block(tmp_path / "b.csv")
     j = join_blocks([a, b], ["v3", "v1"])
     assert list(j.ids) == ["v3", "v1"] and j.X.shape == (2, 5)
@@ -75,7 +79,10 @@ def test_missing_ids_are_refused_with_count_and_names(tmp_path: Path) -> None:
     _frame().to_parquet(tmp_path / "a.parquet")
     a = load_block(tmp_path / "a.parquet")
     want = IDS + [f"x{i}" for i in range(7)]
-    with pytest.raises(DataMismatchError, match=r"block 'a' .* lacks 7 of 11 video_ids: x0, x1, x2, x3, x4, \.\.\. \(\+2 more\)"):
+    with pytest.raises(
+        DataMismatchError,
+        match=r"block 'a' .* lacks 7 of 11 video_ids: x0, x1, x2, x3, x4, \.\.\. \(\+2 more\)",
+    ):
         join_blocks([a], want)
 
 
@@ -110,7 +117,9 @@ def test_nan_and_inf_refused_naming_column_and_row(tmp_path: Path, value: float)
 def test_non_numeric_column_refused(tmp_path: Path) -> None:
     df = _frame()
     df["f_1"] = ["0.1", "0.2", "lots", "0.4"]
-    with pytest.raises(DataMismatchError, match=r"column 'f_1' is not numeric \(row 2, video_id=v3: 'lots'\)"):
+    with pytest.raises(
+        DataMismatchError, match=r"column 'f_1' is not numeric \(row 2, video_id=v3: 'lots'\)"
+    ):
         load_block(_bad(tmp_path, df))
 
 
@@ -120,7 +129,9 @@ def test_wrong_dimension_in_npy_dir_refused(tmp_path: Path) -> None:
     with pytest.raises(DataMismatchError, match=r"v3\.npy: 4 features, but v1\.npy has 3"):
         load_block(tmp_path, "x")
     np.save(tmp_path / "v3.npy", np.zeros((2, 3)))
-    with pytest.raises(DataMismatchError, match=r"v3\.npy: expected a 1-D feature vector, got shape \(2, 3\)"):
+    with pytest.raises(
+        DataMismatchError, match=r"v3\.npy: expected a 1-D feature vector, got shape \(2, 3\)"
+    ):
         load_block(tmp_path, "x")
 
 
@@ -158,7 +169,13 @@ def test_other_bad_inputs(tmp_path: Path) -> None:
 
 
 def test_parse_block_spec() -> None:
-    assert parse_block_spec("coco=/x/features_coco80_rn152.parquet") == ("coco", Path("/x/features_coco80_rn152.parquet"))
-    assert parse_block_spec("/x/features_coco80_rn152.parquet") == ("coco80_rn152", Path("/x/features_coco80_rn152.parquet"))
+    assert parse_block_spec("coco=/x/features_coco80_rn152.parquet") == (
+        "coco",
+        Path("/x/features_coco80_rn152.parquet"),
+    )
+    assert parse_block_spec("/x/features_coco80_rn152.parquet") == (
+        "coco80_rn152",
+        Path("/x/features_coco80_rn152.parquet"),
+    )
     with pytest.raises(DataMismatchError, match="expected NAME=TABLE"):
         parse_block_spec("=x.csv")

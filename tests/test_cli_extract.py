@@ -93,7 +93,9 @@ def test_info_on_a_text_file_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_rerun_hits_the_cache_and_changed_settings_or_bytes_recompute(three_clips: Path, tmp_path: Path) -> None:
+def test_rerun_hits_the_cache_and_changed_settings_or_bytes_recompute(
+    three_clips: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "features"
     code, rep = _extract_json(str(three_clips), "--out", str(out), *FAST)
     assert code == 0, rep
@@ -148,7 +150,9 @@ def test_rerun_hits_the_cache_and_changed_settings_or_bytes_recompute(three_clip
     )
 
 
-def test_bad_files_among_good_ones_are_reported_and_the_rest_extracted(three_clips: Path, tmp_path: Path) -> None:
+def test_bad_files_among_good_ones_are_reported_and_the_rest_extracted(
+    three_clips: Path, tmp_path: Path
+) -> None:
     (three_clips / "text.mp4").write_text("not a video at all\n" * 50)
     (three_clips / "empty.webm").write_bytes(b"")
     good = (three_clips / "bikes_000.mp4").read_bytes()
@@ -179,8 +183,14 @@ def test_missing_path_is_a_failure_and_duplicate_ids_are_refused(three_clips: Pa
     assert code == 0, output  # one video is enough: its fit decodes it at more frames (40, not 9)
     assert FeatureStore(alone).load_state("low").config["frames"] == 40
     assert list(FeatureStore(alone).table("low")["video_id"]) == ["bikes_000"]
-    code, rep = _extract_json(str(one), str(three_clips / "bigbuckbunny_000.mp4"), str(tmp_path / "nope.mp4"),
-                              "--out", str(out), *FAST)
+    code, rep = _extract_json(
+        str(one),
+        str(three_clips / "bigbuckbunny_000.mp4"),
+        str(tmp_path / "nope.mp4"),
+        "--out",
+        str(out),
+        *FAST,
+    )
     assert code == 1
     assert rep["done"] == ["bigbuckbunny_000", "bikes_000"]
     assert rep["failed"] == [{"path": str(tmp_path / "nope.mp4"), "reason": "file not found"}]
@@ -224,8 +234,12 @@ def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     assert len(expected) == 32
 
     env = {**os.environ, "TIERMEM_THREADS": "1"}
-    proc = subprocess.Popen([TIERMEM, "extract", *args, "--out", str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [TIERMEM, "extract", *args, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     table = killed / "low.parquet"
 
     def rows_on_disk() -> int:
@@ -269,11 +283,29 @@ def test_extract_every_tier_writes_one_table_per_tier(sample_clip_paths: list[Pa
     torch.manual_seed(0)
     torch.save(torchvision.models.video.r2plus1d_18(weights=None).state_dict(), weights)
     captions = tmp_path / "captions.csv"
-    pd.DataFrame({"video_id": [p.stem for p in clips],
-                  "description_0": [f"a short clip called {p.stem}" for p in clips]}).to_csv(captions, index=False)
+    pd.DataFrame(
+        {
+            "video_id": [p.stem for p in clips],
+            "description_0": [f"a short clip called {p.stem}" for p in clips],
+        }
+    ).to_csv(captions, index=False)
     out = tmp_path / "features"
-    res = _run("extract", *map(str, clips), "--tiers", "low,mid,high,text", "--captions", str(captions),
-               "--weights", f"high={weights}", "--frames", "16", "--size", "128", "--out", str(out))
+    res = _run(
+        "extract",
+        *map(str, clips),
+        "--tiers",
+        "low,mid,high,text",
+        "--captions",
+        str(captions),
+        "--weights",
+        f"high={weights}",
+        "--frames",
+        "16",
+        "--size",
+        "128",
+        "--out",
+        str(out),
+    )
     assert res.exit_code == 0, res.output
     store = FeatureStore(out)
     widths = {"low": 36, "mid": 1291, "high": 512, "text": 384}
@@ -311,7 +343,9 @@ def test_a_small_run_decodes_each_video_once_a_large_sample_is_decoded_again(
     decoded.clear()
     one_video = 15 * 128 * 128 * 3  # the run's frames of one video: a worker's least
     assert 3 * 5 * 8101 * 4 > one_video // 2
-    report = extract(paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128, frame_memory=one_video)
+    report = extract(
+        paths, tiers=["low"], out=tmp_path / "twice", frames=15, size=128, frame_memory=one_video
+    )
     assert report.fitted == ["low"] and len(report.done) == 3
     assert sorted(decoded) == sorted([(p.stem, 14) for p in paths] + [(p.stem, 15) for p in paths])
     once = FeatureStore(tmp_path / "once").table("low")
@@ -319,7 +353,9 @@ def test_a_small_run_decodes_each_video_once_a_large_sample_is_decoded_again(
     assert (once["video_id"] == twice["video_id"]).all()
 
 
-def test_a_pca_fitted_on_the_pass_equals_one_fitted_apart(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+def test_a_pca_fitted_on_the_pass_equals_one_fitted_apart(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
     """Two workers, one video a task (so videos arrive out of order): the rows equal a PCA
     fitted on the same clips decoded apart, then each clip transformed, bit for bit."""
     from tiermem import Run
@@ -328,13 +364,16 @@ def test_a_pca_fitted_on_the_pass_equals_one_fitted_apart(sample_clip_paths: lis
     from tiermem.tiers.low import LowTier
     from tiermem.video import decode
 
-    report = extract(sample_clip_paths, tiers=["low"], out=tmp_path / "f", frames=15, size=128,
-                     run=Run(workers=2, batch=1))
+    report = extract(
+        sample_clip_paths, tiers=["low"], out=tmp_path / "f", frames=15, size=128, run=Run(workers=2, batch=1)
+    )
     assert report.fitted == ["low"] and sorted(report.done) == sorted(p.stem for p in sample_clip_paths)
     clips = [decode(p, frames=15, size=128) for p in sample_clip_paths]
     apart = LowTier().fit(clips, frames_per_clip=fit_frames_per_clip(len(clips), 9))
     table = FeatureStore(tmp_path / "f").table("low").set_index("video_id")
     for path, clip in zip(sample_clip_paths, clips):
-        np.testing.assert_array_equal(table.loc[path.stem, apart.feature_names].to_numpy(np.float32), apart.transform(clip))
+        np.testing.assert_array_equal(
+            table.loc[path.stem, apart.feature_names].to_numpy(np.float32), apart.transform(clip)
+        )
     again = extract(sample_clip_paths, tiers=["low"], out=tmp_path / "f", frames=15, size=128)
     assert again.fitted == [] and len(again.skipped) == len(sample_clip_paths)

@@ -41,7 +41,11 @@ def raises(match: str):
 
 
 def memento_entry(name: str, score: float | None = 0.8, **extra) -> dict:
-    entry = {"filename": name, "url": f"https://example.org/{name}", "captions": [f"{name} one", f"{name} two"]}
+    entry = {
+        "filename": name,
+        "url": f"https://example.org/{name}",
+        "captions": [f"{name} one", f"{name} two"],
+    }
     if score is not None:
         entry["mem_score"] = score
     return {**entry, **extra}
@@ -95,7 +99,10 @@ def test_memento10k_videos_required_but_no_folder(tmp_path):
 @pytest.mark.parametrize(
     "entries, message",
     [
-        ([memento_entry("a.mp4", 1.2)], r"memento_train_data\.json: entry 0 \(a\.mp4\): mem_score = 1\.2 is outside \[0, 1\]"),
+        (
+            [memento_entry("a.mp4", 1.2)],
+            r"memento_train_data\.json: entry 0 \(a\.mp4\): mem_score = 1\.2 is outside \[0, 1\]",
+        ),
         ([memento_entry("a.mp4", "high")], r"entry 0 \(a\.mp4\): mem_score is not a number"),
         ([memento_entry("a.mp4", None)], r"entry 0 \(a\.mp4\): missing 'mem_score'"),
         ([{"url": "x"}], r"memento_train_data\.json: entry 0: missing 'filename'"),
@@ -124,7 +131,9 @@ def test_memento10k_refuses_broken_json_and_empty_folder(tmp_path):
 
 def test_memento10k_duplicate_across_splits(tmp_path):
     write_memento(tmp_path, train=[memento_entry("a.mp4")], val=[memento_entry("a.mp4")])
-    with raises(r"memento_val_data\.json: entry 0 \(a\.mp4\): duplicate video 'a' \(first in memento_train_data"):
+    with raises(
+        r"memento_val_data\.json: entry 0 \(a\.mp4\): duplicate video 'a' \(first in memento_train_data"
+    ):
         read_memento10k(tmp_path)
 
 
@@ -134,10 +143,13 @@ ME21_HEADER = "video_id,video_url,annotations_short_term,scores_raw_short_term,s
 
 
 def write_me21_memento(root: Path) -> Path:
-    write(root / "training_set" / "train_scores.csv", ME21_HEADER + "17,http://x/17,92,0.989,0.9891,-0.0004\n3628,http://x/3628,91,0.912,0.9134,0.0004\n")
+    write(
+        root / "training_set" / "train_scores.csv",
+        ME21_HEADER + "17,http://x/17,92,0.989,0.9891,-0.0004\n3628,http://x/3628,91,0.912,0.9134,0.0004\n",
+    )
     write(
         root / "training_set" / "train_text_descriptions.csv",
-        "video_id,description_0,description_1\n17,A girl looks away.,A girl with brown hair.\n3628,A woman sings.,\"A woman, singing\"\n",
+        'video_id,description_0,description_1\n17,A girl looks away.,A girl with brown hair.\n3628,A woman sings.,"A woman, singing"\n',
     )
     write(root / "dev_set" / "dev_scores.csv", ME21_HEADER + "5,http://x/5,80,0.5,0.52,-0.001\n")
     write(root / "test_set" / "test_video_urls.csv", "video_id,video_url\n9,http://x/9\n")
@@ -148,17 +160,31 @@ def test_mediaeval2021_memento_layout(tmp_path):
     ds = read_mediaeval2021(write_me21_memento(tmp_path))
     assert ds.ids == ["17", "3628", "5", "9"]
     assert ds.split == ["train", "train", "dev", "test"]
-    assert ds.targets == ["scores_normalized_short_term", "scores_raw_short_term", "annotations_short_term", "decay_alpha"]
+    assert ds.targets == [
+        "scores_normalized_short_term",
+        "scores_raw_short_term",
+        "annotations_short_term",
+        "decay_alpha",
+    ]
     np.testing.assert_allclose(ds.target("scores_normalized_short_term")[:3], [0.9891, 0.9134, 0.52])
     assert np.isnan(ds.target("scores_raw_short_term")[3])
-    assert ds.captions[:2] == [["A girl looks away.", "A girl with brown hair."], ["A woman sings.", "A woman, singing"]]
+    assert ds.captions[:2] == [
+        ["A girl looks away.", "A girl with brown hair."],
+        ["A woman sings.", "A woman, singing"],
+    ]
     assert ds.captions[2] == []  # dev folder has no descriptions file
 
 
 def test_mediaeval2021_trecvid_long_descriptions_and_videos(tmp_path):
     header = ME21_HEADER.strip() + ",annotations_long_term,scores_raw_long_term\n"
-    write(tmp_path / "train_set" / "train_scores.csv", header + "8,u,20,0.75,0.76,-0.01,7,0.57\n26,u,23,0.87,0.88,0.0,7,0.43\n")
-    write(tmp_path / "train_set" / "train_text_descriptions.csv", "video_id,description\n8,a cat\n26,a dog\n8,a kitten\n")
+    write(
+        tmp_path / "train_set" / "train_scores.csv",
+        header + "8,u,20,0.75,0.76,-0.01,7,0.57\n26,u,23,0.87,0.88,0.0,7,0.43\n",
+    )
+    write(
+        tmp_path / "train_set" / "train_text_descriptions.csv",
+        "video_id,description\n8,a cat\n26,a dog\n8,a kitten\n",
+    )
     vids = tmp_path / "train_set" / "Videos"
     vids.mkdir()
     (vids / "00008.mp4").write_bytes(b"x")
@@ -181,11 +207,26 @@ def test_mediaeval2021_single_scores_file(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("video_id,scores_raw_short_term\n1,0.5\n", r"train_scores\.csv: missing column\(s\) scores_normalized_short_term"),
-        (ME21_HEADER + "1,u,10,0.5,abc,0\n", r"train_scores\.csv: row 2: scores_normalized_short_term is not a number \('abc'\)"),
-        (ME21_HEADER + "1,u,10,0.5,0.5,0\n2,u,10,1.5,0.5,0\n", r"row 3: scores_raw_short_term = 1\.5 is outside \[0, 1\]"),
-        (ME21_HEADER + "1,u,10,0.5,0.5,0\n1,u,10,0.5,0.5,0\n", r"row 3: duplicate video_id '1' \(first at row 2\)"),
-        (ME21_HEADER + "1,u,-3,0.5,0.5,0\n", r"row 2: annotations_short_term = -3\.0 is not a non-negative whole count"),
+        (
+            "video_id,scores_raw_short_term\n1,0.5\n",
+            r"train_scores\.csv: missing column\(s\) scores_normalized_short_term",
+        ),
+        (
+            ME21_HEADER + "1,u,10,0.5,abc,0\n",
+            r"train_scores\.csv: row 2: scores_normalized_short_term is not a number \('abc'\)",
+        ),
+        (
+            ME21_HEADER + "1,u,10,0.5,0.5,0\n2,u,10,1.5,0.5,0\n",
+            r"row 3: scores_raw_short_term = 1\.5 is outside \[0, 1\]",
+        ),
+        (
+            ME21_HEADER + "1,u,10,0.5,0.5,0\n1,u,10,0.5,0.5,0\n",
+            r"row 3: duplicate video_id '1' \(first at row 2\)",
+        ),
+        (
+            ME21_HEADER + "1,u,-3,0.5,0.5,0\n",
+            r"row 2: annotations_short_term = -3\.0 is not a non-negative whole count",
+        ),
         (ME21_HEADER + "1,u,10,,0.5,0\n", r"row 2: empty scores_raw_short_term"),
         (ME21_HEADER + ",u,10,0.5,0.5,0\n", r"row 2: empty video_id"),
     ],
@@ -208,7 +249,10 @@ def test_mediaeval2021_descriptions_of_unknown_video(tmp_path):
 GT_HEADER = "video,short-term_memorability,nb_short-term_annotations,long-term_memorability,nb_long-term_annotations\n"
 
 
-def write_videomem(root: Path, rows: str = "video10.webm,0.95,34,0.9,10\nvideo100.webm,0.951,33,0.889,9\nvideo7.webm,0.8,40,0.7,12\n") -> Path:
+def write_videomem(
+    root: Path,
+    rows: str = "video10.webm,0.95,34,0.9,10\nvideo100.webm,0.951,33,0.889,9\nvideo7.webm,0.8,40,0.7,12\n",
+) -> Path:
     return write(root / "ground-truth_dev-set.csv", GT_HEADER + rows)
 
 
@@ -220,7 +264,12 @@ def test_videomem_ground_truth_with_m3s_split_pickle(tmp_path):
     assert ds.ids == ["video10", "video100", "video7"]
     assert ds.split == ["train", "val", "train"]
     assert ds.targets == list(
-        ("short-term_memorability", "nb_short-term_annotations", "long-term_memorability", "nb_long-term_annotations")
+        (
+            "short-term_memorability",
+            "nb_short-term_annotations",
+            "long-term_memorability",
+            "nb_long-term_annotations",
+        )
     )
     np.testing.assert_allclose(ds.target("long-term_memorability"), [0.9, 0.889, 0.7])
 
@@ -228,7 +277,10 @@ def test_videomem_ground_truth_with_m3s_split_pickle(tmp_path):
 def test_videomem_mediaeval2018_layout_captions_and_sources(tmp_path):
     dev = tmp_path / "dev-set"
     write_videomem(dev / "ground-truth", "video10.webm,0.95,34,0.9,10\nvideo3.webm,0.6,30,0.5,9\n")
-    write(dev / "dev-set_video-captions.txt", "video10.webm blonde-woman-is-massaged-tilt-down\nvideo3.webm\tcouple-relaxing-on-picnic\n")
+    write(
+        dev / "dev-set_video-captions.txt",
+        "video10.webm blonde-woman-is-massaged-tilt-down\nvideo3.webm\tcouple-relaxing-on-picnic\n",
+    )
     (dev / "sources").mkdir()
     for n in ("video10.webm", "video3.webm"):
         (dev / "sources" / n).write_bytes(b"x")
@@ -251,11 +303,20 @@ def test_videomem_m3s_mp4_reencodes_and_missing_video(tmp_path):
 @pytest.mark.parametrize(
     "rows, message",
     [
-        ("video10.webm,0.95,34,0.9,10\nvideo10.webm,0.9,30,0.9,10\n", r"row 3: duplicate video 'video10\.webm'"),
+        (
+            "video10.webm,0.95,34,0.9,10\nvideo10.webm,0.9,30,0.9,10\n",
+            r"row 3: duplicate video 'video10\.webm'",
+        ),
         ("video10.webm,-0.1,34,0.9,10\n", r"row 2: short-term_memorability = -0\.1 is outside \[0, 1\]"),
-        ("video10.webm,0.9,34.5,0.9,10\n", r"row 2: nb_short-term_annotations = 34\.5 is not a non-negative whole count"),
+        (
+            "video10.webm,0.9,34.5,0.9,10\n",
+            r"row 2: nb_short-term_annotations = 34\.5 is not a non-negative whole count",
+        ),
         ("video10.webm,0.9,34,n/a,10\n", r"row 2: long-term_memorability is not a number \('n/a'\)"),
-        ("video10.webm,0.9,34,0.9,10\nvideo10.mp4,0.9,34,0.9,10\n", r"two files share the video id 'video10'"),
+        (
+            "video10.webm,0.9,34,0.9,10\nvideo10.mp4,0.9,34,0.9,10\n",
+            r"two files share the video id 'video10'",
+        ),
     ],
 )
 def test_videomem_refusals(tmp_path, rows, message):
@@ -346,7 +407,9 @@ def test_split_pickle_accepts_plain_names(tmp_path):
 
 
 def test_generic_csv_with_ids_and_named_score(tmp_path):
-    csv = write(tmp_path / "labels.csv", "video_id,mem,caption,fold\nv1,0.5,a cat,train\nv2,0.75,a dog,test\n")
+    csv = write(
+        tmp_path / "labels.csv", "video_id,mem,caption,fold\nv1,0.5,a cat,train\nv2,0.75,a dog,test\n"
+    )
     ds = read_generic_csv(csv, "mem", caption_columns=["caption"], split_column="fold")
     assert ds.ids == ["v1", "v2"] and ds.targets == ["mem"]
     assert ds.captions == [["a cat"], ["a dog"]] and ds.split == ["train", "test"]
@@ -361,7 +424,10 @@ def test_generic_csv_with_paths(tmp_path):
         read_generic_csv(csv, "score")
     (tmp_path / "clips" / "y.mp4").write_bytes(b"x")
     ds = read_generic_csv(csv, "score")
-    assert ds.ids == ["x", "y"] and ds.paths == [str(tmp_path / "clips" / "x.mp4"), str(tmp_path / "clips" / "y.mp4")]
+    assert ds.ids == ["x", "y"] and ds.paths == [
+        str(tmp_path / "clips" / "x.mp4"),
+        str(tmp_path / "clips" / "y.mp4"),
+    ]
 
 
 def test_generic_csv_with_video_dir(tmp_path):
@@ -446,7 +512,9 @@ def test_realbench_layout_written_here(tmp_path):
 
 
 @pytest.mark.realbench
-@pytest.mark.skipif(not REALBENCH.is_dir(), reason=f"{REALBENCH} (real MediaEval labels) is not on this machine")
+@pytest.mark.skipif(
+    not REALBENCH.is_dir(), reason=f"{REALBENCH} (real MediaEval labels) is not on this machine"
+)
 def test_realbench_real_sets():
     m = read_realbench(REALBENCH / "memento10k")
     assert len(m.subset("train")) == 7000 and len(m.subset("test")) == 1500

@@ -120,11 +120,15 @@ def test_a_video_extracted_alone_gets_the_bytes_it_gets_among_others(
         return json.loads(result.stdout)
 
     whole = tmp_path / "whole"
-    assert len(extract(str(together), "--out", str(whole), "--workers", "2", "--batch-size", "1")["done"]) == 3
+    assert (
+        len(extract(str(together), "--out", str(whole), "--workers", "2", "--batch-size", "1")["done"]) == 3
+    )
     # each video in a run of its own (as a resume that finds one video left), same settings
     alone = tmp_path / "alone"
     for n in names:
-        report = extract(str(together / f"{n}.mp4"), "--out", str(alone), "--workers", "2", "--state", str(whole))
+        report = extract(
+            str(together / f"{n}.mp4"), "--out", str(alone), "--workers", "2", "--state", str(whole)
+        )
         assert report["done"] == [n] and report["fitted"] == []
     for tier in ("low", "mid"):
         assert _features(alone, tier) == _features(whole, tier), tier

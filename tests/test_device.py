@@ -38,8 +38,10 @@ def test_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused() -> None:
 
 @pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without a GPU")
 def test_cli_refuses_cuda_without_a_gpu(sample_clip_paths: list[Path], tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["extract", str(sample_clip_paths[0]), "--tiers", "mid", "--out", str(tmp_path),
-                                      "--device", "cuda"])
+    result = CliRunner().invoke(
+        app,
+        ["extract", str(sample_clip_paths[0]), "--tiers", "mid", "--out", str(tmp_path), "--device", "cuda"],
+    )
     assert result.exit_code == 1
     assert "--device cuda: torch sees no CUDA GPU" in result.output
     assert not (tmp_path / "mid.parquet").exists()
@@ -89,16 +91,20 @@ def test_low_tier_alone_never_imports_torch(tmp_path: Path, sample_clip_paths: l
     import subprocess
     import sys
 
-    code = ("import sys; from tiermem.extraction import extract\n"
-            f"extract([{str(sample_clip_paths[0])!r}], tiers=['low'], out={str(tmp_path)!r})\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from tiermem.extraction import extract\n"
+        f"extract([{str(sample_clip_paths[0])!r}], tiers=['low'], out={str(tmp_path)!r})\n"
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
 @needs_cuda
-def test_cuda_features_stay_near_cpu_features_under_their_own_key(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+def test_cuda_features_stay_near_cpu_features_under_their_own_key(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
     cpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "cpu", run=Run(device="cpu"))
     gpu = extract(sample_clip_paths[:3], tiers=["mid"], out=tmp_path / "gpu", run=Run(device="cuda"))
     assert not cpu.failed and not gpu.failed
@@ -107,7 +113,8 @@ def test_cuda_features_stay_near_cpu_features_under_their_own_key(sample_clip_pa
     assert (a["config_hash"] != b["config_hash"]).all()  # bf16 autocast: never mixed with CPU rows
     emb = [c for c in a.columns if c.startswith("semantic_")]
     cos = (a[emb].to_numpy() * b[emb].to_numpy()).sum(1) / (
-        np.linalg.norm(a[emb].to_numpy(), axis=1) * np.linalg.norm(b[emb].to_numpy(), axis=1))
+        np.linalg.norm(a[emb].to_numpy(), axis=1) * np.linalg.norm(b[emb].to_numpy(), axis=1)
+    )
     assert cos.min() > 0.99
 
 

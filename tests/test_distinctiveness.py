@@ -165,8 +165,16 @@ def test_dbscan_reference_options_fixed_eps_and_noise_in_the_last_cluster(blobs,
     X, _, _ = blobs
     outliers = np.random.default_rng(5).uniform(-40, 40, (12, 20))  # scattered: DBSCAN noise
     context = np.concatenate([X, outliers])
-    options = dict(source="high", standardize=False, whiten=True, tsne_init="random", tsne_learning_rate=200.0,
-                   min_samples=5, hidden_layer_sizes=(100,), random_state=0)
+    options = dict(
+        source="high",
+        standardize=False,
+        whiten=True,
+        tsne_init="random",
+        tsne_learning_rate=200.0,
+        min_samples=5,
+        hidden_layer_sizes=(100,),
+        random_state=0,
+    )
     own = get_distinctiveness("dbscan", eps=30.0, **options)  # t-SNE spreads these 412 videos over ~400 units
     bug = get_distinctiveness("dbscan", eps=30.0, noise_column="last-cluster", **options)
     F_own, F_bug = own.fit_transform(context), bug.fit_transform(context)
@@ -250,13 +258,17 @@ def test_report_scores_new_and_context_videos(tmp_path):
     context.insert(0, "video_id", [f"v{i}" for i in range(100)])
     context["path"] = "x.mp4"  # store bookkeeping column: not a feature
     context.to_parquet(tmp_path / "context.parquet")
-    query = pd.concat([
-        context.iloc[[3]].drop(columns="path"),
-        pd.DataFrame(np.full((1, 8), 9.0), columns=cols).assign(video_id="outlier"),
-    ], ignore_index=True)
+    query = pd.concat(
+        [
+            context.iloc[[3]].drop(columns="path"),
+            pd.DataFrame(np.full((1, 8), 9.0), columns=cols).assign(video_id="outlier"),
+        ],
+        ignore_index=True,
+    )
     query[cols[::-1] + ["video_id"]].to_csv(tmp_path / "query.csv", index=False)  # other order
-    rep = distinctiveness_report(tmp_path / "context.parquet", tmp_path / "query.csv", method="knn",
-                                 source="mid", k=5)
+    rep = distinctiveness_report(
+        tmp_path / "context.parquet", tmp_path / "query.csv", method="knn", source="mid", k=5
+    )
     t = rep.table
     assert list(t["video_id"]) == ["v3", "outlier"]
     assert list(t["in_context"]) == [True, False]
@@ -287,14 +299,31 @@ def test_cli_distinct_on_tables_matches_the_library(tmp_path):
     qry = pd.DataFrame(np.vstack([X[:2] + 0.1, np.full((1, 6), 7.0)]), columns=cols)
     qry.insert(0, "video_id", ["q0", "q1", "far"])
     qry.to_csv(tmp_path / "q.csv", index=False)
-    res = CliRunner().invoke(app, ["distinct", "--context", str(tmp_path / "ctx.parquet"), str(tmp_path / "q.csv"),
-                                   "--method", "kde", "--source", "high", "--components", "4", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "distinct",
+            "--context",
+            str(tmp_path / "ctx.parquet"),
+            str(tmp_path / "q.csv"),
+            "--method",
+            "kde",
+            "--source",
+            "high",
+            "--components",
+            "4",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    lib = distinctiveness_report(tmp_path / "ctx.parquet", tmp_path / "q.csv", method="kde", source="high",
-                                 n_components=4).table
+    lib = distinctiveness_report(
+        tmp_path / "ctx.parquet", tmp_path / "q.csv", method="kde", source="high", n_components=4
+    ).table
     assert [v["video_id"] for v in doc["videos"]] == ["q0", "q1", "far"]
-    np.testing.assert_allclose([v["kde_high_log_density"] for v in doc["videos"]], lib["kde_high_log_density"])
+    np.testing.assert_allclose(
+        [v["kde_high_log_density"] for v in doc["videos"]], lib["kde_high_log_density"]
+    )
     assert doc["videos"][2]["percentile"] == 100.0
     assert doc["summary"]["method"] == "kde" and doc["failed"] == []
 
@@ -317,9 +346,25 @@ def test_cli_distinct_extracts_videos_and_reports_bad_files(tmp_path, sample_cli
     bad = tmp_path / "broken.mp4"
     bad.write_text("not a video")
     query = sample_clip_paths[0]
-    res = CliRunner().invoke(app, ["distinct", "--context", str(context), str(query), str(bad),
-                                   "--source", "low", "--method", "knn", "--k", "2",
-                                   "--store", str(tmp_path / "store"), "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "distinct",
+            "--context",
+            str(context),
+            str(query),
+            str(bad),
+            "--source",
+            "low",
+            "--method",
+            "knn",
+            "--k",
+            "2",
+            "--store",
+            str(tmp_path / "store"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 1  # the broken file fails; the good one is still scored
     doc = json.loads(res.stdout)
     assert [v["video_id"] for v in doc["videos"]] == [query.stem]

@@ -79,7 +79,10 @@ def test_join_predictions_aligns_on_video_id(tmp_path: Path) -> None:
 def test_join_predictions_refuses_missing_labels(tmp_path: Path) -> None:
     preds = _write(tmp_path / "p.csv", "video_id,score\n" + "".join(f"v{i},0.5\n" for i in range(8)))
     labels = _write(tmp_path / "l.csv", "video_id,t\nv0,0.9\nv1,0.8\n")
-    with pytest.raises(DataMismatchError, match=r"no 't' label for 6 of 8 predicted video_ids .*v2, v3, v4, v5, v6, \.\.\. \(\+1 more\)"):
+    with pytest.raises(
+        DataMismatchError,
+        match=r"no 't' label for 6 of 8 predicted video_ids .*v2, v3, v4, v5, v6, \.\.\. \(\+1 more\)",
+    ):
         join_predictions(preds, labels, "t")
 
 

@@ -60,7 +60,9 @@ def test_matches_permutation_reference_on_mlp():
     res = tier_shapley(predict, X, TIERS, baseline)
     assert res.values.shape == (7, 4) and res.tier_names == list(TIERS)
     for i in range(len(X)):
-        np.testing.assert_allclose(res.values[i], permutation_shapley(predict, X[i], TIERS, baseline), atol=1e-12)
+        np.testing.assert_allclose(
+            res.values[i], permutation_shapley(predict, X[i], TIERS, baseline), atol=1e-12
+        )
     # Additivity: contributions sum to f(x) - f(baseline).
     np.testing.assert_allclose(res.scores, predict(X).ravel(), atol=1e-15)
     assert res.base_score == pytest.approx(float(np.ravel(predict(baseline[None]))[0]), abs=1e-15)

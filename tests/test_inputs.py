@@ -46,7 +46,9 @@ def test_a_directory_expands_recursively_sorted_and_once(clips: Path) -> None:
     assert video_ids(find_videos(str(clips))) == ["a", "b", "c"]
 
 
-def test_a_missing_file_is_kept_or_named(clips: Path, write_video: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_missing_file_is_kept_or_named(
+    clips: Path, write_video: Callable[..., Path], tmp_path: Path
+) -> None:
     missing = tmp_path / "missing.mp4"
     assert find_videos([clips / "a.mp4", missing]) == [clips / "a.mp4", missing]
     with pytest.raises(TiermemError) as err:

@@ -36,7 +36,10 @@ def import_graph(type_only: bool = True) -> dict[str, set[str]]:
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 if base.startswith("tiermem"):
                     for alias in node.names:
                         sub = f"{base}.{alias.name}"
@@ -64,7 +67,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := dfs(nxt)):
                 return found
         stack.pop()
@@ -93,7 +96,13 @@ def _assigned_attributes(tree: ast.AST) -> list[tuple[str, str, int]]:
     """(object name, attribute, line) of every ``name.attribute = ...`` in a module."""
     found = []
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         for target in targets:
             if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
                 found.append((target.value.id, target.attr, target.lineno))
@@ -104,16 +113,25 @@ def test_only_the_pipeline_sets_its_attributes() -> None:
     """A pipeline's fitted state crosses modules as a `PipelineState` (`Pipeline.state`,
     `Pipeline.from_state`): no other module writes a pipeline's attributes."""
     owner = SRC / "pipeline.py"
-    own = {attr for name, attr, _ in _assigned_attributes(ast.parse(owner.read_text())) if name in ("self", "pipe")}
+    own = {
+        attr
+        for name, attr, _ in _assigned_attributes(ast.parse(owner.read_text()))
+        if name in ("self", "pipe")
+    }
     assert {"head_", "layout_", "distinct_", "evaluation"} <= own
     writes = []
     for path in SRC.rglob("*.py"):
         if path == owner:
             continue
         assigned = _assigned_attributes(ast.parse(path.read_text()))
-        its_own = {attr for name, attr, _ in assigned if name == "self"}  # another class's attribute of that name
-        writes += [f"{path.relative_to(SRC)}:{line} {name}.{attr}" for name, attr, line in assigned
-                   if name not in ("self", "cls") and attr in own - its_own]
+        its_own = {
+            attr for name, attr, _ in assigned if name == "self"
+        }  # another class's attribute of that name
+        writes += [
+            f"{path.relative_to(SRC)}:{line} {name}.{attr}"
+            for name, attr, line in assigned
+            if name not in ("self", "cls") and attr in own - its_own
+        ]
     assert not writes
 
 
@@ -123,21 +141,27 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_module_is_over_450_lines() -> None:
-    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450}
+    long = {
+        str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450
+    }
     assert not long
 
 
 def test_the_ridge_head_and_the_package_root_import_without_torch() -> None:
-    code = ("import sys, tiermem, tiermem.model.ridge, tiermem.datasets, tiermem.inputs; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, tiermem, tiermem.model.ridge, tiermem.datasets, tiermem.inputs; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_command_line_starts_without_heavy_libraries() -> None:
     """`tiermem --version` or `info` must not pay for torch, scikit-learn or pandas; the
     registries list every choice in `--help` without importing what they name."""
-    code = ("import sys, tiermem.cli; heavy = [m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, tiermem.cli; heavy = [m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -95,7 +95,9 @@ def test_spearman_loss_values_and_gradient() -> None:
 def test_mse_to_spearman_schedule() -> None:
     t = 0.01
     n = 5
-    assert float(mse_to_spearman(PRED, TARGET, epoch=0, n_epochs=n, temperature=t)) == pytest.approx(float(mse(PRED, TARGET)))
+    assert float(mse_to_spearman(PRED, TARGET, epoch=0, n_epochs=n, temperature=t)) == pytest.approx(
+        float(mse(PRED, TARGET))
+    )
     s = float(spearman(PRED, TARGET, temperature=t))
     assert float(mse_to_spearman(PRED, TARGET, epoch=n - 1, n_epochs=n, temperature=t)) == pytest.approx(s)
     # epoch 1 of 5: alpha = 1/4

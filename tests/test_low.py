@@ -34,8 +34,16 @@ def as_clip(frames: np.ndarray, duration: float = 3.0, bytes_per_second: float =
     """Wrap frames in a Clip directly (exact pixel values, no codec in between)."""
     t = len(frames)
     meta = VideoMeta(
-        path="generated", duration=duration, fps=t / duration, width=frames.shape[2], height=frames.shape[1],
-        frame_count=t, codec="none", bitrate=0, file_size=0, has_audio=False,
+        path="generated",
+        duration=duration,
+        fps=t / duration,
+        width=frames.shape[2],
+        height=frames.shape[1],
+        frame_count=t,
+        codec="none",
+        bitrate=0,
+        file_size=0,
+        has_audio=False,
         video_bytes_per_second=bytes_per_second,
     )
     return Clip(frames=frames, times=np.linspace(0, duration, t, endpoint=False), meta=meta)
@@ -83,7 +91,10 @@ def test_hog_equals_skimage(sample_clip_paths: list[Path], shape: tuple[int, int
     ours = hog_descriptors(grey)
     for i in range(len(grey)):
         reference = skimage_hog(
-            grey[i].astype(np.float32), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
+            grey[i].astype(np.float32),
+            orientations=9,
+            pixels_per_cell=(8, 8),
+            cells_per_block=(2, 2),
             block_norm="L2-Hys",
         )
         assert ours[i].shape == reference.shape
@@ -164,7 +175,9 @@ def paper_blurriness(rgb_frame: np.ndarray, size: int = 60) -> float:
 
 
 @pytest.mark.parametrize(("index", "shape"), [(2, (256, 256)), (5, (144, 176)), (0, (180, 320))])
-def test_blurriness_is_the_papers_fft_measure(sample_clip_paths: list[Path], index: int, shape: tuple[int, int]) -> None:
+def test_blurriness_is_the_papers_fft_measure(
+    sample_clip_paths: list[Path], index: int, shape: tuple[int, int]
+) -> None:
     clip = decode(sample_clip_paths[index], frames=12)  # at its own frame size
     frames = np.stack([cv2.resize(f, shape[::-1], interpolation=cv2.INTER_AREA) for f in clip.frames])
     expected = np.array([paper_blurriness(f) for f in frames])
@@ -190,7 +203,9 @@ def test_two_scenes_make_exactly_one_cut(tmp_path: Path, fitted_low: LowTier) ->
     scene_a = rgb(texture(SIZE, SIZE, seed=1)) // 2  # dark grey texture
     scene_b = np.clip(rgb(texture(SIZE, SIZE, seed=2)).astype(int) + (60, 20, -40), 0, 255).astype(np.uint8)
     # Small camera drift inside each scene, so within-scene frames are not identical.
-    frames = [np.roll(scene_a, i, axis=1) for i in range(20)] + [np.roll(scene_b, i, axis=0) for i in range(25)]
+    frames = [np.roll(scene_a, i, axis=1) for i in range(20)] + [
+        np.roll(scene_b, i, axis=0) for i in range(25)
+    ]
     clip = decode(write_video(tmp_path / "cut.mp4", frames, fps=15))
     assert cut_count(clip.frames, fitted_low.cut_threshold) == 1
     assert features(fitted_low, clip)["cut_rate"] == pytest.approx(1 / clip.meta.duration)
@@ -328,7 +343,9 @@ def test_real_sample_clips(fitted_low: LowTier, sample_clip_paths: list[Path]) -
     # frames, then another at frame 36; checked by eye), the others none.
     assert [round(f["cut_rate"] * 3) for f in by_name.values()] == [0, 1, 2, 0, 0, 0]
     # The distorted carphone is the same scene as the pristine one at a far lower bitrate.
-    assert by_name["carphone_distorted_000"]["size_orig"] < 0.5 * by_name["carphone_pristine_000"]["size_orig"]
+    assert (
+        by_name["carphone_distorted_000"]["size_orig"] < 0.5 * by_name["carphone_pristine_000"]["size_orig"]
+    )
     for sharpness in ("blurriness_mean", "detail_share_mean"):
         assert by_name["carphone_distorted_000"][sharpness] < by_name["carphone_pristine_000"][sharpness]
     # The cyclists pan and cut; the bunny shot is nearly still.
@@ -340,19 +357,44 @@ def test_the_reference_variant(sample_clip_paths: list[Path]) -> None:
     frames = decode(sample_clip_paths[0], frames=3, size=64).frames
     np.testing.assert_allclose(
         hog_descriptors(frames),
-        np.stack([skimage_hog(f, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2),
-                              block_norm="L2-Hys", channel_axis=-1) for f in frames]),
+        np.stack(
+            [
+                skimage_hog(
+                    f,
+                    orientations=9,
+                    pixels_per_cell=(8, 8),
+                    cells_per_block=(2, 2),
+                    block_norm="L2-Hys",
+                    channel_axis=-1,
+                )
+                for f in frames
+            ]
+        ),
         atol=1e-6,
     )
     clips = [decode(p, frames=12, size=64) for p in sample_clip_paths] * 2  # 12 first frames
-    tier = LowTier(hog_colour=True, pca_whiten=True, pca_frames_per_clip=1, temporal_std=False, extras=False,
-                   pca_components=5).fit(clips)
+    tier = LowTier(
+        hog_colour=True,
+        pca_whiten=True,
+        pca_frames_per_clip=1,
+        temporal_std=False,
+        extras=False,
+        pca_components=5,
+    ).fit(clips)
     assert tier.hog_pca_frames_ == 12
-    assert tier.feature_names == ["brightness_mean", "contrast_mean", "blurriness_mean", "flow_mean",
-                                  *[f"hog_pca_{k}_mean" for k in range(5)], "size_orig"]
+    assert tier.feature_names == [
+        "brightness_mean",
+        "contrast_mean",
+        "blurriness_mean",
+        "flow_mean",
+        *[f"hog_pca_{k}_mean" for k in range(5)],
+        "size_orig",
+    ]
     first = np.stack([c.frames[0] for c in clips])
     projected = (hog_descriptors(first) - tier.hog_pca_mean_) @ tier.hog_pca_components_.T
-    np.testing.assert_allclose(projected.var(axis=0, ddof=1), 1.0, rtol=1e-3)  # whitened on the fitting frames
+    np.testing.assert_allclose(
+        projected.var(axis=0, ddof=1), 1.0, rtol=1e-3
+    )  # whitened on the fitting frames
     plain = dict(zip(LowTier().feature_names, LowTier().fit(clips).transform(clips[0]).tolist()))
     variant = dict(zip(tier.feature_names, tier.transform(clips[0]).tolist()))
     for name in ("brightness_mean", "contrast_mean", "blurriness_mean", "flow_mean", "size_orig"):

@@ -41,7 +41,12 @@ def clips() -> list[Clip]:
 #: Each op: (torch op, numpy op, tolerance, whether it reads RGB frames or their grey).
 OPS = {
     "blurriness": (lambda ops, x: ops.fft_blurriness(x), fft_blurriness, BLUR_ATOL, "rgb"),
-    "detail share": (lambda ops, x: ops.detail_share(x, 0.1), lambda x: detail_share(x, 0.1), DETAIL_ATOL, "grey"),
+    "detail share": (
+        lambda ops, x: ops.detail_share(x, 0.1),
+        lambda x: detail_share(x, 0.1),
+        DETAIL_ATOL,
+        "grey",
+    ),
     "grey hog": (lambda ops, x: ops.hog_descriptors(x), hog_descriptors, HOG_ATOL, "grey"),
     "colour hog": (lambda ops, x: ops.hog_descriptors(x), hog_descriptors, HOG_ATOL, "rgb"),
 }
@@ -67,8 +72,11 @@ def check_batch_independence(ops: TorchOps, clip: Clip) -> None:
     frames = clip.frames  # 9 frames: two device batches, the second padded
     grey = grey_frames(frames)
     assert len(frames) > DEVICE_BATCH
-    for name, op, x in (("blurriness", ops.fft_blurriness, frames), ("hog", ops.hog_descriptors, grey),
-                        ("detail share", lambda g: ops.detail_share(g, 0.1), grey)):
+    for name, op, x in (
+        ("blurriness", ops.fft_blurriness, frames),
+        ("hog", ops.hog_descriptors, grey),
+        ("detail share", lambda g: ops.detail_share(g, 0.1), grey),
+    ):
         every = op(x)
         for i, part in ((3, x[3:4]), (3, x[3:]), (7, x[7:9])):  # 4th of a batch, then first of one
             assert every[i].tobytes() == op(part)[0].tobytes(), (name, i, len(part))
@@ -79,8 +87,18 @@ def check_tier_matches_cpu(device_tier: LowTier, cpu_tier: LowTier, clips: list[
     names = cpu_tier.feature_names
     components = cpu_tier.hog_pca_components_
     hog_bound = HOG_ATOL * np.abs(components).sum(axis=1).max()  # |a . (x - y)| <= |a|_1 max|x - y|
-    tolerance = np.array([2 * BLUR_ATOL if n.startswith("blurriness") else 2 * DETAIL_ATOL if n.startswith("detail")
-                          else 2 * hog_bound if n.startswith("hog_pca") else 0.0 for n in names])
+    tolerance = np.array(
+        [
+            2 * BLUR_ATOL
+            if n.startswith("blurriness")
+            else 2 * DETAIL_ATOL
+            if n.startswith("detail")
+            else 2 * hog_bound
+            if n.startswith("hog_pca")
+            else 0.0
+            for n in names
+        ]
+    )
     for clip in clips:
         got, expected = device_tier.transform(clip), cpu_tier.transform(clip)
         assert np.all(np.abs(got - expected) <= tolerance), {
@@ -123,7 +141,9 @@ def test_the_low_tier_asks_for_the_device() -> None:
     assert low.on("cpu").device == "cpu" and low.on("cpu").config_hash() == get_tier("low").config_hash()
 
 
-def test_placing_the_low_tier_on_cuda_swaps_its_ops_and_its_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_placing_the_low_tier_on_cuda_swaps_its_ops_and_its_cache_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Placed on CUDA (here `resolve_device` is told to take it as given), the tier computes with
     the torch ops under a cache key of its own, and starts no CUDA context until it computes;
     placed back on the CPU, numpy and the CPU's key again."""

@@ -25,8 +25,16 @@ def frame(image: np.ndarray, size: int = 256) -> np.ndarray:
 def clip_of(images: list[np.ndarray], name: str) -> Clip:
     frames = np.stack([frame(im) for im in images])
     meta = VideoMeta(
-        path=name, duration=3.0, fps=15.0, width=256, height=256, frame_count=len(frames),
-        codec="h264", bitrate=0, file_size=0, has_audio=False,
+        path=name,
+        duration=3.0,
+        fps=15.0,
+        width=256,
+        height=256,
+        frame_count=len(frames),
+        codec="h264",
+        bitrate=0,
+        file_size=0,
+        has_audio=False,
     )
     return Clip(frames=frames, times=np.arange(len(frames)) / 15.0, meta=meta)
 
@@ -67,7 +75,9 @@ def test_detector_finds_no_face_in_face_free_photos(detector, photo) -> None:
 
 def test_mid_features_on_photo_clips(mid) -> None:
     static_cat = clip_of([data.chelsea()] * 45, "chelsea")
-    mixed = clip_of([data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.astronaut()] * 9, "mixed")
+    mixed = clip_of(
+        [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.astronaut()] * 9, "mixed"
+    )
     result = mid.transform_batch([static_cat, mixed])
     names = mid.feature_names
     assert result.values.shape == (2, 1280 + 11) == (2, len(names))

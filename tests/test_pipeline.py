@@ -62,8 +62,9 @@ def test_a_pipeline_crosses_its_state_and_back(fitted, memento_root):
     assert state.saved_at is None and state.tier_state == Path(cache) and state.evaluation is pipe.evaluation
     again = Pipeline.from_state(state)
     videos = sorted((memento_root / "videos").glob("*.mp4"))[:3]
-    np.testing.assert_array_equal(pipe.predict(videos, cache=cache).table["score"],
-                                  again.predict(videos, cache=cache).table["score"])
+    np.testing.assert_array_equal(
+        pipe.predict(videos, cache=cache).table["score"], again.predict(videos, cache=cache).table["score"]
+    )
     loaded = Pipeline.load(model).state()
     assert loaded.saved_at == model and loaded.tier_state == model / "tiers"
     assert loaded.layout == state.layout and loaded.evaluation.metrics == state.evaluation.metrics
@@ -109,26 +110,58 @@ def test_report_has_every_section(fitted, tmp_path):
         assert f'id="{section}"' in html
     assert html.count("data:image/jpeg;base64,") >= 6  # thumbnails decoded from the videos
     ablation = pipeline_report(pipe).ablation
-    assert set(ablation["tiers"]) == {"low", "mid", "distinct", "all − low", "all − mid", "all − distinct", "all"}
+    assert set(ablation["tiers"]) == {
+        "low",
+        "mid",
+        "distinct",
+        "all − low",
+        "all − mid",
+        "all − distinct",
+        "all",
+    }
     # Both protocols: a ridge head has no epochs, so the paper protocol's figure is the honest one.
     assert "best epoch on val: optimistic (paper protocol)" in html
     assert (ablation["spearman_best_epoch_on_val"] == ablation["spearman"]).all()
     both = pipe.evaluation.metrics["validation"]
-    assert both["best_epoch_on_val"]["spearman"] == both["honest"]["spearman"] == pipe.evaluation.metrics["val"]["spearman"]
+    assert (
+        both["best_epoch_on_val"]["spearman"]
+        == both["honest"]["spearman"]
+        == pipe.evaluation.metrics["val"]["spearman"]
+    )
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian chromium is not installed (.ci/run installs it)"
+)
 def test_report_renders_in_headless_chromium(fitted, tmp_path):
     _, model, _ = fitted
     out = write_report(pipeline_report(Pipeline.load(model)), tmp_path / "report.html")
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
-    for heading in ("Tier ablation", "Predicted vs true memorability", "Most over-predicted",
-                    "Tier representations", "Distribution of scores"):
+    for heading in (
+        "Tier ablation",
+        "Predicted vs true memorability",
+        "Most over-predicted",
+        "Tier representations",
+        "Distribution of scores",
+    ):
         assert heading in dom
     assert dom.count("<img") >= 10
 
@@ -137,16 +170,47 @@ def test_cli_fit_predict_report(memento_root, fitted, tmp_path):
     _, _, cache = fitted
     runner = CliRunner()
     model = tmp_path / "m3s"
-    res = runner.invoke(app, ["fit", "--dataset", "memento10k", "--root", str(memento_root), "--tiers", "low,mid",
-                              "--head", "m3s", "--loss", "mse_tails", "--frames", str(FRAMES), "--size", str(SIZE),
-                              "--cache", str(cache), "--no-ablate", "--out", str(model)])
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            "--dataset",
+            "memento10k",
+            "--root",
+            str(memento_root),
+            "--tiers",
+            "low,mid",
+            "--head",
+            "m3s",
+            "--loss",
+            "mse_tails",
+            "--frames",
+            str(FRAMES),
+            "--size",
+            str(SIZE),
+            "--cache",
+            str(cache),
+            "--no-ablate",
+            "--out",
+            str(model),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "val" in res.output and (model / "pipeline.json").exists()
     head = json.loads((model / "head" / "head.json").read_text())
     assert "mse_tails" in json.dumps(head)
 
-    res = runner.invoke(app, ["predict", str(memento_root / "videos" / "bikes_t00.0.mp4"),
-                              str(memento_root / "videos" / "synthetic_1.mp4"), "--model", str(model), "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(memento_root / "videos" / "bikes_t00.0.mp4"),
+            str(memento_root / "videos" / "synthetic_1.mp4"),
+            "--model",
+            str(model),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     records = json.loads(res.stdout)
     assert [r["video_id"] for r in records] == ["bikes_t00.0", "synthetic_1"]
@@ -160,8 +224,9 @@ def test_cli_fit_predict_report(memento_root, fitted, tmp_path):
 
 
 def test_cli_predict_on_a_missing_model_is_one_line(tmp_path, memento_root):
-    res = CliRunner().invoke(app, ["predict", str(memento_root / "videos" / "synthetic_1.mp4"),
-                                   "--model", str(tmp_path / "nope")])
+    res = CliRunner().invoke(
+        app, ["predict", str(memento_root / "videos" / "synthetic_1.mp4"), "--model", str(tmp_path / "nope")]
+    )
     assert res.exit_code == 1
     assert "not a tiermem model" in res.output
 
@@ -169,7 +234,9 @@ def test_cli_predict_on_a_missing_model_is_one_line(tmp_path, memento_root):
 def test_fit_and_predict_with_the_text_tier(memento_root, fitted, tmp_path):
     """Captions travel from the dataset into the text tier at fit time, and are required at predict time."""
     _, _, cache = fitted  # the low tier is already cached there
-    cfg = PipelineConfig(target="mem_score", tiers=["low", "text"], head="ridge", frames=FRAMES, size=SIZE, ablate=False)
+    cfg = PipelineConfig(
+        target="mem_score", tiers=["low", "text"], head="ridge", frames=FRAMES, size=SIZE, ablate=False
+    )
     pipe = Pipeline(cfg).fit(read_dataset("memento10k", memento_root), cache)
     assert [b.name for b in pipe.layout_] == ["low", "text"]
     assert len(pipe.layout_[1].feature_names) == 384
@@ -190,7 +257,9 @@ def test_fit_refits_tier_state_on_the_training_split_only(memento_root, tmp_path
     extract(videos, tiers=["low"], out=polluted, frames=FRAMES, size=SIZE)
     leaked = load_state_file(polluted / "low.state.npz").state
     ds = read_dataset("memento10k", memento_root)
-    cfg = PipelineConfig(target="mem_score", tiers=["low"], head="ridge", frames=FRAMES, size=SIZE, ablate=False)
+    cfg = PipelineConfig(
+        target="mem_score", tiers=["low"], head="ridge", frames=FRAMES, size=SIZE, ablate=False
+    )
     model = Pipeline(cfg).fit(ds, polluted).save(tmp_path / "model")
     train = [Path(p) for p, s in zip(ds.paths, ds.split) if s == "train"]
     extract(train, tiers=["low"], out=tmp_path / "train_only", frames=FRAMES, size=SIZE)
@@ -223,8 +292,21 @@ def test_the_whole_config_is_checked_before_any_extraction(memento_root, tmp_pat
     ]
     for extra, message in cases:
         out = tmp_path / "model"
-        res = CliRunner().invoke(app, ["fit", "--dataset", "memento10k", "--root", str(memento_root), "--tiers", "low,mid",
-                                       "--out", str(out), *extra])
+        res = CliRunner().invoke(
+            app,
+            [
+                "fit",
+                "--dataset",
+                "memento10k",
+                "--root",
+                str(memento_root),
+                "--tiers",
+                "low,mid",
+                "--out",
+                str(out),
+                *extra,
+            ],
+        )
         assert res.exit_code == 1 and message in res.output, (extra, res.output)
         assert not out.exists() and not (tmp_path / "model.features").exists()
     with pytest.raises(TiermemError, match="tier 'mid': .*unexpected keyword argument 'backbon'"):

@@ -118,7 +118,9 @@ def test_ray_rows_equal_local_rows(cluster: Cluster, clips: Path, local_tables, 
     assert again.done == [] and len(again.skipped) == len(report.done)  # stored videos are not sent
 
 
-def test_a_node_lost_mid_run_costs_no_row(cluster: Cluster, clips: Path, local_tables, tmp_path: Path) -> None:
+def test_a_node_lost_mid_run_costs_no_row(
+    cluster: Cluster, clips: Path, local_tables, tmp_path: Path
+) -> None:
     other = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     thread, when = during_run(lambda: cluster.remove_node(other))
     report = extract([clips], tiers=TIERS, out=tmp_path, run=Run(workers=2, engine="ray"))
@@ -133,7 +135,9 @@ def test_a_node_lost_mid_run_costs_no_row(cluster: Cluster, clips: Path, local_t
         cluster.wait_for_nodes()
 
 
-def test_a_killed_worker_process_is_retried(cluster: Cluster, clips: Path, local_tables, tmp_path: Path) -> None:
+def test_a_killed_worker_process_is_retried(
+    cluster: Cluster, clips: Path, local_tables, tmp_path: Path
+) -> None:
     killed: list[int] = []
 
     def kill_one() -> None:
@@ -157,7 +161,9 @@ def test_a_corrupt_video_fails_alone(cluster: Cluster, sample_clip_paths: list[P
         (videos / p.name).write_bytes(p.read_bytes())
     data = sample_clip_paths[3].read_bytes()
     (videos / "broken.mp4").write_bytes(data[: len(data) // 3])  # the index is there, the frames are not
-    report: ExtractReport = extract([videos], tiers=["low"], out=tmp_path / "store", run=Run(workers=2, engine="ray"))
+    report: ExtractReport = extract(
+        [videos], tiers=["low"], out=tmp_path / "store", run=Run(workers=2, engine="ray")
+    )
     assert report.done == sorted(p.stem for p in sample_clip_paths[:3])
     assert [Path(p).name for p, _ in report.failed] == ["broken.mp4"]
     reason = report.failed[0][1]
@@ -169,9 +175,27 @@ def test_rerun_after_the_driver_is_killed_completes_the_table(
 ) -> None:
     out = tmp_path / "store"
     # the local run's PCA (a run fitting its own writes no low row before its 200-video sample is in)
-    cmd = [sys.executable, "-c", "from tiermem.cli import app; app()", "extract", str(clips), "--tiers", "low,mid",
-           "--out", str(out), "--engine", "ray", "--ray-address", cluster.address, "--workers", "2",
-           "--state", str(local_store), "--flush-every", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from tiermem.cli import app; app()",
+        "extract",
+        str(clips),
+        "--tiers",
+        "low,mid",
+        "--out",
+        str(out),
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--workers",
+        "2",
+        "--state",
+        str(local_store),
+        "--flush-every",
+        "1",
+    ]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     table = out / "low.parquet"
@@ -186,7 +210,9 @@ def test_rerun_after_the_driver_is_killed_completes_the_table(
     stored = FeatureStore(out)
     before = set(stored.table("low")["video_id"]) & set(stored.table("mid")["video_id"])  # both tiers written
     assert 0 < len(before) < len(local_tables["low"])
-    done = subprocess.run([*cmd[:-2], "--flush-every", "64", "--json"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*cmd[:-2], "--flush-every", "64", "--json"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rerun = json.loads(done.stdout)
     assert before <= set(rerun["skipped"])  # stored before the kill: not recomputed
@@ -196,9 +222,11 @@ def test_rerun_after_the_driver_is_killed_completes_the_table(
 
 def test_ray_missing_is_one_line(tmp_path: Path, sample_clip_paths: list[Path]) -> None:
     """Where Ray is not installed (hidden from this interpreter), --engine ray says which extra to install."""
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "from tiermem.cli import app\n"
-            f"app(['extract', {str(sample_clip_paths[0])!r}, '--out', {str(tmp_path / 'o')!r}, '--engine', 'ray'])")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from tiermem.cli import app\n"
+        f"app(['extract', {str(sample_clip_paths[0])!r}, '--out', {str(tmp_path / 'o')!r}, '--engine', 'ray'])"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
@@ -210,11 +238,18 @@ def test_engine_options_are_checked(tmp_path: Path, sample_clip_paths: list[Path
 
     from tiermem.cli import app
 
-    for args, message in ((["--engine", "spark"], "--engine must be one of local, ray"),
-                          (["--ray-address", "auto"], "apply to --engine ray only"),
-                          (["--engine", "ray", "--cpus-per-worker", "0"], "--cpus-per-worker must be positive"),
-                          (["--engine", "ray", "--tiers", "mid", "--device", "cuda"], "--device cuda on Ray needs --gpus-per-worker")):
-        result = CliRunner().invoke(app, ["extract", str(sample_clip_paths[0]), "--out", str(tmp_path / "o"), *args])
+    for args, message in (
+        (["--engine", "spark"], "--engine must be one of local, ray"),
+        (["--ray-address", "auto"], "apply to --engine ray only"),
+        (["--engine", "ray", "--cpus-per-worker", "0"], "--cpus-per-worker must be positive"),
+        (
+            ["--engine", "ray", "--tiers", "mid", "--device", "cuda"],
+            "--device cuda on Ray needs --gpus-per-worker",
+        ),
+    ):
+        result = CliRunner().invoke(
+            app, ["extract", str(sample_clip_paths[0]), "--out", str(tmp_path / "o"), *args]
+        )
         assert result.exit_code == 1 and message in result.output, result.output
 
 
@@ -226,8 +261,9 @@ def test_predict_on_ray_scores_as_local(cluster: Cluster, fitted, sample_clip_pa
     np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
 
 
-def test_a_timeline_on_ray_is_the_local_one(cluster: Cluster, fitted, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_timeline_on_ray_is_the_local_one(
+    cluster: Cluster, fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A long video's stretches of windows go to Ray actors as they go to local workers."""
     import tiermem.extraction.timelines as timelines
     from tiermem.video.samples import make_long_video
@@ -242,12 +278,20 @@ def test_a_timeline_on_ray_is_the_local_one(cluster: Cluster, fitted, tmp_path: 
     np.testing.assert_allclose(there.table["score"], here.table["score"], atol=ROUND_OFF)
 
 
-def test_workers_that_cannot_be_placed_fail_in_one_line(cluster: Cluster, sample_clip_paths: list[Path], tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_that_cannot_be_placed_fail_in_one_line(
+    cluster: Cluster, sample_clip_paths: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Workers asking for more CPUs than any node has never start: the run says so instead of waiting forever."""
     from tiermem.errors import TiermemError
     from tiermem.extraction import ray_pool
 
     monkeypatch.setattr(ray_pool, "START_TIMEOUT_S", 3.0)
-    with pytest.raises(TiermemError, match=r"no Ray worker started within 3 s: the cluster has no room for a worker of 8 CPU"):
-        extract(sample_clip_paths[:2], tiers=["low"], out=tmp_path, run=Run(engine=Engine("ray", cpus_per_worker=8)))
+    with pytest.raises(
+        TiermemError, match=r"no Ray worker started within 3 s: the cluster has no room for a worker of 8 CPU"
+    ):
+        extract(
+            sample_clip_paths[:2],
+            tiers=["low"],
+            out=tmp_path,
+            run=Run(engine=Engine("ray", cpus_per_worker=8)),
+        )

@@ -66,7 +66,9 @@ def test_tier_contract(name: str, sample_clip_paths: list[Path]) -> None:
         tier = get_tier(name, pca_components=3, pca_frames_per_clip=5).fit(clips)
         again = get_tier(name, pca_components=3, pca_frames_per_clip=5).load_state_dict(tier.state_dict())
         assert again.config_hash() == tier.config_hash()
-        np.testing.assert_array_equal(again.transform_batch(clips[:2]).values, tier.transform_batch(clips[:2]).values)
+        np.testing.assert_array_equal(
+            again.transform_batch(clips[:2]).values, tier.transform_batch(clips[:2]).values
+        )
 
 
 @pytest.mark.parametrize("name", list_heads())
@@ -127,8 +129,10 @@ def test_dataset_layout_contract(name: str, tmp_path: Path) -> None:
     layout = get_dataset(name)
     assert layout.name == name
     documented(layout.read)
-    one_line_refusal(lambda: read_dataset(name, tmp_path / "nothing-here", no_such_option=1, target="score"),
-                     f"dataset layout {name!r}")
+    one_line_refusal(
+        lambda: read_dataset(name, tmp_path / "nothing-here", no_such_option=1, target="score"),
+        f"dataset layout {name!r}",
+    )
 
 
 @pytest.mark.parametrize("name", list_backbones())
@@ -142,8 +146,10 @@ def test_backbone_contract(name: str) -> None:
     with torch.no_grad():
         pooled, _ = backbone.model(torch.zeros(1, 3, backbone.info.size, backbone.info.size))
     assert pooled.shape == (1, backbone.dim)
-    one_line_refusal(lambda: get_backbone(name + "no-such-network" if name.endswith(":") else name + "-nope", None),
-                     "no-such-network" if name.endswith(":") else "unknown backbone")
+    one_line_refusal(
+        lambda: get_backbone(name + "no-such-network" if name.endswith(":") else name + "-nope", None),
+        "no-such-network" if name.endswith(":") else "unknown backbone",
+    )
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -156,4 +162,6 @@ def test_model_contract(name: str, tmp_path: Path) -> None:
     if hasattr(model, "save"):  # a trained text model: its state round-trips
         texts = ["a man juggles fire on a beach", "a grey office corridor"]
         again = type(model).load(model.save(tmp_path / name))
-        np.testing.assert_allclose(again.predict_text(texts)["score"], model.predict_text(texts)["score"], atol=1e-6)
+        np.testing.assert_allclose(
+            again.predict_text(texts)["score"], model.predict_text(texts)["score"], atol=1e-6
+        )

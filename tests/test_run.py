@@ -50,7 +50,9 @@ def test_a_step_knows_its_share() -> None:
     assert Step("hashing files", 0, 0).share == 1.0
 
 
-def test_extraction_reports_each_stage_and_notes_through_the_run(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+def test_extraction_reports_each_stage_and_notes_through_the_run(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
     clips = sample_clip_paths[:3]
     store = FeatureStore(tmp_path)
     store.root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +87,9 @@ def test_without_callbacks_notes_go_to_the_logger(caplog: pytest.LogCaptureFixtu
 def test_a_low_tier_run_looks_for_a_gpu_only_when_cuda_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     from tiermem.tiers import get_tier
 
-    monkeypatch.setattr(tiermem.run, "resolve_device", lambda device: "cpu" if device == "cpu" else "cuda")  # a GPU here
+    monkeypatch.setattr(
+        tiermem.run, "resolve_device", lambda device: "cpu" if device == "cpu" else "cuda"
+    )  # a GPU here
     low, mid = get_tier("low"), get_tier("mid")
     assert low.uses_device and mid.uses_device and not low.runs_network
     assert Run().device_for([low]) == "cpu"  # auto: not worth loading torch to look

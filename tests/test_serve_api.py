@@ -45,7 +45,9 @@ def wait_done(client: TestClient, job_id: str, timeout: float = JOB_TIMEOUT_S) -
 
 
 def upload(client: TestClient, *paths: Path, **form: str) -> Any:
-    return client.post("/v1/jobs", files=[("file", (p.name, p.read_bytes(), "video/mp4")) for p in paths], data=form)
+    return client.post(
+        "/v1/jobs", files=[("file", (p.name, p.read_bytes(), "video/mp4")) for p in paths], data=form
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,9 @@ def model(fitted: tuple[Any, Path, Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, ServeSettings]]:
+def served(
+    model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, ServeSettings]]:
     """The app with one real worker process, for the module."""
     settings = ServeSettings(model=str(model), data=str(tmp_path_factory.mktemp("serve_data")), workers=1)
     with TestClient(create_app(settings), base_url=LOCAL) as client:
@@ -79,7 +83,12 @@ def test_health_and_model_card(served, fitted) -> None:
     card = card.json()
     val = pipe.evaluation.metrics["val"]
     assert card["kind"] == "fitted pipeline"
-    assert card["trained_on"] == {"dataset": "memento10k", "target": "mem_score", "videos": 15, "clip_seconds": 3.0}
+    assert card["trained_on"] == {
+        "dataset": "memento10k",
+        "target": "mem_score",
+        "videos": 15,
+        "clip_seconds": 3.0,
+    }
     assert card["validation"]["spearman"] == pytest.approx(val["spearman"])
     assert card["validation"]["spearman_95ci"] == pytest.approx([val["spearman_lo"], val["spearman_hi"]])
     assert card["validation"]["best_epoch_on_val"]["label"] == "optimistic (paper protocol)"
@@ -98,7 +107,9 @@ def test_a_clip_scores_as_predict_json_says(served, model: Path, sample_clip_pat
     assert job["status"] in ("queued", "running") and job["filename"] == clip.name
     done = wait_done(client, job["id"])
     assert done["status"] == "done", done
-    cli = CliRunner().invoke(cli_app, ["predict", str(clip), "--model", str(model), "--json", "--no-timeline"])
+    cli = CliRunner().invoke(
+        cli_app, ["predict", str(clip), "--model", str(model), "--json", "--no-timeline"]
+    )
     assert cli.exit_code == 0, cli.output
     expected = json.loads(cli.stdout)
     assert expected[0]["path"] == str(clip)
@@ -117,10 +128,15 @@ def test_identical_upload_is_answered_from_the_first(served, sample_clip_paths: 
     assert sum(p.name == first["sha256"] for p in stored) == 1  # one stored file for both
     other = upload(client, clip, timeline="true").json()["jobs"][0]  # other options: scored again
     assert other["cached"] is False
-    renamed = client.post("/v1/jobs", files=[("file", ("same_bytes.mp4", clip.read_bytes(), "video/mp4"))],
-                          data={"timeline": "false"}).json()["jobs"][0]
+    renamed = client.post(
+        "/v1/jobs",
+        files=[("file", ("same_bytes.mp4", clip.read_bytes(), "video/mp4"))],
+        data={"timeline": "false"},
+    ).json()["jobs"][0]
     assert renamed["cached"] is True  # the same bytes under another name: the same scores, its own name
-    assert renamed["result"][0]["video_id"] == "same_bytes" and renamed["result"][0]["path"] == "same_bytes.mp4"
+    assert (
+        renamed["result"][0]["video_id"] == "same_bytes" and renamed["result"][0]["path"] == "same_bytes.mp4"
+    )
     assert renamed["result"][0]["score"] == first["result"][0]["score"]
 
 
@@ -154,12 +170,18 @@ def test_export_is_the_jobs_json_and_the_csv_of_predict(served, model: Path, lon
     expected = Pipeline.load(model).predict(long_video, timeline=True, stride=1.0).rows()
     assert list(got.columns) == list(expected.columns)
     assert (got["path"] == "joined.mp4").all() and len(got) == 6
-    numbers = [c for c in expected.columns if c.startswith(("start", "end", "score", "percentile", "contrib_"))]
-    np.testing.assert_allclose(got[numbers].to_numpy(float), expected[numbers].to_numpy(float), rtol=1e-6, atol=1e-9)
+    numbers = [
+        c for c in expected.columns if c.startswith(("start", "end", "score", "percentile", "contrib_"))
+    ]
+    np.testing.assert_allclose(
+        got[numbers].to_numpy(float), expected[numbers].to_numpy(float), rtol=1e-6, atol=1e-9
+    )
     assert client.get(f"/v1/jobs/{job['id']}/export", params={"format": "xml"}).status_code == 422
     queued = upload(client, long_video, stride="2").json()["jobs"][0]
     early = client.get(f"/v1/jobs/{queued['id']}/export")
-    assert early.status_code in (200, 409) and (early.status_code == 200 or "only a finished job" in early.json()["detail"])
+    assert early.status_code in (200, 409) and (
+        early.status_code == 200 or "only a finished job" in early.json()["detail"]
+    )
 
 
 def test_a_heatmap_of_a_job_equals_the_models(served, model: Path, long_video: Path) -> None:
@@ -189,11 +211,15 @@ def test_a_jobs_address_serves_the_page(idle) -> None:
     assert page.status_code == 200 and 'id="cards"' in page.text
 
 
-def test_history_per_video_folds_resubmissions_and_a_video_can_be_deleted(idle, sample_clip_paths: list[Path]) -> None:
+def test_history_per_video_folds_resubmissions_and_a_video_can_be_deleted(
+    idle, sample_clip_paths: list[Path]
+) -> None:
     client, settings = idle()
     first = upload(client, sample_clip_paths[1]).json()["jobs"][0]
     upload(client, sample_clip_paths[1], timeline="true")
-    again = client.post("/v1/jobs", files=[("file", ("renamed.mp4", sample_clip_paths[1].read_bytes(), "video/mp4"))]).json()["jobs"][0]
+    again = client.post(
+        "/v1/jobs", files=[("file", ("renamed.mp4", sample_clip_paths[1].read_bytes(), "video/mp4"))]
+    ).json()["jobs"][0]
     other = upload(client, sample_clip_paths[2]).json()["jobs"][0]
     assert client.get("/v1/jobs").json()["total"] == 4
     folded = client.get("/v1/jobs", params={"per_video": "true"}).json()
@@ -265,7 +291,10 @@ def test_oversized_upload_is_413_and_leaves_nothing(idle, sample_clip_paths: lis
     client, settings = idle(max_upload_mb=0.05)  # 51 KiB; the clips are 100 KiB and more
     answer = upload(client, sample_clip_paths[1])
     assert answer.status_code == 413
-    assert "larger than the 0.05 MiB limit" in answer.json()["detail"] and sample_clip_paths[1].name in answer.json()["detail"]
+    assert (
+        "larger than the 0.05 MiB limit" in answer.json()["detail"]
+        and sample_clip_paths[1].name in answer.json()["detail"]
+    )
     assert leftovers(settings) == []  # the part file is removed
     assert client.get("/v1/jobs").json()["total"] == 0
 
@@ -281,11 +310,14 @@ def test_not_a_video_is_422_with_the_decoders_reason(idle, tmp_path: Path) -> No
     assert "\n" not in detail and leftovers(settings) == []
 
 
-@pytest.mark.parametrize(("form", "message"), [
-    ({"window": "-1"}, "window must be a positive number of seconds"),
-    ({"stride": "soon"}, "stride must be a number of seconds"),
-    ({"timeline": "maybe"}, "timeline must be auto, true or false"),
-])
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"window": "-1"}, "window must be a positive number of seconds"),
+        ({"stride": "soon"}, "stride must be a number of seconds"),
+        ({"timeline": "maybe"}, "timeline must be auto, true or false"),
+    ],
+)
 def test_bad_options_are_422(idle, sample_clip_paths: list[Path], form: dict[str, str], message: str) -> None:
     client, settings = idle()
     answer = upload(client, sample_clip_paths[1], **form)
@@ -340,7 +372,7 @@ def test_client_file_names_never_become_paths(idle, sample_clip_paths: list[Path
 def test_page_and_its_files_ship_with_the_package(idle) -> None:
     client, _ = idle()
     page = client.get("/")
-    assert page.status_code == 200 and 'id="files"' in page.text and "<label for=\"files\"" in page.text
+    assert page.status_code == 200 and 'id="files"' in page.text and '<label for="files"' in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in page.text.replace('href="/docs"', "").split("<body>")[0]  # no CDN in the head
@@ -369,8 +401,12 @@ def test_allowed_hosts_and_the_bound_address_are_served(idle) -> None:
 def test_a_cross_origin_post_without_a_key_is_refused(idle, sample_clip_paths: list[Path]) -> None:
     client, settings = idle()
     video = [("file", (sample_clip_paths[1].name, sample_clip_paths[1].read_bytes(), "video/mp4"))]
-    for headers in ({"Origin": "https://attacker.example"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Origin": "null"}, {"Origin": "http://127.0.0.1:9999"}):
+    for headers in (
+        {"Origin": "https://attacker.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:9999"},
+    ):
         answer = client.post("/v1/jobs", files=video, headers=headers)
         assert answer.status_code == 403 and "another site" in answer.json()["detail"], headers
     assert client.delete("/v1/jobs/x", headers={"Origin": "https://attacker.example"}).status_code == 403
@@ -392,11 +428,19 @@ def test_a_key_or_an_allowed_origin_opens_the_door(idle, sample_clip_paths: list
     assert client.post("/v1/jobs", files=video, headers={**foreign, "X-API-Key": "s3cret"}).status_code == 202
     client, _ = idle(cors_origins=("https://dash.example",))
     assert client.post("/v1/jobs", files=video, headers=foreign).status_code == 202
-    preflight = client.options("/v1/jobs", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST",
-                                                    "Access-Control-Request-Headers": "x-api-key"})
+    preflight = client.options(
+        "/v1/jobs",
+        headers={
+            "Origin": "https://dash.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://dash.example"
-    other = client.options("/v1/jobs", headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"})
+    other = client.options(
+        "/v1/jobs", headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in other.headers
 
 
@@ -435,7 +479,10 @@ def test_the_api_docs_are_served_from_the_package(idle) -> None:
 
 
 def test_a_text_model_or_a_missing_one_is_refused_as_the_server_starts(tmp_path: Path) -> None:
-    with pytest.raises(TiermemError, match="memento10k-captions: a text model scores captions, which uploaded videos do not carry"):
+    with pytest.raises(
+        TiermemError,
+        match="memento10k-captions: a text model scores captions, which uploaded videos do not carry",
+    ):
         ServeSettings(model="memento10k-captions", data=str(tmp_path)).check_model()
     with pytest.raises(TiermemError, match="not a tiermem model"):
         ServeSettings(model=str(tmp_path / "nope"), data=str(tmp_path)).check_model()

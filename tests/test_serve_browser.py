@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 pytest.importorskip("uvicorn", reason="the service needs the serve extra: pip install 'tiermem[serve]'")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright: pip install playwright")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser test needs playwright: pip install playwright"
+)
 
 from serving import Server, chromium  # noqa: E402
 
@@ -42,7 +44,10 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     """What the long video's card says: its numbers named, ticks, gridlines and a legend, a
     window's score and frame on hover, the window's details on a click."""
     windows, summary = timeline["windows"], timeline["summary"]
-    assert card.query_selector(".score-label").text_content() == f"mean over {len(windows)} windows of {summary['window_s']:g} s"
+    assert (
+        card.query_selector(".score-label").text_content()
+        == f"mean over {len(windows)} windows of {summary['window_s']:g} s"
+    )
     assert "recognises this video" in card.query_selector(".meaning").text_content()
     assert "training videos" in card.query_selector(".percentile").text_content()
     assert clip_card.query_selector(".score-label").text_content() == "one score for the whole video"
@@ -61,15 +66,27 @@ def check_the_curve(page: Any, card: Any, timeline: dict[str, Any], clip_card: A
     page.mouse.move(box["x"] + box["width"] - 14, box["y"] + box["height"] / 2)
     last = windows[-1]
     tip = card.query_selector(".tip")
-    assert tip.is_visible() and tip.query_selector(".tip-text").text_content().endswith(f": {last['score']:.3f}")
-    wait_until(page, "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }", arg=card)
+    assert tip.is_visible() and tip.query_selector(".tip-text").text_content().endswith(
+        f": {last['score']:.3f}"
+    )
+    wait_until(
+        page,
+        "c => { const i = c.querySelector('.tip img'); return i.complete && i.naturalWidth > 0; }",
+        arg=card,
+    )
     page.mouse.click(box["x"] + box["width"] - 14, box["y"] + box["height"] / 2)
     detail = card.query_selector(".window-detail")
-    assert detail.is_visible() and detail.query_selector(".window-title").text_content().endswith(f"{last['score']:.3f}")
+    assert detail.is_visible() and detail.query_selector(".window-title").text_content().endswith(
+        f"{last['score']:.3f}"
+    )
     assert detail.query_selector(".bars .track") is not None  # the window's tier contributions
     detail.query_selector(".show-heat").click()  # where in the frame: an overlay computed on request
-    wait_until(page, "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }",
-               timeout=120_000, arg=card)
+    wait_until(
+        page,
+        "c => { const i = c.querySelector('.window-heat'); return !i.hidden && i.complete && i.naturalWidth > 0; }",
+        timeout=120_000,
+        arg=card,
+    )
     assert "Green regions raise the score" in detail.query_selector(".heat-note").text_content()
     card.query_selector(".moments button").click()  # the peak's own window, from its frame
     peak = timeline["summary"]["peak"]
@@ -85,7 +102,9 @@ def check_compare(page: Any, server: Server) -> None:
         box.check()
     page.click("#compare-picked")
     wait_until(page, "document.querySelectorAll('#compare-table tbody tr').length === 2")
-    assert page.is_visible("#compare") and len(page.query_selector_all("#compare-curve polyline.compared")) == 2
+    assert (
+        page.is_visible("#compare") and len(page.query_selector_all("#compare-curve polyline.compared")) == 2
+    )
     assert len(page.query_selector_all("#compare-curve .xtick")) >= 2
     for row in page.query_selector_all("#compare-table tbody tr"):
         job = httpx.get(f"{server.url}/v1/jobs/{row.get_attribute('data-job')}").json()
@@ -104,7 +123,9 @@ def check_export_share_and_history(browser: Any, page: Any, server: Server, card
         with page.expect_download() as download:
             card.query_selector(f".download-{kind}").click()
         saved = Path(download.value.path()).read_bytes()
-        assert saved == httpx.get(f"{server.url}/v1/jobs/{job_id}/export", params={"format": kind}).content, kind
+        assert saved == httpx.get(f"{server.url}/v1/jobs/{job_id}/export", params={"format": kind}).content, (
+            kind
+        )
         assert download.value.suggested_filename == f"joined_12s.tiermem.{kind}"
     assert card.query_selector(".share").get_attribute("href") == f"/jobs/{job_id}"
     fresh = browser.new_context().new_page()
@@ -115,8 +136,11 @@ def check_export_share_and_history(browser: Any, page: Any, server: Server, card
     fresh.context.close()
     # the clip again: still one History row for it, saying it was submitted twice
     page.set_input_files("#files", [str(clip)])
-    wait_until(page, "[...document.querySelectorAll('#history tbody tr')].some(r => r.textContent.includes('submitted 2 times'))",
-               timeout=RESULTS_TIMEOUT_MS)
+    wait_until(
+        page,
+        "[...document.querySelectorAll('#history tbody tr')].some(r => r.textContent.includes('submitted 2 times'))",
+        timeout=RESULTS_TIMEOUT_MS,
+    )
     assert len(page.query_selector_all("#history tbody tr")) == 2
     check_compare(page, server)
     page.once("dialog", lambda dialog: dialog.accept())
@@ -137,7 +161,9 @@ def browser():
         browser.close()
 
 
-def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths: list[Path], tmp_path: Path) -> None:
+def test_page_uploads_and_shows_results(
+    browser: Any, fitted, sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
     _, model, _ = fitted
     clip = sample_clip_paths[1]
     long = make_long_video(tmp_path / "joined_12s.mp4", seconds=12, size=(320, 180))
@@ -148,7 +174,10 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         refused_by_policy: list[str] = []  # the page must work under its own Content-Security-Policy
-        page.on("console", lambda m: refused_by_policy.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on(
+            "console",
+            lambda m: refused_by_policy.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         page.goto(server.url)
         for _ in range(12):  # keyboard: the file picker is reachable with Tab
             page.keyboard.press("Tab")
@@ -157,9 +186,18 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
         assert page.evaluate("document.activeElement.id") == "files"
         assert page.get_by_label("Timeline").is_visible()  # the options are labelled controls
         page.set_input_files("#files", [str(clip), str(long), str(fake)])
-        wait_until(page, "document.querySelectorAll('.card .score[data-score]').length === 2", timeout=RESULTS_TIMEOUT_MS)
-        wait_until(page, "[...document.querySelectorAll('.card .error')].some(e => !e.hidden && e.textContent)")
-        cards = {page.evaluate("c => c.querySelector('.name').textContent", c): c for c in page.query_selector_all(".card")}
+        wait_until(
+            page,
+            "document.querySelectorAll('.card .score[data-score]').length === 2",
+            timeout=RESULTS_TIMEOUT_MS,
+        )
+        wait_until(
+            page, "[...document.querySelectorAll('.card .error')].some(e => !e.hidden && e.textContent)"
+        )
+        cards = {
+            page.evaluate("c => c.querySelector('.name').textContent", c): c
+            for c in page.query_selector_all(".card")
+        }
         assert set(cards) == {clip.name, long.name, fake.name}
 
         refused = cards[fake.name].query_selector(".error").text_content()
@@ -172,23 +210,32 @@ def test_page_uploads_and_shows_results(browser: Any, fitted, sample_clip_paths:
             score = api["result"][0]["score"]
             assert card.query_selector(".score").text_content() == f"{score:.3f}"
             assert float(card.query_selector(".score").get_attribute("data-score")) == score
-        timeline = httpx.get(f"{server.url}/v1/jobs/{cards[long.name].get_attribute('data-job')}").json()["result"][0]["timeline"]
+        timeline = httpx.get(f"{server.url}/v1/jobs/{cards[long.name].get_attribute('data-job')}").json()[
+            "result"
+        ][0]["timeline"]
         points = cards[long.name].query_selector(".curve polyline").get_attribute("points").split()
         assert len(points) == len(timeline["windows"]) >= 5  # the chart draws every window
         assert cards[long.name].query_selector(".timeline").is_visible()
         assert not cards[clip.name].query_selector(".timeline").is_visible()  # a 3-s clip: one score
         assert cards[clip.name].query_selector(".bars .track") is not None  # signed tier contributions
-        wait_until(page, "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')].every(i => i.complete && i.naturalWidth > 0)",
-                               timeout=30_000)
+        wait_until(
+            page,
+            "[...document.querySelectorAll('.card .result:not([hidden]) :is(.thumb, .moments img)')].every(i => i.complete && i.naturalWidth > 0)",
+            timeout=30_000,
+        )
         assert len(cards[long.name].query_selector_all(".moments img")) == 2  # peak and trough frames
         check_the_curve(page, cards[long.name], timeline, cards[clip.name])
-        wait_until(page, "document.querySelectorAll('#history tbody tr').length === 2")  # the refused upload is no job
+        wait_until(
+            page, "document.querySelectorAll('#history tbody tr').length === 2"
+        )  # the refused upload is no job
         wait_until(page, "document.querySelector('#card-body dl') !== null")
         assert "memento10k" in page.text_content("#card-body")
         page.screenshot(path=str(ARTIFACTS / "serve_desktop.png"), full_page=True)
 
         page.set_viewport_size({"width": 390, "height": 844})
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
+        assert (
+            page.evaluate("document.documentElement.scrollWidth") <= 390
+        )  # no sideways scrolling on a phone
         page.screenshot(path=str(ARTIFACTS / "serve_phone.png"), full_page=True)
         page.set_viewport_size({"width": 1366, "height": 900})
         check_export_share_and_history(browser, page, server, cards[long.name], clip)
@@ -222,9 +269,13 @@ def test_a_single_window_is_one_score_and_a_key_is_kept_for_the_session_only(
         assert page.evaluate("runningWords(document.createElement('div'), 0)").startswith("starting")
         page.select_option("#timeline", "true")
         page.set_input_files("#files", [str(sample_clip_paths[1])])
-        wait_until(page, "document.querySelector('.card .score[data-score]') !== null", timeout=RESULTS_TIMEOUT_MS)
+        wait_until(
+            page, "document.querySelector('.card .score[data-score]') !== null", timeout=RESULTS_TIMEOUT_MS
+        )
         card = page.query_selector(".card")
-        job = httpx.get(f"{server.url}/v1/jobs/{card.get_attribute('data-job')}", headers={"X-API-Key": "s3cret"}).json()
+        job = httpx.get(
+            f"{server.url}/v1/jobs/{card.get_attribute('data-job')}", headers={"X-API-Key": "s3cret"}
+        ).json()
         windows = job["result"][0]["timeline"]["windows"]
         assert len(windows) == 1  # a 3-s clip, timeline asked for: one window, shown as one score
         assert card.query_selector(".score").text_content() == f"{windows[0]['score']:.3f}"
@@ -234,7 +285,12 @@ def test_a_single_window_is_one_score_and_a_key_is_kept_for_the_session_only(
         context.close()
         fresh = browser.new_context().new_page()  # a new session: nothing remembered
         fresh.goto(server.url)
-        assert fresh.evaluate("sessionStorage.getItem('tiermem-api-key') || localStorage.getItem('tiermem-api-key')") is None
+        assert (
+            fresh.evaluate(
+                "sessionStorage.getItem('tiermem-api-key') || localStorage.getItem('tiermem-api-key')"
+            )
+            is None
+        )
         fresh.context.close()
     finally:
         server.stop()
@@ -261,7 +317,10 @@ def test_the_api_docs_render_with_the_network_blocked(browser: Any, tmp_path: Pa
         assert "tiermem" in page.text_content(".swagger-ui .info .title")
         wait_until(page, "document.querySelectorAll('.opblock').length >= 8")  # the operations are listed
         page.goto(f"{server.url}/redoc")
-        wait_until(page, "document.querySelector('h1') !== null && document.querySelector('h1').textContent.includes('tiermem')")
+        wait_until(
+            page,
+            "document.querySelector('h1') !== null && document.querySelector('h1').textContent.includes('tiermem')",
+        )
         assert outside == []
         context.close()
     finally:

@@ -27,8 +27,9 @@ def projection(theta: np.ndarray, strength: float) -> np.ndarray:
     return out
 
 
-X = np.array([[0.81, 0.12, 0.55, 0.30, 0.27, 0.95, 0.60, 0.58, 0.05],
-              [3.0, -1.0, 0.5, 0.5, 2.0, -0.2, 1.1, 0.9, 0.0]])
+X = np.array(
+    [[0.81, 0.12, 0.55, 0.30, 0.27, 0.95, 0.60, 0.58, 0.05], [3.0, -1.0, 0.5, 0.5, 2.0, -0.2, 1.1, 0.9, 0.0]]
+)
 
 
 @pytest.mark.parametrize("strength", [0.01, 0.1, 0.5, 1.0, 5.0])
@@ -41,7 +42,9 @@ def test_equals_the_direct_projection_row_by_row(strength: float) -> None:
 def test_a_batch_of_rows_with_different_blocks_at_once() -> None:
     """Rows pool differently (ties, runs, one block); solved together they equal each row alone."""
     rng = np.random.default_rng(3)
-    batch = np.concatenate([rng.normal(size=(40, 33)), np.round(rng.uniform(size=(8, 33)), 1), np.sort(rng.normal(size=(2, 33)))])
+    batch = np.concatenate(
+        [rng.normal(size=(40, 33)), np.round(rng.uniform(size=(8, 33)), 1), np.sort(rng.normal(size=(2, 33)))]
+    )
     for strength in (0.05, 1.0, 20.0):
         got = soft_rank(torch.tensor(batch.reshape(5, 10, 33)), strength).numpy().reshape(50, 33)
         np.testing.assert_allclose(got, np.stack([projection(x, strength) for x in batch]), atol=1e-10)
@@ -53,7 +56,9 @@ def test_limits_hard_ranks_and_an_affine_map() -> None:
     expected = X / big - (X / big).mean(axis=1, keepdims=True) + (X.shape[1] + 1) / 2
     np.testing.assert_allclose(soft_rank(torch.tensor(X), big).numpy(), expected, atol=1e-12)
     # On scores in [0, 1] at strength 1 (the reference's setting) it is already affine.
-    np.testing.assert_allclose(np.corrcoef(soft_rank(torch.tensor(X[0]), 1.0).numpy(), X[0])[0, 1], 1.0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.corrcoef(soft_rank(torch.tensor(X[0]), 1.0).numpy(), X[0])[0, 1], 1.0, atol=1e-12
+    )
 
 
 def test_gradient_matches_finite_differences() -> None:
@@ -74,8 +79,12 @@ def test_the_spearman_loss_takes_either_rank() -> None:
     pred = torch.tensor([0.2, 0.5, 0.9, 0.4], dtype=torch.float64)
     target = torch.tensor([0.1, 0.7, 0.8, 0.3], dtype=torch.float64)
     exact = float(np.corrcoef(rankdata(pred), rankdata(target))[0, 1])
-    assert float(soft_spearman(pred, target, rank="permutahedron", strength=1e-3)) == pytest.approx(exact, abs=1e-9)
-    assert float(get_loss("spearman", rank="permutahedron", strength=1e-3)(pred, target)) == pytest.approx(1 - exact, abs=1e-9)
+    assert float(soft_spearman(pred, target, rank="permutahedron", strength=1e-3)) == pytest.approx(
+        exact, abs=1e-9
+    )
+    assert float(get_loss("spearman", rank="permutahedron", strength=1e-3)(pred, target)) == pytest.approx(
+        1 - exact, abs=1e-9
+    )
     with pytest.raises(ValueError, match="rank must be one of sigmoid, permutahedron"):
         soft_spearman(pred, target, rank="pairwise")
     with pytest.raises(ValueError, match="strength must be > 0"):

@@ -26,7 +26,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.realbench
-@pytest.mark.skipif(not MEMENTO_CAPTIONS.is_file(), reason=f"{MEMENTO_CAPTIONS} (real Memento10k captions) is absent")
+@pytest.mark.skipif(
+    not MEMENTO_CAPTIONS.is_file(), reason=f"{MEMENTO_CAPTIONS} (real Memento10k captions) is absent"
+)
 def test_captions_of_the_same_video_are_closer_than_captions_of_others(tier):
     """Real human captions: caption 0 vs caption 1 of one video, against caption 1 of the others.
 
@@ -127,9 +129,13 @@ def test_cli_extract_text_tier_from_a_captions_csv(tmp_path):
     from tiermem.cli import app
 
     csv = tmp_path / "titles.csv"
-    csv.write_text("video_id,title\nvideo10,owl in tree close up\nvideo100,cute black and white cats in cage\n")
+    csv.write_text(
+        "video_id,title\nvideo10,owl in tree close up\nvideo100,cute black and white cats in cage\n"
+    )
     runner = CliRunner()
-    ok = runner.invoke(app, ["extract", "--tiers", "text", "--captions", str(csv), "--out", str(tmp_path / "f")])
+    ok = runner.invoke(
+        app, ["extract", "--tiers", "text", "--captions", str(csv), "--out", str(tmp_path / "f")]
+    )
     assert ok.exit_code == 0, ok.output
     block = load_block(tmp_path / "f" / "text.parquet", "titles")
     assert list(block.ids) == ["video10", "video100"] and block.values.shape == (2, DEFAULT_DIM)
@@ -137,6 +143,8 @@ def test_cli_extract_text_tier_from_a_captions_csv(tmp_path):
     assert missing.exit_code == 1 and "needs --captions" in missing.output
     bad = tmp_path / "bad.csv"
     bad.write_text("video_id,score\nv1,0.5\n")
-    refused = runner.invoke(app, ["extract", "--tiers", "text", "--captions", str(bad), "--out", str(tmp_path / "h")])
+    refused = runner.invoke(
+        app, ["extract", "--tiers", "text", "--captions", str(bad), "--out", str(tmp_path / "h")]
+    )
     assert refused.exit_code == 1 and "no caption column" in refused.output
     assert not (tmp_path / "h" / "text.parquet").exists()

@@ -52,11 +52,19 @@ def test_predict_text_scores_and_percentiles(memento: TextModel) -> None:
     assert table["score"][0] == pytest.approx(table["score"][2], abs=1e-6)  # the same text, the same score
     assert table["score"][0] != table["score"][1]
     # A single string is one description.
-    assert memento.predict_text(DULL)["score"][0] == pytest.approx(table["score"][1], abs=1e-6)  # batches pad differently
+    assert memento.predict_text(DULL)["score"][0] == pytest.approx(
+        table["score"][1], abs=1e-6
+    )  # batches pad differently
 
 
 def test_a_videos_score_is_the_mean_of_its_captions_scores(memento: TextModel) -> None:
-    captions = [VIVID, DULL, "two dogs run across a snowy field", "a woman sings in a kitchen", "rain on a window"]
+    captions = [
+        VIVID,
+        DULL,
+        "two dogs run across a snowy field",
+        "a woman sings in a kitchen",
+        "rain on a window",
+    ]
     alone = memento.predict_text(captions)["score"].to_numpy()
     together = memento.score_captions([captions])[0]
     assert together == pytest.approx(alone.mean(), abs=1e-6)
@@ -88,33 +96,67 @@ def test_cli_predict_text(tmp_path: Path) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text(f"{DULL}\n\n{VIVID}\n")
     out = tmp_path / "scores.csv"
-    result = runner.invoke(app, ["predict-text", "--file", str(lines), "--model", "videomem-titles", "--out", str(out)])
+    result = runner.invoke(
+        app, ["predict-text", "--file", str(lines), "--model", "videomem-titles", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out)["text"].tolist() == [DULL, VIVID]
-    for args, message in ((["predict-text"], "no description to score"),
-                          (["predict-text", "x", "--model", "zero-shot"], "zero-shot: not a text model")):
+    for args, message in (
+        (["predict-text"], "no description to score"),
+        (["predict-text", "x", "--model", "zero-shot"], "zero-shot: not a text model"),
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and message in result.output
 
 
 def test_cli_predict_videos_by_their_captions(sample_clip_paths: list[Path], tmp_path: Path) -> None:
     clips = sample_clip_paths[1:4]
-    caps = pd.DataFrame({"video_id": [p.stem for p in clips[:2]], "description_0": [VIVID, DULL],
-                         "description_1": ["cyclists race down a street", "people ride bikes in a city"]})
+    caps = pd.DataFrame(
+        {
+            "video_id": [p.stem for p in clips[:2]],
+            "description_0": [VIVID, DULL],
+            "description_1": ["cyclists race down a street", "people ride bikes in a city"],
+        }
+    )
     caps.to_csv(tmp_path / "caps.csv", index=False)
     out = tmp_path / "pred.csv"
-    result = runner.invoke(app, ["predict", *map(str, clips), "--model", "memento10k-captions",
-                                 "--captions", str(tmp_path / "caps.csv"), "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            *map(str, clips),
+            "--model",
+            "memento10k-captions",
+            "--captions",
+            str(tmp_path / "caps.csv"),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1  # the third clip has no caption: reported, the others scored
     assert f"{clips[2]}: no caption for this video" in result.output
     pred = pd.read_csv(out)
     model = tiermem.load("memento10k-captions")
-    expected = model.score_captions([[VIVID, "cyclists race down a street"], [DULL, "people ride bikes in a city"]])
+    expected = model.score_captions(
+        [[VIVID, "cyclists race down a street"], [DULL, "people ride bikes in a city"]]
+    )
     np.testing.assert_allclose(pred["score"], expected, atol=1e-6)
     assert pred["video_id"].tolist() == [p.stem for p in clips[:2]]
     # what only frames allow is refused in one line, not silently ignored
-    refused = runner.invoke(app, ["predict", str(clips[0]), "--model", "memento10k-captions", "--captions",
-                                  str(tmp_path / "caps.csv"), "--timeline", "--stride", "1"])
+    refused = runner.invoke(
+        app,
+        [
+            "predict",
+            str(clips[0]),
+            "--model",
+            "memento10k-captions",
+            "--captions",
+            str(tmp_path / "caps.csv"),
+            "--timeline",
+            "--stride",
+            "1",
+        ],
+    )
     assert refused.exit_code != 0
     assert "memento10k-captions scores captions, not frames: timeline, stride do not apply" in refused.output
     with pytest.raises(TiermemError, match="cache does not apply"):
@@ -140,13 +182,18 @@ def test_kernel_model_is_exactly_linear_in_each_captions_feature_map() -> None:
 def test_a_damaged_text_model_is_refused_in_one_line(tmp_path: Path) -> None:
     import shutil
 
-    copy = Path(shutil.copytree(Path(tiermem.models.__file__).parent / "shipped" / "videomem-titles", tmp_path / "m"))
+    copy = Path(
+        shutil.copytree(Path(tiermem.models.__file__).parent / "shipped" / "videomem-titles", tmp_path / "m")
+    )
     (copy / "weights.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(TiermemError, match=f"{copy}: damaged text model"):
         TextModel.load(copy)
 
 
-@pytest.mark.skipif(not (REALBENCH / "videomem" / "titles.csv").is_file(), reason=f"real VideoMem titles not found at {REALBENCH}")
+@pytest.mark.skipif(
+    not (REALBENCH / "videomem" / "titles.csv").is_file(),
+    reason=f"real VideoMem titles not found at {REALBENCH}",
+)
 def test_fit_on_real_titles_is_reproducible_and_ranks_held_out_videos(tmp_path: Path) -> None:
     from tiermem.datasets import read_realbench
     from tiermem.metrics import spearman
@@ -163,12 +210,30 @@ def test_fit_on_real_titles_is_reproducible_and_ranks_held_out_videos(tmp_path: 
 
 
 def test_the_wheel_carries_the_shipped_models(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next(tmp_path.glob("tiermem-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = sorted(p.relative_to(REPO / "src").as_posix()
-                     for p in (REPO / "src" / "tiermem" / "models" / "shipped").rglob("*") if p.is_file())
+    shipped = sorted(
+        p.relative_to(REPO / "src").as_posix()
+        for p in (REPO / "src" / "tiermem" / "models" / "shipped").rglob("*")
+        if p.is_file()
+    )
     assert shipped and set(shipped) <= names
     assert {f"tiermem/models/shipped/{n}/model.json" for n in SHIPPED} <= names
 

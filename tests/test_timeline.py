@@ -66,8 +66,16 @@ def reencode(src: Path, out: Path, start: float, length: float, fps: int = 25) -
     normal h264 file (crf 23, a keyframe every 50 frames, B-frames)."""
     with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
         stream = inp.streams.video[0]
-        enc = dst.add_stream("libx264", rate=fps, options={"crf": "23", "preset": "veryfast", "x264-params": "keyint=50:scenecut=0"})
-        enc.width, enc.height, enc.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
+        enc = dst.add_stream(
+            "libx264",
+            rate=fps,
+            options={"crf": "23", "preset": "veryfast", "x264-params": "keyint=50:scenecut=0"},
+        )
+        enc.width, enc.height, enc.pix_fmt = (
+            stream.codec_context.width,
+            stream.codec_context.height,
+            "yuv420p",
+        )
         n = 0
         for frame in inp.decode(stream):
             if not start - 1e-6 <= frame.time < start + length - 1e-6:
@@ -199,7 +207,9 @@ def test_default_stride_shares_every_frame_of_the_pipeline(pipe: Pipeline, intra
     assert intra_timeline.table["end"].tolist() == [3.0, 5.0, 7.0, 9.0, 11.0]
 
 
-def test_windows_score_as_the_same_stretch_cut_into_files(pipe: Pipeline, intra_video: Path, intra_timeline, tmp_path: Path) -> None:
+def test_windows_score_as_the_same_stretch_cut_into_files(
+    pipe: Pipeline, intra_video: Path, intra_timeline, tmp_path: Path
+) -> None:
     table = intra_timeline.table
     starts = table["start"].tolist()
     assert len(starts) >= 3
@@ -217,7 +227,9 @@ def test_windows_score_as_the_same_stretch_cut_into_files(pipe: Pipeline, intra_
     assert np.ptp(table["score"]) > 1000 * EXACT
 
 
-def test_windows_off_the_default_grid_score_as_their_cuts(pipe: Pipeline, intra_video: Path, intra_timeline_1s, tmp_path: Path) -> None:
+def test_windows_off_the_default_grid_score_as_their_cuts(
+    pipe: Pipeline, intra_video: Path, intra_timeline_1s, tmp_path: Path
+) -> None:
     """A 1-s stride: windows at odd seconds, whose mid-tier frames are not shared."""
     assert intra_timeline_1s.table["start"].tolist() == [float(k) for k in range(10)]
     starts = [1.0, 3.0, 7.0]
@@ -228,7 +240,9 @@ def test_windows_off_the_default_grid_score_as_their_cuts(pipe: Pipeline, intra_
         assert window_row(intra_timeline_1s.table, start)["score"] == pytest.approx(score, abs=EXACT), start
 
 
-def test_windows_track_reencoded_cuts(pipe: Pipeline, intra_video: Path, intra_timeline_1s, tmp_path: Path) -> None:
+def test_windows_track_reencoded_cuts(
+    pipe: Pipeline, intra_video: Path, intra_timeline_1s, tmp_path: Path
+) -> None:
     """Cuts decoded and encoded again as normal files (crf 23, 2-s GOPs, B-frames) are not the
     same pixels, nor the same bytes per second: their scores move, measured by up to 12% of the
     spread of the window scores along the video (correlation 0.99). The curve must survive:
@@ -250,7 +264,13 @@ def test_windows_track_reencoded_cuts(pipe: Pipeline, intra_video: Path, intra_t
 
 def test_still_then_cut_then_motion_low_tier(pipe: Pipeline, cut_then_motion: Path) -> None:
     low = pipe.fitted_tiers(Run())["low"]
-    features = scan(cut_then_motion, {"low": low}, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
+    features = scan(
+        cut_then_motion,
+        {"low": low},
+        WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES),
+        size=PIPELINE_SIZE,
+        mode="stretch",
+    )
     assert features.starts.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # 8 s: windows [k, k + 3), k <= 5
     values = pd.DataFrame(features.values["low"], columns=low.feature_names, index=features.starts)
     cuts = {s: f.get("low", {}).get("cuts_at", []) for s, f in zip(features.starts, features.facts)}
@@ -266,7 +286,9 @@ def test_still_then_cut_then_motion_low_tier(pipe: Pipeline, cut_then_motion: Pa
     for start in (4.0, 5.0):
         assert cuts[start] == []
         assert values.loc[start, "flow_mean"] == pytest.approx(25 / 3, rel=0.1)
-    assert values.loc[[4.0, 5.0], "flow_mean"].min() > 100 * max(values.loc[[0.0, 1.0], "flow_mean"].max(), 1e-3)
+    assert values.loc[[4.0, 5.0], "flow_mean"].min() > 100 * max(
+        values.loc[[0.0, 1.0], "flow_mean"].max(), 1e-3
+    )
 
 
 def test_still_then_cut_then_motion_timeline_says_cut_once(pipe: Pipeline, cut_then_motion: Path) -> None:
@@ -287,7 +309,9 @@ def test_still_then_cut_then_motion_timeline_says_cut_once(pipe: Pipeline, cut_t
 def test_short_video_is_one_window_scored_as_the_clip(pipe: Pipeline, videos: Path) -> None:
     tex = texture(128, 128, seed=5)
     rgb = np.stack([tex, 255 - tex, tex // 2], axis=-1)
-    short = write_video(videos / "two_seconds.mp4", np.stack([np.roll(rgb, 2 * i, axis=0) for i in range(50)]), fps=25)
+    short = write_video(
+        videos / "two_seconds.mp4", np.stack([np.roll(rgb, 2 * i, axis=0) for i in range(50)]), fps=25
+    )
     pred = pipe.predict(short, timeline=True)
     clip = pipe.predict(short, timeline=False)
     tl = pred.timelines["two_seconds"]
@@ -334,7 +358,13 @@ def test_windows_sample_by_presentation_time(videos: Path) -> None:
     assert levels[gap].tolist() == [10 + 2 * 49] * 5
     # After the gap, irregular intervals: the window at 4.0 s samples 4.1, 4.3, ... 4.9 s.
     after = int(np.flatnonzero(features.starts == 4.0)[0])
-    assert ((levels[after] - 10) / 2).tolist() == [53, 57, 63, 67, 73]  # 4.1 and 4.5 and 4.9 s: frames starting right then
+    assert ((levels[after] - 10) / 2).tolist() == [
+        53,
+        57,
+        63,
+        67,
+        73,
+    ]  # 4.1 and 4.5 and 4.9 s: frames starting right then
 
 
 def test_pipeline_timeline_follows_seconds_on_a_video_with_a_gap(pipe: Pipeline, videos: Path) -> None:
@@ -349,8 +379,12 @@ def test_pipeline_timeline_follows_seconds_on_a_video_with_a_gap(pipe: Pipeline,
 def test_b_frames_are_placed_in_presentation_order(videos: Path) -> None:
     """h264 with B-frames decodes out of order; windows must still read frames by their time."""
     frames = [np.full((64, 64, 3), 10 + 4 * i, np.uint8) for i in range(60)]  # frame i: level 10 + 4i
-    path = write_video(videos / "bframes.mp4", frames, fps=25,
-                       options={"preset": "medium", "crf": "1", "x264-params": "keyint=12:bframes=3"})
+    path = write_video(
+        videos / "bframes.mp4",
+        frames,
+        fps=25,
+        options={"preset": "medium", "crf": "1", "x264-params": "keyint=12:bframes=3"},
+    )
     with av.open(str(path)) as container:
         packets = [(p.pts, p.dts) for p in container.demux(video=0) if p.size]
     assert any(pts != dts for pts, dts in packets)  # reordered: the check has something to catch
@@ -385,7 +419,9 @@ def truncated(videos: Path) -> tuple[Path, Path]:
     return whole, broken
 
 
-def test_broken_stream_keeps_the_windows_before_the_break(pipe: Pipeline, truncated: tuple[Path, Path]) -> None:
+def test_broken_stream_keeps_the_windows_before_the_break(
+    pipe: Pipeline, truncated: tuple[Path, Path]
+) -> None:
     whole, broken = truncated
     pred = pipe.predict(str(broken), timeline=True)
     assert len(pred.failed) == 1
@@ -405,7 +441,9 @@ def test_broken_stream_keeps_the_windows_before_the_break(pipe: Pipeline, trunca
     assert pred.table["score"].iloc[0] == pytest.approx(tl.table["score"].mean())
 
 
-def test_cli_timeline_of_a_broken_stream_writes_its_windows_and_fails(fitted, truncated, tmp_path: Path) -> None:
+def test_cli_timeline_of_a_broken_stream_writes_its_windows_and_fails(
+    fitted, truncated, tmp_path: Path
+) -> None:
     _, model, _ = fitted
     _, broken = truncated
     out = tmp_path / "x.csv"
@@ -432,7 +470,9 @@ def test_cli_timeline_of_a_broken_stream_writes_its_windows_and_fails(fitted, tr
         ({"window": 100.0}, "--window 100 s is longer than the video"),
     ],
 )
-def test_bad_window_or_stride_is_one_line(pipe: Pipeline, intra_video: Path, kwargs: dict, message: str) -> None:
+def test_bad_window_or_stride_is_one_line(
+    pipe: Pipeline, intra_video: Path, kwargs: dict, message: str
+) -> None:
     with pytest.raises(TiermemError) as info:
         pipe.predict(intra_video, timeline=True, **kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
@@ -458,7 +498,9 @@ def test_zero_shot_checks_window_and_stride_before_scoring(intra_video: Path) ->
         ("--window", "100", "--window 100 s is longer than the video"),
     ],
 )
-def test_cli_refuses_bad_window_or_stride(fitted, intra_video: Path, option: str, value: str, message: str) -> None:
+def test_cli_refuses_bad_window_or_stride(
+    fitted, intra_video: Path, option: str, value: str, message: str
+) -> None:
     _, model, _ = fitted
     code, output = cli("predict", intra_video, "--model", model, "--timeline", option, value)
     assert code != 0
@@ -503,7 +545,14 @@ def low_model(memento_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from tiermem.datasets import read_dataset
 
     work = tmp_path_factory.mktemp("low_only")
-    cfg = PipelineConfig(target="mem_score", tiers=["low"], head="ridge", frames=PIPELINE_FRAMES, size=PIPELINE_SIZE, ablate=False)
+    cfg = PipelineConfig(
+        target="mem_score",
+        tiers=["low"],
+        head="ridge",
+        frames=PIPELINE_FRAMES,
+        size=PIPELINE_SIZE,
+        ablate=False,
+    )
     return Pipeline(cfg).fit(read_dataset("memento10k", memento_root), work / "cache").save(work / "model")
 
 
@@ -517,9 +566,25 @@ def test_memory_stays_flat_as_the_video_doubles(low_model: Path, videos: Path) -
     warm = copy_stretch(longest, videos / "low_12.mp4", 0.0, 12.0)
     growth = {}
     for seconds in (30, 60):
-        long = longest if seconds == 60 else copy_stretch(longest, videos / f"low_{seconds}.mp4", 0.0, seconds)
-        done = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", MEASURE_GROWTH, str(low_model), str(warm), str(long)],
-                              capture_output=True, text=True, timeout=120)
+        long = (
+            longest if seconds == 60 else copy_stretch(longest, videos / f"low_{seconds}.mp4", 0.0, seconds)
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                LAUNCH,
+                sys.executable,
+                "-c",
+                MEASURE_GROWTH,
+                str(low_model),
+                str(warm),
+                str(long),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["start_kib"] < 100 * 1024, result  # a bare interpreter: the peak measured is its own
@@ -546,12 +611,16 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_scan_opens_the_file_once(low_model: Path, intra_video: Path, count_opens: list[str]) -> None:
     low = Pipeline.load(low_model).fitted_tiers(Run())  # which tiers run does not change how the file is read
-    features = scan(intra_video, low, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch")
+    features = scan(
+        intra_video, low, WindowPlan(WINDOW, 1.0, PIPELINE_FRAMES), size=PIPELINE_SIZE, mode="stretch"
+    )
     assert len(features.starts) == 10
     assert count_opens == [str(intra_video)]
 
 
-def test_timeline_reads_the_header_and_decodes_once(low_model: Path, intra_video: Path, count_opens: list[str]) -> None:
+def test_timeline_reads_the_header_and_decodes_once(
+    low_model: Path, intra_video: Path, count_opens: list[str]
+) -> None:
     model = Pipeline.load(low_model)
     count_opens.clear()
     pred = model.predict(intra_video, timeline=True, stride=1.0)
@@ -569,7 +638,11 @@ def test_summary_matches_the_table(pipe: Pipeline, intra_timeline) -> None:
     assert summary["windows"] == len(table) == 5
     assert summary["mean"] == pytest.approx(scores.mean())
     for key, i in (("peak", int(np.argmax(scores))), ("trough", int(np.argmin(scores))), ("hook", 0)):
-        assert summary[key] == {"score": pytest.approx(scores[i]), "start": table["start"][i], "end": table["end"][i]}, key
+        assert summary[key] == {
+            "score": pytest.approx(scores[i]),
+            "start": table["start"][i],
+            "end": table["end"][i],
+        }, key
     assert summary["hook"]["start"] == 0.0
     median = float(np.median(pipe.train_predictions_))
     assert summary["training_median"] == pytest.approx(median)
@@ -606,7 +679,9 @@ def test_prediction_row_is_the_mean_of_the_windows(pipe: Pipeline, intra_video: 
 
 
 def test_zero_shot_timeline_uses_3_s_windows(intra_video: Path, tmp_path: Path) -> None:
-    pytest.importorskip("resmem", reason="the zero-shot model needs the optional ResMem extra: pip install 'tiermem[resmem]'")
+    pytest.importorskip(
+        "resmem", reason="the zero-shot model needs the optional ResMem extra: pip install 'tiermem[resmem]'"
+    )
     from tiermem.zero_shot import ZeroShotModel
 
     six = copy_stretch(intra_video, tmp_path / "six.mp4", 0.0, 6.0)

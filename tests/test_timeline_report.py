@@ -29,8 +29,21 @@ from tiermem.timeline import Timeline
 from tiermem.video.stream import frame_at
 
 #: One distinct colour per second of the generated videos.
-COLOURS = np.array([[230, 30, 30], [30, 200, 40], [40, 60, 230], [240, 220, 30], [30, 220, 220],
-                    [220, 40, 220], [128, 128, 128], [250, 250, 250], [20, 20, 20], [240, 140, 20]], np.uint8)
+COLOURS = np.array(
+    [
+        [230, 30, 30],
+        [30, 200, 40],
+        [40, 60, 230],
+        [240, 220, 30],
+        [30, 220, 220],
+        [220, 40, 220],
+        [128, 128, 128],
+        [250, 250, 250],
+        [20, 20, 20],
+        [240, 140, 20],
+    ],
+    np.uint8,
+)
 FPS = 10
 
 
@@ -60,7 +73,16 @@ def _nearest_second(image: np.ndarray) -> int:
 # -- frame_at ------------------------------------------------------------------------------------
 def test_frame_at_returns_the_frame_on_screen(tmp_path):
     path = _colour_video(tmp_path / "colours.mp4", seconds=8)
-    for seconds, second in ((0.0, 0), (0.05, 0), (0.95, 0), (1.0, 1), (2.5, 2), (4.99, 4), (5.0, 5), (7.95, 7)):
+    for seconds, second in (
+        (0.0, 0),
+        (0.05, 0),
+        (0.95, 0),
+        (1.0, 1),
+        (2.5, 2),
+        (4.99, 4),
+        (5.0, 5),
+        (7.95, 7),
+    ):
         image = frame_at(path, seconds, size=32)
         assert image.shape == (24, 32, 3) and image.dtype == np.uint8  # width 32, aspect 4:3 kept
         assert np.abs(_mean_colour(image) - COLOURS[second]).max() < 12, (seconds, _mean_colour(image))
@@ -80,7 +102,9 @@ def test_frame_at_names_the_file_when_it_cannot_answer(tmp_path):
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ten seconds, a new colour (a cut) every second, stripes drifting across each."""
-    return _colour_video(tmp_path_factory.mktemp("long") / "colour_run.mp4", seconds=10, size=(128, 96), texture=True)
+    return _colour_video(
+        tmp_path_factory.mktemp("long") / "colour_run.mp4", seconds=10, size=(128, 96), texture=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +121,7 @@ def test_report_section_shows_the_curve_the_peak_and_trough_frames_and_the_chang
     s = timeline.summary
     assert s["windows"] >= 6 and s["peak"]["start"] != s["trough"]["start"]
     html = render_report(ReportData(title="timeline", timelines=[timeline]))
-    section = html[html.index('<section id="timeline-colour_run"'):]
+    section = html[html.index('<section id="timeline-colour_run"') :]
     assert section.index("</section>") < section.index("</body>")  # inside the page
     assert len(_images(section, "png")) == 1  # the curve
     frames = _images(section, "jpeg")
@@ -117,9 +141,16 @@ def test_report_section_shows_the_curve_the_peak_and_trough_frames_and_the_chang
 
 
 def test_report_section_without_the_video_keeps_the_curve_and_numbers(timeline, tmp_path):
-    moved = Timeline(video_id=timeline.video_id, path=str(tmp_path / "moved.mp4"), table=timeline.table,
-                     facts=timeline.facts, duration=timeline.duration, length=timeline.length,
-                     stride=timeline.stride, training_median=timeline.training_median)
+    moved = Timeline(
+        video_id=timeline.video_id,
+        path=str(tmp_path / "moved.mp4"),
+        table=timeline.table,
+        facts=timeline.facts,
+        duration=timeline.duration,
+        length=timeline.length,
+        stride=timeline.stride,
+        training_median=timeline.training_median,
+    )
     html = timeline_section(moved)
     assert len(_images(html, "png")) == 1 and not _images(html, "jpeg")
     assert html.count("frame not available") == 2 and "moved.mp4" in html
@@ -143,21 +174,25 @@ def test_terminal_view_lists_windows_sparkline_and_summary(timeline):
 def test_cli_report_with_videos_adds_their_timelines(fitted, long_video, tmp_path):
     _, model, _ = fitted
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(app, ["report", "--model", str(model), "--video", str(long_video), "--stride", "2",
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["report", "--model", str(model), "--video", str(long_video), "--stride", "2", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert 'id="timeline-colour_run"' in html and "Tier ablation" in html
     assert "every 2 s" in html  # the stride asked for
-    assert len(_images(html[html.index('id="timeline-colour_run"'):], "jpeg")) == 2
+    assert len(_images(html[html.index('id="timeline-colour_run"') :], "jpeg")) == 2
 
 
 def test_cli_report_with_a_bad_video_or_stride_is_one_line(fitted, tmp_path):
     _, model, _ = fitted
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(app, ["report", "--model", str(model), "--video", str(tmp_path / "missing.mp4"),
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["report", "--model", str(model), "--video", str(tmp_path / "missing.mp4"), "--out", str(out)]
+    )
     assert res.exit_code == 1 and "missing.mp4" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not out.exists()
-    res = CliRunner().invoke(app, ["report", "--model", str(model), "--video", str(tmp_path / "x.mp4"), "--stride", "0"])
+    res = CliRunner().invoke(
+        app, ["report", "--model", str(model), "--video", str(tmp_path / "x.mp4"), "--stride", "0"]
+    )
     assert res.exit_code != 0 and "--stride" in res.output

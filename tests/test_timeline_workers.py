@@ -59,30 +59,42 @@ def test_stretches_cover_every_window_once(long_video: Path, monkeypatch: pytest
     plan = WindowPlan(length=3.0, stride=1.0, frames=9)  # 14 windows start in [0, 13]
     declared = declared_duration(long_video)
     assert declared == pytest.approx(16.0)
-    assert len(stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)) == 1  # too few to share
+    assert (
+        len(stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)) == 1
+    )  # too few to share
     monkeypatch.setattr(timelines, "MIN_WINDOWS_PER_STRETCH", 3)
     parts = stretches(long_video, plan, workers=4, size=64, mode="stretch", declared=declared)
     assert [(p.first, p.last) for p in parts] == [(0, 4), (4, 7), (7, 10), (10, None)]
     assert len(stretches(long_video, plan, workers=1, size=64, mode="stretch", declared=declared)) == 1
 
 
-def test_two_workers_give_the_windows_of_one_pass(pipe: Pipeline, long_video: Path, small_stretches: None) -> None:
+def test_two_workers_give_the_windows_of_one_pass(
+    pipe: Pipeline, long_video: Path, small_stretches: None
+) -> None:
     one = pipe.timeline(long_video, stride=1.0)
     steps: list[float] = []
-    two = pipe.timeline(long_video, stride=1.0, run=Run(workers=2, on_progress=lambda s: steps.append(s.done)))
+    two = pipe.timeline(
+        long_video, stride=1.0, run=Run(workers=2, on_progress=lambda s: steps.append(s.done))
+    )
     assert one.failed is None and two.failed is None
     assert one.table["start"].tolist() == two.table["start"].tolist() == [float(k) for k in range(14)]
     for column in one.table:  # workers run networks at one thread each: float32 round-off apart
         if column != "changes":
-            np.testing.assert_allclose(one.table[column].to_numpy(), two.table[column].to_numpy(), rtol=0,
-                                       atol=ROUND_OFF, err_msg=column)
+            np.testing.assert_allclose(
+                one.table[column].to_numpy(),
+                two.table[column].to_numpy(),
+                rtol=0,
+                atol=ROUND_OFF,
+                err_msg=column,
+            )
     assert one.table["changes"].tolist() == two.table["changes"].tolist()
     assert np.ptp(one.table["score"]) > 1e-4  # the windows differ: the comparison has teeth
     assert steps == sorted(steps) and steps[-1] >= 15.0  # each stretch reports as it ends
 
 
-def test_a_break_in_the_first_stretch_ends_the_timeline_there(pipe: Pipeline, videos: Path, long_video: Path,
-                                                               small_stretches: None) -> None:
+def test_a_break_in_the_first_stretch_ends_the_timeline_there(
+    pipe: Pipeline, videos: Path, long_video: Path, small_stretches: None
+) -> None:
     """The container (moov first) declares all 16 s, the bytes stop halfway: the second stretch
     finds nothing to decode, and the timeline ends where the first one's decoding failed."""
     whole = videos / "faststart.mp4"
@@ -102,17 +114,36 @@ def test_a_break_in_the_first_stretch_ends_the_timeline_there(pipe: Pipeline, vi
     # The same place; FFmpeg words the cause by its decoder threads (one per worker here).
     assert two.failed.split(": ")[0] == one.failed.split(": ")[0]
     assert two.table["start"].tolist() == one.table["start"].tolist() and len(one.table) >= 2
-    np.testing.assert_allclose(one.table["score"].to_numpy(), two.table["score"].to_numpy(), rtol=0, atol=ROUND_OFF)
+    np.testing.assert_allclose(
+        one.table["score"].to_numpy(), two.table["score"].to_numpy(), rtol=0, atol=ROUND_OFF
+    )
 
 
-def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple[Pipeline, Path, Path],
-                                                                    videos: Path) -> None:
+def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(
+    fitted: tuple[Pipeline, Path, Path], videos: Path
+) -> None:
     """SIGKILL (what the OOM killer sends) on one of the two workers scanning a 2-min video: the
     windows before its stretch stand, the reason names the death, and no process is left."""
     video = make_long_video(videos / "two_minutes.mp4", seconds=120, size=(320, 180), keyframe_every=25)
     tiermem = str(Path(sys.executable).with_name("tiermem"))
-    proc = subprocess.Popen([tiermem, "predict", str(video), "--model", str(fitted[1]), "--timeline", "--stride", "1",
-                             "--workers", "2", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            tiermem,
+            "predict",
+            str(video),
+            "--model",
+            str(fitted[1]),
+            "--timeline",
+            "--stride",
+            "1",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     workers = workers_running(proc, 2, deadline)
     scanning: list[int] = []
@@ -134,9 +165,9 @@ def test_a_killed_worker_ends_the_timeline_where_its_stretch_began(fitted: tuple
     assert not [p for p in family if alive(p)]
 
 
-def test_predict_of_several_long_videos_starts_the_workers_once(pipe: Pipeline, videos: Path, long_video: Path,
-                                                                small_stretches: None,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_of_several_long_videos_starts_the_workers_once(
+    pipe: Pipeline, videos: Path, long_video: Path, small_stretches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each video's stretches go to the same workers, which keep their networks between videos."""
     second = make_long_video(videos / "joined_again.mp4", seconds=14, size=(320, 180), keyframe_every=25)
     started: list[int] = []
@@ -151,6 +182,10 @@ def test_predict_of_several_long_videos_starts_the_workers_once(pipe: Pipeline, 
     assert len(started) == 1 and set(pred.timelines) == {"joined", "joined_again"}
     alone = pipe.timeline(second, stride=1.0)  # one pass, no worker
     assert len(started) == 1
-    np.testing.assert_allclose(pred.timelines["joined_again"].table["score"].to_numpy(),
-                               alone.table["score"].to_numpy(), rtol=0, atol=ROUND_OFF)
+    np.testing.assert_allclose(
+        pred.timelines["joined_again"].table["score"].to_numpy(),
+        alone.table["score"].to_numpy(),
+        rtol=0,
+        atol=ROUND_OFF,
+    )
     assert len(alone.table) == 12

@@ -118,7 +118,9 @@ def test_one_frame_video_gives_that_frame_repeated(tmp_path: Path) -> None:
     np.testing.assert_array_equal(clip.times, np.zeros(45))
 
 
-def test_seeking_over_long_gaps_gives_the_same_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seeking_over_long_gaps_gives_the_same_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 40 s, keyframe every 25 frames: 10 samples 4 s apart, so decode seeks between them.
     path = write_video(tmp_path / "long.mp4", numbered_frames(1000, 32, 32), fps=25, options={"g": "25"})
     seeking = decode(path, frames=10, size=16)
@@ -191,7 +193,12 @@ def test_4k_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "codec", "pix_fmt"),
-    [("a.webm", "libvpx-vp9", "yuv420p"), ("a.avi", "mpeg4", "yuv420p"), ("a.mkv", "libx264", "yuv420p"), ("a.mov", "mjpeg", "yuvj420p")],
+    [
+        ("a.webm", "libvpx-vp9", "yuv420p"),
+        ("a.avi", "mpeg4", "yuv420p"),
+        ("a.mkv", "libx264", "yuv420p"),
+        ("a.mov", "mjpeg", "yuvj420p"),
+    ],
 )
 def test_containers_and_codecs(tmp_path: Path, name: str, codec: str, pix_fmt: str) -> None:
     path = write_video(tmp_path / name, numbered_frames(20, 32, 32), fps=10, codec=codec, pix_fmt=pix_fmt)
@@ -236,7 +243,9 @@ def test_truncated_mp4_index_at_end(tmp_path: Path) -> None:
 
 def test_truncated_mp4_index_at_start(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    noisy = rng.integers(0, 255, (50, 64, 64, 3), dtype=np.uint8)  # big frames, so half the file is half the frames
+    noisy = rng.integers(
+        0, 255, (50, 64, 64, 3), dtype=np.uint8
+    )  # big frames, so half the file is half the frames
     good = write_video(tmp_path / "good.mp4", noisy)
     faststart = tmp_path / "fs.mp4"
     with av.open(str(good)) as src, av.open(str(faststart), "w", options={"movflags": "faststart"}) as dst:

@@ -51,9 +51,16 @@ class AblationRow:
 
 
 def ablate_matrix(
-    X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarray,
-    layout: Sequence[BlockLayout], heads: Sequence[HeadMaker], *,
-    n_resamples: int = 1000, seed: int = 0, on_row: Callable[[AblationRow], None] | None = None,
+    X_tr: np.ndarray,
+    y_tr: np.ndarray,
+    X_va: np.ndarray,
+    y_va: np.ndarray,
+    layout: Sequence[BlockLayout],
+    heads: Sequence[HeadMaker],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    on_row: Callable[[AblationRow], None] | None = None,
 ) -> list[AblationRow]:
     """Fit a fresh head of each kind on each `ablation_configs` block set; validation metrics."""
     cols_of = {name: np.arange(cols.start, cols.stop) for name, cols in BlockLayout.slices(layout).items()}
@@ -91,29 +98,51 @@ def ablate(
     joined, y = join_labels(blocks, np.asarray(ids).astype(str), y, on_missing)
     tr, va = split_train_val(len(joined.ids), val_fraction, seed)
     X = joined.X
-    return ablate_matrix(X[tr], y[tr], X[va], y[va], joined.layout, [(head, make)],
-                         n_resamples=n_resamples, seed=seed, on_row=on_row)
+    return ablate_matrix(
+        X[tr],
+        y[tr],
+        X[va],
+        y[va],
+        joined.layout,
+        [(head, make)],
+        n_resamples=n_resamples,
+        seed=seed,
+        on_row=on_row,
+    )
 
 
 def _paper_columns(r: AblationRow) -> dict[str, float]:
     m = r.val_best_epoch
-    return {"spearman_best_epoch_on_val": m.spearman, "spearman_best_epoch_on_val_lo": m.spearman_lo,
-            "spearman_best_epoch_on_val_hi": m.spearman_hi}
+    return {
+        "spearman_best_epoch_on_val": m.spearman,
+        "spearman_best_epoch_on_val_lo": m.spearman_lo,
+        "spearman_best_epoch_on_val_hi": m.spearman_hi,
+    }
 
 
 def ablation_frame(rows: Sequence[AblationRow]) -> pd.DataFrame:
     """One row per block set: config, blocks, n_features, n, spearman and CI, pearson, mse, mae
     (honest), then spearman_best_epoch_on_val with its CI (the paper protocol's)."""
-    return pd.DataFrame([
-        {"config": r.label, "blocks": "+".join(r.blocks), "n_features": r.n_features, **r.val.to_dict(), **_paper_columns(r)}
-        for r in rows
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "config": r.label,
+                "blocks": "+".join(r.blocks),
+                "n_features": r.n_features,
+                **r.val.to_dict(),
+                **_paper_columns(r),
+            }
+            for r in rows
+        ]
+    )
 
 
 def tier_ablation_frame(rows: Sequence[AblationRow]) -> pd.DataFrame:
     """A pipeline's study, one row per tier set and head: tiers, head, n, spearman and CI, ...
     (honest), spearman_best_epoch_on_val and its CI (paper protocol)."""
-    return pd.DataFrame([{"tiers": r.label, "head": r.head, **r.val.to_dict(), **_paper_columns(r)} for r in rows])
+    return pd.DataFrame(
+        [{"tiers": r.label, "head": r.head, **r.val.to_dict(), **_paper_columns(r)} for r in rows]
+    )
 
 
 def ablation_markdown(rows: Sequence[AblationRow]) -> str:
@@ -131,5 +160,13 @@ def ablation_markdown(rows: Sequence[AblationRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["AblationRow", "HeadMaker", "ablate", "ablate_matrix", "ablation_configs", "ablation_frame", "ablation_markdown",
-           "tier_ablation_frame"]
+__all__ = [
+    "AblationRow",
+    "HeadMaker",
+    "ablate",
+    "ablate_matrix",
+    "ablation_configs",
+    "ablation_frame",
+    "ablation_markdown",
+    "tier_ablation_frame",
+]

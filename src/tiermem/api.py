@@ -51,7 +51,9 @@ def fit(
 
     target = target or dataset.default_target
     if target is None:
-        raise TiermemError(f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})")
+        raise TiermemError(
+            f"dataset {dataset.name}: name the target to learn (its scores: {', '.join(dataset.targets)})"
+        )
     chosen = get_preset(preset, dataset.name)
     if chosen.head and "head_params" not in config:
         options = HeadOptions(head=head, preset=chosen.name, seed=int(config.get("seed", 0))).with_preset()

@@ -56,8 +56,11 @@ def _write(state: PipelineState, d: Path) -> None:
     for est in state.distinct:
         est.save(d / "distinct" / state.config.distinct_file(est.name, est.source))
     state.head.save(d / "head")
-    arrays = {"baseline": state.baseline, "train_predictions": state.train_predictions,
-              "train_scores": state.train_scores}
+    arrays = {
+        "baseline": state.baseline,
+        "train_predictions": state.train_predictions,
+        "train_scores": state.train_scores,
+    }
     ev = state.evaluation
     maps = ev.maps if ev is not None else {}
     for name, (xy, colour) in maps.items():
@@ -108,7 +111,9 @@ def load_state(d: Path) -> PipelineState:
         distinct = [str(m) for m in _field(meta, "distinct", list, meta_path)]
         maps = [str(m) for m in _field(meta, "maps", list, meta_path)]
         clip_seconds = meta.get("clip_seconds")  # absent from models saved before timelines existed
-        if clip_seconds is not None and not (isinstance(clip_seconds, (int, float)) and 0 < clip_seconds < 1e6):
+        if clip_seconds is not None and not (
+            isinstance(clip_seconds, (int, float)) and 0 < clip_seconds < 1e6
+        ):
             raise ArtifactError(f"{meta_path}: 'clip_seconds' must be a positive number of seconds or null")
         dataset = meta.get("dataset")  # the training set's name; absent from older models
         if dataset is not None and not isinstance(dataset, str):
@@ -125,7 +130,9 @@ def load_state(d: Path) -> PipelineState:
     from tiermem.tiers import get_tier
 
     for block in layout[: len(cfg.tiers)]:  # features whose definition has changed since
-        why = get_tier(block.name, **cfg.tier_config.get(block.name, {})).check_saved_features(block.feature_names)
+        why = get_tier(block.name, **cfg.tier_config.get(block.name, {})).check_saved_features(
+            block.feature_names
+        )
         if why:
             raise ArtifactError(f"{meta_path}: {why}")
     head, contexts = _read_head_and_contexts(d, cfg, layout)
@@ -134,10 +141,15 @@ def load_state(d: Path) -> PipelineState:
         baseline = _finite(arrays, "baseline", path, (head.n_features_in_,))
         train_predictions = _finite(arrays, "train_predictions", path, (None,))
         if train_predictions.size == 0:
-            raise ArtifactError(f"{path}: array 'train_predictions' is empty (percentiles need the training scores)")
+            raise ArtifactError(
+                f"{path}: array 'train_predictions' is empty (percentiles need the training scores)"
+            )
         train_scores = _finite(arrays, "train_scores", path, (None,))
         map_arrays = {
-            m: (_finite(arrays, f"map_{m}_xy", path, (None, 2)), _finite(arrays, f"map_{m}_colour", path, (None,)))
+            m: (
+                _finite(arrays, f"map_{m}_xy", path, (None, 2)),
+                _finite(arrays, f"map_{m}_colour", path, (None,)),
+            )
             for m in maps
         }
     return PipelineState(
@@ -151,7 +163,9 @@ def load_state(d: Path) -> PipelineState:
         clip_seconds=float(clip_seconds) if clip_seconds is not None else None,
         dataset_name=dataset,
         tier_state=d / "tiers",
-        evaluation=_read_evaluation(d / "evaluation", evaluation, map_arrays) if evaluation is not None else None,
+        evaluation=_read_evaluation(d / "evaluation", evaluation, map_arrays)
+        if evaluation is not None
+        else None,
         saved_at=d,
     )
 
@@ -163,15 +177,28 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except TiermemError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, EOFError,
-            zipfile.BadZipFile, zlib.error) as exc:  # JSONDecodeError and pandas' parse errors are ValueErrors
-        raise ArtifactError(f"{path}: damaged or not part of a tiermem model ({type(exc).__name__}: {exc})") from None
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:  # JSONDecodeError and pandas' parse errors are ValueErrors
+        raise ArtifactError(
+            f"{path}: damaged or not part of a tiermem model ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _json(path: Path, kind: type) -> Any:
     doc = json.loads(path.read_text())
     if not isinstance(doc, kind):
-        raise ArtifactError(f"{path}: expected a JSON {_JSON_NAMES[kind]}, found {_JSON_NAMES.get(type(doc), type(doc).__name__)}")
+        raise ArtifactError(
+            f"{path}: expected a JSON {_JSON_NAMES[kind]}, found {_JSON_NAMES.get(type(doc), type(doc).__name__)}"
+        )
     return doc
 
 
@@ -186,7 +213,12 @@ def _finite(arrays: Any, key: str, path: Path, shape: tuple[int | None, ...]) ->
     """`arrays[key]` as float64, refused unless its shape matches (None: any length) and it is finite."""
     a = np.asarray(arrays[key], dtype=np.float64)
     if a.ndim != len(shape) or any(want is not None and got != want for got, want in zip(a.shape, shape)):
-        shown = "(" + ", ".join("N" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+        shown = (
+            "("
+            + ", ".join("N" if n is None else str(n) for n in shape)
+            + ("," if len(shape) == 1 else "")
+            + ")"
+        )
         raise ArtifactError(f"{path}: array {key!r}: expected shape {shown}, found {a.shape}")
     if not np.isfinite(a).all():
         raise ArtifactError(f"{path}: array {key!r} holds {int((~np.isfinite(a)).sum())} NaN/inf values")
@@ -200,7 +232,9 @@ def _read_head_and_contexts(d: Path, cfg: PipelineConfig, layout: list[BlockLayo
 
     head = load_head(d / "head")
     if head.layout_ != layout:
-        raise ArtifactError(f"{d / 'head' / CONFIG_FILE}: the head's blocks and columns differ from {META_FILE}'s layout")
+        raise ArtifactError(
+            f"{d / 'head' / CONFIG_FILE}: the head's blocks and columns differ from {META_FILE}'s layout"
+        )
     width = {b.name: len(b.feature_names) for b in layout}
     contexts = []
     for method, source, _ in cfg.distinct_contexts():
@@ -213,7 +247,9 @@ def _read_head_and_contexts(d: Path, cfg: PipelineConfig, layout: list[BlockLayo
             )
         contexts.append(est)
     if cfg.distinct and sum(len(est.feature_names) for est in contexts) != width[DISTINCT_BLOCK]:
-        raise ArtifactError(f"{d / 'distinct'}: the contexts give other features than the layout's {DISTINCT_BLOCK!r} block")
+        raise ArtifactError(
+            f"{d / 'distinct'}: the contexts give other features than the layout's {DISTINCT_BLOCK!r} block"
+        )
     return head, contexts
 
 
@@ -227,11 +263,20 @@ def _read_evaluation(ev_dir: Path, metrics: dict[str, Any], maps: dict[str, Any]
     if files["ablation.csv"].exists():
         with _reading(files["ablation.csv"]):
             ablation = pd.read_csv(files["ablation.csv"])
-    return PipelineEvaluation(metrics=metrics, predictions=predictions, facts=facts, ablation=ablation, maps=maps)
+    return PipelineEvaluation(
+        metrics=metrics, predictions=predictions, facts=facts, ablation=ablation, maps=maps
+    )
 
 
-_JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string", int: "number", float: "number",
-                                bool: "boolean", type(None): "null"}
+_JSON_NAMES: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 __all__ = ["ARTIFACT_SCHEMA", "META_FILE", "load_state", "save_state"]

@@ -108,7 +108,9 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     try:
         fd, probe = tempfile.mkstemp(dir=where, prefix=".tiermem-probe-")
     except OSError as exc:
-        raise OutputError(f"{path}: cannot be written ({exc.strerror} when creating a file in {where})") from None
+        raise OutputError(
+            f"{path}: cannot be written ({exc.strerror} when creating a file in {where})"
+        ) from None
     os.close(fd)
     os.unlink(probe)
     return path
@@ -182,7 +184,9 @@ def output_lock(out: str | os.PathLike[str]) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _acquire(path, out)
     except OSError as exc:
-        raise OutputError(f"{out}: cannot be written ({exc.strerror}: {exc.filename or path.parent})") from None
+        raise OutputError(
+            f"{out}: cannot be written ({exc.strerror}: {exc.filename or path.parent})"
+        ) from None
     _HELD[key] = 1
     try:
         yield out
@@ -296,6 +300,13 @@ def _build_and_swap(out: Path, write: Callable[[Path], None]) -> None:
 
 
 __all__ = [
-    "atomic_write", "check_output_dir", "check_output_file", "exchange", "fsync_dir", "lock_path",
-    "output_lock", "write_csv_atomic", "write_dir_atomic",
+    "atomic_write",
+    "check_output_dir",
+    "check_output_file",
+    "exchange",
+    "fsync_dir",
+    "lock_path",
+    "output_lock",
+    "write_csv_atomic",
+    "write_dir_atomic",
 ]

@@ -171,8 +171,7 @@ def _block_from_frame(df, name: str, source: str) -> Block:  # df: pandas.DataFr
             bad = np.flatnonzero(conv.isna().to_numpy() & s.notna().to_numpy())
             row = int(bad[0]) if bad.size else 0
             raise DataMismatchError(
-                f"{where}: column {col!r} is not numeric "
-                f"(row {row}, {ID_COLUMN}={ids[row]}: {s.iloc[row]!r})"
+                f"{where}: column {col!r} is not numeric (row {row}, {ID_COLUMN}={ids[row]}: {s.iloc[row]!r})"
             )
     values = features.to_numpy(dtype=np.float32)
     return _checked(Block(name, ids, [str(c) for c in features.columns], values, source))
@@ -193,7 +192,9 @@ def _load_npy_dir(path: Path, name: str) -> Block:
         if v.ndim == 2 and v.shape[0] == 1:
             v = v[0]
         if v.ndim != 1:
-            raise DataMismatchError(f"block {name!r}: {f}: expected a 1-D feature vector, got shape {v.shape}")
+            raise DataMismatchError(
+                f"block {name!r}: {f}: expected a 1-D feature vector, got shape {v.shape}"
+            )
         if not np.issubdtype(v.dtype, np.number) and v.dtype != np.bool_:
             raise DataMismatchError(f"block {name!r}: {f}: not numeric (dtype {v.dtype})")
         if dim is None:
@@ -276,7 +277,10 @@ def join_blocks(
     joined_layout = [BlockLayout(b.name, list(b.feature_names)) for b in blocks]
     return JoinedBlocks(
         ids=ids[rows],
-        X=np.ascontiguousarray(np.concatenate([b.values[pos[rows]] for b, pos in zip(blocks, positions)], axis=1), dtype=np.float32),
+        X=np.ascontiguousarray(
+            np.concatenate([b.values[pos[rows]] for b, pos in zip(blocks, positions)], axis=1),
+            dtype=np.float32,
+        ),
         slices=BlockLayout.slices(joined_layout),
         layout=joined_layout,
         rows=rows,
@@ -295,9 +299,7 @@ def _order_by_layout(blocks: Sequence[Block], layout: Sequence[BlockLayout]) -> 
             parts.append(f"missing block(s) {', '.join(absent)}")
         if extra:
             parts.append(f"unexpected block(s) {', '.join(extra)}")
-        raise DataMismatchError(
-            f"the model was trained on blocks {', '.join(expected)}: {'; '.join(parts)}"
-        )
+        raise DataMismatchError(f"the model was trained on blocks {', '.join(expected)}: {'; '.join(parts)}")
     ordered = []
     for spec in layout:
         b = by_name[spec.name]

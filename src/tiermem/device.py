@@ -20,7 +20,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(device: str) -> str:
-    """"cpu" or "cuda" for a `--device` value; "cuda" without a visible GPU is refused."""
+    """ "cpu" or "cuda" for a `--device` value; "cuda" without a visible GPU is refused."""
     if device not in DEVICES:
         raise TiermemError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "cpu":
@@ -30,7 +30,9 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     if device == "cuda":
-        raise TiermemError("--device cuda: torch sees no CUDA GPU (torch.cuda.is_available() is False); use --device cpu")
+        raise TiermemError(
+            "--device cuda: torch sees no CUDA GPU (torch.cuda.is_available() is False); use --device cpu"
+        )
     return "cpu"
 
 

@@ -23,6 +23,7 @@ from tiermem.errors import TiermemError
 from tiermem.features import dataset_paths, extract_features, frame_tiers, load_facts, report_failures
 from tiermem.metrics import evaluate
 from tiermem.pipeline_config import PipelineConfig
+from tiermem.pipeline_fit import TrainingSet
 from tiermem.pipeline_state import PipelineEvaluation
 from tiermem.run import Run
 from tiermem.splits import dataset_splits
@@ -34,14 +35,16 @@ class JustFitted(Protocol):
     config: PipelineConfig
     layout_: list[BlockLayout]
     head_: Any
-    training_: Any  # tiermem.pipeline.TrainingSet: the head's training inputs
+    training_: TrainingSet  # the head's training inputs
     fit_failed_: list[tuple[str, str]]
     store_dir_: str
 
     @property
     def state_dir(self) -> Path: ...
 
-    def features(self, store_dir: Path, ids: list[str], *, on_missing: str = "raise") -> tuple[np.ndarray, np.ndarray]: ...
+    def features(
+        self, store_dir: Path, ids: list[str], *, on_missing: str = "raise"
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def explain(self, X: np.ndarray) -> Any: ...
 
@@ -65,7 +68,9 @@ def evaluate_pipeline(
 
     training = getattr(pipeline, "training_", None)
     if training is None:
-        raise TiermemError("evaluation needs the training features of a fit in this process: call Pipeline.fit first")
+        raise TiermemError(
+            "evaluation needs the training features of a fit in this process: call Pipeline.fit first"
+        )
     cfg = pipeline.config
     run = Run.of(run)
     store_dir = Path(cache) if cache is not None else Path(pipeline.store_dir_)
@@ -77,8 +82,13 @@ def evaluate_pipeline(
     if held_out.any() and frame_tiers(cfg.tiers):
         run.note("features: validation/test splits (training state reused)")
         report = extract_features(
-            [Path(p) for p in paths[held_out]], frame_tiers(cfg.tiers), store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, state=pipeline.state_dir, run=run,
+            [Path(p) for p in paths[held_out]],
+            frame_tiers(cfg.tiers),
+            store_dir,
+            decode=cfg.decode,
+            tier_config=cfg.tier_config,
+            state=pipeline.state_dir,
+            run=run,
         )
         new = list(report.failed) if report is not None else []
         report_failures(new, run)
@@ -103,12 +113,20 @@ def evaluate_pipeline(
     if splits.test.any():
         te_ids, X_te = pipeline.features(store_dir, list(ids[splits.test]), on_missing="drop")
         if len(te_ids) >= 3:
-            metrics["test"] = evaluate(y_all[[index[v] for v in te_ids]], pipeline.head_.predict(X_te)).to_dict()
+            metrics["test"] = evaluate(
+                y_all[[index[v] for v in te_ids]], pipeline.head_.predict(X_te)
+            ).to_dict()
             metrics["n_test"] = int(len(te_ids))
 
     shap = pipeline.explain(X_va)
-    predictions = pd.DataFrame({"video_id": va_ids, "path": [str(paths[index[v]]) for v in va_ids],
-                                "true": y_va, "score": shap.scores})
+    predictions = pd.DataFrame(
+        {
+            "video_id": va_ids,
+            "path": [str(paths[index[v]]) for v in va_ids],
+            "true": y_va,
+            "score": shap.scores,
+        }
+    )
     for j, name in enumerate(shap.tier_names):
         predictions[f"contrib_{name}"] = shap.values[:, j]
 
@@ -118,12 +136,21 @@ def evaluate_pipeline(
         if cfg.head != "ridge":
             heads.append(("ridge", lambda: get_head("ridge")))
         rows = ablate_matrix(
-            training.X, training.y, X_va, y_va, pipeline.layout_, heads,
+            training.X,
+            training.y,
+            X_va,
+            y_va,
+            pipeline.layout_,
+            heads,
             on_row=lambda r: run.note(f"tier ablation: {r.label} ({r.head}) ρ {r.val.spearman:.3f}"),
         )
         ablation = tier_ablation_frame(rows)
-    maps = tsne_maps(np.vstack([training.X, X_va]), np.concatenate([training.y, y_va]), pipeline.layout_, seed=cfg.seed)
-    return PipelineEvaluation(metrics, predictions, load_facts(store_dir, cfg.tiers, list(va_ids)), ablation, maps)
+    maps = tsne_maps(
+        np.vstack([training.X, X_va]), np.concatenate([training.y, y_va]), pipeline.layout_, seed=cfg.seed
+    )
+    return PipelineEvaluation(
+        metrics, predictions, load_facts(store_dir, cfg.tiers, list(va_ids)), ablation, maps
+    )
 
 
 __all__ = ["PipelineEvaluation", "evaluate_pipeline"]

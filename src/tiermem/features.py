@@ -47,8 +47,13 @@ def extract_features(
     report = None
     if frame_tiers(tiers) and len(paths):
         report = extract_videos(
-            list(paths), tiers=frame_tiers(tiers), out=store_dir, tier_config=tier_config,
-            state=state, run=run, **decode,
+            list(paths),
+            tiers=frame_tiers(tiers),
+            out=store_dir,
+            tier_config=tier_config,
+            state=state,
+            run=run,
+            **decode,
         )
     if any(t in TEXT_TIERS for t in tiers):
         if not captions:
@@ -56,7 +61,13 @@ def extract_features(
         from tiermem.tiers.text import embed_captions
 
         run = Run.of(run)
-        embed_captions(captions, store_dir, source="dataset captions", device=run.network_device, on_progress=run.on_progress)
+        embed_captions(
+            captions,
+            store_dir,
+            source="dataset captions",
+            device=run.network_device,
+            on_progress=run.on_progress,
+        )
     return report
 
 
@@ -118,6 +129,11 @@ def report_failures(failed: list[tuple[str, str]], run: Run) -> None:
 
 
 __all__ = [
-    "TEXT_TIERS", "dataset_paths", "extract_features", "frame_tiers", "load_facts", "load_tier_blocks",
+    "TEXT_TIERS",
+    "dataset_paths",
+    "extract_features",
+    "frame_tiers",
+    "load_facts",
+    "load_tier_blocks",
     "report_failures",
 ]

@@ -50,7 +50,9 @@ class Heatmap:
     score: float
     effect: np.ndarray
     frame: np.ndarray
-    aspect: float = 1.0  # the video's width / height: the overlay is drawn at its shape (the model's frame is square)
+    aspect: float = (
+        1.0  # the video's width / height: the overlay is drawn at its shape (the model's frame is square)
+    )
 
     @property
     def hottest(self) -> tuple[int, int]:
@@ -63,9 +65,16 @@ class Heatmap:
         return tuple(int(i) for i in np.unravel_index(np.argmax(self.effect), self.effect.shape))  # type: ignore[return-value]
 
     def records(self) -> dict[str, Any]:
-        return {"video": self.video, "t": self.t, "start": self.start, "end": self.end, "score": self.score,
-                "grid": list(self.effect.shape), "effect": self.effect.round(6).tolist(),
-                "method": "occlusion: each cell greyed out in every frame of the window, every frame tier recomputed"}
+        return {
+            "video": self.video,
+            "t": self.t,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "grid": list(self.effect.shape),
+            "effect": self.effect.round(6).tolist(),
+            "method": "occlusion: each cell greyed out in every frame of the window, every frame tier recomputed",
+        }
 
     def overlay(self, width: int = 480) -> np.ndarray:
         """The frame with the map laid over it (RGB uint8), at the video's shape: green where a
@@ -74,8 +83,14 @@ class Heatmap:
         h = max(1, round(width / self.aspect))
         frame = cv2.resize(self.frame, (width, h), interpolation=cv2.INTER_AREA).astype(np.float32)
         scale = max(float(np.abs(self.effect).max()), 1e-9)
-        raises = cv2.resize(np.clip(-self.effect / scale, 0, 1).astype(np.float32), (width, h), interpolation=cv2.INTER_NEAREST)
-        lowers = cv2.resize(np.clip(self.effect / scale, 0, 1).astype(np.float32), (width, h), interpolation=cv2.INTER_NEAREST)
+        raises = cv2.resize(
+            np.clip(-self.effect / scale, 0, 1).astype(np.float32),
+            (width, h),
+            interpolation=cv2.INTER_NEAREST,
+        )
+        lowers = cv2.resize(
+            np.clip(self.effect / scale, 0, 1).astype(np.float32), (width, h), interpolation=cv2.INTER_NEAREST
+        )
         tint = np.zeros_like(frame)
         tint[..., 1] = 200 * raises
         tint[..., 0] = 220 * lowers
@@ -130,7 +145,11 @@ def window_clip(path: Path, start: float, length: float, frames: int, size: int,
 
 
 def occlusion_map(
-    clip: Clip, t: float, start: float, tiers: dict[str, Tier], score: Callable[[dict[str, np.ndarray]], np.ndarray],
+    clip: Clip,
+    t: float,
+    start: float,
+    tiers: dict[str, Tier],
+    score: Callable[[dict[str, np.ndarray]], np.ndarray],
     grid: int,
 ) -> Heatmap:
     """The map of `clip` (the window at `start` seconds): `tiers` give every tier's features,
@@ -149,13 +168,27 @@ def occlusion_map(
     scores = np.asarray(score(values), dtype=np.float64)
     middle = clip.frames[len(clip.frames) // 2]
     aspect = clip.meta.width / clip.meta.height if clip.meta.width and clip.meta.height else 1.0
-    return Heatmap(str(clip.meta.path), float(t), float(start), float(start + clip.meta.duration), float(scores[0]),
-                   (scores[1:] - scores[0]).reshape(grid, grid), middle, aspect)
+    return Heatmap(
+        str(clip.meta.path),
+        float(t),
+        float(start),
+        float(start + clip.meta.duration),
+        float(scores[0]),
+        (scores[1:] - scores[0]).reshape(grid, grid),
+        middle,
+        aspect,
+    )
 
 
 def heatmap_for(
-    video: str | os.PathLike[str], t: float, *, tiers: dict[str, Tier], decode_options: dict[str, Any], length: float,
-    score: Callable[[dict[str, np.ndarray]], np.ndarray], grid: int,
+    video: str | os.PathLike[str],
+    t: float,
+    *,
+    tiers: dict[str, Tier],
+    decode_options: dict[str, Any],
+    length: float,
+    score: Callable[[dict[str, np.ndarray]], np.ndarray],
+    grid: int,
 ) -> Heatmap:
     """The occlusion map of the window of `video` around `t` seconds (see the module)."""
     path = Path(video)
@@ -163,7 +196,9 @@ def heatmap_for(
         raise TiermemError(f"{path}: no such video file")
     duration = probe(path).duration
     if not (np.isfinite(t) and 0 <= t <= duration):
-        raise TiermemError(f"{path}: t must be a time between 0 and the end of the video ({duration:.2f} s), got {t:g}")
+        raise TiermemError(
+            f"{path}: t must be a time between 0 and the end of the video ({duration:.2f} s), got {t:g}"
+        )
     frames, size, mode = decode_options["frames"], decode_options["size"], decode_options["mode"]
     if duration <= length:  # a video shorter than a window is one window: all of it, as a clip
         return occlusion_map(decode(path, frames=frames, size=size, mode=mode), t, 0.0, tiers, score, grid)
@@ -177,10 +212,15 @@ def moments(pred: Any, video_id: str, path: Path) -> dict[str, float]:
     tl = pred.timelines.get(video_id)
     if tl is None or len(tl.table) < 2:
         return {"middle": round(probe(path).duration / 2, 3)}
-    return {key: round((tl.summary[key]["start"] + tl.summary[key]["end"]) / 2, 3) for key in ("peak", "trough", "hook")}
+    return {
+        key: round((tl.summary[key]["start"] + tl.summary[key]["end"]) / 2, 3)
+        for key in ("peak", "trough", "hook")
+    }
 
 
-def write_heatmaps(model: Any, pred: Any, out: str | os.PathLike[str], grid: int = 5, run: Any = None) -> list[Path]:
+def write_heatmaps(
+    model: Any, pred: Any, out: str | os.PathLike[str], grid: int = 5, run: Any = None
+) -> list[Path]:
     """Maps of the moments (`moments`) of every video `pred` scored, into the folder `out`:
     ``<video_id>_<moment>.png`` (the overlay) and one ``<video_id>.heatmaps.json`` per video.
     Each file is written whole (temporary file, then renamed); returns the files written."""
@@ -193,7 +233,10 @@ def write_heatmaps(model: Any, pred: Any, out: str | os.PathLike[str], grid: int
     written: list[Path] = []
     for row in pred.table.itertuples(index=False):
         path = Path(row.path)
-        maps = {name: model.heatmap(path, t, grid=grid, run=run) for name, t in moments(pred, row.video_id, path).items()}
+        maps = {
+            name: model.heatmap(path, t, grid=grid, run=run)
+            for name, t in moments(pred, row.video_id, path).items()
+        }
         for name, h in maps.items():
             png = folder / f"{row.video_id}_{name}.png"
             atomic_write(png, lambda f, h=h: f.write(h.png()))
@@ -205,4 +248,13 @@ def write_heatmaps(model: Any, pred: Any, out: str | os.PathLike[str], grid: int
     return written
 
 
-__all__ = ["GREY", "Heatmap", "grey_cell", "heatmap_for", "occlusion_map", "moments", "window_clip", "write_heatmaps"]
+__all__ = [
+    "GREY",
+    "Heatmap",
+    "grey_cell",
+    "heatmap_for",
+    "occlusion_map",
+    "moments",
+    "window_clip",
+    "write_heatmaps",
+]

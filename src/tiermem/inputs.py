@@ -106,7 +106,9 @@ def find_videos(inputs: PathInputs, *, missing: Literal["keep", "raise"] = "keep
             found.extend(_scan(p))
         elif missing == "raise" and not os.path.exists(p):
             reason = unreadable_reason(p)
-            raise TiermemError(f"{p}: {'no such file or directory' if reason == 'file not found' else reason}")
+            raise TiermemError(
+                f"{p}: {'no such file or directory' if reason == 'file not found' else reason}"
+            )
         else:
             found.append(p)
     if not found:
@@ -128,7 +130,9 @@ def _scan(top: Path) -> list[Path]:
         for name in files:
             entry = Path(folder, name)
             suffix = entry.suffix.lower()
-            if suffix in VIDEO_EXTENSIONS or (not suffix and os.path.islink(entry) and not os.path.exists(entry)):
+            if suffix in VIDEO_EXTENSIONS or (
+                not suffix and os.path.islink(entry) and not os.path.exists(entry)
+            ):
                 found.append(entry)
     return sorted(found)
 

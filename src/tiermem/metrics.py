@@ -76,9 +76,7 @@ def bootstrap_spearman(
     for start in range(0, n_resamples, chunk):
         k = min(chunk, n_resamples - start)
         idx = rng.integers(0, a.size, size=(k, a.size))
-        out[start : start + k] = _rowwise_pearson(
-            rankdata(a[idx], axis=1), rankdata(b[idx], axis=1)
-        )
+        out[start : start + k] = _rowwise_pearson(rankdata(a[idx], axis=1), rankdata(b[idx], axis=1))
     return out
 
 
@@ -158,7 +156,9 @@ def evaluate(
 # -- score tables ---------------------------------------------------------------------------
 
 
-def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -> tuple[np.ndarray, np.ndarray]:
+def read_scores(
+    path: str | Path, column: str, *, id_column: str = "video_id"
+) -> tuple[np.ndarray, np.ndarray]:
     """Read `id_column` and the numeric `column` of a CSV: (ids as str array, float64 values).
 
     The generic label/prediction reader: refuses a missing column, duplicate ids and
@@ -168,9 +168,7 @@ def read_scores(path: str | Path, column: str, *, id_column: str = "video_id") -
     df = read_csv(path, dtype={id_column: str})
     for col in (id_column, column):
         if col not in df.columns:
-            raise DatasetError(
-                f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})"
-            )
+            raise DatasetError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
     if df.empty:
         raise DatasetError(f"{path}: no rows, only a header")
     ids = df[id_column]

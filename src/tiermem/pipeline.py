@@ -11,10 +11,8 @@ The artifact's layout is `tiermem.artifact`.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,12 +25,10 @@ from tiermem.datasets.record import Dataset
 from tiermem.errors import DataMismatchError, TiermemError, first_few
 from tiermem.features import (
     TEXT_TIERS,
-    dataset_paths,
     extract_features,
     frame_tiers,
     load_facts,
     load_tier_blocks,
-    report_failures,
 )
 from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
@@ -40,23 +36,8 @@ from tiermem.pipeline_config import PipelineConfig
 from tiermem.pipeline_state import PipelineEvaluation, PipelineState
 from tiermem.predictions import Predictions
 from tiermem.run import Run
-from tiermem.splits import dataset_splits
 from tiermem.store import FeatureStore
 from tiermem.tiers.base import Tier
-from tiermem.video.stream import median_duration
-
-
-@dataclass
-class TrainingSet:
-    """The design matrix the head was fitted on (distinctiveness leave-one-out included).
-
-    Kept in memory after `fit` for the evaluation that follows it (the ablation refits heads
-    on it); never saved in the artifact.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    dropped: list[str]  # labelled training videos missing from some block
 
 
 class Pipeline:
@@ -76,73 +57,14 @@ class Pipeline:
         run: Run | None = None,
     ) -> "Pipeline":
         """Extract the training split's tiers (workers, engine and device as `run` says, see
-        `tiermem.run.Run`), fit their state, distinctiveness and the head on it."""
-        from tiermem.distinctiveness.registry import get_distinctiveness
-        from tiermem.model.registry import get_head
-        from tiermem.model.scaling import TargetScaling
+        `tiermem.run.Run`), fit their state, distinctiveness and the head on it
+        (`tiermem.pipeline_fit`)."""
+        from tiermem.pipeline_fit import fit_pipeline
 
-        cfg = self.config
-        cfg.validate()
-        run = Run.of(run)
-        if dataset.paths is None and frame_tiers(cfg.tiers):
-            raise TiermemError(f"dataset {dataset.name} has no video files; frame tiers need videos")
-        splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
-        try:  # constant targets leave nothing to learn: say so before extracting anything
-            TargetScaling.fit(dataset.scores[cfg.target].to_numpy(dtype=np.float64)[splits.train])
-        except TiermemError as exc:
-            raise DataMismatchError(f"dataset {dataset.name}, target {cfg.target!r}: {exc}") from None
-        if splits.left_out:
-            run.note(f"{sum(splits.left_out.values())} labelled videos in no train/val/test split "
-                     f"({', '.join(splits.left_out)}) are left out", warning=True)
-        ids = np.asarray(dataset.ids).astype(str)
-        paths = dataset_paths(dataset)
-        store_dir = Path(cache)
-        store_dir.mkdir(parents=True, exist_ok=True)
-        # Fitted tier state (the low tier's HOG PCA) must come from the training videos: drop any
-        # state this cache holds from another run, so extraction refits it on the training split
-        # (a deterministic refit on the same videos gives the same state, keeping cached rows).
-        for tier in cfg.tiers:
-            FeatureStore(store_dir).state_path(tier).unlink(missing_ok=True)
-        captions = dict(zip(ids, dataset.captions)) if dataset.captions is not None else None
-        run.note("features: training split (fits the tiers' state)")
-        report = extract_features(
-            [Path(p) for p in paths[splits.train]], cfg.tiers, store_dir, decode=cfg.decode,
-            tier_config=cfg.tier_config, captions=captions, run=run,
-        )
-        self.fit_failed_ = list(report.failed) if report is not None else []
-        report_failures(self.fit_failed_, run)
-        train = splits.without(ids, {Path(p).stem for p, _ in self.fit_failed_}).train
-
-        joined = join_blocks(load_tier_blocks(store_dir, cfg.tiers), ids[train], on_missing="drop")
-        X, layout = joined.X, list(joined.layout)
-        self.distinct_ = []
-        if cfg.distinct:
-            parts, names = [], []
-            for method, source, params in cfg.distinct_contexts():
-                est = get_distinctiveness(method, source=source, **params)
-                parts.append(est.fit_transform(X[:, joined.slices[source]]))  # leave-one-out on the context
-                names += est.feature_names
-                summary = {k: v for k, v in est.summary().items() if k != "features"}
-                run.note(f"distinctiveness {method} on {source}: {json.dumps(summary, default=float)}")
-                self.distinct_.append(est)
-            X = np.hstack([X, *parts]).astype(np.float32)
-            layout.append(BlockLayout(DISTINCT_BLOCK, names))
-        y = dataset.scores[cfg.target].to_numpy(dtype=np.float64)[joined.rows]
-
-        run.note(f"head: {cfg.head}")
-        head = get_head(cfg.head, **cfg.head_params)
-        if hasattr(head, "device"):  # a network head trains where the tiers' networks run
-            head.device = run.network_device
-        head.fit(X, y, layout=layout, progress=run.on_progress)  # epochs are picked on an inner split, never on validation
-        self.head_ = head
-        self.layout_ = layout
-        self.baseline_ = X.mean(axis=0).astype(np.float64)
-        self.train_predictions_ = np.sort(head.predict(X).astype(np.float64))
-        self.train_scores_ = np.sort(y)
-        self.clip_seconds_ = median_duration([Path(p) for p in paths[train]])
-        self.dataset_name_ = dataset.name
-        self.store_dir_ = str(store_dir)
-        self.training_ = TrainingSet(X, y, list(joined.dropped))
+        fitted = fit_pipeline(self.config, dataset, Path(cache), Run.of(run))
+        self._take(fitted.state)
+        self.fit_failed_ = fitted.failed
+        self.training_ = fitted.training
         return self
 
     # -- inference ----------------------------------------------------------------------------
@@ -150,13 +72,19 @@ class Pipeline:
         if not hasattr(self, "head_"):
             raise TiermemError("this pipeline is not fitted: run `tiermem fit` or Pipeline.fit first")
 
-    def features(self, store_dir: Path, ids: list[str], *, on_missing: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    def features(
+        self, store_dir: Path, ids: list[str], *, on_missing: str = "raise"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, head inputs) of videos already in a feature store: tier blocks + distinctiveness."""
         tier_layout = [b for b in self.layout_ if b.name != DISTINCT_BLOCK]
-        joined = join_blocks(load_tier_blocks(store_dir, self.config.tiers), ids, layout=tier_layout, on_missing=on_missing)
+        joined = join_blocks(
+            load_tier_blocks(store_dir, self.config.tiers), ids, layout=tier_layout, on_missing=on_missing
+        )
         X = joined.X
         if self.distinct_:
-            X = np.hstack([X, *[est.transform(X[:, joined.slices[est.source]]) for est in self.distinct_]]).astype(np.float32)
+            X = np.hstack(
+                [X, *[est.transform(X[:, joined.slices[est.source]]) for est in self.distinct_]]
+            ).astype(np.float32)
         return joined.ids, X
 
     def explain(self, X: np.ndarray):  # -> tiermem.explain.TierShapley
@@ -196,32 +124,47 @@ class Pipeline:
 
         self._check_fitted()
         if captions and not any(t in TEXT_TIERS for t in self.config.tiers):
-            raise TiermemError(f"model {self.name} has no text tier: captions do not apply (its tiers: {', '.join(self.config.tiers)})")
+            raise TiermemError(
+                f"model {self.name} has no text tier: captions do not apply (its tiers: {', '.join(self.config.tiers)})"
+            )
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         use = wants_timeline(paths, timeline, length)
         with shared_workers():  # long videos' stretches reuse one set of workers
             return predict_with_timelines(
-                paths, use,
+                paths,
+                use,
                 clips=lambda ps: self._predict_clips(ps, cache, captions, state_dir, run),
                 timeline=lambda p: self.timeline(p, window=window, stride=stride, captions=captions, run=run),
                 percentile=self.percentile,
             )
 
     def _predict_clips(
-        self, paths: list[Path], cache: str | os.PathLike[str] | None, captions: dict[str, list[str]] | None,
-        state_dir: str | os.PathLike[str] | None, run: Run,
+        self,
+        paths: list[Path],
+        cache: str | os.PathLike[str] | None,
+        captions: dict[str, list[str]] | None,
+        state_dir: str | os.PathLike[str] | None,
+        run: Run,
     ) -> Predictions:
         """Each video scored as one clip (frames spread over the whole file)."""
         ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
         with tempfile.TemporaryDirectory(prefix="tiermem-predict-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
-            tier_caps = self._captions(ids, captions) if any(t in TEXT_TIERS for t in self.config.tiers) else None
+            tier_caps = (
+                self._captions(ids, captions) if any(t in TEXT_TIERS for t in self.config.tiers) else None
+            )
             state = Path(state_dir) if state_dir else self.state_dir
             report = extract_features(
-                paths, self.config.tiers, store_dir, decode=self.config.decode, tier_config=self.config.tier_config,
-                state=state, captions=tier_caps, run=run,
+                paths,
+                self.config.tiers,
+                store_dir,
+                decode=self.config.decode,
+                tier_config=self.config.tier_config,
+                state=state,
+                captions=tier_caps,
+                run=run,
             )
             failed = list(report.failed) if report is not None else []
             bad = {Path(p).stem for p, _ in failed}
@@ -232,16 +175,20 @@ class Pipeline:
                 scored_ids, X = self.features(store_dir, ok_ids)
                 facts = load_facts(store_dir, self.config.tiers, list(scored_ids))
             except DataMismatchError as exc:
-                message = str(exc) if cache is not None else self._about_extracted(str(exc), store_dir, ok_ids)
+                message = (
+                    str(exc) if cache is not None else self._about_extracted(str(exc), store_dir, ok_ids)
+                )
                 raise DataMismatchError(f"model {self.name}: {message}") from None
         shap = self.explain(X)
         path_of = dict(zip(ids, map(str, paths)))
-        table = pd.DataFrame({
-            "video_id": scored_ids,
-            "path": [path_of[v] for v in scored_ids],
-            "score": shap.scores,
-            "percentile": self.percentile(shap.scores),
-        })
+        table = pd.DataFrame(
+            {
+                "video_id": scored_ids,
+                "path": [path_of[v] for v in scored_ids],
+                "score": shap.scores,
+                "percentile": self.percentile(shap.scores),
+            }
+        )
         for j, name in enumerate(shap.tier_names):
             table[f"contrib_{name}"] = shap.values[:, j]
         return Predictions(table, shap.as_dicts(), facts, shap.base_score, failed)
@@ -251,7 +198,9 @@ class Pipeline:
         found = {v: (captions or {}).get(v, []) for v in ids}
         lacking = [v for v, c in found.items() if not c]
         if lacking:
-            raise TiermemError(f"this model uses the text tier: no captions for {len(lacking)} videos ({', '.join(lacking[:3])})")
+            raise TiermemError(
+                f"this model uses the text tier: no captions for {len(lacking)} videos ({', '.join(lacking[:3])})"
+            )
         return found
 
     # -- timelines ----------------------------------------------------------------------------
@@ -261,8 +210,13 @@ class Pipeline:
         return getattr(self, "clip_seconds_", None) or 3.0
 
     def timeline(
-        self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-        captions: dict[str, list[str]] | None = None, run: Run | None = None,
+        self,
+        video: str | os.PathLike[str],
+        *,
+        window: float | None = None,
+        stride: float | None = None,
+        captions: dict[str, list[str]] | None = None,
+        run: Run | None = None,
     ):  # -> tiermem.timeline.Timeline
         """Memorability over time of one video: every window scored as a clip of its length, the
         tiers' networks on `run`'s device, as for clips."""
@@ -272,14 +226,27 @@ class Pipeline:
         run = Run.of(run)
         text = self._caption_features(Path(video), captions, run)
         return build_timeline(
-            Path(video), tiers=self.fitted_tiers(run), decode=self.config.decode, length=window if window is not None else self.window_seconds,
-            stride=stride, length_given=window is not None, score=lambda f: self.score_windows(f.values, text),
-            training_median=float(np.median(self.train_predictions_)), run=run, store=str(self.state_dir),
+            Path(video),
+            tiers=self.fitted_tiers(run),
+            decode=self.config.decode,
+            length=window if window is not None else self.window_seconds,
+            stride=stride,
+            length_given=window is not None,
+            score=lambda f: self.score_windows(f.values, text),
+            training_median=float(np.median(self.train_predictions_)),
+            run=run,
+            store=str(self.state_dir),
         )
 
     def heatmap(
-        self, video: str | os.PathLike[str], t: float, *, grid: int = 5, window: float | None = None,
-        captions: dict[str, list[str]] | None = None, run: Run | None = None,
+        self,
+        video: str | os.PathLike[str],
+        t: float,
+        *,
+        grid: int = 5,
+        window: float | None = None,
+        captions: dict[str, list[str]] | None = None,
+        run: Run | None = None,
     ):  # -> tiermem.heatmap.Heatmap
         """Where in the frame the score of the window around `t` seconds comes from: occlusion
         of a `grid` x `grid` lattice, the frame tiers recomputed (`tiermem.heatmap`)."""
@@ -288,9 +255,15 @@ class Pipeline:
         self._check_fitted()
         run = Run.of(run)
         text = self._caption_features(Path(video), captions, run)
-        return heatmap_for(video, t, tiers=self.fitted_tiers(run), decode_options=self.config.decode,
-                           length=window if window is not None else self.window_seconds,
-                           score=lambda values: self.score_windows(values, text)["score"].to_numpy(), grid=grid)
+        return heatmap_for(
+            video,
+            t,
+            tiers=self.fitted_tiers(run),
+            decode_options=self.config.decode,
+            length=window if window is not None else self.window_seconds,
+            score=lambda values: self.score_windows(values, text)["score"].to_numpy(),
+            grid=grid,
+        )
 
     # -- windows: frames scored without a feature store (timelines, heatmaps) ------------------
     def fitted_tiers(self, run: Run | None = None) -> dict[str, Tier]:
@@ -305,7 +278,9 @@ class Pipeline:
                 if tier.requires_fit:
                     saved = FeatureStore(self.state_dir).load_state(name)
                     if saved is None:
-                        raise TiermemError(f"model {self.name}: no fitted state for the {name} tier in {self.state_dir}")
+                        raise TiermemError(
+                            f"model {self.name}: no fitted state for the {name} tier in {self.state_dir}"
+                        )
                     tier.load_state_dict(saved.state)
                 tiers[name] = tier
             self._tiers = tiers
@@ -323,7 +298,11 @@ class Pipeline:
         for block in self.layout_:
             if block.name == DISTINCT_BLOCK:
                 continue
-            part = values[block.name] if block.name in values else np.repeat(np.asarray(text, np.float32), n, axis=0)
+            part = (
+                values[block.name]
+                if block.name in values
+                else np.repeat(np.asarray(text, np.float32), n, axis=0)
+            )
             if part.shape[1] != len(block.feature_names):
                 raise DataMismatchError(
                     f"model {self.name}: the {block.name} tier gives {part.shape[1]} features, the head expects {len(block.feature_names)}"
@@ -332,21 +311,29 @@ class Pipeline:
         X = np.hstack(parts).astype(np.float32)
         if self.distinct_:
             cols = BlockLayout.slices(self.layout_)
-            X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in self.distinct_]]).astype(np.float32)
+            X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in self.distinct_]]).astype(
+                np.float32
+            )
         shap = self.explain(X)
         table = pd.DataFrame({"score": shap.scores, "percentile": self.percentile(shap.scores)})
         for j, name in enumerate(shap.tier_names):
             table[f"contrib_{name}"] = shap.values[:, j]
         return table
 
-    def _caption_features(self, path: Path, captions: dict[str, list[str]] | None, run: Run) -> np.ndarray | None:
+    def _caption_features(
+        self, path: Path, captions: dict[str, list[str]] | None, run: Run
+    ) -> np.ndarray | None:
         """The video's caption features, embedded once, when the model has the text tier."""
         if "text" not in self.config.tiers:
             return None
         from tiermem.tiers import get_tier
 
         caps = self._captions([path.stem], captions)[path.stem]
-        return get_tier("text", **self.config.tier_config.get("text", {})).on(run.network_device).transform_texts([caps])
+        return (
+            get_tier("text", **self.config.tier_config.get("text", {}))
+            .on(run.network_device)
+            .transform_texts([caps])
+        )
 
     def card(self) -> dict[str, Any]:
         """What this model was trained on, how well it did, what it runs (`tiermem.card`)."""
@@ -364,12 +351,18 @@ class Pipeline:
         extracted from instead of the store's tables (gone by the time it is read)."""
         videos = first_few(ids, 3)
         for tier in self.config.tiers:
-            message = message.replace(str(FeatureStore(store_dir).table_path(tier)), f"the {tier} features of {videos}")
+            message = message.replace(
+                str(FeatureStore(store_dir).table_path(tier)), f"the {tier} features of {videos}"
+            )
         return message.replace(str(store_dir), f"the features of {videos}")
 
     # -- evaluation and persistence ----------------------------------------------------------
     def evaluate(
-        self, dataset: Dataset, cache: str | os.PathLike[str] | None = None, *, ablate: bool | None = None,
+        self,
+        dataset: Dataset,
+        cache: str | os.PathLike[str] | None = None,
+        *,
+        ablate: bool | None = None,
         run: Run | None = None,
     ) -> PipelineEvaluation:
         """Evaluate this pipeline, just fitted on `dataset`, on its validation and test splits
@@ -401,20 +394,23 @@ class Pipeline:
     def from_state(cls, state: PipelineState) -> "Pipeline":
         """A fitted pipeline from its parts (`state()` reversed)."""
         pipe = cls(state.config)
-        pipe.layout_ = list(state.layout)
-        pipe.head_ = state.head
-        pipe.distinct_ = list(state.distinct)
-        pipe.baseline_ = state.baseline
-        pipe.train_predictions_ = state.train_predictions
-        pipe.train_scores_ = state.train_scores
-        pipe.clip_seconds_ = state.clip_seconds
-        pipe.dataset_name_ = state.dataset_name
-        pipe.evaluation = state.evaluation
-        if state.saved_at is not None:
-            pipe.artifact_dir_ = str(state.saved_at)
-        else:
-            pipe.store_dir_ = str(state.tier_state)
+        pipe._take(state)
         return pipe
+
+    def _take(self, state: PipelineState) -> None:
+        self.layout_ = list(state.layout)
+        self.head_ = state.head
+        self.distinct_ = list(state.distinct)
+        self.baseline_ = state.baseline
+        self.train_predictions_ = state.train_predictions
+        self.train_scores_ = state.train_scores
+        self.clip_seconds_ = state.clip_seconds
+        self.dataset_name_ = state.dataset_name
+        self.evaluation = state.evaluation
+        if state.saved_at is not None:
+            self.artifact_dir_ = str(state.saved_at)
+        else:
+            self.store_dir_ = str(state.tier_state)
 
     def save(self, out: str | os.PathLike[str]) -> Path:
         """Write the artifact directory atomically, with the evaluation when there is one."""
@@ -433,4 +429,4 @@ class Pipeline:
         return Path(self.store_dir_)
 
 
-__all__ = ["DISTINCT_BLOCK", "Pipeline", "PipelineConfig", "TrainingSet"]
+__all__ = ["DISTINCT_BLOCK", "Pipeline", "PipelineConfig"]

@@ -76,8 +76,16 @@ class PipelineConfig:
         """(method, source, parameters) of every distinctiveness context: each method on each
         source, with ``distinct_params[method]`` updated by ``distinct_params["method@source"]``."""
         return [
-            (method, source, {**self.distinct_params.get(method, {}), **self.distinct_params.get(f"{method}@{source}", {})})
-            for method in self.distinct for source in self.distinct_sources
+            (
+                method,
+                source,
+                {
+                    **self.distinct_params.get(method, {}),
+                    **self.distinct_params.get(f"{method}@{source}", {}),
+                },
+            )
+            for method in self.distinct
+            for source in self.distinct_sources
         ]
 
     def distinct_file(self, method: str, source: str) -> str:
@@ -123,7 +131,9 @@ class PipelineConfig:
             raise TiermemError(f"unknown tier(s) {', '.join(unknown)}; available: {', '.join(list_tiers())}")
         stray = [t for t in self.tier_config if t not in self.tiers]
         if stray:
-            raise TiermemError(f"options for tier(s) {', '.join(stray)}, which are not among the tiers ({', '.join(self.tiers)})")
+            raise TiermemError(
+                f"options for tier(s) {', '.join(stray)}, which are not among the tiers ({', '.join(self.tiers)})"
+            )
         for tier in self.tiers:  # builds nothing heavy: networks load on first use
             get_tier(tier, **self.tier_config.get(tier, {}))
         absent = [s for s in self.distinct_sources if s not in self.tiers]

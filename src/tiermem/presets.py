@@ -101,24 +101,48 @@ class Preset:
 
 
 _REFERENCE_COMMON: dict[str, Any] = {
-    "head": "m3s", "hidden": (512, 64), "dropout": 0.0, "ensemble": 1, "epochs": 20, "batch_size": 32,
+    "head": "m3s",
+    "hidden": (512, 64),
+    "dropout": 0.0,
+    "ensemble": 1,
+    "epochs": 20,
+    "batch_size": 32,
     "standardise": ["low"],
 }
 _REFERENCE_LOSSES: dict[str, dict[str, Any]] = {
     "mse_tails": {"c": 2.0, "p": 4.0, "centre": 0.80099205},
-    **{loss: {"rank": "permutahedron", "strength": 1.0, "target_rank": "soft", "weight": 0.01}
-       for loss in ("spearman", "mse_to_spearman")},
+    **{
+        loss: {"rank": "permutahedron", "strength": 1.0, "target_rank": "soft", "weight": 0.01}
+        for loss in ("spearman", "mse_to_spearman")
+    },
 }
 _REFERENCE_PIPELINE: dict[str, Any] = {
     "loss_defaults": _REFERENCE_LOSSES,
-    "tier_config": {"low": {"hog_colour": True, "pca_whiten": True, "pca_frames_per_clip": 1,
-                            "temporal_std": False, "extras": False, "pca_components": 10}},
+    "tier_config": {
+        "low": {
+            "hog_colour": True,
+            "pca_whiten": True,
+            "pca_frames_per_clip": 1,
+            "temporal_std": False,
+            "extras": False,
+            "pca_components": 10,
+        }
+    },
     "distinct": ["dbscan"],
     "distinct_sources": ["mid", "high"],
     "distinct_params": {
-        "dbscan": {"n_components": 10, "standardize": False, "whiten": True, "tsne_components": 3,
-                   "tsne_init": "random", "tsne_learning_rate": 200.0, "perplexity": 30.0, "min_samples": 5,
-                   "hidden_layer_sizes": [100], "noise_column": "last-cluster"},
+        "dbscan": {
+            "n_components": 10,
+            "standardize": False,
+            "whiten": True,
+            "tsne_components": 3,
+            "tsne_init": "random",
+            "tsne_learning_rate": 200.0,
+            "perplexity": 30.0,
+            "min_samples": 5,
+            "hidden_layer_sizes": [100],
+            "noise_column": "last-cluster",
+        },
         **{f"dbscan@{tier}": {"eps": eps} for tier, eps in REFERENCE_DBSCAN_EPS.items()},
     },
 }
@@ -130,14 +154,29 @@ register_preset = _PRESETS.decorator()
 for _preset in (
     Preset("m3s", "tiermem's own choices (the default)"),
     Preset(
-        "m3s-reference-memento10k", "the M3-S reference code's choices, Memento10k settings",
-        head={**_REFERENCE_COMMON, "lr": 1e-3, "weight_decay": 1e-5, "step_size": 5, "gamma": 0.2, "loss": "mse"},
+        "m3s-reference-memento10k",
+        "the M3-S reference code's choices, Memento10k settings",
+        head={
+            **_REFERENCE_COMMON,
+            "lr": 1e-3,
+            "weight_decay": 1e-5,
+            "step_size": 5,
+            "gamma": 0.2,
+            "loss": "mse",
+        },
         **_REFERENCE_PIPELINE,
     ),
     Preset(
-        "m3s-reference-videomem", "the M3-S reference code's choices, VideoMem settings",
-        head={**_REFERENCE_COMMON, "lr": 0.0004057400860408805, "weight_decay": 1.1226272823355355e-05, "step_size": 8,
-              "gamma": 0.2852061798531863, "loss": "mse_to_spearman"},
+        "m3s-reference-videomem",
+        "the M3-S reference code's choices, VideoMem settings",
+        head={
+            **_REFERENCE_COMMON,
+            "lr": 0.0004057400860408805,
+            "weight_decay": 1.1226272823355355e-05,
+            "step_size": 8,
+            "gamma": 0.2852061798531863,
+            "loss": "mse_to_spearman",
+        },
         **_REFERENCE_PIPELINE,
     ),
 ):

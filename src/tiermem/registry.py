@@ -67,7 +67,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise self._error(f"unknown {self.kind} {name!r}; available: {', '.join(self.names()) or 'none'}") from None
+            raise self._error(
+                f"unknown {self.kind} {name!r}; available: {', '.join(self.names()) or 'none'}"
+            ) from None
 
     def build(self, name: str, **params: Any) -> Any:
         """Call the entry registered as `name` with `params` (a class: an instance of it); a

@@ -114,7 +114,9 @@ class Run:
             raise TiermemError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         engine = self.cluster
         if engine.name == "ray" and self.device == "cuda" and not engine.gpus_per_worker:
-            raise TiermemError("--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)")
+            raise TiermemError(
+                "--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)"
+            )
 
     @classmethod
     def of(cls, run: "Run | None") -> "Run":
@@ -133,7 +135,7 @@ class Run:
 
     @cached_property
     def network_device(self) -> str:
-        """"cpu" or "cuda": where this run's networks run, resolved once.
+        """ "cpu" or "cuda": where this run's networks run, resolved once.
 
         Locally, what `device` resolves to on this machine. On Ray a worker sees a GPU only when
         it asks for one (Ray hides the others), so there auto means CUDA exactly when the engine
@@ -150,7 +152,9 @@ class Run:
         was asked for by name: looking for a GPU loads torch, about 650 MiB a process that a
         low-tier run otherwise never pays, and the low tier's CPU path is the faster there."""
         tiers = list(tiers)
-        if any(t.runs_network for t in tiers) or (self.device == "cuda" and any(t.uses_device for t in tiers)):
+        if any(t.runs_network for t in tiers) or (
+            self.device == "cuda" and any(t.uses_device for t in tiers)
+        ):
             return self.network_device
         return "cpu"
 

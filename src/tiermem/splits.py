@@ -26,7 +26,9 @@ def split_train_val(n: int, val_fraction: float, seed: int = 0) -> tuple[np.ndar
         raise DataMismatchError(f"validation fraction must be in [0, 1), got {val_fraction}")
     n_val = int(round(n * val_fraction))
     if val_fraction > 0 and n_val < 3:
-        raise DataMismatchError(f"a validation fraction of {val_fraction} of {n} videos leaves {n_val} (< 3) to validate on")
+        raise DataMismatchError(
+            f"a validation fraction of {val_fraction} of {n} videos leaves {n_val} (< 3) to validate on"
+        )
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 

@@ -89,7 +89,9 @@ class FeatureStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            raise TiermemError(f"{self.root}: is a file, not a directory (the feature store is a directory)") from None
+            raise TiermemError(
+                f"{self.root}: is a file, not a directory (the feature store is a directory)"
+            ) from None
         except OSError as exc:
             raise TiermemError(
                 f"{self.root}: cannot create the feature store directory ({exc.strerror or exc})"
@@ -267,7 +269,9 @@ class FeatureStore:
         try:
             fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise TiermemError(f"{self.root}: cannot write to the feature store ({exc.strerror or exc})") from None
+            raise TiermemError(
+                f"{self.root}: cannot write to the feature store ({exc.strerror or exc})"
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -298,13 +302,17 @@ def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> Sa
         with open(path, "rb") as f:  # opened here so that it is closed even when np.load fails
             loaded = np.load(f, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
-                raise DataMismatchError(f"{path}: not a tiermem tier state file (one array, not an npz archive)")
+                raise DataMismatchError(
+                    f"{path}: not a tiermem tier state file (one array, not an npz archive)"
+                )
             with loaded as npz:
                 arrays = {k: npz[k] for k in npz.files}
         record = json.loads(str(arrays.pop(_STATE_META))) if _STATE_META in arrays else None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         # A truncated or overwritten file: the zip directory, a member or the record is damaged.
-        raise DataMismatchError(f"{path}: not a tiermem tier state file, or a truncated one ({exc})") from None
+        raise DataMismatchError(
+            f"{path}: not a tiermem tier state file, or a truncated one ({exc})"
+        ) from None
     if not isinstance(record, dict):
         raise DataMismatchError(f"{path}: not a tiermem tier state file (no {_STATE_META} record)")
     if record.get("schema_version") != SCHEMA_VERSION:

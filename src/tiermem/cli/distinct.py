@@ -17,13 +17,23 @@ def distinct_command(
         None, help="Videos, directories, or feature tables to score \\[default: the context itself]."
     ),
     context: list[str] = typer.Option(
-        ..., "--context", help="The corpus to stand out from: a feature table (Parquet/CSV with video_id), a feature store directory, or videos/directories (repeatable)."
+        ...,
+        "--context",
+        help="The corpus to stand out from: a feature table (Parquet/CSV with video_id), a feature store directory, or videos/directories (repeatable).",
     ),
-    method: str = typer.Option("knn", "--method", help=f"{', '.join(list_distinctiveness())} (dbscan is the paper's)."),
-    source: str = typer.Option("mid", "--source", help="Tier whose features are compared (for videos: the tier extracted)."),
+    method: str = typer.Option(
+        "knn", "--method", help=f"{', '.join(list_distinctiveness())} (dbscan is the paper's)."
+    ),
+    source: str = typer.Option(
+        "mid", "--source", help="Tier whose features are compared (for videos: the tier extracted)."
+    ),
     k: int = typer.Option(10, "--k", callback=in_range(1), help="Neighbours (knn)."),
-    components: int = typer.Option(10, "--components", callback=in_range(1), help="PCA dimensions (knn, kde, dbscan)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Feature store for videos given as input \\[default: a temporary directory]."),
+    components: int = typer.Option(
+        10, "--components", callback=in_range(1), help="PCA dimensions (knn, kde, dbscan)."
+    ),
+    store: Optional[str] = typer.Option(
+        None, "--store", help="Feature store for videos given as input \\[default: a temporary directory]."
+    ),
     out: Optional[str] = typer.Option(None, "--out", help="Also write the table as CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and every video's values as JSON."),
 ) -> None:
@@ -52,7 +62,10 @@ def distinct_command(
         params["n_components"] = components
     if method == "knn":
         params["k"] = k
-    with tempfile.TemporaryDirectory(prefix="tiermem-distinct-") as tmp, at_terminal(Run(), err_console) as run:
+    with (
+        tempfile.TemporaryDirectory(prefix="tiermem-distinct-") as tmp,
+        at_terminal(Run(), err_console) as run,
+    ):
         where = store or tmp
         ctx, failed = load_source_block(context, source, where, run=run)
         qry, failed_q = load_source_block(queries, source, where, run=run) if queries else (ctx, [])
@@ -73,7 +86,9 @@ def distinct_command(
         extra = ""
         if method == "dbscan":
             extra = f", {summary['n_clusters']} clusters, noise {summary['noise_share']:.1%}"
-        table = Table(title=f"{method} distinctiveness of {source} features within {summary['n_context']} context videos{extra}")
+        table = Table(
+            title=f"{method} distinctiveness of {source} features within {summary['n_context']} context videos{extra}"
+        )
         table.add_column("video", overflow="fold")
         table.add_column("distinctiveness", justify="right")
         table.add_column("percentile", justify="right")
@@ -84,8 +99,11 @@ def distinct_command(
         for row in report.table.itertuples(index=False):
             r = row._asdict()
             table.add_row(
-                str(r["video_id"]), f"{r['distinctiveness']:.4g}", f"{r['percentile']:.1f}",
-                "yes" if r["in_context"] else "", *(f"{getattr(row, n):.4g}" for n in names),
+                str(r["video_id"]),
+                f"{r['distinctiveness']:.4g}",
+                f"{r['percentile']:.1f}",
+                "yes" if r["in_context"] else "",
+                *(f"{getattr(row, n):.4g}" for n in names),
             )
         console.print(table)
         if out:

@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from tiermem.cli.common import (
-    HIGH_NETWORK_HELP,
-    MID_BACKBONE_HELP,
-    WEIGHTS_HELP,
     app,
     console,
     err_console,
@@ -19,6 +16,11 @@ from tiermem.cli.common import (
     reports_errors,
     split_list,
     terminate_as_interrupt,
+)
+from tiermem.cli.options import (
+    HIGH_NETWORK_HELP,
+    MID_BACKBONE_HELP,
+    WEIGHTS_HELP,
     tier_options,
     with_run_options,
 )
@@ -40,22 +42,49 @@ def extract_command(
         None, help="Video files and/or directories (searched recursively for mp4, webm, mov, avi, mkv)."
     ),
     out: str = typer.Option(..., "--out", help="Feature store directory: one <tier>.parquet per tier."),
-    tiers: list[str] = typer.Option(["low"], "--tiers", help=f"Tiers to extract ({', '.join(list_tiers())}), comma-separated or repeated."),
-    frames: int = typer.Option(45, "--frames", callback=AT_LEAST_ONE, help="Frames sampled uniformly over each video."),
-    size: int = typer.Option(256, "--size", callback=in_range(16), help="Side of the square frames, in pixels (>= 16: HOG needs 2 x 2 cells of 8)."),
-    mode: str = typer.Option("stretch", "--mode", help="Resize: stretch (as the paper) or crop (centre square)."),
-    batch_size: int = typer.Option(8, "--batch-size", callback=AT_LEAST_ONE, help="Videos per worker task; network tiers batch over them."),
+    tiers: list[str] = typer.Option(
+        ["low"], "--tiers", help=f"Tiers to extract ({', '.join(list_tiers())}), comma-separated or repeated."
+    ),
+    frames: int = typer.Option(
+        45, "--frames", callback=AT_LEAST_ONE, help="Frames sampled uniformly over each video."
+    ),
+    size: int = typer.Option(
+        256,
+        "--size",
+        callback=in_range(16),
+        help="Side of the square frames, in pixels (>= 16: HOG needs 2 x 2 cells of 8).",
+    ),
+    mode: str = typer.Option(
+        "stretch", "--mode", help="Resize: stretch (as the paper) or crop (centre square)."
+    ),
+    batch_size: int = typer.Option(
+        8,
+        "--batch-size",
+        callback=AT_LEAST_ONE,
+        help="Videos per worker task; network tiers batch over them.",
+    ),
     state: Optional[str] = typer.Option(
-        None, "--state", help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file."
+        None,
+        "--state",
+        help="Fitted tier state to reuse: a store directory (e.g. the --out of a run on the training split) or a <tier>.state.npz file.",
     ),
     fit_videos: int = typer.Option(
-        200, "--fit-videos", callback=AT_LEAST_ONE,
+        200,
+        "--fit-videos",
+        callback=AT_LEAST_ONE,
         help="Videos a fitted tier (the low tier's HOG PCA) learns from, spread over the inputs; extracted first, the rest once it is fitted.",
     ),
-    flush_every: int = typer.Option(64, "--flush-every", callback=AT_LEAST_ONE, help="Save the tables every N videos (and at least every 10 s)."),
+    flush_every: int = typer.Option(
+        64,
+        "--flush-every",
+        callback=AT_LEAST_ONE,
+        help="Save the tables every N videos (and at least every 10 s).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     captions: Optional[str] = typer.Option(
-        None, "--captions", help="Captions CSV for the text tier (video_id + description_0.., description, caption or title); writes <out>/text.parquet."
+        None,
+        "--captions",
+        help="Captions CSV for the text tier (video_id + description_0.., description, caption or title); writes <out>/text.parquet.",
     ),
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
@@ -83,7 +112,9 @@ def extract_command(
         raise TiermemError(f"--mode {mode!r}: use stretch or crop")
     if "text" in names:  # the text tier reads captions, not pixels
         if not captions:
-            raise TiermemError("--tiers text needs --captions CSV (the text tier embeds captions, not video frames)")
+            raise TiermemError(
+                "--tiers text needs --captions CSV (the text tier embeds captions, not video frames)"
+            )
         from tiermem.cli.progress import StepBars
         from tiermem.tiers.text import embed_captions_table
 
@@ -99,8 +130,17 @@ def extract_command(
         raise TiermemError("no videos given (video tiers need video files or directories)")
     with terminate_as_interrupt(), at_terminal(run.but(batch=batch_size), err_console) as shown:
         report = extract(
-            paths, tiers=names, out=out, frames=frames, size=size, mode=mode, state=state,
-            fit_max_videos=fit_videos, flush_every=flush_every, tier_config=tier_options(weights, mid_backbone, high_network), run=shown,
+            paths,
+            tiers=names,
+            out=out,
+            frames=frames,
+            size=size,
+            mode=mode,
+            state=state,
+            fit_max_videos=fit_videos,
+            flush_every=flush_every,
+            tier_config=tier_options(weights, mid_backbone, high_network),
+            run=shown,
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))

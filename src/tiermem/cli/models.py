@@ -30,18 +30,31 @@ def models_command(
         table.add_column(col)
     for card in cards:
         val = card.get("validation") or {}
-        shown = f"{val['spearman']:.3f} [{val['spearman_95ci'][0]:.3f}, {val['spearman_95ci'][1]:.3f}]" if val else "-"
+        shown = (
+            f"{val['spearman']:.3f} [{val['spearman_95ci'][0]:.3f}, {val['spearman_95ci'][1]:.3f}]"
+            if val
+            else "-"
+        )
         trained = card.get("trained_on") or {}
-        table.add_row(card["name"], card["kind"], str(trained.get("dataset", "-")).split(":")[0], shown,
-                      card["statement"].split(":")[0])
+        table.add_row(
+            card["name"],
+            card["kind"],
+            str(trained.get("dataset", "-")).split(":")[0],
+            shown,
+            card["statement"].split(":")[0],
+        )
     console.print(table)
 
 
 @app.command("predict-text")
 @reports_errors
 def predict_text_command(
-    texts: Optional[list[str]] = typer.Argument(None, help="Descriptions to score (a script line, a brief, a title, a caption)."),
-    model: str = typer.Option("memento10k-captions", "--model", help="A text model: memento10k-captions or videomem-titles."),
+    texts: Optional[list[str]] = typer.Argument(
+        None, help="Descriptions to score (a script line, a brief, a title, a caption)."
+    ),
+    model: str = typer.Option(
+        "memento10k-captions", "--model", help="A text model: memento10k-captions or videomem-titles."
+    ),
     file: Optional[Path] = typer.Option(None, "--file", help="A text file of descriptions, one per line."),
     out: Optional[str] = typer.Option(None, "--out", help="Write text, score, percentile to this CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),

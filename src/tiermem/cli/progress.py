@@ -37,7 +37,9 @@ class StepBars:
     def __enter__(self) -> "StepBars":
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.tasks:
             self.progress.stop()
 
@@ -46,7 +48,9 @@ class StepBars:
             self.progress.start()
         task = self.tasks.get(step.stage)
         if task is None:
-            task = self.tasks[step.stage] = self.progress.add_task(step.stage, total=step.total, unit=step.unit)
+            task = self.tasks[step.stage] = self.progress.add_task(
+                step.stage, total=step.total, unit=step.unit
+            )
         shown = f"{step.stage} · {step.detail}" if step.detail else step.stage
         self.progress.update(task, completed=step.done, total=step.total, description=shown)
 

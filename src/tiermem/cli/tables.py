@@ -19,8 +19,10 @@ from tiermem.cli.common import (
     metrics_table,
     reports_errors,
     to_json,
-    with_head_options,
     writing_model,
+)
+from tiermem.cli.options import (
+    with_head_options,
 )
 from tiermem.cli.progress import StepBars
 from tiermem.run import Step
@@ -30,10 +32,14 @@ if TYPE_CHECKING:
 
 BLOCK_HELP = "A feature block as NAME=TABLE (Parquet, CSV, a directory of <video_id>.npy, or a feature-store table); repeat for several."
 _VAL_OPT = typer.Option(
-    0.1, "--val-fraction", callback=in_range(0, 1, high_open=True),
+    0.1,
+    "--val-fraction",
+    callback=in_range(0, 1, high_open=True),
     help="Share of labelled videos held out for validation (0: none).",
 )
-_DROP_OPT = typer.Option(False, "--drop-missing", help="Drop (and list) labelled videos missing from a block instead of failing.")
+_DROP_OPT = typer.Option(
+    False, "--drop-missing", help="Drop (and list) labelled videos missing from a block instead of failing."
+)
 
 
 def load_blocks(specs: list[str]) -> list:
@@ -61,7 +67,10 @@ def _report_dropped(dropped: list[str]) -> None:
     if dropped:
         from tiermem.errors import first_few
 
-        err_console.print(f"[yellow]warning:[/] dropped {len(dropped)} labelled videos absent from some block: {first_few(dropped, 10)}", highlight=False)
+        err_console.print(
+            f"[yellow]warning:[/] dropped {len(dropped)} labelled videos absent from some block: {first_few(dropped, 10)}",
+            highlight=False,
+        )
 
 
 @app.command("train")
@@ -74,7 +83,11 @@ def train_command(
     out: str = typer.Option(..., "--out", help="Model directory to write (head.json + weights.safetensors)."),
     val_fraction: float = _VAL_OPT,
     drop_missing: bool = _DROP_OPT,
-    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON (validation.honest and validation.best_epoch_on_val)."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the figures as JSON (validation.honest and validation.best_epoch_on_val).",
+    ),
     *,
     head_options: HeadOptions,
 ) -> None:
@@ -99,8 +112,14 @@ def train_command(
         quiet = options.head == "ridge" or as_json  # ridge has no epochs; JSON output stays clean
         with StepBars(console, enabled=not quiet) as progress:
             result = fit_on_blocks(
-                blocks, ids, y, model, val_fraction=val_fraction, seed=options.seed,
-                on_missing="drop" if drop_missing else "raise", progress=progress,
+                blocks,
+                ids,
+                y,
+                model,
+                val_fraction=val_fraction,
+                seed=options.seed,
+                on_missing="drop" if drop_missing else "raise",
+                progress=progress,
             )
         _report_dropped(result.dropped)
         result.head.save(out)
@@ -109,12 +128,20 @@ def train_command(
         return
     rows = [("train", result.train)]
     if result.validation is not None:
-        rows += [("val", result.validation.honest), ("val, best epoch: optimistic (paper protocol)", result.validation.best_epoch_on_val)]
+        rows += [
+            ("val", result.validation.honest),
+            ("val, best epoch: optimistic (paper protocol)", result.validation.best_epoch_on_val),
+        ]
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{options.head} head on {names}: {target}", rows))
-    if options.preset != "m3s" and options.lr is not None:  # a head that trains by epochs: its preset's settings
-        console.print(f"preset {options.preset}: {options.loss} loss {options.loss_params}, Adam lr {options.lr:g}, "
-                      f"weight decay {options.weight_decay:g}, StepLR({options.step_size}, {options.gamma:g})", highlight=False)
+    if (
+        options.preset != "m3s" and options.lr is not None
+    ):  # a head that trains by epochs: its preset's settings
+        console.print(
+            f"preset {options.preset}: {options.loss} loss {options.loss_params}, Adam lr {options.lr:g}, "
+            f"weight decay {options.weight_decay:g}, StepLR({options.step_size}, {options.gamma:g})",
+            highlight=False,
+        )
     if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why
         console.print(result.head.describe_choice(), highlight=False)
     if not result.head.target_scaling_.is_identity:
@@ -125,8 +152,13 @@ def train_command(
 def _train_document(result: Any, options: HeadOptions, target: str, out: str) -> dict[str, Any]:
     """What `train --json` prints: the settings, the training figures and both validation protocols."""
     return {
-        "target": target, "model": out, "head": options.head, "preset": options.preset,
-        "head_params": options.params(), "n_train": len(result.train_ids), "n_val": len(result.val_ids),
+        "target": target,
+        "model": out,
+        "head": options.head,
+        "preset": options.preset,
+        "head_params": options.params(),
+        "n_train": len(result.train_ids),
+        "n_val": len(result.val_ids),
         "train": result.train.to_dict(),
         "validation": result.validation.to_dict() if result.validation is not None else None,
         "dropped": list(result.dropped),
@@ -140,7 +172,9 @@ def evaluate_command(
     labels: str = typer.Option(..., "--labels", help="CSV with video_id and the target column."),
     target: str = typer.Option(..., "--target", help="Label column, e.g. short_term."),
     score_column: str = typer.Option("score", "--score-column", help="Prediction column."),
-    resamples: int = typer.Option(1000, "--resamples", callback=in_range(0), help="Bootstrap resamples for the CI (0: none)."),
+    resamples: int = typer.Option(
+        1000, "--resamples", callback=in_range(0), help="Bootstrap resamples for the CI (0: none)."
+    ),
     seed: int = typer.Option(0, "--seed", callback=SEED_RANGE, help="Bootstrap seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
@@ -198,17 +232,40 @@ def ablate_command(
     stage, done = f"ablation ({head_options.head})", iter(range(1, n_configs + 1))
     with StepBars(console) as progress:
         rows = ablate(
-            blocks, ids, y, head_options.build, head=head_options.head, val_fraction=val_fraction, seed=head_options.seed,
+            blocks,
+            ids,
+            y,
+            head_options.build,
+            head=head_options.head,
+            val_fraction=val_fraction,
+            seed=head_options.seed,
             on_missing="drop" if drop_missing else "raise",
-            on_row=lambda r: progress(Step(stage, next(done), n_configs, "configs", f"{r.label}: ρ {r.val.spearman:.3f}")),
+            on_row=lambda r: progress(
+                Step(stage, next(done), n_configs, "configs", f"{r.label}: ρ {r.val.spearman:.3f}")
+            ),
         )
     table = Table(title=f"ablation, {head_options.head} head, validation: {target}")
-    for col in ("config", "features", "n", "Spearman [95% CI]", "Pearson", "MSE", "best epoch on val: optimistic"):
+    for col in (
+        "config",
+        "features",
+        "n",
+        "Spearman [95% CI]",
+        "Pearson",
+        "MSE",
+        "best epoch on val: optimistic",
+    ):
         table.add_column(col, justify="left" if col == "config" else "right")
     for r in rows:
         m = r.val
-        table.add_row(r.label, str(r.n_features), str(m.n), format_spearman(m), f"{m.pearson:.3f}", f"{m.mse:.4f}",
-                      format_spearman(r.val_best_epoch))
+        table.add_row(
+            r.label,
+            str(r.n_features),
+            str(m.n),
+            format_spearman(m),
+            f"{m.pearson:.3f}",
+            f"{m.mse:.4f}",
+            format_spearman(r.val_best_epoch),
+        )
     console.print(table)
     write_csv_atomic(ablation_frame(rows), csv_path)
     md = ablation_markdown(rows)

@@ -28,18 +28,30 @@ TOP_CONTRIBUTIONS = 2
 def print_timeline(tl: Timeline, console: Console, max_rows: int = MAX_ROWS, width: int = 60) -> None:
     """Print `tl`: a table of its windows, the sparkline with its trough and peak, the summary."""
     if tl.table.empty:
-        console.print(Text(f"{tl.video_id}: no window could be scored" + (f" ({tl.failed})" if tl.failed else ""),
-                           style="yellow"))
+        console.print(
+            Text(
+                f"{tl.video_id}: no window could be scored" + (f" ({tl.failed})" if tl.failed else ""),
+                style="yellow",
+            )
+        )
         return
     s = tl.summary
-    console.print(Text(f"memorability over time: {tl.video_id} ({s['window_s']:g}-s windows every {s['stride_s']:g} s, "
-                       f"{s['duration_s']:.1f} s of video)", style="bold"))
+    console.print(
+        Text(
+            f"memorability over time: {tl.video_id} ({s['window_s']:g}-s windows every {s['stride_s']:g} s, "
+            f"{s['duration_s']:.1f} s of video)",
+            style="bold",
+        )
+    )
     console.print(timeline_table(tl, max_rows))
     if not any(bool(c) for c in tl.table.get("changes", [])):
         console.print(Text(no_changes(tl), style="dim"))
     console.print(sparkline_line(tl, width), highlight=False)
     console.print(summary_line(tl), highlight=False)
-    for line in (tl.note, f"decoding stopped early: {tl.failed}; the windows before it stand" if tl.failed else ""):
+    for line in (
+        tl.note,
+        f"decoding stopped early: {tl.failed}; the windows before it stand" if tl.failed else "",
+    ):
         if line:
             console.print(Text(line, style="yellow"))
 
@@ -52,8 +64,11 @@ def timeline_table(tl: Timeline, max_rows: int = MAX_ROWS) -> Table:
     has_pct = "percentile" in table.columns and table["percentile"].notna().any()
     rows = shown_rows(tl, max_rows)
     has_changes = "changes" in table.columns and any(bool(c) for c in table["changes"])
-    caption = (f"{len(rows)} of {len(table)} windows shown: evenly spread, with the peak, the trough and every change"
-               if len(rows) < len(table) else None)
+    caption = (
+        f"{len(rows)} of {len(table)} windows shown: evenly spread, with the peak, the trough and every change"
+        if len(rows) < len(table)
+        else None
+    )
     out = Table(caption=caption, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     out.add_column("window", justify="right", no_wrap=True)
     out.add_column("score", justify="right")
@@ -71,7 +86,9 @@ def timeline_table(tl: Timeline, max_rows: int = MAX_ROWS) -> Table:
         if has_pct:
             cells.append("-" if r["percentile"] != r["percentile"] else f"{r['percentile']:.0f}")
         if contrib_cols:
-            top = sorted(((c[len("contrib_"):], float(r[c])) for c in contrib_cols), key=lambda kv: -abs(kv[1]))
+            top = sorted(
+                ((c[len("contrib_") :], float(r[c])) for c in contrib_cols), key=lambda kv: -abs(kv[1])
+            )
             cells.append(", ".join(f"{k} {v:+.3f}" for k, v in top[:TOP_CONTRIBUTIONS]))
         marks = [m for m, j in (("peak", peak), ("trough", trough), ("hook", 0)) if i == j]
         cells.append(Text(" ".join(marks), style="green" if i == peak else "red" if i == trough else "cyan"))
@@ -116,11 +133,17 @@ def summary_line(tl: Timeline) -> Text:
         w = s[key]
         return f"{w['score']:.3f} at {w['start']:.1f}–{w['end']:.1f} s"
 
-    parts = [f"mean {s['mean']:.3f}", f"peak {at('peak')}", f"trough {at('trough')}",
-             f"hook (opening window) {s['hook']['score']:.3f}"]
+    parts = [
+        f"mean {s['mean']:.3f}",
+        f"peak {at('peak')}",
+        f"trough {at('trough')}",
+        f"hook (opening window) {s['hook']['score']:.3f}",
+    ]
     if "share_above_median" in s:
-        parts.append(f"{100 * s['share_above_median']:.0f}% of windows above the training median "
-                     f"{s['training_median']:.3f}")
+        parts.append(
+            f"{100 * s['share_above_median']:.0f}% of windows above the training median "
+            f"{s['training_median']:.3f}"
+        )
     parts.append(f"{s['windows']} windows")
     return Text(" · ".join(parts))
 

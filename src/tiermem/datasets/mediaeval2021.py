@@ -58,7 +58,9 @@ def _find(root: Path, name: str) -> Path | None:
 
 
 @register_dataset("mediaeval2021", default_target="scores_normalized_short_term")
-def read_mediaeval2021(root: str | Path, *, name: str = "mediaeval2021", videos: bool | None = None) -> Dataset:
+def read_mediaeval2021(
+    root: str | Path, *, name: str = "mediaeval2021", videos: bool | None = None
+) -> Dataset:
     """Read a MediaEval 2021 subset (Memento10k or TRECVid): every split found under `root`.
 
     `videos`: True requires every clip as `<split folder>/Videos/<id:05d>.mp4` (or `<id>.mp4`),
@@ -73,13 +75,17 @@ def read_mediaeval2021(root: str | Path, *, name: str = "mediaeval2021", videos:
     else:
         parts = {}
         for p in PARTITIONS:
-            hit = _find(root, f"{p}_scores.csv") or _find(root, f"{p}_video_urls.csv") or _find(
-                root, f"{p}_text_descriptions.csv"
+            hit = (
+                _find(root, f"{p}_scores.csv")
+                or _find(root, f"{p}_video_urls.csv")
+                or _find(root, f"{p}_text_descriptions.csv")
             )
             if hit is not None:
                 parts[p] = hit.parent
         if not parts:
-            raise DatasetError(f"{root}: no MediaEval 2021 <train|dev|test>_scores.csv / _video_urls.csv found")
+            raise DatasetError(
+                f"{root}: no MediaEval 2021 <train|dev|test>_scores.csv / _video_urls.csv found"
+            )
 
     ids: list[str] = []
     split: list[str] = []
@@ -99,7 +105,9 @@ def read_mediaeval2021(root: str | Path, *, name: str = "mediaeval2021", videos:
             known = set(part_ids)
             extra = [v for v in desc if v not in known]
             if extra and part_ids:
-                raise DatasetError(f"{desc_path}: video {extra[0]!r} is not in the {p} split ({len(extra)} such)")
+                raise DatasetError(
+                    f"{desc_path}: video {extra[0]!r} is not in the {p} split ({len(extra)} such)"
+                )
             if not part_ids:
                 part_ids = list(desc)
                 scores = pd.DataFrame(index=range(len(part_ids)))

@@ -50,7 +50,9 @@ def read_memento10k(
     root = Path(root)
     wanted = splits or tuple(s for s in SPLITS if memento_json_path(root, s).is_file())
     if not wanted:
-        raise DatasetError(f"{root}: no memento_{{train,val,test}}_data.json found (Memento10k release layout)")
+        raise DatasetError(
+            f"{root}: no memento_{{train,val,test}}_data.json found (Memento10k release layout)"
+        )
 
     ids: list[str] = []
     names: list[str] = []

@@ -80,10 +80,14 @@ def read_split_pickle(path: str | Path, names: tuple[str, ...] = ("train", "val"
         parts = {str(k): v for k, v in obj.items()}
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(x, (list, tuple)) for x in obj):
         if len(obj) > len(names):
-            raise DatasetError(f"{path}: {len(obj)} name lists, expected at most {len(names)} ({', '.join(names)})")
+            raise DatasetError(
+                f"{path}: {len(obj)} name lists, expected at most {len(names)} ({', '.join(names)})"
+            )
         parts = dict(zip(names, obj))
     else:
-        raise DatasetError(f"{path}: expected a tuple of name lists ({', '.join(names)}), got {type(obj).__name__}")
+        raise DatasetError(
+            f"{path}: expected a tuple of name lists ({', '.join(names)}), got {type(obj).__name__}"
+        )
     out: dict[str, list[str]] = {}
     for split, seq in parts.items():
         if not isinstance(seq, (list, tuple)):

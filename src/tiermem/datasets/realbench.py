@@ -52,7 +52,9 @@ def read_realbench(set_dir: str | Path, *, name: str | None = None) -> Dataset:
             raise DatasetError(f"{test_path}: video {both[0]!r} is also in {labels.name} ({len(both)} such)")
         ids += test_ids
         split += ["test"] * len(test_ids)
-        scores = pd.concat([scores, pd.DataFrame(index=range(len(test_ids)), columns=score_cols, dtype=float)])
+        scores = pd.concat(
+            [scores, pd.DataFrame(index=range(len(test_ids)), columns=score_cols, dtype=float)]
+        )
         sources.append(str(test_path))
     scores.index = pd.Index(ids, name="video_id")
 
@@ -62,7 +64,9 @@ def read_realbench(set_dir: str | Path, *, name: str | None = None) -> Dataset:
         by_id = read_captions_csv(cap_path)
         missing = [v for v in ids if v not in by_id]
         if missing:
-            raise DatasetError(f"{cap_path}: no caption for video {missing[0]!r} ({len(missing)} videos without)")
+            raise DatasetError(
+                f"{cap_path}: no caption for video {missing[0]!r} ({len(missing)} videos without)"
+            )
         captions = [by_id[v] for v in ids]
         sources.append(str(cap_path))
 

@@ -215,7 +215,11 @@ def clean_scores(
         kind = score_kind(col)
         for i, v in enumerate(raw):
             where = row_names[i] if row_names is not None else f"{path}: {row_label(i)}"
-            if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            if (
+                v is None
+                or (isinstance(v, float) and math.isnan(v))
+                or (isinstance(v, str) and not v.strip())
+            ):
                 if allow_missing:
                     vals[i] = np.nan
                     continue

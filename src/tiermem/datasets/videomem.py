@@ -20,7 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from tiermem.datasets.names_pickle import read_split_pickle
-from tiermem.datasets.record import Dataset, clean_ids, clean_scores, read_csv, require_columns, resolve_videos
+from tiermem.datasets.record import (
+    Dataset,
+    clean_ids,
+    clean_scores,
+    read_csv,
+    require_columns,
+    resolve_videos,
+)
 from tiermem.datasets.registry import register_dataset
 from tiermem.errors import DatasetError
 
@@ -35,7 +42,14 @@ SCORE_COLUMNS = (
 )
 #: Video folders of the known releases, in the order they are looked for.
 VIDEO_DIRS = ("resized_mp4", "sources", "videos", "Videos")
-_PLACES = ("", "ground-truth", "dev-set", "dev-set/ground-truth", "devset/dev-set", "devset/dev-set/ground-truth")
+_PLACES = (
+    "",
+    "ground-truth",
+    "dev-set",
+    "dev-set/ground-truth",
+    "devset/dev-set",
+    "devset/dev-set/ground-truth",
+)
 
 
 def _locate(root: Path, name: str) -> Path | None:
@@ -119,7 +133,9 @@ def _assign_split(parts: dict[str, list[str]], ids: list[str], pkl: Path) -> lis
         for n in names:
             vid = Path(n).stem
             if vid not in known:
-                raise DatasetError(f"{pkl}: split {split!r} lists {n!r}, which the ground truth does not have")
+                raise DatasetError(
+                    f"{pkl}: split {split!r} lists {n!r}, which the ground truth does not have"
+                )
             if vid in of:
                 raise DatasetError(f"{pkl}: {n!r} is in both split {of[vid]!r} and {split!r}")
             of[vid] = split

@@ -79,7 +79,9 @@ class Distinctiveness:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_features_in_"):
-            from tiermem.distinctiveness.errors import NotFittedError  # scikit-learn's, so imported when raised
+            from tiermem.distinctiveness.errors import (
+                NotFittedError,
+            )  # scikit-learn's, so imported when raised
 
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(X_context) first")
 
@@ -203,7 +205,9 @@ class Distinctiveness:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: np.savez(f, __json__=np.array(json.dumps(meta, sort_keys=True)), **arrays))
+        atomic_write(
+            path, lambda f: np.savez(f, __json__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        )
         return path
 
     @staticmethod
@@ -224,9 +228,13 @@ class Distinctiveness:
             raise ArtifactError(f"{path}: its JSON record is a {type(meta).__name__}, not an object")
         for key, value in state.items():
             if value.dtype.kind == "f" and not np.isfinite(value).all():
-                raise ArtifactError(f"{path}: array {key!r} holds {int((~np.isfinite(value)).sum())} NaN/inf values")
+                raise ArtifactError(
+                    f"{path}: array {key!r} holds {int((~np.isfinite(value)).sum())} NaN/inf values"
+                )
             if key.endswith("scale") and value.dtype.kind in "fiu" and (value <= 0).any():
-                raise ArtifactError(f"{path}: array {key!r} holds values <= 0, where a scale must be positive")
+                raise ArtifactError(
+                    f"{path}: array {key!r} holds values <= 0, where a scale must be positive"
+                )
         state.update(meta)
         try:
             est = Distinctiveness.from_state(state)
@@ -234,7 +242,9 @@ class Distinctiveness:
         except TiermemError as exc:
             raise ArtifactError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise ArtifactError(f"{path}: fitted state does not fit together ({type(exc).__name__}: {exc})") from None
+            raise ArtifactError(
+                f"{path}: fitted state does not fit together ({type(exc).__name__}: {exc})"
+            ) from None
         if probe.shape != (1, len(est.feature_names)) or not np.isfinite(probe).all():
             raise ArtifactError(f"{path}: fitted state gives no finite {est.name} features")
         return est

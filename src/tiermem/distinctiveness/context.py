@@ -38,8 +38,13 @@ def _concat_blocks(blocks: Sequence[Block], name: str) -> Block:
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise DataMismatchError(f"video_id {uniq[counts > 1][0]!r} appears in more than one input")
-    return Block(name, ids, list(first.feature_names), np.concatenate([b.values for b in blocks]),
-                 ", ".join(b.source for b in blocks))
+    return Block(
+        name,
+        ids,
+        list(first.feature_names),
+        np.concatenate([b.values for b in blocks]),
+        ", ".join(b.source for b in blocks),
+    )
 
 
 def load_source_block(
@@ -61,7 +66,9 @@ def load_source_block(
     videos = [p for p in paths if p not in tables]
     blocks: list[Block] = []
     for p in tables:
-        blocks.append(load_block(p / f"{source}.parquet" if (p / f"{source}.parquet").is_file() else p, source))
+        blocks.append(
+            load_block(p / f"{source}.parquet" if (p / f"{source}.parquet").is_file() else p, source)
+        )
     failures: list[tuple[str, str]] = []
     if videos:
         from tiermem.extraction import extract_videos
@@ -74,8 +81,15 @@ def load_source_block(
         stored = load_block(Path(store) / f"{source}.parquet", source)
         keep = np.isin(stored.ids, sorted(wanted))
         if keep.any():
-            blocks.append(Block(source, stored.ids[keep], stored.feature_names, stored.values[keep],
-                                ", ".join(map(str, videos))))
+            blocks.append(
+                Block(
+                    source,
+                    stored.ids[keep],
+                    stored.feature_names,
+                    stored.values[keep],
+                    ", ".join(map(str, videos)),
+                )
+            )
     if not blocks:
         raise DataMismatchError(f"no usable {source} features in {', '.join(map(str, paths))}")
     return _concat_blocks(blocks, source), failures
@@ -134,12 +148,14 @@ def distinctiveness_report(
     if (~in_context).any():
         F[~in_context] = est.transform(Xq[~in_context])
     scores = est.score_features(F)
-    out = pd.DataFrame({
-        "video_id": qry.ids.astype(str),
-        "distinctiveness": scores,
-        "percentile": est.percentile(scores),
-        "in_context": in_context,
-    })
+    out = pd.DataFrame(
+        {
+            "video_id": qry.ids.astype(str),
+            "distinctiveness": scores,
+            "percentile": est.percentile(scores),
+            "in_context": in_context,
+        }
+    )
     out = pd.concat([out, pd.DataFrame(F, columns=est.feature_names)], axis=1)
     return DistinctivenessReport(table=out, estimator=est)
 

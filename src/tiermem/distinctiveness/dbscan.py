@@ -79,20 +79,43 @@ class DBSCANDistinctiveness(Distinctiveness):
 
     name = "dbscan"
     _PARAMS = (
-        "source", "n_components", "standardize", "tsne_components", "perplexity", "min_samples",
-        "hidden_layer_sizes", "max_iter", "random_state", "eps", "whiten", "tsne_init", "tsne_learning_rate",
+        "source",
+        "n_components",
+        "standardize",
+        "tsne_components",
+        "perplexity",
+        "min_samples",
+        "hidden_layer_sizes",
+        "max_iter",
+        "random_state",
+        "eps",
+        "whiten",
+        "tsne_init",
+        "tsne_learning_rate",
         "noise_column",
     )
 
     def __init__(
-        self, source: str = "mid", n_components: int = 10, standardize: bool = True,
-        tsne_components: int = 3, perplexity: float = 30.0, min_samples: int | None = None,
-        hidden_layer_sizes: tuple[int, ...] = (64,), max_iter: int = 500, random_state: int = 0,
-        eps: float | None = None, whiten: bool = False, tsne_init: str = "pca", tsne_learning_rate: float | str = "auto",
+        self,
+        source: str = "mid",
+        n_components: int = 10,
+        standardize: bool = True,
+        tsne_components: int = 3,
+        perplexity: float = 30.0,
+        min_samples: int | None = None,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        max_iter: int = 500,
+        random_state: int = 0,
+        eps: float | None = None,
+        whiten: bool = False,
+        tsne_init: str = "pca",
+        tsne_learning_rate: float | str = "auto",
         noise_column: str = "own",
     ) -> None:
         if noise_column not in NOISE_COLUMNS:
-            raise TiermemError(f"dbscan: noise_column must be one of {', '.join(NOISE_COLUMNS)}, got {noise_column!r}")
+            raise TiermemError(
+                f"dbscan: noise_column must be one of {', '.join(NOISE_COLUMNS)}, got {noise_column!r}"
+            )
         if eps is not None and not eps > 0:
             raise TiermemError(f"dbscan: eps must be > 0, got {eps}")
         self.eps = eps
@@ -125,8 +148,11 @@ class DBSCANDistinctiveness(Distinctiveness):
         Z = self.projection_.fit_transform(X, self.random_state)
         perplexity = min(float(self.perplexity), (len(Z) - 1) / 3.0)
         self.embedding_ = TSNE(
-            n_components=self.tsne_components, perplexity=perplexity, init=self.tsne_init,
-            learning_rate=self.tsne_learning_rate, random_state=self.random_state,
+            n_components=self.tsne_components,
+            perplexity=perplexity,
+            init=self.tsne_init,
+            learning_rate=self.tsne_learning_rate,
+            random_state=self.random_state,
         ).fit_transform(self.projection_.whiten(Z) if self.whiten else Z)
         min_samples = self._min_samples()
         self.eps_ = float(self.eps) if self.eps is not None else knee_eps(self.embedding_, min_samples)
@@ -141,17 +167,17 @@ class DBSCANDistinctiveness(Distinctiveness):
         self.classifier_converged_ = True
         if len(self.classes_) > 1:
             clf = MLPClassifier(
-                hidden_layer_sizes=self.hidden_layer_sizes, activation="relu",
-                max_iter=self.max_iter, random_state=self.random_state,
+                hidden_layer_sizes=self.hidden_layer_sizes,
+                activation="relu",
+                max_iter=self.max_iter,
+                random_state=self.random_state,
             )
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 clf.fit(self.projection_.whiten(Z), target)
             # Not converged after max_iter usually means still fitting the last few border
             # points; the context accuracy below says how well it separates the clusters.
-            self.classifier_converged_ = not any(
-                issubclass(w.category, ConvergenceWarning) for w in caught
-            )
+            self.classifier_converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
             self.coefs_ = [w.astype(np.float64) for w in clf.coefs_]
             self.intercepts_ = [b.astype(np.float64) for b in clf.intercepts_]
         else:
@@ -160,8 +186,13 @@ class DBSCANDistinctiveness(Distinctiveness):
         logger.info(
             "dbscan distinctiveness (%s): eps=%.4g min_samples=%d -> %d clusters, noise share %.3f; "
             "classifier accuracy on the context %.3f (converged: %s)",
-            self.source, self.eps_, min_samples, self.n_clusters_, self.noise_share_,
-            self.classifier_accuracy_, self.classifier_converged_,
+            self.source,
+            self.eps_,
+            min_samples,
+            self.n_clusters_,
+            self.noise_share_,
+            self.classifier_accuracy_,
+            self.classifier_converged_,
         )
         return self._one_hot(target)
 
@@ -194,12 +225,18 @@ class DBSCANDistinctiveness(Distinctiveness):
         return 1.0 - F @ share[: F.shape[1]]
 
     def _names(self) -> list[str]:
-        return [f"cluster_{i}" for i in range(self.n_clusters_)] + (["noise"] if self._noise_own_column else [])
+        return [f"cluster_{i}" for i in range(self.n_clusters_)] + (
+            ["noise"] if self._noise_own_column else []
+        )
 
     def _summary(self) -> dict[str, Any]:
         return {
-            "eps": self.eps_, "eps_from": "fixed" if self.eps is not None else "knee", "min_samples": self._min_samples(), "n_clusters": self.n_clusters_,
-            "noise_share": self.noise_share_, "classifier_accuracy": self.classifier_accuracy_,
+            "eps": self.eps_,
+            "eps_from": "fixed" if self.eps is not None else "knee",
+            "min_samples": self._min_samples(),
+            "n_clusters": self.n_clusters_,
+            "noise_share": self.noise_share_,
+            "classifier_accuracy": self.classifier_accuracy_,
             "classifier_converged": self.classifier_converged_,
         }
 

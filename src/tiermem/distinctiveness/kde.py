@@ -32,8 +32,12 @@ class KDEDistinctiveness(Distinctiveness):
     _PARAMS = ("source", "bandwidth", "n_components", "standardize", "random_state")
 
     def __init__(
-        self, source: str = "mid", bandwidth: str | float = "scott", n_components: int = 10,
-        standardize: bool = True, random_state: int = 0,
+        self,
+        source: str = "mid",
+        bandwidth: str | float = "scott",
+        n_components: int = 10,
+        standardize: bool = True,
+        random_state: int = 0,
     ) -> None:
         self.source = source
         self.bandwidth = bandwidth
@@ -92,8 +96,11 @@ class KDEDistinctiveness(Distinctiveness):
         return {"bandwidth": self.bandwidth_}
 
     def _state(self) -> dict[str, Any]:
-        return {"context": self.context_, "bandwidth_value": float(self.bandwidth_),
-                **self.projection_.state()}
+        return {
+            "context": self.context_,
+            "bandwidth_value": float(self.bandwidth_),
+            **self.projection_.state(),
+        }
 
     def _load(self, state: Mapping[str, Any]) -> None:
         self.projection_ = Projection(self.n_components, self.standardize).load(state)

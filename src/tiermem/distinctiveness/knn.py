@@ -25,7 +25,11 @@ class KNNDistinctiveness(Distinctiveness):
     _PARAMS = ("source", "k", "n_components", "standardize", "random_state")
 
     def __init__(
-        self, source: str = "mid", k: int = 10, n_components: int = 10, standardize: bool = True,
+        self,
+        source: str = "mid",
+        k: int = 10,
+        n_components: int = 10,
+        standardize: bool = True,
         random_state: int = 0,
     ) -> None:
         self.source = source

@@ -33,7 +33,9 @@ class Projection:
         n_features = X.shape[1]
         self.standardiser_ = Standardiser().fit(X) if self.standardize else Standardiser.identity(n_features)
         n = min(self.n_components, X.shape[0], n_features)
-        pca = PCA(n_components=n, svd_solver="full", random_state=random_state).fit(self.standardiser_.transform(X))
+        pca = PCA(n_components=n, svd_solver="full", random_state=random_state).fit(
+            self.standardiser_.transform(X)
+        )
         self.pca_mean_ = pca.mean_.astype(np.float64)
         self.components_ = pca.components_.astype(np.float64)
         var = pca.explained_variance_.astype(np.float64)

@@ -50,7 +50,9 @@ def fit_frames_per_clip(videos: int, frames: int) -> int:
     return max(frames, -(-FIT_MIN_FRAMES // max(videos, 1)))
 
 
-def fits_on_pass(tier: Tier, videos: int, per_clip: int, run_frames: int | None, size: int, room: int) -> bool:
+def fits_on_pass(
+    tier: Tier, videos: int, per_clip: int, run_frames: int | None, size: int, room: int
+) -> bool:
     """Whether `tier` is fitted on the extraction's own pass over its `videos` sampled videos:
     it can be, the run decodes a known number of frames of at least `per_clip`, and the deferred
     work of the whole sample fits in `room` bytes."""
@@ -155,13 +157,21 @@ def no_fitting_video(name: str, failed: list[tuple[str, str]]) -> TiermemError:
     )
 
 
-def save_fitted(name: str, tier: Tier, store: FeatureStore, report: ExtractReport, config: dict[str, Any]) -> None:
+def save_fitted(
+    name: str, tier: Tier, store: FeatureStore, report: ExtractReport, config: dict[str, Any]
+) -> None:
     """Save a tier's new state in the store (with how it was fitted) and note it in the report."""
     store.save_state(name, tier.state_dict(), config=config)
     report.fitted.append(name)
 
 
 __all__ = [
-    "FIT_MIN_FRAMES", "fit_frames_per_clip", "fit_on_pass", "fit_sample", "fit_tier", "fits_on_pass",
-    "no_fitting_video", "save_fitted",
+    "FIT_MIN_FRAMES",
+    "fit_frames_per_clip",
+    "fit_on_pass",
+    "fit_sample",
+    "fit_tier",
+    "fits_on_pass",
+    "no_fitting_video",
+    "save_fitted",
 ]

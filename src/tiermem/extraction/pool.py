@@ -117,7 +117,9 @@ class WorkerPool:
     def __enter__(self) -> "WorkerPool":
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._executor is None:
             return
         if kind is not None:  # stopping on an error or an interrupt: do not wait for running tasks
@@ -142,7 +144,9 @@ class WorkerPool:
         self._processes.update((p.pid, p) for p in multiprocessing.active_children() if p.pid is not None)
         return future, number
 
-    def imap(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int) -> Iterator[tuple[int, Any]]:
+    def imap(
+        self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int
+    ) -> Iterator[tuple[int, Any]]:
         """(index, fn(*args[index])) as tasks finish, at most `ahead` in flight.
 
         A task whose worker died yields a `WorkerDied` instead of its result; the tasks that
@@ -182,7 +186,9 @@ class WorkerPool:
     def _restart(self) -> dict[int, str]:
         """After a worker died: the numbers of the tasks that ran on it, with the reason; a fresh pool next."""
         assert self._executor is not None
-        self._executor.shutdown(wait=True)  # the executor has failed every unfinished task and stopped the others
+        self._executor.shutdown(
+            wait=True
+        )  # the executor has failed every unfinished task and stopped the others
         self._executor = None
         took: dict[int, int] = {}
         while not self._started.empty():

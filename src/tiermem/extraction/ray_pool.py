@@ -71,8 +71,13 @@ class RayPool:
     """`size` Ray actors of `cpus` CPUs (and `gpus` GPUs) each; ended with the run."""
 
     def __init__(
-        self, size: int, decode_options: dict[str, Any], threads: int, address: str | None = None,
-        cpus: float | None = None, gpus: float = 0.0,
+        self,
+        size: int,
+        decode_options: dict[str, Any],
+        threads: int,
+        address: str | None = None,
+        cpus: float | None = None,
+        gpus: float = 0.0,
     ) -> None:
         self.ray = import_ray()
         self.size = size
@@ -88,14 +93,21 @@ class RayPool:
         ray = self.ray
         if not ray.is_initialized():
             try:
-                ray.init(address=self._address, include_dashboard=False, configure_logging=False,
-                         log_to_driver=False, ignore_reinit_error=True)
+                ray.init(
+                    address=self._address,
+                    include_dashboard=False,
+                    configure_logging=False,
+                    log_to_driver=False,
+                    ignore_reinit_error=True,
+                )
             except ConnectionError as exc:
                 raise TiermemError(f"cannot reach the Ray cluster at {self._address}: {exc}") from None
             self._started_ray = True
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for actor in self._actors:
             self.ray.kill(actor)
         self._actors.clear()
@@ -127,14 +139,18 @@ class RayPool:
                     self.ray.kill(actor)
                     self._start_failures += 1
                     if self._start_failures >= MAX_TRIES:
-                        raise TiermemError(f"Ray workers fail as they start ({MAX_TRIES} in a row): {_cause(err)} "
-                                           "(is tiermem installed on every node?)") from None
+                        raise TiermemError(
+                            f"Ray workers fail as they start ({MAX_TRIES} in a row): {_cause(err)} "
+                            "(is tiermem installed on every node?)"
+                        ) from None
                     self._new_actor()
                     continue
                 self._start_failures = 0
         return [a for a, ref in self._actors.items() if ref is None]
 
-    def imap(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int) -> Iterator[tuple[int, Any]]:
+    def imap(
+        self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], ahead: int
+    ) -> Iterator[tuple[int, Any]]:
         """(index, fn(*args[index])) as tasks finish; a task whose worker kept dying yields `WorkerDied`."""
         ray = self.ray
         while len(self._actors) < self.size:
@@ -142,7 +158,9 @@ class RayPool:
         todo = collections.deque(range(len(args)))
         tries = collections.Counter[int]()
         running: dict[Any, tuple[int, Any]] = {}  # task ref -> (index, actor)
-        inflight: dict[Any, collections.deque[int]] = collections.defaultdict(collections.deque)  # actor -> indices, oldest first
+        inflight: dict[Any, collections.deque[int]] = collections.defaultdict(
+            collections.deque
+        )  # actor -> indices, oldest first
         blamed: dict[Any, int] = {}  # dead actor -> the task it was running (the others only waited)
         stalled_since: float | None = None
         while todo or running:
@@ -152,9 +170,11 @@ class RayPool:
             elif stalled_since is None:
                 stalled_since = time.monotonic()
             elif time.monotonic() - stalled_since > START_TIMEOUT_S:
-                raise TiermemError(f"no Ray worker started within {START_TIMEOUT_S:.0f} s: the cluster has no room for "
-                                   f"a worker of {self._resources['num_cpus']:g} CPU(s) and {self._resources['num_gpus']:g} "
-                                   "GPU(s) (ray status)")
+                raise TiermemError(
+                    f"no Ray worker started within {START_TIMEOUT_S:.0f} s: the cluster has no room for "
+                    f"a worker of {self._resources['num_cpus']:g} CPU(s) and {self._resources['num_gpus']:g} "
+                    "GPU(s) (ray status)"
+                )
             load = collections.Counter(actor for _, actor in running.values())
             for actor in sorted(ready, key=lambda a: load[a]):
                 while todo and load[actor] < PER_ACTOR and len(running) < max(1, ahead):
@@ -187,7 +207,12 @@ class RayPool:
                     if index != blamed.get(actor, index):
                         tries[index] -= 1  # it only waited behind the task that died: not its fault
                     if tries[index] >= MAX_TRIES:
-                        yield index, WorkerDied(f"worker process died {MAX_TRIES} times on this batch ({_cause(err)})")
+                        yield (
+                            index,
+                            WorkerDied(
+                                f"worker process died {MAX_TRIES} times on this batch ({_cause(err)})"
+                            ),
+                        )
                     else:
                         todo.appendleft(index)
                     continue

@@ -135,8 +135,16 @@ def extract_videos(
         local = Extractor(built, decode_options, decode_threads=0)
         pool: WorkerPool | RayPool | None = None
         if engine.name == "ray":
-            pool = stack.enter_context(RayPool(workers, decode_options, max(1, int(engine.cpus_per_worker)), engine.address,
-                                               cpus=engine.cpus_per_worker, gpus=engine.gpus_per_worker))
+            pool = stack.enter_context(
+                RayPool(
+                    workers,
+                    decode_options,
+                    max(1, int(engine.cpus_per_worker)),
+                    engine.address,
+                    cpus=engine.cpus_per_worker,
+                    gpus=engine.gpus_per_worker,
+                )
+            )
         elif workers > 1:
             pool = stack.enter_context(WorkerPool(workers, decode_options, threads))
 
@@ -146,14 +154,19 @@ def extract_videos(
         for vid, clash in shared_ids([paths[i] for i in hashes]).items():
             for p in clash:
                 others = ", ".join(str(q) for q in clash if q is not p)
-                report.failed.append((str(p), f"video id {vid!r} is used by more than one file (also {others})"))
+                report.failed.append(
+                    (str(p), f"video id {vid!r} is used by more than one file (also {others})")
+                )
             hashes = {i: h for i, h in hashes.items() if ids[i] != vid}
         readable = sorted(hashes)
         for name in built:  # a table that cannot be read (truncated, foreign) is kept aside and rebuilt
             if (why := store.unreadable_table(name)) is not None:
                 table = store.table_path(name)
                 moved = store.set_aside(table)
-                run.note(f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing", warning=True)
+                run.note(
+                    f"{table}: not a readable feature table ({why}); moved to {moved}, recomputing",
+                    warning=True,
+                )
 
         # 2. fitted state: given, saved here, or fitted now on a sample of the inputs (on the
         #    extraction's own pass where it can be). A state applies only to frames decoded the
@@ -183,7 +196,9 @@ def extract_videos(
             # Half the frame memory may hold the sample's deferred work until the fit.
             elif fits_on_pass(tier, len(sample), per_clip, None if fps else frames, size, frame_memory // 2):
                 on_pass[name] = tier
-            elif fit_tier(name, tier, sample, per_clip, fit_frames, local, pool, report, run, len(sample) == len(inputs)):
+            elif fit_tier(
+                name, tier, sample, per_clip, fit_frames, local, pool, report, run, len(sample) == len(inputs)
+            ):
                 save_fitted(name, tier, store, report, {"tier": tier.config, **fit_config})
             else:
                 readable = []  # no input decodes: each is in report.failed with its reason
@@ -215,12 +230,17 @@ def extract_videos(
             spec = TierSpec.of(built, str(store.root.resolve()), device, _shared_states(pool, built))
             sample_batches = _batches(jobs, per_task, workers)
             outcomes, fitted = fit_on_pass(
-                on_pass, jobs, run_batches(sample_batches, local, _pool_for(pool, sample_batches), spec), arrived
+                on_pass,
+                jobs,
+                run_batches(sample_batches, local, _pool_for(pool, sample_batches), spec),
+                arrived,
             )
             for name in fitted:
                 save_fitted(name, built[name], store, report, {"tier": built[name].config, **fit_config})
             if not fitted and len(sample) < len(inputs):
-                raise no_fitting_video(next(iter(on_pass)), [(o.job.path, "; ".join(o.errors)) for o in outcomes])
+                raise no_fitting_video(
+                    next(iter(on_pass)), [(o.job.path, "; ".join(o.errors)) for o in outcomes]
+                )
             keys = {name: extraction_key(t, decode_options) for name, t in built.items()}
             for o in outcomes:
                 record(o, built, keys, writers, report)
@@ -241,13 +261,17 @@ def extract_videos(
         # 5. extraction; rows are written here, by this process only
         run.progress(stage, 0, len(jobs))
         batches = _batches(jobs, per_task, workers)
-        spec = TierSpec.of(built, str(store.root.resolve()), device, _shared_states(pool, built) if batches else None)
+        spec = TierSpec.of(
+            built, str(store.root.resolve()), device, _shared_states(pool, built) if batches else None
+        )
         finished = 0
         for outcomes in run_batches(batches, local, _pool_for(pool, batches), spec):
             for o in outcomes:
                 record(o, built, keys, writers, report)
             finished += len(outcomes)
-            run.progress(stage, finished, len(jobs), detail=f"{len(report.failed)} failed" if report.failed else "")
+            run.progress(
+                stage, finished, len(jobs), detail=f"{len(report.failed)} failed" if report.failed else ""
+            )
     # leaving the stack flushed every writer, shut the pool down and released the lock
     report.done.sort()
     report.skipped.sort()
@@ -341,7 +365,9 @@ def _given_states(state: str | os.PathLike[str] | None, fitted_tiers: list[str])
         states = {n: s for n in fitted_tiers if (s := source.load_state(n)) is not None}
         missing = [n for n in fitted_tiers if n not in states]
         if missing:
-            raise TiermemError(f"{path}: no fitted state for tier(s) {', '.join(missing)} (expected <tier>.state.npz)")
+            raise TiermemError(
+                f"{path}: no fitted state for tier(s) {', '.join(missing)} (expected <tier>.state.npz)"
+            )
         return states
     if not path.exists():
         raise TiermemError(f"{path}: state file not found")
@@ -351,5 +377,3 @@ def _given_states(state: str | os.PathLike[str] | None, fitted_tiers: list[str])
             f"{path}: holds the state of tier {saved.tier!r}, not of a requested tier that is fitted ({', '.join(fitted_tiers)})"
         )
     return {saved.tier: saved}
-
-

@@ -110,10 +110,16 @@ def window_features(
         else:
             pool = shared.pools[key] = shared.stack.enter_context(_new_pool(run, threads))
         fitted = {n: t.state_dict() for n, t in tiers.items() if t.requires_fit}
-        spec = TierSpec.of(tiers, store or "", device, pool.share(fitted) if isinstance(pool, RayPool) else None)
+        spec = TierSpec.of(
+            tiers, store or "", device, pool.share(fitted) if isinstance(pool, RayPool) else None
+        )
         found: dict[int, WindowFeatures] = {}
         for i, result in pool.imap(_scan_stretch, [(spec, part) for part in parts], ahead=len(parts)):
-            found[i] = _ended(parts[i], result.reason, "the timeline stopped") if isinstance(result, WorkerDied) else result
+            found[i] = (
+                _ended(parts[i], result.reason, "the timeline stopped")
+                if isinstance(result, WorkerDied)
+                else result
+            )
             if on_seconds is not None:
                 on_seconds(max(f.duration for f in found.values()))
     joined = _joined([found[i] for i in range(len(parts))])
@@ -149,16 +155,29 @@ def shared_workers() -> Iterator[None]:
 def _new_pool(run: Run, threads: int) -> WorkerPool | RayPool:
     engine = run.cluster
     if engine.name == "ray":
-        return RayPool(run.workers, {}, max(1, int(engine.cpus_per_worker)), engine.address,
-                       cpus=engine.cpus_per_worker, gpus=engine.gpus_per_worker)
+        return RayPool(
+            run.workers,
+            {},
+            max(1, int(engine.cpus_per_worker)),
+            engine.address,
+            cpus=engine.cpus_per_worker,
+            gpus=engine.gpus_per_worker,
+        )
     return WorkerPool(run.workers, {}, threads)
 
 
 def _scan_stretch(spec: TierSpec, part: Stretch) -> WindowFeatures:
     """A worker's task: scan one stretch of the video."""
     try:
-        return scan(part.path, worker_tiers(spec), part.plan, size=part.size, mode=part.mode,
-                    threads=worker_state()["threads"], windows=(part.first, part.last))
+        return scan(
+            part.path,
+            worker_tiers(spec),
+            part.plan,
+            size=part.size,
+            mode=part.mode,
+            threads=worker_state()["threads"],
+            windows=(part.first, part.last),
+        )
     except VideoDecodeError as exc:
         if part.first == 0:
             raise  # not a video at all: the caller reports it as for one pass

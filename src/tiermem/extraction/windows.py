@@ -125,7 +125,9 @@ def scan(
 
 
 class _Scan:
-    def __init__(self, path: str, tiers: dict[str, Tier], plan: WindowPlan, size: int, mode: ResizeMode) -> None:
+    def __init__(
+        self, path: str, tiers: dict[str, Tier], plan: WindowPlan, size: int, mode: ResizeMode
+    ) -> None:
         self.path, self.tiers, self.plan, self.size, self.mode = path, tiers, plan, size, mode
         self.reads = {n: t.reads(plan.frames) for n, t in tiers.items() if isinstance(t, FrameTier)}
         self.heap: list[tuple[float, int, int]] = []  # (time, window, position)
@@ -194,7 +196,8 @@ class _Scan:
     def _ready(self, end_at_least: float) -> list[_Pending]:
         """Windows with every frame in hand that end within the video decoded so far."""
         return [
-            w for w in self.pending.values()
+            w
+            for w in self.pending.values()
             if w.filled == self.plan.frames and self.plan.start(w.k) + self.plan.length <= end_at_least + 1e-6
         ]
 
@@ -234,12 +237,23 @@ class _Scan:
             for name, reads in self.reads.items():
                 tier = self.tiers[name]
                 assert isinstance(tier, FrameTier)
-                work = {job: np.stack([self.work[(name, job)][int(k)] for k in w.keys[idx]]) for job, idx in reads.frames.items()}
-                work.update({
-                    job: np.stack([self.work[(name, job)][(int(a), int(b))] for a, b in zip(w.keys[idx], w.keys[idx + 1])])
-                    if len(idx) else np.zeros((0,), np.float32)
-                    for job, idx in reads.pairs.items()
-                })
+                work = {
+                    job: np.stack([self.work[(name, job)][int(k)] for k in w.keys[idx]])
+                    for job, idx in reads.frames.items()
+                }
+                work.update(
+                    {
+                        job: np.stack(
+                            [
+                                self.work[(name, job)][(int(a), int(b))]
+                                for a, b in zip(w.keys[idx], w.keys[idx + 1])
+                            ]
+                        )
+                        if len(idx)
+                        else np.zeros((0,), np.float32)
+                        for job, idx in reads.pairs.items()
+                    }
+                )
                 values[name], facts[name] = tier.aggregate(work, meta, w.frame_times)
             for name, result in whole_results.items():
                 values[name], facts[name] = result.values[j], result.facts[j] if result.facts else {}
@@ -279,21 +293,39 @@ class _Scan:
             values[name] = result.values
             if result.facts and result.facts[0]:
                 facts[name] = result.facts[0]
-        note = (f"the video ({clip.meta.duration:.2f} s) is shorter than one {self.plan.length:g}-s window: "
-                "one window covers all of it")
-        return WindowFeatures(self.path, np.array([0.0]), np.array([clip.meta.duration]), values, [facts],
-                              clip.meta.duration, note=note)
+        note = (
+            f"the video ({clip.meta.duration:.2f} s) is shorter than one {self.plan.length:g}-s window: "
+            "one window covers all of it"
+        )
+        return WindowFeatures(
+            self.path,
+            np.array([0.0]),
+            np.array([clip.meta.duration]),
+            values,
+            [facts],
+            clip.meta.duration,
+            note=note,
+        )
 
     def _result(self, duration: float, broken: StreamBrokenError | None) -> WindowFeatures:
         self.rows.sort(key=lambda r: r[0])
         starts = np.array([self.plan.start(k) for k, _, _ in self.rows], dtype=np.float64)
         dims = {n: len(t.feature_names) for n, t in self.tiers.items()}
         values = {
-            n: np.stack([v[n] for _, v, _ in self.rows]).astype(np.float32) if self.rows else np.zeros((0, dims[n]), np.float32)
+            n: np.stack([v[n] for _, v, _ in self.rows]).astype(np.float32)
+            if self.rows
+            else np.zeros((0, dims[n]), np.float32)
             for n in self.tiers
         }
-        return WindowFeatures(self.path, starts, starts + self.plan.length, values, [f for _, _, f in self.rows],
-                              duration, broken=broken)
+        return WindowFeatures(
+            self.path,
+            starts,
+            starts + self.plan.length,
+            values,
+            [f for _, _, f in self.rows],
+            duration,
+            broken=broken,
+        )
 
 
 __all__ = ["BATCH_WINDOWS", "WindowFeatures", "WindowPlan", "check_seconds", "default_stride", "scan"]

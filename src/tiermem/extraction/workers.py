@@ -30,6 +30,7 @@ from tiermem.video import Clip, decode
 if TYPE_CHECKING:
     from tiermem.extraction.ray_pool import RayPool
 
+
 @dataclass
 class Job:
     path: str
@@ -46,7 +47,9 @@ class _Outcome:
     job: Job
     values: dict[str, np.ndarray] = field(default_factory=dict)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deferred: dict[str, Any] = field(default_factory=dict)  # by tier: `Tier.defer`'s work, completed after the fit
+    deferred: dict[str, Any] = field(
+        default_factory=dict
+    )  # by tier: `Tier.defer`'s work, completed after the fit
     errors: list[str] = field(default_factory=list)
 
 
@@ -58,7 +61,9 @@ def _reason(exc: TiermemError) -> str:
 class Extractor:
     """Tiers plus decode options: turns a batch of jobs into outcomes."""
 
-    def __init__(self, tiers: dict[str, Tier], decode_options: Mapping[str, Any], decode_threads: int) -> None:
+    def __init__(
+        self, tiers: dict[str, Tier], decode_options: Mapping[str, Any], decode_threads: int
+    ) -> None:
         self.tiers = tiers
         self.decode_options = dict(decode_options)
         self.decode_threads = decode_threads
@@ -135,7 +140,9 @@ class TierSpec:
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
     fitted: tuple[str, ...] = ()  # the tiers whose fitted state the worker loads (others: fitted later)
     device: str = "cpu"  # where the networks run
-    states: Any = field(default=None, compare=False)  # fitted states as shared data (Ray), else read from `store`
+    states: Any = field(
+        default=None, compare=False
+    )  # fitted states as shared data (Ray), else read from `store`
 
     @classmethod
     def of(cls, tiers: Mapping[str, Tier], store: str, device: str, states: Any = None) -> "TierSpec":
@@ -166,7 +173,9 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
             if tier.uses_device:
                 tier.on(spec.device)
             if name in spec.fitted:
-                fitted = shared[name] if shared is not None else getattr(store.load_state(name), "state", None)
+                fitted = (
+                    shared[name] if shared is not None else getattr(store.load_state(name), "state", None)
+                )
                 if fitted is None:
                     raise RuntimeError(f"worker found no fitted state of tier {name} in {spec.store}")
                 tier.load_state_dict(fitted)
@@ -279,7 +288,9 @@ def record(
             outcome.errors.append(f"tier {name}: non-finite values in {', '.join(bad[:5])}")
             continue
         writers[name].add(
-            FeatureRow(job.video_id, job.path, job.content_hash, keys[name], values, outcome.facts.get(name, {}))
+            FeatureRow(
+                job.video_id, job.path, job.content_hash, keys[name], values, outcome.facts.get(name, {})
+            )
         )
     outcome.values.clear()
     if report is None:

@@ -76,7 +76,9 @@ class AutoHead(Head):
             return self._watched()
         # Every fold must leave at least 3 videos to train on (a head's minimum).
         k = min(self.folds, len(y) // 3)
-        folds = [held for _, held in KFold(k, shuffle=True, random_state=self.seed).split(X)] if k >= 2 else []
+        folds = (
+            [held for _, held in KFold(k, shuffle=True, random_state=self.seed).split(X)] if k >= 2 else []
+        )
         for kind in CANDIDATES if folds else ():
             oof = np.empty(len(y))
             try:
@@ -91,7 +93,9 @@ class AutoHead(Head):
             self.cv_spearman_[kind] = float(rho) if np.isfinite(rho) else -1.0
         # Too few videos to cross-validate, or no candidate judged: the closed-form ridge.
         self.chosen_ = max(CANDIDATES, key=lambda c: (self.cv_spearman_.get(c, -1.0), -CANDIDATES.index(c)))
-        self.head_ = self._candidate(self.chosen_).fit(X, y, layout=self.layout_, progress=progress, watch=watch)
+        self.head_ = self._candidate(self.chosen_).fit(
+            X, y, layout=self.layout_, progress=progress, watch=watch
+        )
         return self._watched()
 
     def _watched(self) -> "AutoHead":
@@ -108,25 +112,35 @@ class AutoHead(Head):
 
     def state_dict(self) -> dict[str, Any]:
         inner = {f"inner.{k}": v for k, v in self.head_.state_dict().items()}
-        return {**inner, "auto.chosen": self.chosen_, "auto.inner_params": self.head_.get_params(),
-                "auto.cv_spearman": self.cv_spearman_, **self._common_state()}
+        return {
+            **inner,
+            "auto.chosen": self.chosen_,
+            "auto.inner_params": self.head_.get_params(),
+            "auto.cv_spearman": self.cv_spearman_,
+            **self._common_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> "AutoHead":
         self._load_common(state)
         chosen = state.get("auto.chosen")
         if chosen not in CANDIDATES:
             raise StateError("auto.chosen", f"must be one of {', '.join(CANDIDATES)}, got {chosen!r}")
-        inner = {k[len("inner."):]: v for k, v in state.items() if k.startswith("inner.")}
-        self.head_ = get_head_class(chosen)(**dict(state.get("auto.inner_params") or {})).load_state_dict(inner)
+        inner = {k[len("inner.") :]: v for k, v in state.items() if k.startswith("inner.")}
+        self.head_ = get_head_class(chosen)(**dict(state.get("auto.inner_params") or {})).load_state_dict(
+            inner
+        )
         self.chosen_ = chosen
         self.cv_spearman_ = {str(k): float(v) for k, v in dict(state.get("auto.cv_spearman") or {}).items()}
         return self
 
-
     def describe_choice(self) -> str:
         """One line: which candidate was kept, and on what evidence."""
         if not self.cv_spearman_:
-            why = f"{self.cv_below}+ training videos" if self.chosen_ == "m3s" else "too few videos to cross-validate"
+            why = (
+                f"{self.cv_below}+ training videos"
+                if self.chosen_ == "m3s"
+                else "too few videos to cross-validate"
+            )
             return f"auto head kept {self.chosen_} ({why})"
         cv = ", ".join(f"{k} {v:.3f}" for k, v in self.cv_spearman_.items())
         return f"auto head kept {self.chosen_} (Spearman of out-of-fold scores on the training videos: {cv})"

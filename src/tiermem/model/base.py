@@ -52,7 +52,9 @@ class StateError(ArtifactError):
         super().__init__(f"{key!r}: {cause}")
 
 
-def state_array(state: dict[str, Any], key: str, shape: tuple[int, ...], *, positive: bool = False) -> np.ndarray:
+def state_array(
+    state: dict[str, Any], key: str, shape: tuple[int, ...], *, positive: bool = False
+) -> np.ndarray:
     """`state[key]` as float64, refused unless it has `shape` and finite (with `positive`: > 0) values."""
     a = np.asarray(state[key], dtype=np.float64)
     if a.shape != tuple(shape):
@@ -125,7 +127,9 @@ class Head:
     def is_fitted(self) -> bool:
         return hasattr(self, "layout_")
 
-    def _check_fit_inputs(self, X: np.ndarray, y: np.ndarray, layout: Sequence[BlockLayout] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _check_fit_inputs(
+        self, X: np.ndarray, y: np.ndarray, layout: Sequence[BlockLayout] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         self.check_params()  # settings that cannot train are refused before any work, as a saved head's are on load
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64).ravel()
@@ -155,7 +159,9 @@ class Head:
                 f"({', '.join(b.name for b in self.layout_)})"
             )
         if not np.isfinite(X).all():
-            raise DataMismatchError(f"the features to score hold {int((~np.isfinite(X)).sum())} NaN/inf values")
+            raise DataMismatchError(
+                f"the features to score hold {int((~np.isfinite(X)).sum())} NaN/inf values"
+            )
         return X
 
     # -- fitted state ----------------------------------------------------------------------
@@ -192,10 +198,12 @@ class Head:
 
     def _load_normaliser(self, state: dict[str, Any]) -> Standardiser:
         shape = (self.n_features_in_,)
-        return Standardiser.from_state({
-            "mean": state_array(state, "normaliser.mean", shape),
-            "scale": state_array(state, "normaliser.scale", shape, positive=True),
-        })
+        return Standardiser.from_state(
+            {
+                "mean": state_array(state, "normaliser.mean", shape),
+                "scale": state_array(state, "normaliser.scale", shape, positive=True),
+            }
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -231,8 +239,9 @@ class Head:
 
 # -- the registry of heads (listing imports no head) --------------------------------------------
 
-_HEADS: Registry[type[Head]] = Registry("head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s",
-                                                         "auto": "tiermem.model.auto"})
+_HEADS: Registry[type[Head]] = Registry(
+    "head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s", "auto": "tiermem.model.auto"}
+)
 #: Class decorator: register a head under its `name`.
 register_head = _HEADS.decorator()
 
@@ -306,6 +315,16 @@ def load_head(directory: str | Path) -> Head:
 
 
 __all__ = [
-    "CONFIG_FILE", "Head", "SCHEMA_VERSION", "StateError", "WEIGHTS_FILE", "get_head", "get_head_class", "list_heads",
-    "load_head", "register_head", "state_array", "state_number",
+    "CONFIG_FILE",
+    "Head",
+    "SCHEMA_VERSION",
+    "StateError",
+    "WEIGHTS_FILE",
+    "get_head",
+    "get_head_class",
+    "list_heads",
+    "load_head",
+    "register_head",
+    "state_array",
+    "state_number",
 ]

@@ -47,7 +47,13 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse settings that cannot train: counts below 1, negative or non-finite rates
         (a learning rate of 0 is allowed: it keeps the initial weights)."""
-        if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1 or self.step_size < 1 or self.threads < 0:
+        if (
+            self.epochs < 1
+            or self.batch_size < 1
+            or self.ensemble < 1
+            or self.step_size < 1
+            or self.threads < 0
+        ):
             raise TiermemError(
                 f"epochs, batch_size, ensemble and step_size must be >= 1 (got {self.epochs}, "
                 f"{self.batch_size}, {self.ensemble}, {self.step_size})"
@@ -64,7 +70,12 @@ class TrainConfig:
 
         loss = get_loss(self.loss, **self.loss_params)
         try:  # a bad value of a loss parameter (a rank that does not exist) fails here, not mid-training
-            loss(torch.tensor([0.2, 0.5, 0.7]), torch.tensor([0.1, 0.6, 0.4]), epoch=self.epochs - 1, n_epochs=self.epochs)
+            loss(
+                torch.tensor([0.2, 0.5, 0.7]),
+                torch.tensor([0.1, 0.6, 0.4]),
+                epoch=self.epochs - 1,
+                n_epochs=self.epochs,
+            )
         except (ValueError, TypeError, RuntimeError) as exc:
             raise TiermemError(f"loss {self.loss}: {exc}") from None
 

@@ -70,7 +70,9 @@ def fit_on_blocks(
     head.fit(X[tr], y[tr], layout=joined.layout, progress=progress, watch=X[va] if has_val else None)
     train_m = evaluate(y[tr], head.predict(X[tr]), n_resamples=n_resamples, seed=seed)
     both = two_protocols(head, X[va], y[va], n_resamples=n_resamples, seed=seed) if has_val else None
-    return FitResult(head, train_m, both.honest if both else None, joined.ids[tr], joined.ids[va], joined.dropped, both)
+    return FitResult(
+        head, train_m, both.honest if both else None, joined.ids[tr], joined.ids[va], joined.dropped, both
+    )
 
 
 def predict_on_blocks(

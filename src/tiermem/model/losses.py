@@ -48,7 +48,9 @@ def l1(pred: torch.Tensor, target: torch.Tensor, *, epoch: int = 0, n_epochs: in
     return torch.mean(torch.abs(pred - target))
 
 
-def tail_weights(target: torch.Tensor, c: float = 5.0, p: float = 1.0, centre: float | None = None) -> torch.Tensor:
+def tail_weights(
+    target: torch.Tensor, c: float = 5.0, p: float = 1.0, centre: float | None = None
+) -> torch.Tensor:
     """Weights ``1 + c·|m − centre|^p`` normalised to mean 1 (``m`` = target scores; `centre`
     None: the batch mean).
 
@@ -111,8 +113,14 @@ RANKS = ("sigmoid", "permutahedron")
 TARGET_RANKS = ("hard", "soft")
 
 
-def soft_spearman(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.01, rank: str = "sigmoid",
-                  strength: float = 1.0, target_rank: str = "hard") -> torch.Tensor:
+def soft_spearman(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float = 0.01,
+    rank: str = "sigmoid",
+    strength: float = 1.0,
+    target_rank: str = "hard",
+) -> torch.Tensor:
     """Spearman correlation with soft ranks of `pred` (`rank`: sigmoid with `temperature`, or
     permutahedron with `strength`) and exact ranks of `target` (``target_rank="soft"``: the
     same soft rank as `pred`)."""
@@ -167,8 +175,15 @@ def mse_to_spearman(
     alpha = epoch / (n_epochs - 1) if n_epochs > 1 else 1.0
     loss = (1.0 - alpha) * mse(pred, target)
     if alpha > 0.0:
-        loss = loss + alpha * spearman(pred, target, temperature=temperature, rank=rank, strength=strength,
-                                       target_rank=target_rank, weight=weight)
+        loss = loss + alpha * spearman(
+            pred,
+            target,
+            temperature=temperature,
+            rank=rank,
+            strength=strength,
+            target_rank=target_rank,
+            weight=weight,
+        )
     return loss
 
 

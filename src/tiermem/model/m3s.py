@@ -49,8 +49,13 @@ class M3SHead(Head):
         self.early_stopping = float(early_stopping)
 
     def get_params(self) -> dict[str, Any]:
-        return {"hidden": list(self.hidden), "dropout": self.dropout, "train": self.train.to_dict(),
-                "early_stopping": self.early_stopping, "standardise": self.standardise}
+        return {
+            "hidden": list(self.hidden),
+            "dropout": self.dropout,
+            "train": self.train.to_dict(),
+            "early_stopping": self.early_stopping,
+            "standardise": self.standardise,
+        }
 
     def check_params(self) -> None:
         self.train.validate()
@@ -59,7 +64,9 @@ class M3SHead(Head):
         if not 0.0 <= self.dropout < 1.0:
             raise TiermemError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise TiermemError(f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64")
+            raise TiermemError(
+                f"--hidden {','.join(map(str, self.hidden))}: expected positive layer sizes like 512,64"
+            )
 
     def fit(self, X, y, X_val=None, y_val=None, *, layout=None, progress=None, watch=None) -> "M3SHead":
         """Train `train.ensemble` nets, each keeping its best epoch on an early-stopping split.
@@ -77,13 +84,19 @@ class M3SHead(Head):
         # Unsupervised: every training video's features, of the blocks to standardise.
         self.normaliser_ = Standardiser().fit(X, self._standardised_columns())
         Xs = self.normaliser_.transform(X).astype(np.float32)
-        Xw = None if watch is None else self.normaliser_.transform(self._check_predict_input(watch)).astype(np.float32)
+        Xw = (
+            None
+            if watch is None
+            else self.normaliser_.transform(self._check_predict_input(watch)).astype(np.float32)
+        )
         given_val = X_val is not None and y_val is not None
         if given_val:
             Xv = self.normaliser_.transform(self._check_predict_input(X_val)).astype(np.float32)
             yv = self.target_scaling_.transform(np.asarray(y_val, dtype=np.float64).ravel())
             if yv.size != Xv.shape[0]:
-                raise DataMismatchError(f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels")
+                raise DataMismatchError(
+                    f"X_val has {Xv.shape[0]} rows but there are {yv.size} validation labels"
+                )
         inner = not given_val and self.train.keep_best and round(len(y) * self.early_stopping) >= 3
         self.members_, self.history_, self.best_epochs_ = [], [], []
         watched = []
@@ -97,8 +110,17 @@ class M3SHead(Head):
             else:
                 Xk, yk = Xs, y
             net, log, best, scores = train_mlp(
-                Xk, yk, Xv, yv, hidden=self.hidden, dropout=self.dropout,
-                config=self.train, seed=seed, progress=progress, device=self.device, watch=Xw,
+                Xk,
+                yk,
+                Xv,
+                yv,
+                hidden=self.hidden,
+                dropout=self.dropout,
+                config=self.train,
+                seed=seed,
+                progress=progress,
+                device=self.device,
+                watch=Xw,
             )
             self.members_.append(net)
             self.history_.append(log)
@@ -112,7 +134,9 @@ class M3SHead(Head):
         """Boolean mask of the columns to z-score (None: all of them)."""
         if self.standardise is None:
             return None
-        return np.concatenate([np.full(len(b.feature_names), b.name in self.standardise) for b in self.layout_])
+        return np.concatenate(
+            [np.full(len(b.feature_names), b.name in self.standardise) for b in self.layout_]
+        )
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         from tiermem.model.train import predict_mlp
@@ -161,7 +185,7 @@ class M3SHead(Head):
             if absent:
                 raise StateError(absent[0], "missing")
             weights = {
-                n[len(prefix):]: torch.from_numpy(state_array(state, n, shape).astype(np.float32))
+                n[len(prefix) :]: torch.from_numpy(state_array(state, n, shape).astype(np.float32))
                 for n, shape in expected.items()
             }
             net.load_state_dict(weights, strict=True)

@@ -18,12 +18,34 @@ from tiermem.model.registry import get_head, list_heads
 
 #: What a head trains with where neither the caller nor the preset says otherwise.
 DEFAULTS: dict[str, Any] = {
-    "head": "auto", "epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-5, "hidden": (512, 64),
-    "dropout": 0.0, "ensemble": 1, "early_stopping": 0.1, "step_size": 5, "gamma": 0.2,
+    "head": "auto",
+    "epochs": 20,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 1e-5,
+    "hidden": (512, 64),
+    "dropout": 0.0,
+    "ensemble": 1,
+    "early_stopping": 0.1,
+    "step_size": 5,
+    "gamma": 0.2,
 }
 #: The training loop's settings: only the m3s head (and the auto head's M3-S candidate) takes them.
-TRAINING = ("loss", "epochs", "batch_size", "lr", "weight_decay", "hidden", "dropout", "ensemble", "early_stopping",
-            "loss_params", "step_size", "gamma", "standardise")
+TRAINING = (
+    "loss",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "hidden",
+    "dropout",
+    "ensemble",
+    "early_stopping",
+    "loss_params",
+    "step_size",
+    "gamma",
+    "standardise",
+)
 
 
 @dataclass
@@ -48,7 +70,9 @@ class HeadOptions:
     ensemble: int | None = None
     early_stopping: float | None = None
     loss_params: dict[str, Any] = field(default_factory=dict)
-    step_size: int | None = None  # StepLR: the learning rate is multiplied by `gamma` every `step_size` epochs
+    step_size: int | None = (
+        None  # StepLR: the learning rate is multiplied by `gamma` every `step_size` epochs
+    )
     gamma: float | None = None
     standardise: list[str] | None = None  # blocks the m3s head z-scores (None: all)
     preset: str = "m3s"  # `tiermem.presets`: fills the settings left unset
@@ -92,12 +116,23 @@ class HeadOptions:
                 raise TiermemError(f"{shown} {verb} to the m3s head only, not {self.head}")
             return {}
         train = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            step_size=self.step_size, gamma=self.gamma,
-            loss=self.loss or "mse", loss_params=dict(self.loss_params), seed=self.seed, ensemble=self.ensemble,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            step_size=self.step_size,
+            gamma=self.gamma,
+            loss=self.loss or "mse",
+            loss_params=dict(self.loss_params),
+            seed=self.seed,
+            ensemble=self.ensemble,
         )
-        params: dict[str, Any] = {"hidden": list(self.hidden), "dropout": self.dropout, "train": train.to_dict(),
-                                  "early_stopping": self.early_stopping}
+        params: dict[str, Any] = {
+            "hidden": list(self.hidden),
+            "dropout": self.dropout,
+            "train": train.to_dict(),
+            "early_stopping": self.early_stopping,
+        }
         if self.standardise is not None:
             params["standardise"] = list(self.standardise)
         if self.head == "auto":

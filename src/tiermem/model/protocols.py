@@ -42,11 +42,17 @@ class TwoProtocols:
     def to_dict(self) -> dict[str, Any]:
         """``{"honest": {...}, "best_epoch_on_val": {..., "label": PAPER_LABEL}}`` (JSON-able)."""
         return {
-            "honest": {**self.honest.to_dict(), "epochs": self.honest_epochs,
-                       "protocol": "epochs chosen on an inner split of the training videos"},
-            "best_epoch_on_val": {**self.best_epoch_on_val.to_dict(), "epochs": self.val_epochs,
-                                  "protocol": "epoch with the best Spearman on this validation split",
-                                  "label": PAPER_LABEL},
+            "honest": {
+                **self.honest.to_dict(),
+                "epochs": self.honest_epochs,
+                "protocol": "epochs chosen on an inner split of the training videos",
+            },
+            "best_epoch_on_val": {
+                **self.best_epoch_on_val.to_dict(),
+                "epochs": self.val_epochs,
+                "protocol": "epoch with the best Spearman on this validation split",
+                "label": PAPER_LABEL,
+            },
         }
 
 
@@ -84,8 +90,9 @@ def refit_watching(head: Head, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, 
     return again.fit(X, y, layout=layout, watch=X_val)
 
 
-def two_protocols(head: Head, X_val: np.ndarray, y_val: np.ndarray, *, n_resamples: int = 1000,
-                  seed: int = 0) -> TwoProtocols:
+def two_protocols(
+    head: Head, X_val: np.ndarray, y_val: np.ndarray, *, n_resamples: int = 1000, seed: int = 0
+) -> TwoProtocols:
     """Both figures of a head fitted with ``watch=X_val``; a head without `watched_` has no epochs."""
     y_val = np.asarray(y_val, dtype=np.float64)
     honest = evaluate(y_val, head.predict(X_val), n_resamples=n_resamples, seed=seed)

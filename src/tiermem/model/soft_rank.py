@@ -47,7 +47,9 @@ def _block_means(s: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Each entry replaced by the mean of its block (`ids`: block numbers unique across rows)."""
     flat, size = ids.reshape(-1), s.numel()
     sums = torch.zeros(size, dtype=s.dtype, device=s.device).index_add(0, flat, s.reshape(-1))
-    counts = torch.zeros(size, dtype=s.dtype, device=s.device).index_add(0, flat, torch.ones_like(s.reshape(-1)))
+    counts = torch.zeros(size, dtype=s.dtype, device=s.device).index_add(
+        0, flat, torch.ones_like(s.reshape(-1))
+    )
     return (sums / counts.clamp(min=1))[flat].reshape(s.shape)
 
 

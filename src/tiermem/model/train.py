@@ -25,7 +25,9 @@ from tiermem.run import ProgressCallback, Step
 from tiermem.runtime import set_threads
 
 
-def build_mlp(n_in: int, hidden: tuple[int, ...] | list[int] = (512, 64), dropout: float = 0.0) -> nn.Sequential:
+def build_mlp(
+    n_in: int, hidden: tuple[int, ...] | list[int] = (512, 64), dropout: float = 0.0
+) -> nn.Sequential:
     """M3-S head: Linear-Mish(-Dropout) per hidden size, then Linear-Sigmoid to a score in [0, 1]."""
     layers: list[nn.Module] = []
     width = n_in
@@ -148,7 +150,9 @@ def train_mlp(
                 best_state = copy.deepcopy(net.state_dict())
             if progress is not None:
                 shown = f"val ρ {rho:.3f}" if has_val else f"loss {log[-1].train_loss:.4f}"
-                progress(Step(f"seed {seed}", epoch + 1, cfg.epochs, "epochs", f"epoch {epoch + 1} · {shown}"))
+                progress(
+                    Step(f"seed {seed}", epoch + 1, cfg.epochs, "epochs", f"epoch {epoch + 1} · {shown}")
+                )
         if best_state is not None:
             net.load_state_dict(best_state)
         else:

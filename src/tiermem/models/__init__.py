@@ -75,9 +75,13 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
         return _MODELS.build(model, **options)
     path = Path(model)
     if options:
-        raise TiermemError(f"{path}: options ({', '.join(options)}) apply to named models only; a fitted model keeps its own")
+        raise TiermemError(
+            f"{path}: options ({', '.join(options)}) apply to named models only; a fitted model keeps its own"
+        )
     if not path.exists():
-        raise TiermemError(f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})")
+        raise TiermemError(
+            f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})"
+        )
     return Pipeline.load(path)
 
 

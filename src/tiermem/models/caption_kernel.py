@@ -43,15 +43,25 @@ def mean_by_owner(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 class CaptionKernelRidge:
     """RBF kernel ridge on caption embeddings with `landmarks` Nyström centres (seed `seed`)."""
 
-    def __init__(self, landmarks: int = 1000, gamma: float = 0.5, alphas: tuple[float, ...] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        landmarks: int = 1000,
+        gamma: float = 0.5,
+        alphas: tuple[float, ...] | None = None,
+        seed: int = 0,
+    ) -> None:
         self.landmarks = int(landmarks)
         self.gamma = float(gamma)
         self.alphas = tuple(alphas) if alphas is not None else tuple(np.logspace(-4, 2, 19))
         self.seed = int(seed)
 
     def get_params(self) -> dict[str, Any]:
-        return {"landmarks": self.landmarks, "gamma": self.gamma, "alphas": list(self.alphas), "seed": self.seed}
+        return {
+            "landmarks": self.landmarks,
+            "gamma": self.gamma,
+            "alphas": list(self.alphas),
+            "seed": self.seed,
+        }
 
     def fit(self, embeddings: np.ndarray, owner: np.ndarray, y: np.ndarray) -> "CaptionKernelRidge":
         """`embeddings` (captions, d), `owner[i]` the video of caption i, `y` one score per video."""
@@ -78,13 +88,18 @@ class CaptionKernelRidge:
         return rbf(embeddings, self.landmarks_.astype(np.float64), self.gamma) @ self.coef_ + self.intercept_
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"kernel.landmarks": self.landmarks_, "kernel.coef": self.coef_.astype(np.float32),
-                "kernel.intercept": np.array([self.intercept_], np.float64)}
+        return {
+            "kernel.landmarks": self.landmarks_,
+            "kernel.coef": self.coef_.astype(np.float32),
+            "kernel.intercept": np.array([self.intercept_], np.float64),
+        }
 
     def load_state(self, arrays: dict[str, np.ndarray], where: str) -> "CaptionKernelRidge":
         landmarks, coef = arrays["kernel.landmarks"], arrays["kernel.coef"]
         if landmarks.ndim != 2 or coef.shape != (landmarks.shape[0],):
-            raise DataMismatchError(f"{where}: kernel landmarks {landmarks.shape} and coefficients {coef.shape} do not fit")
+            raise DataMismatchError(
+                f"{where}: kernel landmarks {landmarks.shape} and coefficients {coef.shape} do not fit"
+            )
         self.landmarks_ = landmarks.astype(np.float16)
         self.coef_ = coef.astype(np.float64)
         self.intercept_ = float(arrays["kernel.intercept"][0])

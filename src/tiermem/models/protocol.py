@@ -56,13 +56,26 @@ class Model(Protocol):
 class FrameModel(Model, Protocol):
     """A model that reads frames: it also scores a video over time and maps a window's score."""
 
-    def timeline(self, video: str | os.PathLike[str], *, window: float | None = None, stride: float | None = None,
-                 run: Run | None = None) -> Any:
+    def timeline(
+        self,
+        video: str | os.PathLike[str],
+        *,
+        window: float | None = None,
+        stride: float | None = None,
+        run: Run | None = None,
+    ) -> Any:
         """Memorability over time (`tiermem.timeline.Timeline`)."""
         ...
 
-    def heatmap(self, video: str | os.PathLike[str], t: float, *, grid: int = 5, window: float | None = None,
-                run: Run | None = None) -> Any:
+    def heatmap(
+        self,
+        video: str | os.PathLike[str],
+        t: float,
+        *,
+        grid: int = 5,
+        window: float | None = None,
+        run: Run | None = None,
+    ) -> Any:
         """Where in the frame the score of the window around `t` seconds comes from (`tiermem.heatmap.Heatmap`)."""
         ...
 

@@ -58,15 +58,22 @@ class TextModel:
     #: choice, not saved. None: embed every time.
     cache_dir: Path | None = None
 
-    def __init__(self, name: str, kernel: CaptionKernelRidge, mlp: dict[str, Any] | None = None,
-                 card: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        kernel: CaptionKernelRidge,
+        mlp: dict[str, Any] | None = None,
+        card: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.kernel = kernel
         self.mlp = dict(mlp) if mlp is not None else None  # M3-S head parameters, or no MLP
         self.card_info = dict(card or {})
 
     # -- learning ------------------------------------------------------------------------------
-    def fit(self, captions: Sequence[Sequence[str]], y: np.ndarray, *, progress: ProgressCallback | None = None) -> "TextModel":
+    def fit(
+        self, captions: Sequence[Sequence[str]], y: np.ndarray, *, progress: ProgressCallback | None = None
+    ) -> "TextModel":
         """Learn from one list of captions and one score per video."""
         embeddings, owner = self._embed(captions, progress=progress)
         y = np.asarray(y, dtype=np.float64)
@@ -83,8 +90,13 @@ class TextModel:
         return self
 
     # -- scoring -------------------------------------------------------------------------------
-    def score_captions(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None = None,
-                       device: str = "cpu") -> np.ndarray:
+    def score_captions(
+        self,
+        captions: Sequence[Sequence[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        device: str = "cpu",
+    ) -> np.ndarray:
         """One score per video: the mean of its captions' scores, in [0, 1], the captions
         embedded on `device`."""
         embeddings, owner = self._embed(captions, progress=progress, device=device)
@@ -101,35 +113,64 @@ class TextModel:
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         from tiermem.metrics import midrank_percentile
 
-        return midrank_percentile(self.train_predictions_.astype(np.float64), np.asarray(scores, dtype=np.float64))
+        return midrank_percentile(
+            self.train_predictions_.astype(np.float64), np.asarray(scores, dtype=np.float64)
+        )
 
-    def predict(self, videos: Any, *, captions: dict[str, list[str]] | None = None, run: Run | None = None,
-                missing: Literal["raise", "keep"] = "raise", cache: Any = None, timeline: bool | None = None,
-                window: float | None = None, stride: float | None = None):  # -> tiermem.predictions.Predictions
+    def predict(
+        self,
+        videos: Any,
+        *,
+        captions: dict[str, list[str]] | None = None,
+        run: Run | None = None,
+        missing: Literal["raise", "keep"] = "raise",
+        cache: Any = None,
+        timeline: bool | None = None,
+        window: float | None = None,
+        stride: float | None = None,
+    ):  # -> tiermem.predictions.Predictions
         """Score videos by their captions (`captions`: video id -> captions), embedded on `run`'s
         device; no frame is read. A video without captions goes to `failed` (or raises, with
         ``missing="raise"``). What only frames allow is refused in one line: a timeline
         (`timeline=True`, `window`, `stride`) and a frame-feature `cache`."""
-        asked = [name for name, value in (("timeline", timeline or None), ("window", window), ("stride", stride),
-                                          ("cache", cache)) if value is not None]
+        asked = [
+            name
+            for name, value in (
+                ("timeline", timeline or None),
+                ("window", window),
+                ("stride", stride),
+                ("cache", cache),
+            )
+            if value is not None
+        ]
         if asked:
-            raise TiermemError(f"model {self.name} scores captions, not frames: {', '.join(asked)} "
-                               f"{'does' if len(asked) == 1 else 'do'} not apply")
+            raise TiermemError(
+                f"model {self.name} scores captions, not frames: {', '.join(asked)} "
+                f"{'does' if len(asked) == 1 else 'do'} not apply"
+            )
         from tiermem.inputs import find_videos, video_ids
         from tiermem.predictions import Predictions
 
         paths = find_videos(videos, missing=missing)
         ids = video_ids(paths) if paths else []
         have = [i for i, v in enumerate(ids) if (captions or {}).get(v)]
-        failed = [(str(paths[i]), "no caption for this video (give them with --captions / captions=)")
-                  for i in sorted(set(range(len(paths))) - set(have))]
+        failed = [
+            (str(paths[i]), "no caption for this video (give them with --captions / captions=)")
+            for i in sorted(set(range(len(paths))) - set(have))
+        ]
         if failed and missing == "raise":
             raise TiermemError(f"{failed[0][0]}: {failed[0][1]}")
         if not have:
             return Predictions.empty(failed)
         scores = self.score_captions([captions[ids[i]] for i in have], device=Run.of(run).network_device)  # type: ignore[index]
-        table = pd.DataFrame({"video_id": [ids[i] for i in have], "path": [str(paths[i]) for i in have],
-                              "score": scores, "percentile": self.percentile(scores)})
+        table = pd.DataFrame(
+            {
+                "video_id": [ids[i] for i in have],
+                "path": [str(paths[i]) for i in have],
+                "score": scores,
+                "percentile": self.percentile(scores),
+            }
+        )
         facts = [{"text": {"n_captions": len(captions[ids[i]])}} for i in have]  # type: ignore[index]
         return Predictions(table, [], facts, None, failed)
 
@@ -149,8 +190,15 @@ class TextModel:
         def write(tmp: Path) -> None:
             arrays = {**self.kernel.state(), "train_predictions": self.train_predictions_}
             save_file(arrays, str(tmp / WEIGHTS_FILE))
-            meta = {"schema_version": TEXT_MODEL_SCHEMA, "kind": self.kind, "name": self.name,
-                    "encoder": self.encoder_, "kernel": self.kernel.get_params(), "mlp": self.mlp, "card": self.card_info}
+            meta = {
+                "schema_version": TEXT_MODEL_SCHEMA,
+                "kind": self.kind,
+                "name": self.name,
+                "encoder": self.encoder_,
+                "kernel": self.kernel.get_params(),
+                "mlp": self.mlp,
+                "card": self.card_info,
+            }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
             if self.mlp is not None:
                 self.mlp_.save(tmp / "mlp")
@@ -167,10 +215,16 @@ class TextModel:
         meta_path = d / META_FILE
         try:
             meta = json.loads(meta_path.read_text())
-            if not isinstance(meta, dict) or meta.get("schema_version") != TEXT_MODEL_SCHEMA or meta.get("kind") != "text":
+            if (
+                not isinstance(meta, dict)
+                or meta.get("schema_version") != TEXT_MODEL_SCHEMA
+                or meta.get("kind") != "text"
+            ):
                 raise DataMismatchError(f"{meta_path}: not a text model of schema {TEXT_MODEL_SCHEMA}")
             arrays = load_arrays((d / WEIGHTS_FILE).read_bytes())
-            model = cls(str(meta["name"]), CaptionKernelRidge(**meta["kernel"]), meta.get("mlp"), meta.get("card"))
+            model = cls(
+                str(meta["name"]), CaptionKernelRidge(**meta["kernel"]), meta.get("mlp"), meta.get("card")
+            )
             model.kernel.load_state(arrays, str(d / WEIGHTS_FILE))
             model.train_predictions_ = np.sort(arrays["train_predictions"].astype(np.float32))
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
@@ -182,12 +236,15 @@ class TextModel:
         model.encoder_ = str(meta["encoder"])
         installed = _encoder_identity()
         if model.encoder_ != installed:
-            raise TiermemError(f"{d}: trained on caption embeddings of {model.encoder_}, but {installed} is installed")
+            raise TiermemError(
+                f"{d}: trained on caption embeddings of {model.encoder_}, but {installed} is installed"
+            )
         return model
 
     # -- internals -------------------------------------------------------------------------------
-    def _embed(self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None,
-               device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    def _embed(
+        self, captions: Sequence[Sequence[str]], *, progress: ProgressCallback | None, device: str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray]:
         from tiermem.tiers.text import TextTier, as_caption_list
 
         lists = [as_caption_list(c, f"description #{i}") for i, c in enumerate(captions)]

@@ -45,7 +45,9 @@ class ReportData:
     maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (xy, colour)
     distribution: dict[str, np.ndarray] = field(default_factory=dict)  # label -> scores
     timelines: list[Any] = field(default_factory=list)  # tiermem.timeline.Timeline, one section each
-    heatmaps: dict[str, dict[str, Any]] = field(default_factory=dict)  # video_id -> "peak"/"trough" -> Heatmap
+    heatmaps: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # video_id -> "peak"/"trough" -> Heatmap
 
 
 def _scatter(pred: pd.DataFrame) -> str:
@@ -89,8 +91,10 @@ def _card(card: VideoCard) -> dict[str, Any]:
         (name, float(value), int(round(50 * abs(value) / top)))
         for name, value in sorted(card.contributions.items(), key=lambda kv: -abs(kv[1]))
     ]
-    facts = [(k, v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else v)
-             for k, v in card.facts.items()]
+    facts = [
+        (k, v if isinstance(v, str) else ", ".join(map(str, v)) if isinstance(v, list) else v)
+        for k, v in card.facts.items()
+    ]
     return {
         "video_id": card.video_id,
         "score": card.score,
@@ -114,10 +118,15 @@ def render_report(data: ReportData) -> str:
         table = data.ablation
         ablation = {
             "columns": list(table.columns),
-            "rows": [[f"{v:.3f}" if isinstance(v, float) else v for v in row] for row in table.itertuples(index=False)],
+            "rows": [
+                [f"{v:.3f}" if isinstance(v, float) else v for v in row]
+                for row in table.itertuples(index=False)
+            ],
         }
     pred = data.predictions
-    scatter = _scatter(pred) if pred is not None and "true" in pred and pred["true"].notna().sum() > 2 else None
+    scatter = (
+        _scatter(pred) if pred is not None and "true" in pred and pred["true"].notna().sum() > 2 else None
+    )
     groups = [
         {"key": str(i), "title": title, "videos": [_card(c) for c in cards]}
         for i, (title, cards) in enumerate(data.groups.items())
@@ -139,7 +148,14 @@ def render_report(data: ReportData) -> str:
         from tiermem.report.timeline import timeline_section
 
         body, end = html.rsplit("</body>", 1)
-        html = body + "\n".join(timeline_section(tl, heatmaps=data.heatmaps.get(tl.video_id)) for tl in data.timelines) + "\n</body>" + end
+        html = (
+            body
+            + "\n".join(
+                timeline_section(tl, heatmaps=data.heatmaps.get(tl.video_id)) for tl in data.timelines
+            )
+            + "\n</body>"
+            + end
+        )
     return html
 
 
@@ -154,7 +170,15 @@ def write_report(data: ReportData, out: str | Path) -> Path:
     return out
 
 
-__all__ = ["ReportData", "VideoCard", "fact_lines", "pipeline_report", "render_report", "thumbnail", "write_report"]
+__all__ = [
+    "ReportData",
+    "VideoCard",
+    "fact_lines",
+    "pipeline_report",
+    "render_report",
+    "thumbnail",
+    "write_report",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +228,9 @@ def pipeline_report(
 
     ev_data = evaluation if evaluation is not None else pipeline.evaluation
     if ev_data is None:
-        raise TiermemError("this model was saved without an evaluation: `tiermem fit` evaluates and saves one")
+        raise TiermemError(
+            "this model was saved without an evaluation: `tiermem fit` evaluates and saves one"
+        )
     val = ev_data.predictions.copy()
     facts = {v: f for v, f in zip(val["video_id"], ev_data.facts)}
     pred = predictions if predictions is not None else val
@@ -255,10 +281,26 @@ def pipeline_report(
         summary["videos that failed to extract"] = len(ev["failed"])
     ablation = ev_data.ablation
     if ablation is not None:
-        keep = [c for c in ("tiers", "head", "n", "spearman", "spearman_lo", "spearman_hi", "pearson", "mse",
-                            "spearman_best_epoch_on_val") if c in ablation.columns]
+        keep = [
+            c
+            for c in (
+                "tiers",
+                "head",
+                "n",
+                "spearman",
+                "spearman_lo",
+                "spearman_hi",
+                "pearson",
+                "mse",
+                "spearman_best_epoch_on_val",
+            )
+            if c in ablation.columns
+        ]
         ablation = ablation[keep]
-    dist = {"training labels": pipeline.train_scores_, "predictions (training videos)": pipeline.train_predictions_}
+    dist = {
+        "training labels": pipeline.train_scores_,
+        "predictions (training videos)": pipeline.train_predictions_,
+    }
     if predictions is not None:
         dist["predictions (given)"] = predictions["score"].to_numpy()
     return ReportData(

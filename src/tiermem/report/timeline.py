@@ -65,18 +65,31 @@ a clip; the curve joins the windows' scores at their centres.</p>
 """
 
 
-def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH, heatmaps: dict[str, Any] | None = None) -> str:
+def timeline_section(
+    tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH, heatmaps: dict[str, Any] | None = None
+) -> str:
     """The HTML section (a `<section>` element) showing one video's timeline; `heatmaps`, by
     "peak" and "trough", the `tiermem.heatmap.Heatmap` shown under that window's frame."""
     from jinja2 import Environment, select_autoescape
 
     from tiermem.report.images import png_base64
 
-    notes = [n for n in (tl.note, f"Decoding stopped early ({tl.failed}); the windows before it stand." if tl.failed else "") if n]
+    notes = [
+        n
+        for n in (
+            tl.note,
+            f"Decoding stopped early ({tl.failed}); the windows before it stand." if tl.failed else "",
+        )
+        if n
+    ]
     if tl.table.empty:
         notes.append("No window of this video could be scored.")
     s = tl.summary
-    shown = tl.table if any(bool(c) for c in tl.table.get("changes", [])) else tl.table.drop(columns="changes", errors="ignore")
+    shown = (
+        tl.table
+        if any(bool(c) for c in tl.table.get("changes", []))
+        else tl.table.drop(columns="changes", errors="ignore")
+    )
     env = Environment(autoescape=select_autoescape(default_for_string=True))
     return env.from_string(_TEMPLATE).render(
         anchor="timeline-" + re.sub(r"[^A-Za-z0-9_-]+", "-", tl.video_id),
@@ -85,9 +98,15 @@ def timeline_section(tl: Timeline, thumbnail_width: int = THUMBNAIL_WIDTH, heatm
         stride_s=s["stride_s"],
         notes=notes,
         curve=png_base64(timeline_figure(tl)) if not tl.table.empty else "",
-        frames=[] if tl.table.empty else [_frame(tl, kind, thumbnail_width, (heatmaps or {}).get(kind)) for kind in ("peak", "trough")],
+        frames=[]
+        if tl.table.empty
+        else [_frame(tl, kind, thumbnail_width, (heatmaps or {}).get(kind)) for kind in ("peak", "trough")],
         summary=summary_rows(tl),
-        changes=[(f"{r.start:.1f}–{r.end:.1f} s", r.changes) for r in tl.table.itertuples() if getattr(r, "changes", "")],
+        changes=[
+            (f"{r.start:.1f}–{r.end:.1f} s", r.changes)
+            for r in tl.table.itertuples()
+            if getattr(r, "changes", "")
+        ],
         no_changes=no_changes(tl),
         columns=[c.removeprefix("contrib_") for c in shown.columns],
         rows=[[_cell(c, v) for c, v in zip(shown.columns, row)] for row in shown.itertuples(index=False)],
@@ -107,17 +126,32 @@ def timeline_figure(tl: Timeline) -> Any:
     centres = ((table["start"] + table["end"]) / 2).to_numpy(dtype=np.float64)
     scores = tl.scores
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.axvspan(s["hook"]["start"], s["hook"]["end"], color="#2a9d8f", alpha=0.08, label="hook (opening window)")
+    ax.axvspan(
+        s["hook"]["start"], s["hook"]["end"], color="#2a9d8f", alpha=0.08, label="hook (opening window)"
+    )
     ax.plot(centres, scores, color="#264653", lw=1.6, marker="o", ms=3, label="window score")
     ax.axhline(s["mean"], color="grey", lw=1, ls="--", label=f"mean {s['mean']:.3f}")
     if "training_median" in s:
-        ax.axhline(s["training_median"], color="#e9c46a", lw=1, ls=":", label=f"training median {s['training_median']:.3f}")
+        ax.axhline(
+            s["training_median"],
+            color="#e9c46a",
+            lw=1,
+            ls=":",
+            label=f"training median {s['training_median']:.3f}",
+        )
     for key, colour in (("peak", "#2a7d2a"), ("trough", "#c0392b")):
         w = s[key]
         x = (w["start"] + w["end"]) / 2
         ax.plot([x], [w["score"]], marker="o", ms=9, color=colour, zorder=3)
-        ax.annotate(f"{key} {w['score']:.3f}\n{w['start']:.1f}–{w['end']:.1f} s", (x, w["score"]), xytext=(0, 12 if key == "peak" else -26),
-                    textcoords="offset points", ha="center", fontsize=8, color=colour)
+        ax.annotate(
+            f"{key} {w['score']:.3f}\n{w['start']:.1f}–{w['end']:.1f} s",
+            (x, w["score"]),
+            xytext=(0, 12 if key == "peak" else -26),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            color=colour,
+        )
     for t in _cut_times(tl):
         ax.axvline(t, color="#999", lw=0.8, alpha=0.6, ymax=0.06)
     lo, hi = float(scores.min()), float(scores.max())
@@ -134,8 +168,10 @@ def timeline_figure(tl: Timeline) -> Any:
 def summary_rows(tl: Timeline) -> list[tuple[str, str]]:
     """The summary numbers as (item, value) rows: mean, peak, trough, hook, share above median."""
     s = tl.summary
-    rows = [("windows", f"{s['windows']} × {s['window_s']:g} s, every {s['stride_s']:g} s"),
-            ("video length", f"{s['duration_s']:.1f} s")]
+    rows = [
+        ("windows", f"{s['windows']} × {s['window_s']:g} s, every {s['stride_s']:g} s"),
+        ("video length", f"{s['duration_s']:.1f} s"),
+    ]
     if "mean" not in s:
         return rows
 
@@ -143,11 +179,19 @@ def summary_rows(tl: Timeline) -> list[tuple[str, str]]:
         w = s[key]
         return f"{w['score']:.3f} (window {w['start']:.1f}–{w['end']:.1f} s)"
 
-    rows += [("mean score", f"{s['mean']:.3f}"), ("peak", at("peak")), ("trough", at("trough")),
-             ("hook (opening window)", at("hook"))]
+    rows += [
+        ("mean score", f"{s['mean']:.3f}"),
+        ("peak", at("peak")),
+        ("trough", at("trough")),
+        ("hook (opening window)", at("hook")),
+    ]
     if "share_above_median" in s:
-        rows.append(("share of windows above the training median",
-                     f"{100 * s['share_above_median']:.0f}% (median {s['training_median']:.3f})"))
+        rows.append(
+            (
+                "share of windows above the training median",
+                f"{100 * s['share_above_median']:.0f}% (median {s['training_median']:.3f})",
+            )
+        )
     return rows
 
 
@@ -159,8 +203,17 @@ def _frame(tl: Timeline, kind: str, width: int, heat: Any = None) -> dict[str, A
 
     w = tl.summary[kind]
     at = (w["start"] + w["end"]) / 2
-    out: dict[str, Any] = {"kind": kind, "score": w["score"], "start": w["start"], "end": w["end"], "at": at,
-                           "image": None, "missing": "", "heat": None, "grid": 0}
+    out: dict[str, Any] = {
+        "kind": kind,
+        "score": w["score"],
+        "start": w["start"],
+        "end": w["end"],
+        "at": at,
+        "image": None,
+        "missing": "",
+        "heat": None,
+        "grid": 0,
+    }
     if heat is not None:
         out["heat"], out["grid"] = jpeg_base64(heat.overlay(width)), heat.effect.shape[0]
     try:

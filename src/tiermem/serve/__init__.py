@@ -27,7 +27,9 @@ def serve(settings: ServeSettings, port: int = 8000, **uvicorn_options: Any) -> 
 
         from tiermem.serve.app import create_app
     except ImportError as exc:
-        raise TiermemError(f"tiermem serve needs the serve extra ({exc.name} is missing): pip install 'tiermem[serve]'") from None
+        raise TiermemError(
+            f"tiermem serve needs the serve extra ({exc.name} is missing): pip install 'tiermem[serve]'"
+        ) from None
     uvicorn.run(create_app(settings), host=settings.host, port=port, **uvicorn_options)
 
 

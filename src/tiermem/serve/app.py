@@ -40,18 +40,35 @@ PAGE = files("tiermem.serve") / "page"
 UPLOAD_FORM = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "required": ["file"],
-            "properties": {
-                "file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                         "description": "one or more videos (repeat the field)"},
-                "timeline": {"type": "string", "enum": ["auto", "true", "false"], "default": "auto",
-                             "description": "score every window (auto: videos longer than 1.5 windows)"},
-                "window": {"type": "number", "description": "window length, seconds (default: the model's clip length)"},
-                "stride": {"type": "number", "description": "seconds between window starts (default: about 1)"},
-            },
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more videos (repeat the field)",
+                        },
+                        "timeline": {
+                            "type": "string",
+                            "enum": ["auto", "true", "false"],
+                            "default": "auto",
+                            "description": "score every window (auto: videos longer than 1.5 windows)",
+                        },
+                        "window": {
+                            "type": "number",
+                            "description": "window length, seconds (default: the model's clip length)",
+                        },
+                        "stride": {
+                            "type": "number",
+                            "description": "seconds between window starts (default: about 1)",
+                        },
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -91,19 +108,30 @@ def create_app(settings: ServeSettings) -> FastAPI:
             pool.stop()
 
     # The API pages (swagger-ui, ReDoc) from files installed with the package: no CDN.
-    app = FastAPIOffline(title="tiermem", version=__version__, lifespan=lifespan,
-                         description="Video memorability: submit videos, poll for scores, explanations and timelines.")
+    app = FastAPIOffline(
+        title="tiermem",
+        version=__version__,
+        lifespan=lifespan,
+        description="Video memorability: submit videos, poll for scores, explanations and timelines.",
+    )
     app.state.settings, app.state.store, app.state.pool = settings, store, pool
     door = Door(settings.host, settings.allowed_hosts, settings.cors_origins, settings.api_key)
     app.middleware("http")(door)
     if settings.cors_origins:  # off unless asked for
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+        )
 
     def authorised(request: Request) -> None:
         if settings.api_key is not None and not door.has_key(request):
-            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send it in the X-API-Key header",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def job_or_404(job_id: str) -> dict[str, Any]:
         job = store.get(job_id)
@@ -118,48 +146,82 @@ def create_app(settings: ServeSettings) -> FastAPI:
         if settings.api_key is not None and not door.has_key(request):
             return {"status": "ok"}
         alive = pool.alive()
-        return {"status": "ok" if alive == settings.workers else "degraded", "workers": alive,
-                "last_worker_exit": pool.last_exit, "pending": store.pending(),
-                "model_loaded": store.get_meta("card") is not None, "max_upload_mb": settings.max_upload_mb,
-                "version": __version__}
+        return {
+            "status": "ok" if alive == settings.workers else "degraded",
+            "workers": alive,
+            "last_worker_exit": pool.last_exit,
+            "pending": store.pending(),
+            "model_loaded": store.get_meta("card") is not None,
+            "max_upload_mb": settings.max_upload_mb,
+            "version": __version__,
+        }
 
     @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)])
     def model() -> Response:
         """The model card: training data, validation figures with 95% CIs, tiers, window, licences."""
         card = store.get_meta("card")
         if card is None:
-            return JSONResponse({"detail": "the model is still loading; try again in a few seconds"}, 503,
-                                headers={"Retry-After": "5"})
+            return JSONResponse(
+                {"detail": "the model is still loading; try again in a few seconds"},
+                503,
+                headers={"Retry-After": "5"},
+            )
         return Response(card, media_type="application/json")
 
-    @app.post("/v1/jobs", status_code=202, tags=["jobs"], openapi_extra=UPLOAD_FORM, dependencies=[Depends(authorised)])
+    @app.post(
+        "/v1/jobs",
+        status_code=202,
+        tags=["jobs"],
+        openapi_extra=UPLOAD_FORM,
+        dependencies=[Depends(authorised)],
+    )
     async def submit(request: Request) -> dict[str, Any]:
         """Upload one or more videos (field `file`, repeated) to score; answers with a job per video."""
         if await run_in_threadpool(store.pending) >= settings.max_queue:
-            raise HTTPException(429, f"the queue is full ({settings.max_queue} jobs waiting); try again later",
-                                headers={"Retry-After": "30"})
+            raise HTTPException(
+                429,
+                f"the queue is full ({settings.max_queue} jobs waiting); try again later",
+                headers={"Retry-After": "30"},
+            )
         try:
-            uploads, form = await receive(request.stream(), request.headers.get("content-type"),
-                                          request.headers.get("content-length"), settings.uploads, settings.max_upload_bytes)
+            uploads, form = await receive(
+                request.stream(),
+                request.headers.get("content-type"),
+                request.headers.get("content-length"),
+                settings.uploads,
+                settings.max_upload_bytes,
+            )
         except UploadError as exc:
             headers = {"Connection": "close"} if exc.status == 413 else None
             raise HTTPException(exc.status, str(exc), headers=headers) from None
         try:
             options = _options(form)
             await run_in_threadpool(_check_videos, uploads)
-            jobs = await run_in_threadpool(store.submit_all, [(u.sha256, u.filename, u.size) for u in uploads],
-                                           options, settings.max_queue)
+            jobs = await run_in_threadpool(
+                store.submit_all,
+                [(u.sha256, u.filename, u.size) for u in uploads],
+                options,
+                settings.max_queue,
+            )
             if jobs is None:
-                raise HTTPException(429, f"the queue is full ({settings.max_queue} jobs waiting); try again later",
-                                    headers={"Retry-After": "30"})
+                raise HTTPException(
+                    429,
+                    f"the queue is full ({settings.max_queue} jobs waiting); try again later",
+                    headers={"Retry-After": "30"},
+                )
         except BaseException:  # refused: files no job uses are not kept
             await run_in_threadpool(_forget, store, uploads)
             raise
         return {"jobs": jobs}
 
     @app.get("/v1/jobs", tags=["jobs"], dependencies=[Depends(authorised)])
-    def list_jobs(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0),
-                  per_video: bool = Query(False, description="one row per distinct video: its newest job, with `submissions`")) -> dict[str, Any]:
+    def list_jobs(
+        limit: int = Query(20, ge=1, le=200),
+        offset: int = Query(0, ge=0),
+        per_video: bool = Query(
+            False, description="one row per distinct video: its newest job, with `submissions`"
+        ),
+    ) -> dict[str, Any]:
         """Recent jobs, newest first, without their results."""
         total, jobs = store.page(limit, offset, per_video)
         return {"total": total, "limit": limit, "offset": offset, "jobs": jobs}
@@ -180,8 +242,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
             stored_path(settings.uploads, orphan).unlink(missing_ok=True)
         return Response(status_code=204)
 
-    @app.get("/v1/jobs/{job_id}/export", tags=["jobs"], dependencies=[Depends(authorised)],
-             responses={200: {"content": {"text/csv": {}, "application/json": {}}}})
+    @app.get(
+        "/v1/jobs/{job_id}/export",
+        tags=["jobs"],
+        dependencies=[Depends(authorised)],
+        responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+    )
     def export(job_id: str, format: str = Query("json", pattern="^(json|csv)$")) -> Response:
         """A finished job as a file to keep or send: `json`, the job as GET /v1/jobs/{id} gives it,
         or `csv`, the rows of `tiermem predict --csv` (one per window of a timeline)."""
@@ -192,7 +258,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         disposition = {"Content-Disposition": f'attachment; filename="{_ascii(name)}"'}
         if format == "json":
             return Response(json.dumps(job, indent=1), media_type="application/json", headers=disposition)
-        return Response(rows_of_records(job["result"]).to_csv(index=False), media_type="text/csv", headers=disposition)
+        return Response(
+            rows_of_records(job["result"]).to_csv(index=False), media_type="text/csv", headers=disposition
+        )
 
     @app.delete("/v1/videos/{sha256}", status_code=204, tags=["jobs"], dependencies=[Depends(authorised)])
     def delete_video(sha256: str) -> Response:
@@ -202,10 +270,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
         stored_path(settings.uploads, sha256).unlink(missing_ok=True)
         return Response(status_code=204)
 
-    @app.get("/v1/jobs/{job_id}/heatmap", tags=["jobs"], dependencies=[Depends(authorised)],
-             responses={200: {"content": {"application/json": {}, "image/png": {}}}})
-    def heatmap(job_id: str, t: float = Query(..., ge=0.0, description="seconds from the start: the window around it is mapped"),
-                grid: int = Query(5, ge=2, le=8), format: str = Query("json", pattern="^(json|png)$")) -> Response:
+    @app.get(
+        "/v1/jobs/{job_id}/heatmap",
+        tags=["jobs"],
+        dependencies=[Depends(authorised)],
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+    )
+    def heatmap(
+        job_id: str,
+        t: float = Query(..., ge=0.0, description="seconds from the start: the window around it is mapped"),
+        grid: int = Query(5, ge=2, le=8),
+        format: str = Query("json", pattern="^(json|png)$"),
+    ) -> Response:
         """Where in the frame the score of the window around `t` comes from: each cell of a
         `grid` x `grid` lattice greyed out in every frame of the window and the window scored
         again (`effect`: that score minus the window's; negative where the region raises the
@@ -219,12 +295,20 @@ def create_app(settings: ServeSettings) -> FastAPI:
         except TiermemError as exc:
             raise HTTPException(422, str(exc).replace(str(settings.uploads), "uploads")) from None
         if format == "png":
-            return Response(made.png(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+            return Response(
+                made.png(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+            )
         return JSONResponse({**made.records(), "video": job["filename"]})
 
-    @app.get("/v1/jobs/{job_id}/frame", tags=["jobs"], dependencies=[Depends(authorised)],
-             responses={200: {"content": {"image/jpeg": {}}}})
-    def frame(job_id: str, t: float = Query(0.0, ge=0.0), width: int = Query(320, ge=16, le=1280)) -> Response:
+    @app.get(
+        "/v1/jobs/{job_id}/frame",
+        tags=["jobs"],
+        dependencies=[Depends(authorised)],
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def frame(
+        job_id: str, t: float = Query(0.0, ge=0.0), width: int = Query(320, ge=16, le=1280)
+    ) -> Response:
         """The frame on screen at `t` seconds of the job's video, as a JPEG (thumbnails)."""
         import cv2
 
@@ -237,7 +321,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         except (VideoDecodeError, ValueError) as exc:
             raise HTTPException(422, str(exc).replace(str(settings.uploads), "uploads")) from None
         ok, jpeg = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-        return Response(jpeg.tobytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(
+            jpeg.tobytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -60,7 +60,9 @@ def host_name(header: str) -> str:
 class Door:
     """The checks and headers above, for a server bound to `bind` with `api_key` (or none)."""
 
-    def __init__(self, bind: str, allowed_hosts: Iterable[str], cors_origins: Iterable[str], api_key: str | None) -> None:
+    def __init__(
+        self, bind: str, allowed_hosts: Iterable[str], cors_origins: Iterable[str], api_key: str | None
+    ) -> None:
         names = {*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip())}
         if bind.strip().lower() not in WILDCARD:
             names.add(host_name(bind))
@@ -76,18 +78,31 @@ class Door:
         """Whether the request carries the API key (X-API-Key, or Authorization: Bearer)."""
         if self.api_key is None:
             return False
-        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        given = (
+            request.headers.get("x-api-key")
+            or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        )
         return bool(given) and hmac.compare_digest(given.encode(), self.api_key.encode())
 
     def refusal(self, request: Request) -> JSONResponse | None:
         """The answer to a request that may not pass, or None."""
         host = host_name(request.headers.get("host", ""))
         if not self.serves(host):
-            return JSONResponse({"detail": f"this server does not answer for host {host!r}; "
-                                           "start it with --allowed-host NAME for each name its clients use"}, 400)
+            return JSONResponse(
+                {
+                    "detail": f"this server does not answer for host {host!r}; "
+                    "start it with --allowed-host NAME for each name its clients use"
+                },
+                400,
+            )
         if request.method in CHANGES_STATE and self.foreign(request) and not self.has_key(request):
-            return JSONResponse({"detail": "a page of another site may not submit or delete jobs here "
-                                           "(send the API key, or start the server with --cors-origin ORIGIN)"}, 403)
+            return JSONResponse(
+                {
+                    "detail": "a page of another site may not submit or delete jobs here "
+                    "(send the API key, or start the server with --cors-origin ORIGIN)"
+                },
+                403,
+            )
         return None
 
     def foreign(self, request: Request) -> bool:
@@ -100,9 +115,14 @@ class Door:
             return True
         if origin is None:
             return False
-        return origin == "null" or urlsplit(origin).netloc.lower() != request.headers.get("host", "").strip().lower()
+        return (
+            origin == "null"
+            or urlsplit(origin).netloc.lower() != request.headers.get("host", "").strip().lower()
+        )
 
-    async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def __call__(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = self.refusal(request) or await call_next(request)
         docs = request.url.path in DOCS_PAGES
         response.headers["Content-Security-Policy"] = DOCS_POLICY if docs else PAGE_POLICY

@@ -33,7 +33,9 @@ class ServeSettings:
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
         for origin in self.cors_origins:
             if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
-                raise TiermemError(f"--cors-origin {origin!r}: give a scheme and host, e.g. https://dashboard.example.com")
+                raise TiermemError(
+                    f"--cors-origin {origin!r}: give a scheme and host, e.g. https://dashboard.example.com"
+                )
         if self.workers < 1:
             raise TiermemError(f"--workers must be at least 1, got {self.workers}")
         if not self.max_upload_mb > 0:
@@ -85,8 +87,10 @@ class ServeSettings:
         from tiermem.models import SHIPPED_TEXT_MODELS
 
         if self.model in SHIPPED_TEXT_MODELS:
-            raise TiermemError(f"{self.model}: a text model scores captions, which uploaded videos do not carry; "
-                               "score descriptions with `tiermem predict-text` or videos with `tiermem predict --captions`")
+            raise TiermemError(
+                f"{self.model}: a text model scores captions, which uploaded videos do not carry; "
+                "score descriptions with `tiermem predict-text` or videos with `tiermem predict --captions`"
+            )
         if self.model != "zero-shot" and not (Path(self.model) / "pipeline.json").is_file():
             raise TiermemError(f"{self.model}: not a tiermem model (no pipeline.json) nor 'zero-shot'")
 

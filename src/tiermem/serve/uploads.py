@@ -70,7 +70,11 @@ def stored_path(uploads: Path, sha256: str) -> Path:
 
 
 async def receive(
-    body: AsyncIterator[bytes], content_type: str | None, content_length: str | None, uploads: Path, max_bytes: int,
+    body: AsyncIterator[bytes],
+    content_type: str | None,
+    content_length: str | None,
+    uploads: Path,
+    max_bytes: int,
 ) -> tuple[list[StoredUpload], dict[str, str]]:
     """(files, form fields) of a multipart/form-data body, files stored in `uploads`.
 
@@ -80,9 +84,16 @@ async def receive(
     kind, params = parse_options_header(content_type)
     if kind != b"multipart/form-data" or b"boundary" not in params:
         raise UploadError(400, "send the videos as multipart/form-data (curl -F file=@video.mp4)")
-    if content_length and content_length.isdigit() and int(content_length) > max_bytes * MAX_FILES + 1_000_000:
-        raise UploadError(413, f"the upload is {int(content_length) / 2**20:.0f} MiB; at most {max_bytes / 2**20:.3g} MiB "
-                               f"per video and {MAX_FILES} videos per request")
+    if (
+        content_length
+        and content_length.isdigit()
+        and int(content_length) > max_bytes * MAX_FILES + 1_000_000
+    ):
+        raise UploadError(
+            413,
+            f"the upload is {int(content_length) / 2**20:.0f} MiB; at most {max_bytes / 2**20:.3g} MiB "
+            f"per video and {MAX_FILES} videos per request",
+        )
     tmp_dir = uploads / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     parts: list[_Part] = []
@@ -126,7 +137,9 @@ async def receive(
             part.value += chunk
             return
         if part.size > max_bytes:
-            raise UploadError(413, f"{part.filename}: larger than the {max_bytes / 2**20:.3g} MiB limit (--max-upload-mb)")
+            raise UploadError(
+                413, f"{part.filename}: larger than the {max_bytes / 2**20:.3g} MiB limit (--max-upload-mb)"
+            )
         part.digest.update(chunk)
         part.file.write(chunk)
 
@@ -135,11 +148,18 @@ async def receive(
         if part.file is not None:
             part.file.close()
 
-    parser = MultipartParser(params[b"boundary"], {  # type: ignore[arg-type]
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    })
+    parser = MultipartParser(
+        params[b"boundary"],
+        {  # type: ignore[arg-type]
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     try:
         try:
             async for chunk in body:

@@ -68,14 +68,26 @@ def score_job(model: Any, settings: ServeSettings, store: JobStore, job: dict[st
 
     try:
         run = Run(device=settings.device, on_progress=on_progress)
-        pred = model.predict(path, timeline=opts.get("timeline"), window=opts.get("window"), stride=opts.get("stride"),
-                             run=run, missing="keep")
+        pred = model.predict(
+            path,
+            timeline=opts.get("timeline"),
+            window=opts.get("window"),
+            stride=opts.get("stride"),
+            run=run,
+            missing="keep",
+        )
     except TiermemError as exc:
         store.finish(job["id"], pid, None, in_words(str(exc)), keep=False)
         return
     except Exception as exc:  # noqa: BLE001 - a job fails in words; the worker lives on
         traceback.print_exc()
-        store.finish(job["id"], pid, None, in_words(f"internal error while scoring: {type(exc).__name__}: {exc}"), keep=False)
+        store.finish(
+            job["id"],
+            pid,
+            None,
+            in_words(f"internal error while scoring: {type(exc).__name__}: {exc}"),
+            keep=False,
+        )
         return
     error = "; ".join(in_words(reason) for _, reason in pred.failed) or None
     store.finish(job["id"], pid, jsonable(pred.records()), error, keep=error is None)

@@ -99,8 +99,12 @@ class FaceDetector:
         """`detect` for each of (K, H, W, 3) uint8 RGB frames."""
         if self.device == "cpu":
             found = [self._mtcnn.detect_faces(np.ascontiguousarray(f)) for f in frames]
-            rows = [np.asarray([[*f["box"], float(f["confidence"])] for f in faces], dtype=np.float64).reshape(-1, 5)
-                    for faces in found]
+            rows = [
+                np.asarray([[*f["box"], float(f["confidence"])] for f in faces], dtype=np.float64).reshape(
+                    -1, 5
+                )
+                for faces in found
+            ]
         else:
             rows = self._torch.detect(frames)
         return [r[r[:, 4] >= self.threshold] for r in rows]

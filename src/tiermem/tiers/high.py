@@ -116,4 +116,6 @@ class HighTier(PretrainedTier):
         if not bb.pretrained:
             return {"weights": "random init (not pretrained): no action labels"}
         top = np.argsort(probs)[::-1][:TOP_K]
-        return {"kinetics_top5": [{"label": bb.info.categories[j], "p": round(float(probs[j]), 4)} for j in top]}
+        return {
+            "kinetics_top5": [{"label": bb.info.categories[j], "p": round(float(probs[j]), 4)} for j in top]
+        }

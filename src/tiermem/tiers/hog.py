@@ -135,6 +135,12 @@ def _first_sector(t: int, n_rows: int, n_cols: int) -> np.ndarray:
 
 
 __all__ = [
-    "GRADIENT_MAX", "HOG_CELL", "HOG_EPS", "HOG_ORIENTATIONS", "gradient_tables", "hog_descriptors", "hog_dims",
+    "GRADIENT_MAX",
+    "HOG_CELL",
+    "HOG_EPS",
+    "HOG_ORIENTATIONS",
+    "gradient_tables",
+    "hog_descriptors",
+    "hog_dims",
     "project_rows",
 ]

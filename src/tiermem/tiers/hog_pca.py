@@ -50,7 +50,11 @@ class HogPcaFit:
     """
 
     def __init__(
-        self, components: int, batch_rows: int, whiten: bool, into: Callable[[np.ndarray, np.ndarray, int], None]
+        self,
+        components: int,
+        batch_rows: int,
+        whiten: bool,
+        into: Callable[[np.ndarray, np.ndarray, int], None],
     ) -> None:
         self.components = components
         self.batch_rows = batch_rows

@@ -59,7 +59,7 @@ The script also reports temporal stds, but the paper's published runs train on m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
@@ -70,9 +70,9 @@ from tiermem.runtime import sync_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.frame_stats import colour_features, contrast, grey_frames
 from tiermem.tiers.hog import HOG_CELL, hog_descriptors, hog_dims, project_rows
-from tiermem.tiers.hog_pca import HogPcaFit, fit_frame_indices
+from tiermem.tiers.low_fitting import HogPcaFitting
 from tiermem.tiers.motion import histogram_distance, pair_flow
-from tiermem.tiers.per_frame import DeferredClip, FrameReads, FrameTier, Picked, Work, WorkClock
+from tiermem.tiers.per_frame import FrameReads, FrameTier, Work, WorkClock
 from tiermem.tiers.sharpness import detail_share, fft_blurriness
 from tiermem.video.clip import Clip, VideoMeta
 
@@ -80,7 +80,15 @@ if TYPE_CHECKING:
     from tiermem.tiers.low_torch import TorchOps
 
 #: Per-frame features, each reported as `<name>_mean` and `<name>_std`, in this order.
-FRAME_FEATURES = ("brightness", "contrast", "saturation", "colourfulness", "blurriness", "detail_share", "flow")
+FRAME_FEATURES = (
+    "brightness",
+    "contrast",
+    "saturation",
+    "colourfulness",
+    "blurriness",
+    "detail_share",
+    "flow",
+)
 #: Per-video features, reported once.
 VIDEO_FEATURES = ("size_orig", "cut_rate")
 #: Features tiermem adds to the paper's (left out with ``extras=False``).
@@ -102,7 +110,7 @@ class _CpuOps:
 
 
 @register_tier
-class LowTier(FrameTier):
+class LowTier(HogPcaFitting, FrameTier):
     """Low-level features of a clip; `fit` learns the HOG PCA on a training corpus.
 
     Parameters (all stored in `config`, hence in the feature cache key):
@@ -161,9 +169,16 @@ class LowTier(FrameTier):
     ) -> None:
         # The reference variant's switches enter `config` (hence the cache key) only when set,
         # so features cached with the defaults keep their key.
-        variant = {k: v for k, v in (("hog_colour", hog_colour), ("pca_whiten", pca_whiten),
-                                     ("temporal_std", temporal_std), ("extras", extras))
-                   if v != {"temporal_std": True, "extras": True}.get(k, False)}
+        variant = {
+            k: v
+            for k, v in (
+                ("hog_colour", hog_colour),
+                ("pca_whiten", pca_whiten),
+                ("temporal_std", temporal_std),
+                ("extras", extras),
+            )
+            if v != {"temporal_std": True, "extras": True}.get(k, False)
+        }
         super().__init__(
             **variant,
             hog_stride=hog_stride,
@@ -228,96 +243,14 @@ class LowTier(FrameTier):
         if list(names) == self.feature_names:
             return None
         if "blurriness_mean" in names and "detail_share_mean" not in names:
-            return (f"its low tier has the {len(names)} features of an earlier tiermem, whose blurriness "
-                    "is now detail_share and whose place the paper's FFT measure took; refit the model")
-        return (f"its low block holds {len(names)} features, but the low tier as configured gives "
-                f"{len(self.feature_names)}; refit the model")
-
-    # -- fitting -------------------------------------------------------------------------
-    def fit(self, clips: Iterable[Clip], frames_per_clip: int | None = None) -> "LowTier":
-        """Fit the HOG PCA on frames of `clips` (any iterable: clips are consumed one at a time).
-
-        Up to `pca_frames_per_clip` evenly spaced frames per clip (or `frames_per_clip`, when
-        larger, for a corpus of few clips); rows are fed to an incremental PCA in batches, so
-        memory stays at one batch whatever the corpus size.
-        """
-        fit = self.start_fit()
-        for clip in clips:
-            fit.add(self.fit_rows(clip, frames_per_clip))
-        fit.finish()
-        return self
-
-    def fit_rows(self, clip: Clip, frames_per_clip: int | None = None) -> np.ndarray:
-        """HOG rows of the clip's evenly spaced fitting frames (see `fit`)."""
-        self._check_size(clip.frames, clip.meta.path)
-        keep = fit_frame_indices(clip.num_frames, self._fit_frames(frames_per_clip))
-        return self._ops.hog_descriptors(self._hog_input(clip.frames[keep]))
-
-    def start_fit(self) -> HogPcaFit:
-        """An incremental HOG PCA fit that sets this tier's state when finished."""
-        return HogPcaFit(self.pca_components, self.pca_batch_rows, self.pca_whiten, into=self._set_pca)
-
-    def _set_pca(self, mean: np.ndarray, axes: np.ndarray, rows: int) -> None:
-        self.hog_pca_mean_, self.hog_pca_components_, self.hog_pca_frames_ = mean, axes, rows
-        self._hash = None
-
-    def deferred_bytes(self, num_frames: int, size: int) -> int:
-        """The raw HOG rows (and blur measure) of a deferred clip's texture frames, float32."""
-        return len(range(0, num_frames, self.hog_stride)) * (1 + hog_dims(size, size)) * 4
-
-    def defer(self, clip: Clip, frames_per_clip: int | None = None) -> DeferredClip:
-        """The clip's work before the HOG PCA is fitted: every group, with the raw HOG rows of
-        its texture frames in place of their projection, and its `fit_rows` (reusing the HOG
-        of fitting frames that are texture frames too). `complete` finishes it once fitted."""
-        self._check_size(clip.frames, clip.meta.path)
-        self._check_layout(clip.frames, clip.meta.path)
-        plan = self.reads(clip.num_frames)
-        work = self.clip_work(clip.frames, computations={"texture": "texture_raw"})
-        texture = plan.frames["texture"]
-        fitting = fit_frame_indices(clip.num_frames, self._fit_frames(frames_per_clip))
-        shared = np.isin(fitting, texture)
-        rows = np.zeros((len(fitting), work["texture"].shape[1] - 1), np.float32)
-        rows[shared] = work["texture"][np.searchsorted(texture, fitting[shared]), 1:]
-        if not shared.all():
-            rows[~shared] = self.run_frames("hog", Picked(clip.frames, fitting[~shared]))
-        return DeferredClip(work, clip.meta, clip.times, rows)
-
-    def complete(self, deferred: DeferredClip) -> tuple[np.ndarray, dict[str, Any]]:
-        """A deferred clip's features and facts, now that the HOG PCA is fitted: equal to
-        `transform` of the clip (HOG rows are projected one by one, in a fixed order)."""
-        raw = deferred.work["texture"]
-        if not hasattr(self, "hog_pca_components_"):
-            raise TiermemError("low tier: complete() needs the HOG PCA fitted (fit_from_rows)")
-        self._check_dims(raw.shape[1] - 1, f"{deferred.meta.path}: HOG of its frames")
-        hog = project_rows(raw[:, 1:] - self.hog_pca_mean_, self.hog_pca_components_)
-        texture = np.concatenate([raw[:, :1], hog], axis=1).astype(np.float32)
-        return self.aggregate({**deferred.work, "texture": texture}, deferred.meta, deferred.times)
-
-    def _fit_frames(self, frames_per_clip: int | None) -> int:
-        return max(self.pca_frames_per_clip, frames_per_clip or 0)
-
-    def state_dict(self) -> dict[str, Any]:
-        if not hasattr(self, "hog_pca_components_"):
-            return {}
-        return {
-            "hog_pca_mean": self.hog_pca_mean_,
-            "hog_pca_components": self.hog_pca_components_,
-            "hog_pca_frames": int(self.hog_pca_frames_),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> "LowTier":
-        mean = np.asarray(state["hog_pca_mean"], dtype=np.float32)
-        components = np.asarray(state["hog_pca_components"], dtype=np.float32)
-        if components.ndim != 2 or components.shape != (self.pca_components, mean.shape[0]):
-            raise DataMismatchError(
-                f"low tier state: HOG PCA components of shape {components.shape} do not match "
-                f"{self.pca_components} components over a mean of length {mean.shape[0]}"
+            return (
+                f"its low tier has the {len(names)} features of an earlier tiermem, whose blurriness "
+                "is now detail_share and whose place the paper's FFT measure took; refit the model"
             )
-        self.hog_pca_mean_ = mean
-        self.hog_pca_components_ = components
-        self.hog_pca_frames_ = int(state.get("hog_pca_frames", 0))
-        self._hash = None
-        return self
+        return (
+            f"its low block holds {len(names)} features, but the low tier as configured gives "
+            f"{len(self.feature_names)}; refit the model"
+        )
 
     def config_hash(self) -> str:
         # Hashing the 1.4 MB PCA for every clip would be wasted work: cache until the state changes.
@@ -413,11 +346,16 @@ class LowTier(FrameTier):
         values = [
             stat
             for name in self._frame_features
-            for stat in (float(np.mean(per_frame[name])), float(np.std(per_frame[name])))[: 1 + self.temporal_std]
+            for stat in (float(np.mean(per_frame[name])), float(np.std(per_frame[name])))[
+                : 1 + self.temporal_std
+            ]
         ]
         cuts = np.flatnonzero(motion[:, 1] > self.cut_threshold)
         duration = meta.duration
-        video = {"size_orig": meta.video_bytes_per_second, "cut_rate": len(cuts) / duration if duration > 0 else 0.0}
+        video = {
+            "size_orig": meta.video_bytes_per_second,
+            "cut_rate": len(cuts) / duration if duration > 0 else 0.0,
+        }
         values += [video[n] for n in self._video_features]
         facts = {"cuts_at": [round(float(times[i + 1]), 2) for i in cuts]} if len(cuts) else {}
         return np.asarray(values, dtype=np.float32), facts

@@ -85,7 +85,9 @@ class TorchOps:
         return list(on_device.split(DEVICE_BATCH))
 
     # -- sharpness -------------------------------------------------------------------------
-    def fft_blurriness(self, frames: np.ndarray, width: int = FFT_WIDTH, radius: int = FFT_RADIUS) -> np.ndarray:
+    def fft_blurriness(
+        self, frames: np.ndarray, width: int = FFT_WIDTH, radius: int = FFT_RADIUS
+    ) -> np.ndarray:
         """`tiermem.tiers.sharpness.fft_blurriness` of (T, H, W, 3) uint8 RGB frames."""
         grey = resized_grey(frames, width)
         t, h, w = grey.shape
@@ -143,17 +145,25 @@ class TorchOps:
         g_row = g_row[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
         g_col = g_col[:, : n_rows * HOG_CELL, : n_cols * HOG_CELL]
         if not self._gradient_tables:  # copied: torch wants writable arrays
-            self._gradient_tables = [torch.from_numpy(table.copy()).to(self.device) for table in gradient_tables()]
+            self._gradient_tables = [
+                torch.from_numpy(table.copy()).to(self.device) for table in gradient_tables()
+            ]
         bin_table, magnitude_table = self._gradient_tables
         gradient = (g_row + GRADIENT_MAX) * (2 * GRADIENT_MAX + 1) + (g_col + GRADIENT_MAX)
         bins, magnitude = bin_table[gradient], magnitude_table[gradient].double()
 
-        def by_cell(x: torch.Tensor) -> torch.Tensor:  # (T, rows, cols, 64): each cell's pixels in raster order
-            return x.view(t, n_rows, HOG_CELL, n_cols, HOG_CELL).transpose(2, 3).reshape(t, n_rows, n_cols, -1)
+        def by_cell(
+            x: torch.Tensor,
+        ) -> torch.Tensor:  # (T, rows, cols, 64): each cell's pixels in raster order
+            return (
+                x.view(t, n_rows, HOG_CELL, n_cols, HOG_CELL).transpose(2, 3).reshape(t, n_rows, n_cols, -1)
+            )
 
         bins, magnitude = by_cell(bins), by_cell(magnitude)
         # one orientation at a time: contiguous sums of 64, 3x faster on the CPU than one 9-wide pass
-        hist = torch.stack([torch.where(bins == k, magnitude, 0.0).sum(dim=-1) for k in range(HOG_ORIENTATIONS)], -1)
+        hist = torch.stack(
+            [torch.where(bins == k, magnitude, 0.0).sum(dim=-1) for k in range(HOG_ORIENTATIONS)], -1
+        )
         hist /= HOG_CELL * HOG_CELL
         # 2x2-cell blocks in skimage's (row, col) order, then L2-Hys.
         blocks = torch.stack([hist[:, :-1, :-1], hist[:, :-1, 1:], hist[:, 1:, :-1], hist[:, 1:, 1:]], dim=3)

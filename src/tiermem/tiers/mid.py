@@ -96,7 +96,9 @@ class MidTier(PretrainedTier, FrameTier):
     def face_detector(self) -> faces.FaceDetector:
         """MTCNN on this tier's device: torch on CUDA, the wheel's OpenCV networks on the CPU."""
         if self._faces is None:
-            self._faces = faces.FaceDetector(self.config["face_min_size"], self.config["face_threshold"], self.device)
+            self._faces = faces.FaceDetector(
+                self.config["face_min_size"], self.config["face_threshold"], self.device
+            )
         return self._faces.on(self.device)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -107,7 +109,12 @@ class MidTier(PretrainedTier, FrameTier):
     def feature_names(self) -> list[str]:
         dim = KNOWN_DIMS.get(self.config["backbone"]) or self.backbone.dim
         width = max(4, len(str(dim - 1)))
-        return [f"semantic_{i:0{width}d}" for i in range(dim)] + EVENT_NAMES + faces.FEATURE_NAMES + saliency.FEATURE_NAMES
+        return (
+            [f"semantic_{i:0{width}d}" for i in range(dim)]
+            + EVENT_NAMES
+            + faces.FEATURE_NAMES
+            + saliency.FEATURE_NAMES
+        )
 
     # -- inference: per-frame work, then the clip's means ---------------------------------
     @property
@@ -137,7 +144,9 @@ class MidTier(PretrainedTier, FrameTier):
         comp = rows[:, dim + 2 : dim + 7]
         centroids = rows[:, dim + 7 : dim + 9]
         probs = rows[:, dim + 9 :] if rows.shape[1] > dim + 9 else None
-        values = np.concatenate([embeddings.mean(axis=0), event_dynamics(embeddings), face_stats.features(), comp.mean(axis=0)])
+        values = np.concatenate(
+            [embeddings.mean(axis=0), event_dynamics(embeddings), face_stats.features(), comp.mean(axis=0)]
+        )
         if not np.all(np.isfinite(values)):
             raise TiermemError(f"mid tier produced non-finite features for {meta.path}")
         return values.astype(np.float32), self._facts(probs, face_stats, centroids)
@@ -158,7 +167,9 @@ class MidTier(PretrainedTier, FrameTier):
         labelled = bb.pretrained and len(bb.info.categories) == probs[0].shape[-1]
         return np.concatenate(feats), (np.concatenate(probs) if labelled else None)
 
-    def _facts(self, probs: np.ndarray | None, face_stats: faces.FaceStats, centroids: np.ndarray) -> dict[str, Any]:
+    def _facts(
+        self, probs: np.ndarray | None, face_stats: faces.FaceStats, centroids: np.ndarray
+    ) -> dict[str, Any]:
         facts: dict[str, Any] = {
             "faces_max": int(face_stats.counts.max()),
             "frames_with_face": f"{int((face_stats.counts > 0).sum())}/{len(face_stats.counts)}",
@@ -170,7 +181,9 @@ class MidTier(PretrainedTier, FrameTier):
         elif probs is not None:
             mean = probs.mean(axis=0)
             top = np.argsort(mean)[::-1][:TOP_K]
-            facts["imagenet_top5"] = [{"label": bb.info.categories[j], "p": round(float(mean[j]), 4)} for j in top]
+            facts["imagenet_top5"] = [
+                {"label": bb.info.categories[j], "p": round(float(mean[j]), 4)} for j in top
+            ]
         return facts
 
 

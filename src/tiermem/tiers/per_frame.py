@@ -129,7 +129,8 @@ class FrameTier(Tier):
         plan = self.reads(len(frames))
         chosen = dict(computations or {})
         work: Work = {
-            name: self.run_frames(chosen.get(name, name), Picked(frames, idx)) for name, idx in plan.frames.items()
+            name: self.run_frames(chosen.get(name, name), Picked(frames, idx))
+            for name, idx in plan.frames.items()
         }
         for name, idx in plan.pairs.items():
             work[name] = self.run_pairs(name, Picked(frames, idx), Picked(frames, idx + 1))
@@ -160,6 +161,7 @@ class Picked:
 
     def __getitem__(self, span: slice) -> np.ndarray:
         return self.frames[self.index[span]]
+
 
 class WorkClock:
     """Adds the wall time of each `with clock(name):` block of per-frame work to

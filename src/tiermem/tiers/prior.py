@@ -63,7 +63,9 @@ def load_resmem() -> torch.nn.Module:
             state = torch.load(resmem.path, map_location="cpu", mmap=True, weights_only=True)
             model.load_state_dict(state, assign=True)
         except (OSError, RuntimeError, TypeError) as exc:
-            raise MissingWeightsError(f"ResMem weights could not be loaded from {resmem.path}: {exc}") from exc
+            raise MissingWeightsError(
+                f"ResMem weights could not be loaded from {resmem.path}: {exc}"
+            ) from exc
         finally:
             serialization.load.mmap = mapped
     return model.eval()

@@ -75,7 +75,9 @@ def fft_blurriness(frames: np.ndarray, width: int = FFT_WIDTH, radius: int = FFT
         magnitude = np.abs(_without_low_frequencies(grey, radius))
         np.maximum(magnitude, MAGNITUDE_FLOOR, out=magnitude)
         np.log(magnitude, out=magnitude)
-        out[start : start + len(grey)] = 20.0 * magnitude.reshape(len(grey), -1).mean(axis=1, dtype=np.float64)
+        out[start : start + len(grey)] = 20.0 * magnitude.reshape(len(grey), -1).mean(
+            axis=1, dtype=np.float64
+        )
     return out
 
 
@@ -129,6 +131,13 @@ def detail_share(grey: np.ndarray, cutoff: float) -> np.ndarray:
 
 
 __all__ = [
-    "FFT_RADIUS", "FFT_WIDTH", "MAGNITUDE_FLOOR", "detail_share", "detail_weights", "fft_blurriness",
-    "low_frequency_bins", "resize_to_width", "resized_grey",
+    "FFT_RADIUS",
+    "FFT_WIDTH",
+    "MAGNITUDE_FLOOR",
+    "detail_share",
+    "detail_weights",
+    "fft_blurriness",
+    "low_frequency_bins",
+    "resize_to_width",
+    "resized_grey",
 ]

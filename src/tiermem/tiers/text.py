@@ -68,7 +68,9 @@ def resolve_text_model(model: str | os.PathLike[str] = DEFAULT_MODEL) -> tuple[P
             ) from None
         path = Path(pkg.get_model_path())
         if not (path / "modules.json").is_file():
-            raise MissingWeightsError(f"text model {DEFAULT_MODEL!r}: {path} holds no model files (reinstall the package)")
+            raise MissingWeightsError(
+                f"text model {DEFAULT_MODEL!r}: {path} holds no model files (reinstall the package)"
+            )
         return path, f"{DEFAULT_MODEL}@{pkg.__version__}"
     path = Path(model)
     if not path.is_dir() or not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
@@ -101,7 +103,9 @@ def load_text_model(model: str | os.PathLike[str] = DEFAULT_MODEL) -> Any:
         try:
             _LOADED[identity] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise MissingWeightsError(f"text model {path}: cannot load ({str(exc).splitlines()[0]})") from None
+            raise MissingWeightsError(
+                f"text model {path}: cannot load ({str(exc).splitlines()[0]})"
+            ) from None
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -139,9 +143,13 @@ class CaptionCache:
             with np.load(self.path, allow_pickle=False) as npz:
                 model, keys, vectors = str(npz["model"]), npz["keys"], npz["vectors"]
         except (OSError, ValueError, KeyError) as exc:
-            raise DataMismatchError(f"{self.path}: not a tiermem caption cache ({exc}); delete it to rebuild") from None
+            raise DataMismatchError(
+                f"{self.path}: not a tiermem caption cache ({exc}); delete it to rebuild"
+            ) from None
         if model != self.model_identity:
-            raise DataMismatchError(f"{self.path}: holds embeddings of {model!r}, not {self.model_identity!r}")
+            raise DataMismatchError(
+                f"{self.path}: holds embeddings of {model!r}, not {self.model_identity!r}"
+            )
         return {str(k): v for k, v in zip(keys, vectors)}
 
     def __len__(self) -> int:
@@ -162,7 +170,11 @@ class CaptionCache:
 
         merged = {**self._read(), **self._vectors}
         keys = np.array(sorted(merged), dtype="<U32")
-        vectors = np.stack([merged[k] for k in keys]).astype(np.float32) if len(keys) else np.zeros((0, 0), np.float32)
+        vectors = (
+            np.stack([merged[k] for k in keys]).astype(np.float32)
+            if len(keys)
+            else np.zeros((0, 0), np.float32)
+        )
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(
             self.path,
@@ -276,12 +288,16 @@ class TextTier(Tier):
                     cache.save()
                     last_save = time.monotonic()
             if self.on_progress is not None:
-                self.on_progress(Step("text tier: embedding captions", start + len(chunk), len(texts), "captions"))
+                self.on_progress(
+                    Step("text tier: embedding captions", start + len(chunk), len(texts), "captions")
+                )
         if cache is not None:
             cache.save()
         return fresh
 
-    def transform_texts(self, captions: Sequence[Sequence[str] | str], ids: Sequence[str] | None = None) -> np.ndarray:
+    def transform_texts(
+        self, captions: Sequence[Sequence[str] | str], ids: Sequence[str] | None = None
+    ) -> np.ndarray:
         """One row per video: the mean of its captions' unit embeddings, float32 (N, dim).
 
         All captions of all videos go through the model together (batched, de-duplicated,
@@ -313,7 +329,9 @@ class TextTier(Tier):
     @staticmethod
     def _clip_captions(clip: Clip) -> object:
         if "captions" not in clip.extra:
-            raise DataMismatchError(f"{clip.meta.path}: no captions (the text tier reads clip.extra['captions'])")
+            raise DataMismatchError(
+                f"{clip.meta.path}: no captions (the text tier reads clip.extra['captions'])"
+            )
         return clip.extra["captions"]
 
 
@@ -339,8 +357,15 @@ def embed_captions_table(
     from tiermem.datasets.captions import read_captions_csv
 
     by_id = read_captions_csv(captions_csv, id_column=id_column)
-    return embed_captions(by_id, out, source=str(captions_csv), model=model, cache_dir=cache_dir, threads=threads,
-                          on_progress=on_progress)
+    return embed_captions(
+        by_id,
+        out,
+        source=str(captions_csv),
+        model=model,
+        cache_dir=cache_dir,
+        threads=threads,
+        on_progress=on_progress,
+    )
 
 
 def embed_captions(

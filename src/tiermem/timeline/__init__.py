@@ -64,11 +64,24 @@ def build_timeline(
     check_seconds("window", length, declared if length_given else None, str(path))
     if stride is not None:
         check_seconds("stride", stride, declared, str(path))
-    plan = WindowPlan(length, stride if stride is not None else default_stride(length, decode["frames"], tiers), decode["frames"])
+    plan = WindowPlan(
+        length,
+        stride if stride is not None else default_stride(length, decode["frames"], tiers),
+        decode["frames"],
+    )
     total = max(declared or 0.0, 1.0)
     stage = f"timeline {path.name}"
-    features = window_features(path, tiers, plan, size=decode["size"], mode=decode["mode"], run=run, store=store,
-                               declared=declared, on_seconds=lambda seconds: run.progress(stage, seconds, total, unit="s"))
+    features = window_features(
+        path,
+        tiers,
+        plan,
+        size=decode["size"],
+        mode=decode["mode"],
+        run=run,
+        store=store,
+        declared=declared,
+        on_seconds=lambda seconds: run.progress(stage, seconds, total, unit="s"),
+    )
     table = pd.DataFrame({"start": features.starts.round(3), "end": features.ends.round(3)})
     if len(features.starts):
         table = pd.concat([table, score(features).reset_index(drop=True)], axis=1)
@@ -76,9 +89,15 @@ def build_timeline(
         table["score"] = np.zeros(0)
     table["changes"] = changes(features.facts, features.starts)
     return Timeline(
-        video_id=path.stem, path=str(path), table=table, facts=features.facts, duration=features.duration,
-        length=length if not features.note else float(features.ends[0]), stride=plan.stride,
-        training_median=training_median, note=features.note,
+        video_id=path.stem,
+        path=str(path),
+        table=table,
+        facts=features.facts,
+        duration=features.duration,
+        length=length if not features.note else float(features.ends[0]),
+        stride=plan.stride,
+        training_median=training_median,
+        note=features.note,
         failed=features.broken.cause if features.broken is not None else None,
     )
 
@@ -113,12 +132,23 @@ def predict_with_timelines(
         if tl.table.empty:
             continue
         timelines[tl.video_id] = tl
-        contrib = {c[len("contrib_"):]: float(tl.table[c].mean()) for c in tl.table if c.startswith("contrib_")}
-        rows.append({"video_id": tl.video_id, "path": tl.path, "score": float(tl.scores.mean()), **{f"contrib_{k}": v for k, v in contrib.items()}})
+        contrib = {
+            c[len("contrib_") :]: float(tl.table[c].mean()) for c in tl.table if c.startswith("contrib_")
+        }
+        rows.append(
+            {
+                "video_id": tl.video_id,
+                "path": tl.path,
+                "score": float(tl.scores.mean()),
+                **{f"contrib_{k}": v for k, v in contrib.items()},
+            }
+        )
         contributions.append(contrib)
         facts.append({})
     if not rows:
-        return Predictions(pred.table, pred.contributions, pred.facts, pred.base_score, failed, pred.zero_shot)
+        return Predictions(
+            pred.table, pred.contributions, pred.facts, pred.base_score, failed, pred.zero_shot
+        )
     extra = pd.DataFrame(rows)
     if percentile is not None:
         extra.insert(3, "percentile", percentile(extra["score"].to_numpy(dtype=np.float64)))
@@ -128,12 +158,24 @@ def predict_with_timelines(
     all_contrib = (pred.contributions or [{} for _ in range(len(pred.table))]) + contributions
     all_facts = (pred.facts or [{} for _ in range(len(pred.table))]) + facts
     return Predictions(
-        table.iloc[ranks].reset_index(drop=True), [all_contrib[i] for i in ranks], [all_facts[i] for i in ranks],
-        pred.base_score, failed, pred.zero_shot, timelines,
+        table.iloc[ranks].reset_index(drop=True),
+        [all_contrib[i] for i in ranks],
+        [all_facts[i] for i in ranks],
+        pred.base_score,
+        failed,
+        pred.zero_shot,
+        timelines,
     )
 
 
 __all__ = [
-    "LONG_VIDEO_WINDOWS", "Timeline", "WindowFeatures", "WindowPlan", "build_timeline", "declared_duration",
-    "predict_with_timelines", "sparkline", "wants_timeline",
+    "LONG_VIDEO_WINDOWS",
+    "Timeline",
+    "WindowFeatures",
+    "WindowPlan",
+    "build_timeline",
+    "declared_duration",
+    "predict_with_timelines",
+    "sparkline",
+    "wants_timeline",
 ]

@@ -54,7 +54,7 @@ class Timeline:
         windows = []
         for i, row in enumerate(self.table.to_dict(orient="records")):
             rec = {k: v for k, v in row.items() if not str(k).startswith("contrib_")}
-            contrib = {k[len("contrib_"):]: v for k, v in row.items() if str(k).startswith("contrib_")}
+            contrib = {k[len("contrib_") :]: v for k, v in row.items() if str(k).startswith("contrib_")}
             if contrib:
                 rec["contributions"] = contrib
             rec["facts"] = self.facts[i]
@@ -77,7 +77,9 @@ def sparkline(values: np.ndarray, width: int = 60) -> str:
 def summarise(timeline: Timeline) -> dict[str, Any]:
     table = timeline.table
     out: dict[str, Any] = {
-        "windows": len(table), "window_s": round(timeline.length, 3), "stride_s": round(timeline.stride, 3),
+        "windows": len(table),
+        "window_s": round(timeline.length, 3),
+        "stride_s": round(timeline.stride, 3),
         "duration_s": round(timeline.duration, 3),
     }
     if table.empty:
@@ -85,10 +87,17 @@ def summarise(timeline: Timeline) -> dict[str, Any]:
     scores = table["score"].to_numpy(dtype=np.float64)
 
     def at(i: int) -> dict[str, float]:
-        return {"score": float(scores[i]), "start": float(table["start"].iloc[i]), "end": float(table["end"].iloc[i])}
+        return {
+            "score": float(scores[i]),
+            "start": float(table["start"].iloc[i]),
+            "end": float(table["end"].iloc[i]),
+        }
 
     out.update(
-        mean=float(scores.mean()), peak=at(int(np.argmax(scores))), trough=at(int(np.argmin(scores))), hook=at(0),
+        mean=float(scores.mean()),
+        peak=at(int(np.argmax(scores))),
+        trough=at(int(np.argmin(scores))),
+        hook=at(0),
         covered_s=[float(table["start"].iloc[0]), float(table["end"].iloc[-1])],
     )
     if timeline.training_median is not None:
@@ -127,8 +136,10 @@ def no_changes(tl: Timeline) -> str:
     if any("low" in f or "mid" in f for f in tl.facts):
         return "No cut, face or new main object between windows."
     tiers = ", ".join(sorted({t for f in tl.facts for t in f})) or "none with facts"
-    return (f"Changes between windows are not tracked: this model's tiers ({tiers}) record no cuts, faces or "
-            "objects (the low and mid tiers do).")
+    return (
+        f"Changes between windows are not tracked: this model's tiers ({tiers}) record no cuts, faces or "
+        "objects (the low and mid tiers do)."
+    )
 
 
 def _top_label(mid_facts: dict[str, Any]) -> str | None:

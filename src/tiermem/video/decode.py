@@ -72,16 +72,16 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise _fail(
-            path, f"not a video, or a truncated/corrupt container ({_ffmpeg_reason(exc)})"
-        ) from None
+        raise _fail(path, f"not a video, or a truncated/corrupt container ({_ffmpeg_reason(exc)})") from None
     if not container.streams.video:
         container.close()
         raise _fail(path, "no video stream in the container")
     return container
 
 
-def _video_stream(path: Path, container: av.container.InputContainer, threads: int = 0) -> av.video.stream.VideoStream:
+def _video_stream(
+    path: Path, container: av.container.InputContainer, threads: int = 0
+) -> av.video.stream.VideoStream:
     """The first video stream, set to decode with frame threads (`threads` 0: FFmpeg's choice);
     refuses a codec FFmpeg cannot decode."""
     stream = container.streams.video[0]
@@ -122,7 +122,8 @@ def _demux_index(path: Path, container: av.container.InputContainer) -> _Index:
     declared = stream.frames  # from the container's index (mp4 sample table, ...); 0 if unknown
     if declared and n_packets < declared - max(2, declared // 100):
         raise _fail(
-            path, f"truncated: the container lists {declared} video frames but only {n_packets} are in the file"
+            path,
+            f"truncated: the container lists {declared} video frames but only {n_packets} are in the file",
         )
     unique_pts = np.unique(np.asarray(pts, dtype=np.int64))
     if len(unique_pts) < n_packets:

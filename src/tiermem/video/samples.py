@@ -156,7 +156,11 @@ def make_long_video(
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = keyframe_every
         if stream.codec_context.name == "libx264":
-            stream.options = {"crf": "23", "preset": "veryfast", "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0"}
+            stream.options = {
+                "crf": "23",
+                "preset": "veryfast",
+                "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0",
+            }
         written = 0
         while written < total:
             for source in sources:
@@ -199,7 +203,9 @@ def _duration(source: Path) -> float:
         return float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
 
 
-def copy_stretch(src: str | os.PathLike[str], out: str | os.PathLike[str], start: float, length: float) -> Path:
+def copy_stretch(
+    src: str | os.PathLike[str], out: str | os.PathLike[str], start: float, length: float
+) -> Path:
     """The packets of `src` shown in [start, start + length), copied without re-encoding to
     `out`, their timestamps moved back by `start`. The same pixels as `src` shows there when
     every frame is a keyframe, or when the stretch is whole closed GOPs (`make_long_video`'s

@@ -78,7 +78,9 @@ class VideoStream:
                     break
             if self._origin is None:
                 return  # no timestamps: frames are placed by count, read from the start
-            self._container.seek(int(self._origin + start / self._tb), stream=self._stream, backward=True, any_frame=False)
+            self._container.seek(
+                int(self._origin + start / self._tb), stream=self._stream, backward=True, any_frame=False
+            )
         except av.FFmpegError as exc:
             self._container.close()
             raise StreamBrokenError(self.path, 0.0, _ffmpeg_reason(exc)) from None
@@ -95,7 +97,11 @@ class VideoStream:
         try:
             for packet in self._container.demux(stream):
                 if packet.size:
-                    pts = packet.pts if packet.pts is not None else (self._packets[-1][0] if self._packets else 0)
+                    pts = (
+                        packet.pts
+                        if packet.pts is not None
+                        else (self._packets[-1][0] if self._packets else 0)
+                    )
                     self._packets.append((pts, packet.size))
                 for frame in packet.decode():
                     if frame.pts is None:  # raw streams without timestamps: place frames by count
@@ -123,7 +129,9 @@ class VideoStream:
         declared = stream.frames - self._skipped if stream.frames else 0
         if declared and self.frames_decoded < declared - max(2, declared // 100):
             raise StreamBrokenError(
-                path, self.last_time, f"the container lists {declared} frames, only {self.frames_decoded} decode"
+                path,
+                self.last_time,
+                f"the container lists {declared} frames, only {self.frames_decoded} decode",
             )
 
     def packets_between(self, start: float, end: float) -> tuple[int, int]:
@@ -147,9 +155,16 @@ class VideoStream:
         ctx = self._stream.codec_context
         rate = byte_count / duration if duration > 0 else 0.0
         return VideoMeta(
-            path=str(self.path), duration=duration, fps=self.fps, width=int(ctx.width), height=int(ctx.height),
-            frame_count=frame_count, codec=ctx.name, bitrate=int(round(8 * rate)),
-            file_size=self.path.stat().st_size, has_audio=bool(self._container.streams.audio),
+            path=str(self.path),
+            duration=duration,
+            fps=self.fps,
+            width=int(ctx.width),
+            height=int(ctx.height),
+            frame_count=frame_count,
+            codec=ctx.name,
+            bitrate=int(round(8 * rate)),
+            file_size=self.path.stat().st_size,
+            has_audio=bool(self._container.streams.audio),
             video_bytes_per_second=rate,
         )
 
@@ -159,7 +174,14 @@ class VideoStream:
 
 def median_duration(paths: list[Path], limit: int = 200) -> float | None:
     """Median declared duration (seconds) of up to `limit` evenly spread videos of `paths`."""
-    picked = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int))] if paths else []
+    picked = (
+        [
+            paths[i]
+            for i in np.unique(np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int))
+        ]
+        if paths
+        else []
+    )
     durations = [d for p in picked if (d := declared_duration(p))]
     return round(float(np.median(durations)), 3) if durations else None
 
@@ -202,7 +224,9 @@ def frame_at(path: str | os.PathLike[str], seconds: float, size: int = 160) -> n
     if seconds > last + 1.0 / fps + 1e-6:
         raise VideoDecodeError(path, f"no frame at {seconds:g} s: the video ends at {last + 1.0 / fps:.2f} s")
     height = max(1, int(round(frame.height * size / frame.width)))
-    return np.ascontiguousarray(frame.to_ndarray(width=int(size), height=height, format="rgb24", interpolation="BILINEAR"))
+    return np.ascontiguousarray(
+        frame.to_ndarray(width=int(size), height=height, format="rgb24", interpolation="BILINEAR")
+    )
 
 
 def _shown_at(path: Path, seconds: float, seek: bool) -> tuple[av.VideoFrame, float, float] | None:
@@ -250,4 +274,11 @@ def _shown_at(path: Path, seconds: float, seek: bool) -> tuple[av.VideoFrame, fl
         container.close()
 
 
-__all__ = ["StreamBrokenError", "VideoStream", "declared_duration", "frame_at", "median_duration", "to_square"]
+__all__ = [
+    "StreamBrokenError",
+    "VideoStream",
+    "declared_duration",
+    "frame_at",
+    "median_duration",
+    "to_square",
+]
