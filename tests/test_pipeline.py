@@ -311,3 +311,27 @@ def test_the_whole_config_is_checked_before_any_extraction(memento_root, tmp_pat
         assert not out.exists() and not (tmp_path / "model.features").exists()
     with pytest.raises(TiermemError, match="tier 'mid': .*unexpected keyword argument 'backbon'"):
         PipelineConfig(target="mem_score", tier_config={"mid": {"backbon": "timm:x"}}).validate()
+
+
+def test_predict_without_a_cache_keeps_the_features_in_memory(fitted, memento_root, tmp_path, monkeypatch):
+    """No cache: no feature table is written and read back (a spy counts the store's table
+    writes and reads), and the scores and facts are those of a prediction through a cache."""
+    from tiermem.store import FeatureStore
+
+    pipe, model, _ = fitted
+    videos = sorted((memento_root / "videos").glob("*.mp4"))[:4]
+    through_disk = Pipeline.load(model).predict(videos, cache=tmp_path / "cache")
+    calls = []
+    for name in ("write", "table", "_read_arrow"):
+        real = getattr(FeatureStore, name)
+        monkeypatch.setattr(
+            FeatureStore,
+            name,
+            lambda self, *a, _real=real, _name=name, **k: calls.append(_name) or _real(self, *a, **k),
+        )
+    in_memory = Pipeline.load(model).predict(videos)
+    assert calls == []
+    Pipeline.load(model).predict(videos[:1], cache=tmp_path / "cache2")
+    assert "write" in calls  # the spy sees a prediction through a cache
+    np.testing.assert_array_equal(in_memory.table["score"], through_disk.table["score"])
+    assert in_memory.facts == through_disk.facts and len(in_memory.facts) == 4

@@ -19,6 +19,7 @@ from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.extraction import ExtractReport, extract_videos
 from tiermem.run import Run
 from tiermem.store import FeatureStore
+from tiermem.store_memory import MemoryStore
 
 #: Tiers whose input is text rather than frames: they need captions at fit and predict time.
 TEXT_TIERS = ("text",)
@@ -32,7 +33,7 @@ def frame_tiers(tiers: Sequence[str]) -> list[str]:
 def extract_features(
     paths: Sequence[Path],
     tiers: Sequence[str],
-    store_dir: Path,
+    store_dir: Path | MemoryStore,
     *,
     decode: Mapping[str, Any],
     tier_config: Mapping[str, Mapping[str, Any]] | None = None,
@@ -40,7 +41,8 @@ def extract_features(
     captions: dict[str, list[str]] | None = None,
     run: Run | None = None,
 ) -> ExtractReport | None:
-    """Extract the frame tiers of `paths` and the text tier of `captions` into one store.
+    """Extract the frame tiers of `paths` and the text tier of `captions` into one store (a
+    directory, or a `MemoryStore` whose rows the caller reads back from memory).
 
     `decode` holds the frame sampling (``frames``, ``size``, ``mode``) the model was fitted with.
     """
@@ -71,8 +73,10 @@ def extract_features(
     return report
 
 
-def load_tier_blocks(store_dir: Path, tiers: Sequence[str]) -> list[Block]:
-    """One block per tier from the store's Parquet tables."""
+def load_tier_blocks(store_dir: Path | MemoryStore, tiers: Sequence[str]) -> list[Block]:
+    """One block per tier from the store's Parquet tables (or from the rows a `MemoryStore` holds)."""
+    if isinstance(store_dir, MemoryStore):
+        return [store_dir.block(tier) for tier in tiers]
     store = FeatureStore(store_dir)
     blocks = []
     for tier in tiers:
@@ -83,8 +87,13 @@ def load_tier_blocks(store_dir: Path, tiers: Sequence[str]) -> list[Block]:
     return blocks
 
 
-def load_facts(store_dir: Path, tiers: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
+def load_facts(
+    store_dir: Path | MemoryStore, tiers: Sequence[str], ids: Sequence[str]
+) -> list[dict[str, Any]]:
     """Per video, {tier: facts} from the store's `facts` column (top labels, faces ...)."""
+    if isinstance(store_dir, MemoryStore):
+        held = {tier: store_dir.facts(tier) for tier in tiers}
+        return [{tier: f[vid] for tier, f in held.items() if f.get(vid)} for vid in ids]
     store = FeatureStore(store_dir)
     by_tier: dict[str, dict[str, Any]] = {}
     for tier in tiers:

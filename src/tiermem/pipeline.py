@@ -12,7 +12,6 @@ The artifact's layout is `tiermem.artifact`.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ import pandas as pd
 from tiermem.artifact import load_state, save_state
 from tiermem.blocks import DISTINCT_BLOCK, BlockLayout, join_blocks
 from tiermem.datasets.record import Dataset
-from tiermem.errors import DataMismatchError, TiermemError, first_few
+from tiermem.errors import DataMismatchError, TiermemError
 from tiermem.features import (
     TEXT_TIERS,
     extract_features,
@@ -37,6 +36,7 @@ from tiermem.pipeline_state import PipelineEvaluation, PipelineState
 from tiermem.predictions import Predictions
 from tiermem.run import Run
 from tiermem.store import FeatureStore
+from tiermem.store_memory import MemoryStore
 from tiermem.tiers.base import Tier
 
 
@@ -73,7 +73,7 @@ class Pipeline:
             raise TiermemError("this pipeline is not fitted: run `tiermem fit` or Pipeline.fit first")
 
     def features(
-        self, store_dir: Path, ids: list[str], *, on_missing: str = "raise"
+        self, store_dir: Path | MemoryStore, ids: list[str], *, on_missing: str = "raise"
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, head inputs) of videos already in a feature store: tier blocks + distinctiveness."""
         tier_layout = [b for b in self.layout_ if b.name != DISTINCT_BLOCK]
@@ -148,37 +148,31 @@ class Pipeline:
         state_dir: str | os.PathLike[str] | None,
         run: Run,
     ) -> Predictions:
-        """Each video scored as one clip (frames spread over the whole file)."""
+        """Each video scored as one clip (frames spread over the whole file); the features go
+        through the `cache` directory when one is given, else they stay in memory."""
         ids = [p.stem for p in paths]  # files sharing an id fail in extraction; the others are scored
-        with tempfile.TemporaryDirectory(prefix="tiermem-predict-") as tmp:
-            store_dir = Path(cache) if cache is not None else Path(tmp)
-            tier_caps = (
-                self._captions(ids, captions) if any(t in TEXT_TIERS for t in self.config.tiers) else None
-            )
-            state = Path(state_dir) if state_dir else self.state_dir
-            report = extract_features(
-                paths,
-                self.config.tiers,
-                store_dir,
-                decode=self.config.decode,
-                tier_config=self.config.tier_config,
-                state=state,
-                captions=tier_caps,
-                run=run,
-            )
-            failed = list(report.failed) if report is not None else []
-            bad = {Path(p).stem for p, _ in failed}
-            ok_ids = [v for v in ids if v not in bad]
-            if not ok_ids:
-                return Predictions.empty(failed)
-            try:
-                scored_ids, X = self.features(store_dir, ok_ids)
-                facts = load_facts(store_dir, self.config.tiers, list(scored_ids))
-            except DataMismatchError as exc:
-                message = (
-                    str(exc) if cache is not None else self._about_extracted(str(exc), store_dir, ok_ids)
-                )
-                raise DataMismatchError(f"model {self.name}: {message}") from None
+        store: Path | MemoryStore = Path(cache) if cache is not None else MemoryStore()
+        tier_caps = self._captions(ids, captions) if any(t in TEXT_TIERS for t in self.config.tiers) else None
+        report = extract_features(
+            paths,
+            self.config.tiers,
+            store,
+            decode=self.config.decode,
+            tier_config=self.config.tier_config,
+            state=Path(state_dir) if state_dir else self.state_dir,
+            captions=tier_caps,
+            run=run,
+        )
+        failed = list(report.failed) if report is not None else []
+        bad = {Path(p).stem for p, _ in failed}
+        ok_ids = [v for v in ids if v not in bad]
+        if not ok_ids:
+            return Predictions.empty(failed)
+        try:
+            scored_ids, X = self.features(store, ok_ids)
+        except DataMismatchError as exc:
+            raise DataMismatchError(f"model {self.name}: {exc}") from None
+        facts = load_facts(store, self.config.tiers, list(scored_ids))
         shap = self.explain(X)
         path_of = dict(zip(ids, map(str, paths)))
         table = pd.DataFrame(
@@ -345,16 +339,6 @@ class Pipeline:
     def name(self) -> str:
         """How messages name this model: its artifact directory, once saved or loaded."""
         return getattr(self, "artifact_dir_", "the fitted pipeline (not saved)")
-
-    def _about_extracted(self, message: str, store_dir: Path, ids: list[str]) -> str:
-        """A message about features in a temporary store, naming the videos they were
-        extracted from instead of the store's tables (gone by the time it is read)."""
-        videos = first_few(ids, 3)
-        for tier in self.config.tiers:
-            message = message.replace(
-                str(FeatureStore(store_dir).table_path(tier)), f"the {tier} features of {videos}"
-            )
-        return message.replace(str(store_dir), f"the features of {videos}")
 
     # -- evaluation and persistence ----------------------------------------------------------
     def evaluate(

@@ -400,13 +400,16 @@ def _rows_to_arrow(tier: str, rows: Sequence[FeatureRow], feature_names: list[st
         "path": pa.array([r.path for r in rows], type=pa.string()),
         "content_hash": pa.array([r.content_hash for r in rows], type=pa.string()),
         "config_hash": pa.array([r.config_hash for r in rows], type=pa.string()),
-        "facts": pa.array(
-            [json.dumps(r.facts or {}, sort_keys=True, default=_json_default) for r in rows], type=pa.string()
-        ),
+        "facts": pa.array([facts_json(r.facts) for r in rows], type=pa.string()),
     }
     for j, name in enumerate(feature_names):
         columns[name] = pa.array(values[:, j], type=pa.float32())
     return pa.table(columns)
+
+
+def facts_json(facts: dict[str, Any] | None) -> str:
+    """A row's facts as the store keeps them: JSON with sorted keys, numpy values made plain."""
+    return json.dumps(facts or {}, sort_keys=True, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:

@@ -10,7 +10,6 @@ contributions: the score is a frame prior.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,12 +18,12 @@ import pandas as pd
 
 from tiermem.errors import TiermemError
 from tiermem.extraction import extract_videos
-from tiermem.features import load_facts
+from tiermem.features import load_facts, load_tier_blocks
 from tiermem.inputs import PathInputs, find_videos
 from tiermem.metrics import midrank_percentile
 from tiermem.predictions import Predictions
 from tiermem.run import Run
-from tiermem.store import FeatureStore
+from tiermem.store_memory import MemoryStore
 
 #: ResMem scores one frame per forward pass here: a batch of 10 frames held ~100 MB more
 #: activations, which set the peak of a one-off prediction; bulk extraction keeps batches.
@@ -166,30 +165,32 @@ class ZeroShotModel:
         cache: str | os.PathLike[str] | None,
         run: Run,
     ) -> Predictions:
-        with tempfile.TemporaryDirectory(prefix="tiermem-zeroshot-") as tmp:
-            store_dir = Path(cache) if cache is not None else Path(tmp)
-            report = extract_videos(
-                paths,
-                tiers=["prior"],
-                out=store_dir,
-                frames=self.frames,
-                size=self.size,
-                tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}},
-                run=run,
-            )
-            table = FeatureStore(store_dir).table("prior")
-            stored = set(table["video_id"]) if table is not None else set()
-            ids = list(
-                dict.fromkeys(p.stem for p in paths if p.stem in stored)
-            )  # files that failed have no row
-            facts = load_facts(store_dir, ["prior"], ids)
+        """Each video's frame prior as one clip; through the `cache` directory when one is given,
+        else in memory."""
+        store: Path | MemoryStore = Path(cache) if cache is not None else MemoryStore()
+        report = extract_videos(
+            paths,
+            tiers=["prior"],
+            out=store,
+            frames=self.frames,
+            size=self.size,
+            tier_config={"prior": {**ONE_FRAME_AT_A_TIME["prior"], "precision": self.precision}},
+            run=run,
+        )
+        failed = {Path(p).stem for p, _ in report.failed}
+        ids = list(dict.fromkeys(p.stem for p in paths if p.stem not in failed))
         if not ids:
             return Predictions.empty(list(report.failed), zero_shot=True)
-        table = table.set_index("video_id").loc[ids]
-        scores = table["prior_mean"].to_numpy(dtype=np.float64)
-        out = pd.DataFrame(
-            {"video_id": ids, "path": table["path"].to_numpy(), "score": scores, "percentile": np.nan}
+        block = load_tier_blocks(store, ["prior"])[0]
+        row = {v: i for i, v in enumerate(block.ids)}
+        scores = block.values[[row[v] for v in ids], block.feature_names.index("prior_mean")].astype(
+            np.float64
         )
+        path_of = {p.stem: str(p) for p in paths}
+        out = pd.DataFrame(
+            {"video_id": ids, "path": [path_of[v] for v in ids], "score": scores, "percentile": np.nan}
+        )
+        facts = load_facts(store, ["prior"], ids)
         return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
 
 

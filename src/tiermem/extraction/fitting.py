@@ -26,6 +26,7 @@ from tiermem.extraction.report import ExtractReport
 from tiermem.extraction.workers import Extractor, Job, _Outcome, fit_clips
 from tiermem.run import Run
 from tiermem.store import FeatureStore
+from tiermem.store_memory import MemoryStore
 from tiermem.tiers import Tier
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def no_fitting_video(name: str, failed: list[tuple[str, str]]) -> TiermemError:
 
 
 def save_fitted(
-    name: str, tier: Tier, store: FeatureStore, report: ExtractReport, config: dict[str, Any]
+    name: str, tier: Tier, store: FeatureStore | MemoryStore, report: ExtractReport, config: dict[str, Any]
 ) -> None:
     """Save a tier's new state in the store (with how it was fitted) and note it in the report."""
     store.save_state(name, tier.state_dict(), config=config)

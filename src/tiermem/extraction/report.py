@@ -11,7 +11,7 @@ from typing import Any
 class ExtractReport:
     """What a run did: ids extracted now, ids already cached, files that failed and why."""
 
-    out: Path
+    out: Path | None  # the feature store's directory; None for a store held in memory
     tiers: list[str]
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -25,7 +25,7 @@ class ExtractReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "out": str(self.out),
+            "out": str(self.out) if self.out is not None else None,
             "tiers": self.tiers,
             "done": self.done,
             "skipped": self.skipped,

@@ -30,6 +30,7 @@ from tiermem.inputs import PathInputs, find_videos, shared_ids, unreadable_reaso
 from tiermem.run import Run
 from tiermem.runtime import default_threads, threads_for
 from tiermem.store import FeatureStore, SavedState, content_hash, load_state_file
+from tiermem.store_memory import MemoryStore
 from tiermem.tiers import Tier, get_tier
 
 #: The stage that reads every input file once for its content hash (the cache key).
@@ -71,7 +72,7 @@ def extract(
 def extract_videos(
     paths: Sequence[Path],
     tiers: Sequence[str] = ("low",),
-    out: str | os.PathLike[str] = "features",
+    out: str | os.PathLike[str] | MemoryStore = "features",
     frames: int = 45,
     size: int = 256,
     mode: str = "stretch",
@@ -92,7 +93,8 @@ def extract_videos(
     readable by every node), videos per worker task (`run.batch`), where the networks run
     (`run.device`), and who hears of the progress. Default: one local process.
 
-    `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
+    `out`: the feature store's directory, or a `MemoryStore` (rows kept in memory, nothing
+    cached or written). `state`: a directory holding ``<tier>.state.npz`` files (the `out` of a run on the training
     split) or one such file; fitted tiers then use it instead of fitting here.
     `frame_memory`: bytes of decoded frames the run may hold at once over all workers; videos
     per task are lowered to fit, and settings where one video per worker does not fit are
@@ -120,8 +122,8 @@ def extract_videos(
     given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
     per_task = _videos_per_task(len(paths), workers, run.batch, None if fps else frames, size, frame_memory)
     decode_options = {"frames": frames, "size": size, "mode": mode, "fps": fps}
-    store = FeatureStore(out)
-    report = ExtractReport(out=Path(out), tiers=tiers)
+    store = out if isinstance(out, MemoryStore) else FeatureStore(out)
+    report = ExtractReport(out=store.root, tiers=tiers)
     cores = default_threads()
     # Every process that runs tiers, this one included when it runs a batch itself, uses the
     # same thread count: a network's output changes in the last bits with its thread count, and
@@ -227,7 +229,7 @@ def extract_videos(
                 record(outcome, built, keys, writers, None)
                 run.progress(fitting, next(seen), len(jobs))
 
-            spec = TierSpec.of(built, str(store.root.resolve()), device, _shared_states(pool, built))
+            spec = TierSpec.of(built, _where(store), device, _shared_states(pool, store, built))
             sample_batches = _batches(jobs, per_task, workers)
             outcomes, fitted = fit_on_pass(
                 on_pass,
@@ -262,7 +264,7 @@ def extract_videos(
         run.progress(stage, 0, len(jobs))
         batches = _batches(jobs, per_task, workers)
         spec = TierSpec.of(
-            built, str(store.root.resolve()), device, _shared_states(pool, built) if batches else None
+            built, _where(store), device, _shared_states(pool, store, built) if batches else None
         )
         finished = 0
         for outcomes in run_batches(batches, local, _pool_for(pool, batches), spec):
@@ -292,11 +294,20 @@ def _pool_for(pool: WorkerPool | RayPool | None, batches: list[list[Job]]) -> Wo
     return pool if len(batches) > 1 or isinstance(pool, RayPool) else None
 
 
-def _shared_states(pool: WorkerPool | RayPool | None, tiers: Mapping[str, Tier]) -> Any:
-    """On a cluster the fitted states travel as data (put once); local workers read the store."""
-    if not isinstance(pool, RayPool):
-        return None
-    return pool.share({n: t.state_dict() for n, t in tiers.items() if t.requires_fit and t.is_fitted})
+def _where(store: FeatureStore | MemoryStore) -> str:
+    """Where workers read the fitted states: the store's directory ("" for one in memory)."""
+    return str(store.root.resolve()) if store.root is not None else ""
+
+
+def _shared_states(
+    pool: WorkerPool | RayPool | None, store: FeatureStore | MemoryStore, tiers: Mapping[str, Tier]
+) -> Any:
+    """The fitted states as data where workers cannot read them from a directory: on a cluster
+    (put once), or from a store held in memory (sent with each task); else None."""
+    states = {n: t.state_dict() for n, t in tiers.items() if t.requires_fit and t.is_fitted}
+    if isinstance(pool, RayPool):
+        return pool.share(states)
+    return states if store.root is None else None
 
 
 def _hash_inputs(paths: Sequence[Path], report: ExtractReport, run: Run) -> dict[int, str]:
@@ -337,7 +348,7 @@ def _videos_per_task(
     return max(1, min(batch_size, videos, fits))
 
 
-def _saved_state(store: FeatureStore, name: str, run: Run) -> SavedState | None:
+def _saved_state(store: FeatureStore | MemoryStore, name: str, run: Run) -> SavedState | None:
     """The state the store holds for tier `name`; a damaged file is set aside (and the tier refitted)."""
     try:
         return store.load_state(name)

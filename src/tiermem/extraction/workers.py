@@ -166,7 +166,8 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
     state = worker_state()
     if state.get("spec") != spec:
         store = FeatureStore(spec.store)
-        shared = state["fetch"](spec.states) if spec.states is not None else None
+        # Ray puts the states in its object store; local workers get them in the task itself.
+        shared = state.get("fetch", _as_sent)(spec.states) if spec.states is not None else None
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
             tier = get_tier(name, **json.loads(config))
@@ -184,6 +185,10 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
             tiers[name] = tier
         state.update(spec=spec, extractor=Extractor(tiers, state["decode_options"], state["threads"]))
     return state["extractor"]
+
+
+def _as_sent(states: Any) -> Any:
+    return states
 
 
 def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:

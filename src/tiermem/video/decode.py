@@ -241,18 +241,33 @@ def decode(
         raise ValueError(f"size must be >= 1, got {size}")
     path = Path(path)
     container = _open(path)
+    kept: _Kept | None = None
     try:
         index = _demux_index(path, container)
         meta = _meta(path, container, index)
+        targets = _target_times(meta.duration, frames, fps)
+        if index.pts is not None and len(index.keyframes):
+            # One open for both passes: the container is rewound to its first keyframe. Should a
+            # format not rewind (a chosen frame never comes back), the pass is redone below on a
+            # fresh container, as for streams without timestamps.
+            stream = _video_stream(path, container, threads)
+            container.seek(int(index.keyframes[0]), stream=stream, backward=True, any_frame=False)
+            kept = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
+            if not kept.complete:
+                kept = None
+    except av.FFmpegError as exc:
+        raise _fail(path, f"decoding failed ({_ffmpeg_reason(exc)})") from None
     finally:
         container.close()
-    targets = _target_times(meta.duration, frames, fps)
-    # A fresh container for the decode pass: rewinding by seek is not reliable in every format.
+    if kept is not None:
+        out, times = kept.finish(path, index.pts[0], float(stream.time_base))  # type: ignore[index]
+        return Clip(frames=out, times=times, meta=meta)
     container = _open(path)
     try:
         stream = _video_stream(path, container, threads)
         if index.pts is not None:
-            out, times = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
+            kept = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
+            out, times = kept.finish(path, index.pts[0], float(stream.time_base))
         else:
             out, times = _decode_by_count(path, container, stream, index, meta, targets, size, mode)
     except av.FFmpegError as exc:
@@ -271,8 +286,9 @@ def _decode_by_pts(
     targets: np.ndarray,
     size: int,
     mode: ResizeMode,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normal path: choose the frame on screen at each target time, decode up to the last one."""
+) -> "_Kept":
+    """Normal path: choose the frame on screen at each target time, decode up to the last one;
+    the frames kept (`_Kept.finish` puts them in target order)."""
     assert index.pts is not None
     tb = float(stream.time_base)
     frame_times = (index.pts - index.pts[0]) * tb
@@ -300,7 +316,7 @@ def _decode_by_pts(
                 break
         else:
             break  # the stream ended early (damaged tail): keep what was decoded
-    return kept.finish(path, index.pts[0], tb)
+    return kept
 
 
 def _on_screen(starts: np.ndarray, queries: np.ndarray, fps: float) -> np.ndarray:
@@ -327,6 +343,11 @@ class _Kept:
 
     def wants(self, key: int) -> bool:
         return key in self.places and key not in self.filled
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chosen frame was decoded."""
+        return len(self.filled) == len(self.places)
 
     def put(self, key: int, image: np.ndarray) -> None:
         places = self.places[key]
