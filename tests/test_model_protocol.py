@@ -7,7 +7,7 @@ import pytest
 
 import tiermem
 from tiermem.errors import TiermemError
-from tiermem.models.protocol import FrameModel, Model
+from tiermem.models.protocol import Explainable, FrameModel, Model
 
 
 def test_every_kind_of_model_follows_the_protocol(fitted) -> None:
@@ -16,6 +16,7 @@ def test_every_kind_of_model_follows_the_protocol(fitted) -> None:
     for model in frame_models:
         assert isinstance(model, FrameModel) and isinstance(model, Model)
         assert model.card()["kind"] in ("fitted pipeline", "zero-shot")
+    assert isinstance(frame_models[0], Explainable) and not isinstance(frame_models[1], Explainable)
     text = tiermem.load("memento10k-captions")
     assert isinstance(text, Model) and not isinstance(text, FrameModel)
     assert text.card()["kind"] == "text"
@@ -29,3 +30,19 @@ def test_captions_are_refused_by_models_that_do_not_read_them(fitted, sample_cli
         with pytest.raises(TiermemError, match="captions do not apply") as caught:
             model.predict(sample_clip_paths[:1], captions=captions)
         assert "\n" not in str(caught.value)
+
+
+def test_load_predict_explain(fitted, sample_clip_paths) -> None:
+    """Three lines: a saved model explains each video's score block by block, exactly."""
+    _, model_dir, _ = fitted
+    model = tiermem.load(model_dir)
+    videos = sample_clip_paths[1:4]
+    why = model.explain(videos)
+    assert list(why.columns) == ["video_id", "block", "contribution", "score", "base_score"]
+    assert len(why) == 3 * len(model.layout_) and set(why["block"]) == {"low", "mid", "distinct"}
+    for _, rows in why.groupby("video_id"):
+        assert abs(rows["contribution"].sum() - (rows["score"].iloc[0] - rows["base_score"].iloc[0])) < 1e-6
+        sizes = rows["contribution"].abs().to_numpy()
+        assert (sizes[:-1] >= sizes[1:]).all()  # largest first
+    scores = model.predict(videos).table.set_index("video_id")["score"]
+    assert why.groupby("video_id")["score"].first().to_dict() == scores.to_dict()

@@ -4,6 +4,7 @@ one line, and, where it learns state, round-trips that state through save and lo
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from pathlib import Path
 
@@ -41,6 +42,34 @@ def one_line_refusal(build, what: str) -> str:
 def documented(entry: object) -> None:
     doc = inspect.getdoc(entry)
     assert doc and len(doc.split()) >= 3, f"{entry!r} has no docstring"
+
+
+def _registries_with_built_ins() -> dict[str, object]:
+    from tiermem.datasets.registry import _LAYOUTS
+    from tiermem.distinctiveness.base import _METHODS
+    from tiermem.model.base import _HEADS
+    from tiermem.tiers import _TIERS
+
+    return {"tier": _TIERS, "head": _HEADS, "distinctiveness": _METHODS, "dataset": _LAYOUTS}
+
+
+@pytest.mark.parametrize("kind", sorted(_registries_with_built_ins()))
+def test_built_in_names_are_written_once_and_read_without_importing(kind: str) -> None:
+    """Each built-in name lives only where its entry is defined: the names listed before any
+    import (read from the modules' source) are exactly those the modules register when imported."""
+    registry = _registries_with_built_ins()[kind]
+    builtin = registry.builtin()
+    assert builtin
+    for module in set(builtin.values()):
+        importlib.import_module(module)
+    registered = registry.registered()
+    assert set(builtin) <= set(registered)
+    from_modules = {
+        name
+        for name, entry in registered.items()
+        if getattr(entry, "read", entry).__module__ in set(builtin.values())
+    }
+    assert from_modules == set(builtin)
 
 
 def test_every_registry_lists_its_built_in_names() -> None:

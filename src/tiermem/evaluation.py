@@ -46,7 +46,7 @@ class JustFitted(Protocol):
         self, store_dir: Path, ids: list[str], *, on_missing: str = "raise"
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def explain(self, X: np.ndarray) -> Any: ...
+    def shapley(self, X: np.ndarray) -> Any: ...
 
 
 def evaluate_pipeline(
@@ -118,7 +118,7 @@ def evaluate_pipeline(
             ).to_dict()
             metrics["n_test"] = int(len(te_ids))
 
-    shap = pipeline.explain(X_va)
+    shap = pipeline.shapley(X_va)
     predictions = pd.DataFrame(
         {
             "video_id": va_ids,

@@ -87,11 +87,30 @@ class Pipeline:
             ).astype(np.float32)
         return joined.ids, X
 
-    def explain(self, X: np.ndarray):  # -> tiermem.explain.TierShapley
+    def shapley(self, X: np.ndarray):  # -> tiermem.explain.TierShapley
         """Scores of head inputs with each block's exact Shapley contribution."""
         from tiermem.explain import tier_shapley
 
         return tier_shapley(self.head_.predict, X, BlockLayout.slices(self.layout_), self.baseline_)
+
+    def explain(self, videos: PathInputs, **options: Any) -> pd.DataFrame:
+        """Why each video scores what it does: one row per video and block (each tier, then
+        distinctiveness) with its exact Shapley contribution, largest first; the contributions of
+        a video add up to its score minus `base_score` (the score with every block at the
+        training mean). `options` are `predict`'s; a video scored over time is explained by its
+        mean over the windows."""
+        pred = self.predict(videos, **options)
+        blocks = [c.removeprefix("contrib_") for c in pred.table if c.startswith("contrib_")]
+        long = pred.table.melt(
+            id_vars=["video_id", "score"], value_vars=[f"contrib_{b}" for b in blocks], var_name="block",
+            value_name="contribution",
+        )  # fmt: skip
+        long["block"] = long["block"].str.removeprefix("contrib_")
+        long["base_score"] = float(self.head_.predict(self.baseline_[None, :].astype(np.float32))[0])
+        order = long.assign(size=long["contribution"].abs()).sort_values(
+            ["video_id", "size"], ascending=[True, False]
+        )
+        return order[["video_id", "block", "contribution", "score", "base_score"]].reset_index(drop=True)
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Percentile (0-100) of scores among the head's predictions on the training videos."""
@@ -173,7 +192,7 @@ class Pipeline:
         except DataMismatchError as exc:
             raise DataMismatchError(f"model {self.name}: {exc}") from None
         facts = load_facts(store, self.config.tiers, list(scored_ids))
-        shap = self.explain(X)
+        shap = self.shapley(X)
         path_of = dict(zip(ids, map(str, paths)))
         table = pd.DataFrame(
             {
@@ -308,7 +327,7 @@ class Pipeline:
             X = np.hstack([X, *[est.transform(X[:, cols[est.source]]) for est in self.distinct_]]).astype(
                 np.float32
             )
-        shap = self.explain(X)
+        shap = self.shapley(X)
         table = pd.DataFrame({"score": shap.scores, "percentile": self.percentile(shap.scores)})
         for j, name in enumerate(shap.tier_names):
             table[f"contrib_{name}"] = shap.values[:, j]

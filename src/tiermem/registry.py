@@ -10,12 +10,20 @@ Tiers, distinctiveness methods, heads, losses, dataset readers and image backbon
     list_tiers()                         # every registered name, sorted: the CLI's choices
 
 A name that is not registered raises one `TiermemError` line that lists the known names.
+
+Each built-in name is written once, where its entry is defined (a class's ``name``, or the
+name given to the decorator). Listing names imports nothing: the registry reads them from the
+source of the modules that register built-in entries (`declared_names`), and imports a module
+only when one of its entries is asked for.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-from collections.abc import Callable, Mapping
+import importlib.util
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from tiermem.errors import TiermemError
@@ -26,23 +34,34 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names mapped to entries (classes or functions) of one kind, e.g. "tier" or "loss".
 
-    `modules` maps each built-in name to the module that registers it when imported. Such a
-    module is imported only when its entry is asked for, and listing names imports nothing:
-    asking for the light "low" tier does not import torch for the others, and the command
-    line lists every choice in its help without loading scikit-learn or torch.
+    `modules` are the modules that register built-in entries when imported (with `decorator`,
+    the decorator named `decorator_name`). Such a module is imported only when one of its
+    entries is asked for, and listing names imports nothing: asking for the light "low" tier
+    does not import torch for the others, and the command line lists every choice in its help
+    without loading scikit-learn or torch.
     """
 
     def __init__(
         self,
         kind: str,
         *,
-        modules: Mapping[str, str] | None = None,
+        modules: Sequence[str] = (),
+        decorator_name: str = "",
         error: type[TiermemError] = TiermemError,
     ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._modules = dict(modules or {})
+        self._module_names = tuple(modules)
+        self._decorator_name = decorator_name
         self._error = error
+
+    def builtin(self) -> dict[str, str]:
+        """Built-in name -> the module that registers it, read from the modules' source."""
+        return {
+            name: module
+            for module in self._module_names
+            for name in declared_names(module, self._decorator_name)
+        }
 
     def register(self, name: str, entry: T) -> T:
         """Add `entry` under `name` (a later registration of the same name replaces it)."""
@@ -62,8 +81,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry registered as `name`; an unknown name raises one line listing the known ones."""
-        if name not in self._entries and name in self._modules:
-            importlib.import_module(self._modules[name])
+        if name not in self._entries and name in self.builtin():
+            importlib.import_module(self.builtin()[name])
         try:
             return self._entries[name]
         except KeyError:
@@ -80,12 +99,53 @@ class Registry(Generic[T]):
         except TypeError as exc:
             raise self._error(f"{self.kind} {name!r}: {exc}") from None
 
+    def registered(self) -> dict[str, T]:
+        """The entries registered so far (built-in ones once their module is imported), by name."""
+        return dict(self._entries)
+
     def names(self) -> list[str]:
         """Every registered name and built-in name, sorted (nothing is imported)."""
-        return sorted(set(self._entries) | set(self._modules))
+        return sorted(set(self._entries) | set(self.builtin()))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.names()
 
 
-__all__ = ["Registry"]
+@cache
+def declared_names(module: str, decorator: str) -> tuple[str, ...]:
+    """The names `module` registers with `decorator`, read from its source without importing it:
+    a decorated class's ``name = "..."``, or the first argument of ``@decorator("...")``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"no module {module} to read registered names from")
+    with open(spec.origin, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    names = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            continue
+        for deco in node.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            target = call.func if call is not None else deco
+            if not (isinstance(target, ast.Name) and target.id == decorator):
+                continue
+            if call is not None and call.args and isinstance(call.args[0], ast.Constant):
+                names.append(str(call.args[0].value))
+            elif isinstance(node, ast.ClassDef):
+                names += [value for item in node.body if (value := _class_name(item)) is not None]
+    return tuple(names)
+
+
+def _class_name(item: ast.stmt) -> str | None:
+    """The string of a class body's ``name = "..."`` (or ``name: ClassVar[str] = "..."``)."""
+    if isinstance(item, ast.Assign):
+        targets, value = item.targets, item.value
+    elif isinstance(item, ast.AnnAssign) and item.value is not None:
+        targets, value = [item.target], item.value
+    else:
+        return None
+    named = any(isinstance(t, ast.Name) and t.id == "name" for t in targets)
+    return str(value.value) if named and isinstance(value, ast.Constant) else None
+
+
+__all__ = ["Registry", "declared_names"]

@@ -335,7 +335,7 @@ def _efficientnet_lite0(name: str, weights: WeightsArg) -> Backbone:
     return efficientnet_lite0(weights)
 
 
-register_backbone("timm:")(timm_backbone)
+register_backbone("timm:")(timm_backbone)  # defined above the registry, so registered here
 register_backbone("torchvision:")(torchvision_backbone)
 
 

@@ -36,14 +36,11 @@ class DatasetLayout:
 
 _LAYOUTS: Registry[DatasetLayout] = Registry(
     "dataset layout",
-    modules={
-        "memento10k": "tiermem.datasets.memento",
-        "mediaeval2021": "tiermem.datasets.mediaeval2021",
-        "videomem": "tiermem.datasets.videomem",
-        "generic": "tiermem.datasets.generic",
-        "csv": "tiermem.datasets.generic",
-        "realbench": "tiermem.datasets.realbench",
-    },
+    modules=[
+        f"tiermem.datasets.{module}"
+        for module in ("memento", "mediaeval2021", "videomem", "generic", "realbench")
+    ],
+    decorator_name="register_dataset",
     error=DatasetError,
 )
 

@@ -273,7 +273,8 @@ class Distinctiveness:
 
 _METHODS: Registry[type[Distinctiveness]] = Registry(
     "distinctiveness method",
-    modules={name: f"tiermem.distinctiveness.{name}" for name in ("cosine", "dbscan", "kde", "knn")},
+    modules=[f"tiermem.distinctiveness.{module}" for module in ("cosine", "dbscan", "kde", "knn")],
+    decorator_name="register_distinctiveness",
 )
 #: Class decorator: make a method available as `get_distinctiveness(cls.name)`.
 register_distinctiveness = _METHODS.decorator()

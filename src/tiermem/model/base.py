@@ -240,7 +240,9 @@ class Head:
 # -- the registry of heads (listing imports no head) --------------------------------------------
 
 _HEADS: Registry[type[Head]] = Registry(
-    "head", modules={"ridge": "tiermem.model.ridge", "m3s": "tiermem.model.m3s", "auto": "tiermem.model.auto"}
+    "head",
+    modules=["tiermem.model.ridge", "tiermem.model.m3s", "tiermem.model.auto"],
+    decorator_name="register_head",
 )
 #: Class decorator: register a head under its `name`.
 register_head = _HEADS.decorator()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiermem.errors import TiermemError
-from tiermem.models.protocol import FrameModel, Model
+from tiermem.models.protocol import Explainable, FrameModel, Model
 from tiermem.registry import Registry
 
 if TYPE_CHECKING:
@@ -85,4 +85,12 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
     return Pipeline.load(path)
 
 
-__all__ = ["SHIPPED_TEXT_MODELS", "FrameModel", "Model", "list_models", "load", "register_model"]
+__all__ = [
+    "SHIPPED_TEXT_MODELS",
+    "Explainable",
+    "FrameModel",
+    "Model",
+    "list_models",
+    "load",
+    "register_model",
+]

@@ -4,7 +4,8 @@ Three kinds implement it: the fitted pipeline (`tiermem.pipeline.Pipeline`), the
 prior (`tiermem.zero_shot.ZeroShotModel`) and the text models (`tiermem.models.text.TextModel`).
 Each scores videos with `predict` and describes itself with `card`; a model that reads frames
 is also a `FrameModel`, with a `timeline` over a whole video and a `heatmap` of where in the
-frame a window's score comes from. An argument a model cannot honour (captions for a model that
+frame a window's score comes from, and a model whose score splits into parts (the fitted
+pipeline's tiers) is `Explainable`: load, predict, explain. An argument a model cannot honour (captions for a model that
 reads frames only, a timeline for one that reads captions) is refused in one line.
 
     >>> import tiermem
@@ -53,6 +54,16 @@ class Model(Protocol):
 
 
 @runtime_checkable
+class Explainable(Model, Protocol):
+    """A model whose scores split into parts: the fitted pipeline's blocks (tiers, distinctiveness)."""
+
+    def explain(self, videos: PathInputs, **options: Any) -> Any:
+        """One row per video and part with its exact Shapley contribution (a `pandas.DataFrame`:
+        video_id, block, contribution, score, base_score); `options` are `predict`'s."""
+        ...
+
+
+@runtime_checkable
 class FrameModel(Model, Protocol):
     """A model that reads frames: it also scores a video over time and maps a window's score."""
 
@@ -80,4 +91,4 @@ class FrameModel(Model, Protocol):
         ...
 
 
-__all__ = ["FrameModel", "Model"]
+__all__ = ["Explainable", "FrameModel", "Model"]

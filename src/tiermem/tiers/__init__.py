@@ -21,8 +21,10 @@ from tiermem.tiers.base import Tier, TierResult
 
 T = TypeVar("T", bound=type[Tier])
 
-_BUILTIN = ("low", "mid", "high", "text", "prior")
-_TIERS: Registry[type[Tier]] = Registry("tier", modules={name: f"tiermem.tiers.{name}" for name in _BUILTIN})
+_TIERS: Registry[type[Tier]] = Registry(
+    "tier", modules=[f"tiermem.tiers.{module}" for module in ("low", "mid", "high", "text", "prior")],
+    decorator_name="register_tier",
+)  # fmt: skip
 
 
 def register_tier(cls: T) -> T:
