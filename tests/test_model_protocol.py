@@ -46,3 +46,30 @@ def test_load_predict_explain(fitted, sample_clip_paths) -> None:
         assert (sizes[:-1] >= sizes[1:]).all()  # largest first
     scores = model.predict(videos).table.set_index("video_id")["score"]
     assert why.groupby("video_id")["score"].first().to_dict() == scores.to_dict()
+
+
+def test_a_zero_shot_reference_gives_a_single_video_its_percentile(sample_clip_paths, tmp_path) -> None:
+    """Zero-shot has no training norm: a reference set (a predictions CSV of the same model) gives
+    one, so a single video gets a percentile, and the card names it."""
+    from typer.testing import CliRunner
+
+    from tiermem.cli import app
+
+    reference = tmp_path / "reference.csv"
+    result = CliRunner().invoke(app, ["predict", *map(str, sample_clip_paths[1:5]), "--out", str(reference)])
+    assert result.exit_code == 0, result.output
+    alone = tiermem.load("zero-shot").predict(sample_clip_paths[0])
+    assert alone.table["percentile"].isna().all()  # no norm: no rank for one video
+    model = tiermem.load("zero-shot", reference=reference)
+    scored = model.predict(sample_clip_paths[0]).table
+    norm = model.reference_scores
+    expected = (
+        100 * ((norm < scored["score"][0]).sum() + 0.5 * (norm == scored["score"][0]).sum()) / len(norm)
+    )
+    assert len(norm) == 4 and scored["percentile"][0] == pytest.approx(expected)
+    assert "against the 4 videos of" in model.card()["statement"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video_id,score\na,0.5\n")
+    with pytest.raises(TiermemError, match="at least 2") as caught:
+        tiermem.load("zero-shot", reference=bad)
+    assert "\n" not in str(caught.value)

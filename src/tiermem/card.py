@@ -26,6 +26,8 @@ ZERO_SHOT_STATEMENT = (
     "of a few frames of each window. No video memorability data was used, there is no "
     "validation figure, and the percentile is only within the videos scored together."
 )
+#: The statement's last clause when the model has a reference set (`ZeroShotModel(reference=...)`).
+ZERO_SHOT_WITH_REFERENCE = "the percentile is against the {videos} videos of {file}."
 
 
 def _mid_backbone_licence(tier_config: dict[str, Any]) -> str:
@@ -73,13 +75,23 @@ def zero_shot_card(model: Any) -> dict[str, Any]:
     return {
         "name": model.name,
         "kind": "zero-shot",
-        "statement": ZERO_SHOT_STATEMENT,
+        "statement": ZERO_SHOT_STATEMENT
+        if model.reference is None
+        else ZERO_SHOT_STATEMENT.replace(
+            "the percentile is only within the videos scored together.",
+            ZERO_SHOT_WITH_REFERENCE.format(videos=len(model.reference_scores), file=model.reference),
+        ),
         "trained_on": None,
         "validation": None,
         "tiers": ["prior"],
         "window_seconds": model.window_seconds,
         "frames_per_window": model.frames,
         "licences": {"prior": TIER_LICENCES["prior"]},
+        "percentile_reference": (
+            {"file": model.reference, "videos": int(len(model.reference_scores))}
+            if model.reference is not None
+            else None
+        ),
     }
 
 

@@ -38,18 +38,30 @@ class ZeroShotModel:
         "zero-shot memorability (ResMem frame prior; no video-trained model: run `tiermem fit` for one)"
     )
 
-    def __init__(self, frames: int = 5, size: int = 256, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        frames: int = 5,
+        size: int = 256,
+        precision: str = "fp32",
+        reference: str | os.PathLike[str] | None = None,
+    ) -> None:
         """`frames` decoded per video: the prior scores 5 evenly spaced frames, and decoding 5
         gives exactly the frames it would pick from 45 (segment centres), at a ninth of the work.
         `precision="bf16"` runs ResMem under bfloat16 autocast: about 1.5x faster on CPUs with
-        bfloat16 units, scores within ~2e-3 of float32 (the default, the same on every CPU)."""
+        bfloat16 units, scores within ~2e-3 of float32 (the default, the same on every CPU).
+        `reference`: a predictions CSV of this model on videos that set the norm (what
+        ``tiermem predict --out`` writes): each percentile is then against those videos, a
+        single video's too; without one it is within the videos scored together."""
         if precision not in ("fp32", "bf16"):
             raise TiermemError(f"zero-shot: precision must be fp32 or bf16, got {precision!r}")
         self.frames = frames
         self.size = size
         self.precision = precision
+        self.reference = None if reference is None else str(reference)
         self.window_seconds = 3.0  # Memento10k's clip length, on which the prior scores clips
         self._tiers: dict[str, Any] | None = None
+        #: The reference videos' scores, sorted (None without a reference).
+        self.reference_scores = read_reference_scores(Path(reference)) if reference is not None else None
 
     def predict(
         self,
@@ -88,8 +100,12 @@ class ZeroShotModel:
                 percentile=None,
             )
         scores = pred.table["score"].to_numpy(dtype=np.float64)
-        # Within the videos scored together: a single video has no rank to speak of.
-        pred.table["percentile"] = midrank_percentile(np.sort(scores), scores) if len(scores) > 1 else np.nan
+        if self.reference_scores is not None:
+            pred.table["percentile"] = midrank_percentile(self.reference_scores, scores)
+        else:  # within the videos scored together: a single video has no rank to speak of
+            pred.table["percentile"] = (
+                midrank_percentile(np.sort(scores), scores) if len(scores) > 1 else np.nan
+            )
         return pred
 
     def timeline(
@@ -194,4 +210,19 @@ class ZeroShotModel:
         return Predictions(out, [], facts, None, list(report.failed), zero_shot=True)
 
 
-__all__ = ["ZeroShotModel"]
+def read_reference_scores(path: Path) -> np.ndarray:
+    """The sorted video scores of a predictions CSV (a video scored over time: its mean over
+    the windows, as its own row gives it); refused in one line unless it holds at least 2."""
+    try:
+        table = pd.read_csv(path, usecols=["video_id", "score"], dtype={"video_id": str})
+        scores = table.groupby("video_id", sort=False)["score"].mean().to_numpy(dtype=np.float64)
+    except (OSError, ValueError, TypeError) as exc:
+        raise TiermemError(f"{path}: not a predictions CSV with video_id and score columns ({exc})") from None
+    if len(scores) < 2 or not np.isfinite(scores).all():
+        raise TiermemError(
+            f"{path}: a reference needs the finite scores of at least 2 videos, found {len(scores)}"
+        )
+    return np.sort(scores)
+
+
+__all__ = ["ZeroShotModel", "read_reference_scores"]

@@ -46,7 +46,9 @@ def predict_command(
         help="Captions CSV (video_id + caption columns): for models with the text tier, and for the text models (memento10k-captions, videomem-titles), which score videos by their captions alone.",
     ),
     cache: Optional[str] = typer.Option(
-        None, "--cache", help="Feature store to reuse between runs \\[default: a temporary one]."
+        None,
+        "--cache",
+        help="Feature store to reuse between runs \\[default: none; the features stay in memory].",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
     timeline: Optional[bool] = typer.Option(
@@ -68,6 +70,11 @@ def predict_command(
         None,
         "--precision",
         help="Zero-shot only: fp32 (default, the same on every CPU) or bf16 (ResMem ~1.5x faster on CPUs with bfloat16, scores within ~2e-3).",
+    ),
+    reference: Optional[str] = typer.Option(
+        None,
+        "--reference",
+        help="Zero-shot only: a predictions CSV (what --out writes) of videos that set the norm; percentiles are then against them, a single video's too.",
     ),
     heatmaps: Optional[str] = typer.Option(
         None,
@@ -112,7 +119,9 @@ def predict_command(
     for name, value in (("window", window), ("stride", stride)):
         if value is not None and not value > 0:
             raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
-    options = {"precision": precision} if precision is not None else {}
+    options = {
+        key: value for key, value in (("precision", precision), ("reference", reference)) if value is not None
+    }
     _predict_videos(
         videos,
         model or "zero-shot",
