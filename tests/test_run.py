@@ -96,3 +96,36 @@ def test_a_low_tier_run_looks_for_a_gpu_only_when_cuda_is_asked_for(monkeypatch:
     assert Run(device="cuda").device_for([low]) == "cuda"
     assert Run().device_for([low, mid]) == "cuda"  # the network loads torch anyway: both go
     assert Run(device="cpu").device_for([low, mid]) == "cpu"
+
+
+@pytest.mark.slow
+def test_an_entered_run_keeps_its_workers_between_calls(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
+    """`with Run(workers=2) as run:` starts the worker processes once for every call in the
+    block (they keep their tiers), and ends them with the block; a run not entered ends its
+    workers with each call."""
+    import os
+
+    from processes import alive, descendants
+
+    def ours() -> set[int]:
+        return {p for p in descendants(os.getpid()) if alive(p)}
+
+    clips = sample_clip_paths[1:5]
+    settings = {"tiers": ["low"], "frames": 9, "size": 96}
+    extract(clips[:3], out=tmp_path / "a", run=Run(workers=2), **settings)
+    before = ours()  # what stays for the process's life (multiprocessing's forkserver), no worker
+    extract(clips[1:], out=tmp_path / "a2", run=Run(workers=2), **settings)
+    assert ours() == before  # not entered: each call's workers end with it
+    with Run(workers=2) as run:
+        first = extract(clips[:3], out=tmp_path / "b", run=run, **settings)
+        kept = ours() - before
+        assert kept  # the forkserver and the workers stay up between calls
+        second = extract(clips[1:], out=tmp_path / "c", run=run, **settings)
+        assert ours() - before == kept  # the same processes did the second call
+    assert len(first.done) == 3 and len(second.done) == 3 and not first.failed
+    assert not [p for p in kept if alive(p)]  # the block ended them
+    ref = FeatureStore(tmp_path / "a").table("low").set_index("video_id").sort_index()
+    got = FeatureStore(tmp_path / "b").table("low").set_index("video_id").sort_index()
+    assert (ref.drop(columns=["path"]) == got.drop(columns=["path"])).all().all()  # warm workers, same rows

@@ -138,7 +138,6 @@ class Pipeline:
         training clips' length), `stride` apart (default: about 1 s); see `tiermem.timeline`.
         `run`: workers, engine and device for clips and timelines alike (`tiermem.run.Run`).
         """
-        from tiermem.extraction.timelines import shared_workers
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         self._check_fitted()
@@ -150,7 +149,7 @@ class Pipeline:
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
         use = wants_timeline(paths, timeline, length)
-        with shared_workers():  # long videos' stretches reuse one set of workers
+        with run:  # the clips and every long video's stretches share one set of workers
             return predict_with_timelines(
                 paths,
                 use,

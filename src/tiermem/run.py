@@ -29,10 +29,12 @@ Ray cluster, with its address and each worker's CPU and GPU request):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tiermem.device import DEVICES, resolve_device
 from tiermem.errors import TiermemError
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from tiermem.tiers.base import Tier
 
 log = logging.getLogger("tiermem")
+
+T = TypeVar("T")
 
 #: The engines `Engine.name` takes.
 ENGINES = ("local", "ray")
@@ -88,6 +92,33 @@ ProgressCallback = Callable[[Step], None]
 NoteCallback = Callable[[str, bool], None]
 
 
+class KeptWorkers:
+    """The worker pools an entered `Run` keeps between calls, by their settings."""
+
+    def __init__(self) -> None:
+        self.depth = 0  # how many times the run was entered again inside its own block
+        self._pools: dict[Hashable, tuple[AbstractContextManager[Any], Any]] = {}
+
+    def get(self, key: Hashable, start: Callable[[], AbstractContextManager[Any]]) -> Any:
+        if key not in self._pools:
+            manager = start()
+            self._pools[key] = (manager, manager.__enter__())
+        return self._pools[key][1]
+
+    def drop(self, key: Hashable, exc: BaseException) -> None:
+        """End the pool `key` after a call failed with `exc` (its workers are stopped at once)."""
+        manager, _ = self._pools.pop(key, (None, None))
+        if manager is not None:
+            manager.__exit__(type(exc), exc, exc.__traceback__)
+
+    def close(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        while self._pools:
+            _, (manager, _) = self._pools.popitem()
+            manager.__exit__(kind, exc, tb)
+
+
 @dataclass(frozen=True)
 class Run:
     """Where and how a call's work runs.
@@ -96,6 +127,14 @@ class Run:
     threads. `engine`: "local" or "ray", or an `Engine` with the cluster's address and each
     worker's resource request. `device`: where the networks run (auto: CUDA when torch sees a
     GPU). `batch`: videos per worker task. `on_progress` and `on_note`: see the module.
+
+    Used as a context manager, a run keeps its workers warm between calls: they start on the
+    first call that needs them, keep their networks loaded, and end with the block (a cold
+    worker costs seconds)::
+
+        with Run(workers=4) as run:
+            model.predict(first_batch, run=run)
+            model.predict(second_batch, run=run)   # the same worker processes
     """
 
     workers: int = 1
@@ -104,6 +143,7 @@ class Run:
     batch: int = 8
     on_progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
     on_note: NoteCallback | None = field(default=None, compare=False, repr=False)
+    _kept: "KeptWorkers | None" = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.engine, Engine):
@@ -117,6 +157,45 @@ class Run:
             raise TiermemError(
                 "--device cuda on Ray needs --gpus-per-worker (a worker sees no GPU it did not ask for)"
             )
+
+    def __enter__(self) -> "Run":
+        if self._kept is None:
+            object.__setattr__(self, "_kept", KeptWorkers())
+        else:  # entered again inside its own block: the outer block keeps the workers
+            self._kept.depth += 1
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        kept = self._kept
+        if kept is None:
+            return
+        if kept.depth:
+            kept.depth -= 1
+            return
+        object.__setattr__(self, "_kept", None)
+        kept.close(kind, exc, tb)
+
+    def __getstate__(self) -> dict[str, object]:
+        # A run sent to another process carries its settings, not this process's workers.
+        return {k: v for k, v in self.__dict__.items() if k != "_kept"}
+
+    @contextmanager
+    def workers_for(self, key: Hashable, start: Callable[[], AbstractContextManager[T]]) -> Iterator[T]:
+        """A pool of workers for one call: the run's kept pool for `key` when the run is entered
+        (started by `start` on first use), else a new one that ends with the call. A call that
+        fails ends a kept pool too, so a later call never meets tasks left over from it."""
+        if self._kept is None:
+            with start() as pool:
+                yield pool
+            return
+        pool = self._kept.get(key, start)
+        try:
+            yield pool
+        except BaseException as exc:
+            self._kept.drop(key, exc)
+            raise
 
     @classmethod
     def of(cls, run: "Run | None") -> "Run":

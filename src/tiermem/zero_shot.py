@@ -81,7 +81,6 @@ class ZeroShotModel:
         files that fail to decode go to `failed` and the others are scored. Long videos get a
         timeline of `window`-second windows (default 3 s, the Memento10k clip length).
         """
-        from tiermem.extraction.timelines import shared_workers
         from tiermem.timeline import predict_with_timelines, wants_timeline
 
         if captions:
@@ -91,7 +90,7 @@ class ZeroShotModel:
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
-        with shared_workers():  # long videos' stretches reuse one set of workers
+        with run:  # the clips and every long video's stretches share one set of workers
             pred = predict_with_timelines(
                 paths,
                 wants_timeline(paths, timeline, length),

@@ -136,19 +136,28 @@ def extract_videos(
         stack.enter_context(threads_for(threads))  # this process: decoding, and tiers when it runs batches
         local = Extractor(built, decode_options, decode_threads=0)
         pool: WorkerPool | RayPool | None = None
+        settings = tuple(sorted(decode_options.items()))
         if engine.name == "ray":
             pool = stack.enter_context(
-                RayPool(
-                    workers,
-                    decode_options,
-                    max(1, int(engine.cpus_per_worker)),
-                    engine.address,
-                    cpus=engine.cpus_per_worker,
-                    gpus=engine.gpus_per_worker,
+                run.workers_for(
+                    ("ray", workers, engine, settings),
+                    lambda: RayPool(
+                        workers,
+                        decode_options,
+                        max(1, int(engine.cpus_per_worker)),
+                        engine.address,
+                        cpus=engine.cpus_per_worker,
+                        gpus=engine.gpus_per_worker,
+                    ),
                 )
             )
         elif workers > 1:
-            pool = stack.enter_context(WorkerPool(workers, decode_options, threads))
+            pool = stack.enter_context(
+                run.workers_for(
+                    ("local", workers, threads, settings),
+                    lambda: WorkerPool(workers, decode_options, threads),
+                )
+            )
 
         # 1. content hashes (and files that cannot even be read), then ids used by one file each
         hashes = _hash_inputs(paths, report, run)

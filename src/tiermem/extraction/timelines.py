@@ -20,10 +20,9 @@ its stretch in the same way, with the worker's death as the reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from tiermem.extraction.pool import WorkerDied, WorkerPool, worker_state
 from tiermem.extraction.ray_pool import RayPool
 from tiermem.extraction.windows import WindowFeatures, WindowPlan, scan
 from tiermem.extraction.workers import TierSpec, worker_tiers
-from tiermem.run import Engine, Run
+from tiermem.run import Run
 from tiermem.runtime import default_threads, threads_for
 from tiermem.tiers.base import Tier
 from tiermem.video.decode import ResizeMode
@@ -101,14 +100,9 @@ def window_features(
     engine = run.cluster
     with ExitStack() as stack:
         stack.enter_context(threads_for(threads))
-        shared = _shared.get()
-        key = (run.workers, threads, engine)
-        if shared is None:
-            pool = stack.enter_context(_new_pool(run, threads))
-        elif key in shared.pools:
-            pool = shared.pools[key]
-        else:
-            pool = shared.pools[key] = shared.stack.enter_context(_new_pool(run, threads))
+        pool = stack.enter_context(
+            run.workers_for(("timeline", run.workers, threads, engine), lambda: _new_pool(run, threads))
+        )
         fitted = {n: t.state_dict() for n, t in tiers.items() if t.requires_fit}
         spec = TierSpec.of(
             tiers, store or "", device, pool.share(fitted) if isinstance(pool, RayPool) else None
@@ -126,30 +120,6 @@ def window_features(
     for name, tier in tiers.items():  # a tier with no window at all still has its columns
         joined.values.setdefault(name, np.zeros((0, len(tier.feature_names)), np.float32))
     return joined
-
-
-@dataclass
-class _Shared:
-    """The workers timelines share while `shared_workers` runs, by settings, ended with it."""
-
-    stack: ExitStack
-    pools: dict[tuple[int, int, Engine], WorkerPool | RayPool] = field(default_factory=dict)
-
-
-_shared: ContextVar[_Shared | None] = ContextVar("tiermem_timeline_workers", default=None)
-
-
-@contextmanager
-def shared_workers() -> Iterator[None]:
-    """While the block runs, the timelines of several videos share one set of workers instead of
-    starting them for each video (a cold worker costs about 5 s here): `predict` of many long
-    videos. The workers keep their networks between videos, and end with the block."""
-    with ExitStack() as stack:
-        token = _shared.set(_Shared(stack))
-        try:
-            yield
-        finally:
-            _shared.reset(token)
 
 
 def _new_pool(run: Run, threads: int) -> WorkerPool | RayPool:
@@ -210,4 +180,4 @@ def _joined(parts: list[WindowFeatures]) -> WindowFeatures:
     )
 
 
-__all__ = ["MIN_WINDOWS_PER_STRETCH", "Stretch", "shared_workers", "stretches", "window_features"]
+__all__ = ["MIN_WINDOWS_PER_STRETCH", "Stretch", "stretches", "window_features"]
