@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import one_error, run
 from conftest import REALBENCH
 from safetensors.numpy import load_file, save_file
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from tiermem.atomic import lock_path, write_dir_atomic
-from tiermem.cli import app
 from tiermem.errors import TiermemError
 from tiermem.metrics import spearman
 
@@ -31,21 +31,6 @@ needs_realbench = pytest.mark.skipif(
     not (VIDEOMEM / "labels_train.csv").is_file() or not (MEMENTO / "captions.csv").is_file(),
     reason=f"real VideoMem / Memento10k data not found at {REALBENCH} (../shared/realbench)",
 )
-runner = CliRunner()
-
-
-def run(*args: object) -> Result:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def one_error(result: Result) -> str:
-    """The single `error:` line of a failed command (exit code 1)."""
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert result.exit_code == 1 and len(errors) == 1, result.output
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

@@ -369,6 +369,18 @@ def test_client_file_names_never_become_paths(idle, sample_clip_paths: list[Path
     assert not any(p.name == "escape.mp4" for p in tmp_path.parent.rglob("escape.mp4"))
 
 
+@pytest.mark.parametrize("name", ["日本.mp4", "vidéo.mp4", "party 🎉.mp4"])
+def test_any_utf8_file_name_is_kept_for_display_never_on_disk(
+    idle, sample_clip_paths: list[Path], name: str
+) -> None:
+    client, settings = idle()
+    answer = client.post("/v1/jobs", files=[("file", (name, sample_clip_paths[1].read_bytes(), "video/mp4"))])
+    assert answer.status_code == 202, answer.text
+    job = answer.json()["jobs"][0]
+    assert job["filename"] == name and client.get(f"/v1/jobs/{job['id']}").json()["filename"] == name
+    assert leftovers(settings) == [Path(settings.uploads) / job["sha256"][:2] / job["sha256"]]
+
+
 def test_page_and_its_files_ship_with_the_package(idle) -> None:
     client, _ = idle()
     page = client.get("/")

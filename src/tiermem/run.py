@@ -29,6 +29,7 @@ Ray cluster, with its address and each worker's CPU and GPU request):
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,14 @@ T = TypeVar("T")
 ENGINES = ("local", "ray")
 
 
+def cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address ``HOST:PORT`` or ``ray://HOST:PORT``; None if it is neither."""
+    match = re.fullmatch(r"(?:ray://)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})", address)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        return None
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
 @dataclass(frozen=True)
 class Engine:
     """An engine and, for Ray, the cluster and each worker's resource request."""
@@ -68,6 +77,10 @@ class Engine:
             raise TiermemError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker:g}")
         if self.name == "local" and (self.address or self.gpus_per_worker):
             raise TiermemError("--ray-address and --gpus-per-worker apply to --engine ray only")
+        if self.address is not None and self.address != "auto" and cluster_endpoint(self.address) is None:
+            raise TiermemError(
+                f"--ray-address {self.address!r}: expected auto, HOST:PORT or ray://HOST:PORT (e.g. ray://head:10001)"
+            )
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,12 @@ def predict_text_command(
     """
     from rich.table import Table
 
-    from tiermem.atomic import write_csv_atomic
+    from tiermem.atomic import check_output_file, write_csv_atomic
     from tiermem.errors import TiermemError
     from tiermem.models import load
 
+    if out:
+        check_output_file(out)
     given = list(texts or [])
     if file is not None:
         try:

@@ -43,11 +43,17 @@ def tier_options(
     weights: Optional[list[str]], mid_backbone: Optional[str], high_network: Optional[str]
 ) -> dict[str, dict[str, Any]]:
     """Per-tier configuration from the network options shared by `extract` and `fit`."""
+    from tiermem.tiers import list_tiers
+
     config: dict[str, dict[str, Any]] = {}
     for spec in weights or []:
         tier, sep, path = spec.partition("=")
-        if not sep or not tier or not path:
-            raise typer.BadParameter(f"--weights {spec!r}: expected TIER=PATH, e.g. high=r2plus1d_18.pth")
+        if not sep or not tier.strip() or not path.strip():
+            raise TiermemError(f"--weights {spec!r}: expected TIER=PATH, e.g. high=r2plus1d_18.pth")
+        if tier.strip() not in list_tiers():
+            raise TiermemError(
+                f"--weights {spec!r}: no tier {tier.strip()!r} (tiers: {', '.join(list_tiers())})"
+            )
         config.setdefault(tier.strip(), {})["weights"] = path.strip()
     if mid_backbone:
         config.setdefault("mid", {})["backbone"] = mid_backbone

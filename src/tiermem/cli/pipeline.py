@@ -193,11 +193,15 @@ def report_command(
         help="A video to show over time (repeatable): its windows' scores, peak and trough frames, what changed.",
     ),
     window: Optional[float] = typer.Option(
-        None, "--window", help="Timeline window, seconds \\[default: the model's training clip length]."
+        None,
+        "--window",
+        callback=in_range(0, low_open=True),
+        help="Timeline window, seconds \\[default: the model's training clip length].",
     ),
     stride: Optional[float] = typer.Option(
         None,
         "--stride",
+        callback=in_range(0, low_open=True),
         help="Seconds between window starts \\[default: about 1, snapped so windows share frames].",
     ),
     heatmaps: bool = typer.Option(
@@ -214,14 +218,13 @@ def report_command(
     """
     from pathlib import Path
 
+    from tiermem.atomic import check_output_file
     from tiermem.cli.progress import at_terminal
     from tiermem.pipeline import Pipeline
     from tiermem.report import pipeline_report, write_report
     from tiermem.run import Run
 
-    for name, value in (("window", window), ("stride", stride)):
-        if value is not None and not value > 0:
-            raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
+    check_output_file(out)
     pipe = Pipeline.load(model)
     pred = None
     if predictions:

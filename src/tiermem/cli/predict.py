@@ -11,6 +11,7 @@ from tiermem.cli.common import (
     app,
     console,
     err_console,
+    in_range,
     print_failures,
     reports_errors,
     terminate_as_interrupt,
@@ -59,11 +60,13 @@ def predict_command(
     window: Optional[float] = typer.Option(
         None,
         "--window",
+        callback=in_range(0, low_open=True),
         help="Timeline window, seconds \\[default: the model's training clip length; zero-shot 3].",
     ),
     stride: Optional[float] = typer.Option(
         None,
         "--stride",
+        callback=in_range(0, low_open=True),
         help="Seconds between window starts \\[default: about 1, snapped so windows share frames].",
     ),
     precision: Optional[str] = typer.Option(
@@ -100,6 +103,7 @@ def predict_command(
     tiermem predict --model head/ --block coco=features.parquet --ids ids_test.csv --out predictions.csv
     """
     from tiermem.atomic import check_output_file
+    from tiermem.errors import TiermemError
     from tiermem.runtime import set_threads
 
     set_threads()
@@ -111,14 +115,26 @@ def predict_command(
         check_output_dir(heatmaps)
     if block:
         if model is None or out is None:
-            raise typer.BadParameter("table mode (--block) needs --model (a `tiermem train` head) and --out")
+            raise TiermemError("table mode (--block) needs --model (a `tiermem train` head) and --out")
+        frame_only = [
+            name
+            for name, value in (
+                ("--timeline", timeline),
+                ("--window", window),
+                ("--stride", stride),
+                ("--heatmaps", heatmaps),
+                ("--captions", captions),
+                ("--reference", reference),
+                ("--precision", precision),
+            )
+            if value is not None
+        ]
+        if frame_only:
+            raise TiermemError(f"{', '.join(frame_only)}: apply to videos, not to feature tables (--block)")
         _predict_tables(model, block, ids, out)
         return
     if not videos:
-        raise typer.BadParameter("give videos/folders to score, or --block tables with --model")
-    for name, value in (("window", window), ("stride", stride)):
-        if value is not None and not value > 0:
-            raise typer.BadParameter(f"--{name} must be a positive number of seconds, got {value:g}")
+        raise TiermemError("give videos/folders to score, or --block tables with --model")
     options = {
         key: value for key, value in (("precision", precision), ("reference", reference)) if value is not None
     }

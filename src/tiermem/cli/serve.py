@@ -68,6 +68,7 @@ def serve_command(
         cors_origins=tuple(cors_origin or ()),
     )
     settings.check_model()
+    settings.check_place(port)
     console.print(
         f"tiermem serve: http://{host}:{port}/ (API docs at /docs), model {settings.model_name}, "
         f"{workers} worker(s), data in {data}"

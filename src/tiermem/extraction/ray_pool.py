@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
@@ -49,6 +50,26 @@ def import_ray() -> Any:
     except ImportError:
         raise TiermemError("--engine ray needs Ray: pip install 'tiermem[ray]'") from None
     return ray
+
+
+#: Seconds to wait for a Ray cluster's port to answer before giving up on it.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _answers(address: str) -> None:
+    """Refuse in one line, within seconds, a cluster address whose port does not answer (Ray
+    itself retries such an address for many minutes)."""
+    from tiermem.run import cluster_endpoint
+
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        raise TiermemError(f"--ray-address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise TiermemError(
+            f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}): start one with `ray start --head`"
+        ) from None
 
 
 class _Worker:
@@ -92,6 +113,8 @@ class RayPool:
     def __enter__(self) -> "RayPool":
         ray = self.ray
         if not ray.is_initialized():
+            if self._address not in (None, "auto"):
+                _answers(self._address)
             try:
                 ray.init(
                     address=self._address,
@@ -102,6 +125,12 @@ class RayPool:
                 )
             except ConnectionError as exc:
                 raise TiermemError(f"cannot reach the Ray cluster at {self._address}: {exc}") from None
+            except ValueError as exc:  # a ray:// address without the Ray Client installed
+                if "ray[client]" not in str(exc):
+                    raise
+                raise TiermemError(
+                    f"--ray-address {self._address}: the Ray Client is not installed: pip install 'tiermem[ray]'"
+                ) from None
             self._started_ray = True
         return self
 

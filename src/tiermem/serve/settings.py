@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,29 @@ class ServeSettings:
             )
         if self.model != "zero-shot" and not (Path(self.model) / "pipeline.json").is_file():
             raise TiermemError(f"{self.model}: not a tiermem model (no pipeline.json) nor 'zero-shot'")
+
+    def check_place(self, port: int) -> None:
+        """Refuse at once, before any banner: a `--data` that is not a folder this process can
+        create or use, `--device cuda` where torch sees no GPU (every job would fail), and a
+        port another process already listens on."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise TiermemError(f"--data {root}: is a file, not a folder for the jobs and uploads")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TiermemError(f"--data {root}: cannot be created ({exc.strerror or exc})") from None
+        if self.device == "cuda":
+            from tiermem.device import resolve_device
+
+            resolve_device("cuda")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((self.host, port))
+            except OSError as exc:
+                raise TiermemError(f"cannot listen on {self.host}:{port} ({exc.strerror or exc})") from None
 
     def model_key(self) -> str:
         """Identifies the model's predictions: results are reused for this model only."""

@@ -98,7 +98,7 @@ async def receive(
     tmp_dir.mkdir(parents=True, exist_ok=True)
     parts: list[_Part] = []
     header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
-    headers: dict[str, str] = {}
+    headers: dict[str, bytes] = {}  # raw bytes: a file name is UTF-8, which a str header would mangle
 
     def on_part_begin() -> None:
         headers.clear()
@@ -113,12 +113,12 @@ async def receive(
         header["value"] += data[start:end]
 
     def on_header_end() -> None:
-        headers[header["field"].decode("latin-1").lower()] = header["value"].decode("utf-8", "replace")
+        headers[header["field"].decode("latin-1").lower()] = bytes(header["value"])
         header["field"], header["value"] = bytearray(), bytearray()
 
     def on_headers_finished() -> None:
         part = parts[-1]
-        _, disp = parse_options_header(headers.get("content-disposition", ""))
+        _, disp = parse_options_header(headers.get("content-disposition", b""))
         part.name = disp.get(b"name", b"").decode("utf-8", "replace")
         if disp.get(b"filename"):  # an empty file input sends filename="": no file
             if sum(p.filename is not None for p in parts) >= MAX_FILES:

@@ -1,0 +1,112 @@
+"""Regression tests of the reliability battery: each command once printed a traceback, ran with an
+option it ignored, or misled; each now gives one clear line and exit code 1, or does what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runs import one_error, run
+
+
+def test_predict_text_checks_its_out_before_scoring(tmp_path: Path) -> None:
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    assert "is a directory" in one_error(run("predict-text", "a dog runs", "--out", folder))
+    assert "cannot be written" in one_error(run("predict-text", "a dog runs", "--out", "/proc/p.csv"))
+
+
+def test_report_checks_its_out_before_reading_the_model(fitted) -> None:
+    _, model, _ = fitted
+    assert "/proc/x/r.html: cannot be written" in one_error(
+        run("report", "--model", model, "--out", "/proc/x/r.html")
+    )
+
+
+@pytest.mark.parametrize("option", ["--stride 0", "--stride -1", "--window 0", "--window -3", "--window nan"])
+def test_window_and_stride_must_be_positive_seconds(option: str, sample_clip_paths: list[Path]) -> None:
+    name, value = option.split()
+    line = one_error(run("predict", sample_clip_paths[0], name, value))
+    assert f"{name} must be > 0" in line
+
+
+def test_weights_for_an_unknown_tier_are_refused(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    line = one_error(
+        run("extract", sample_clip_paths[0], "--weights", f"bogus={weights}", "--out", tmp_path / "f")
+    )
+    assert "no tier 'bogus'" in line and not (tmp_path / "f").exists()
+
+
+def test_frame_options_are_refused_in_table_mode(tmp_path: Path) -> None:
+    line = one_error(
+        run(
+            "predict",
+            "--block",
+            f"a={tmp_path / 'a.parquet'}",
+            "--model",
+            tmp_path,
+            "--out",
+            tmp_path / "p.csv",
+            "--timeline",
+            "--window",
+            "3",
+        )
+    )
+    assert "--timeline, --window: apply to videos, not to feature tables" in line
+
+
+@pytest.mark.parametrize(
+    "address, says",
+    [
+        ("not an address", "expected auto, HOST:PORT or ray://HOST:PORT"),
+        ("127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1"),
+    ],
+)
+def test_a_bad_ray_address_is_one_line(
+    address: str, says: str, sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    line = one_error(
+        run(
+            "extract",
+            sample_clip_paths[0],
+            "--engine",
+            "ray",
+            "--ray-address",
+            address,
+            "--out",
+            tmp_path / "f",
+        )
+    )
+    assert says in line
+
+
+def test_cuda_asked_for_without_a_gpu_is_refused_on_every_path(fitted, sample_clip_paths: list[Path]) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: --device cuda is honoured")
+    _, model, _ = fitted
+    for extra in ([], ["--timeline", "--window", "1"], ["--model", "zero-shot"]):
+        args = ["predict", sample_clip_paths[1], "--device", "cuda", *(extra or ["--model", model])]
+        if extra and extra[0] == "--timeline":
+            args += ["--model", model]
+        assert "--device cuda: torch sees no CUDA GPU" in one_error(run(*args))
+
+
+def test_serve_refuses_what_cannot_start_before_its_banner(tmp_path: Path) -> None:
+    import socket
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert "is a file, not a folder" in one_error(run("serve", "--data", afile))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--data", tmp_path / "d", "--port", port)
+        assert (
+            f"cannot listen on 127.0.0.1:{port}" in one_error(result)
+            and "tiermem serve:" not in result.output
+        )
