@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast lint docs install clean
+.PHONY: demo test test-fast lint docs pyav-latest install clean
 
 install: $(STAMP)
 
@@ -35,6 +35,14 @@ lint: $(STAMP)
 # The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or reference fails.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# The video paths under PyAV 19 (Python 3.12 and later get it; this venv's Python gets PyAV 18).
+PYAV_LATEST := .venv-pyav-latest
+PYTHON312 ?= python3.12
+pyav-latest: $(STAMP)
+	test -x $(PYAV_LATEST)/bin/python || ($(PYTHON312) -m venv $(PYAV_LATEST) && \
+	  $(PYAV_LATEST)/bin/pip install -q "av>=19" numpy opencv-python-headless scipy)
+	TIERMEM_PYAV_LATEST_PYTHON=$(PYAV_LATEST)/bin/python $(PY) -m pytest -q tests/test_pyav_latest.py
 
 demo: $(STAMP)
 	$(VENV)/bin/tiermem demo --out demo

@@ -251,6 +251,7 @@ def decode(
             # format not rewind (a chosen frame never comes back), the pass is redone below on a
             # fresh container, as for streams without timestamps.
             stream = _video_stream(path, container, threads)
+            tb = float(stream.time_base)  # read while open: PyAV 19 refuses a closed container's stream
             container.seek(int(index.keyframes[0]), stream=stream, backward=True, any_frame=False)
             kept = _decode_by_pts(path, container, stream, index, meta.fps, targets, size, mode)
             if not kept.complete:
@@ -260,7 +261,7 @@ def decode(
     finally:
         container.close()
     if kept is not None:
-        out, times = kept.finish(path, index.pts[0], float(stream.time_base))  # type: ignore[index]
+        out, times = kept.finish(path, index.pts[0], tb)  # type: ignore[index]
         return Clip(frames=out, times=times, meta=meta)
     container = _open(path)
     try:

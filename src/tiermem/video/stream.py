@@ -60,6 +60,12 @@ class VideoStream:
         self._stream = stream
         self.fps = _frame_rate(stream) or 25.0
         self._tb = float(stream.time_base or Fraction(1, 1))
+        # Read now: `frames()` checks it after closing the file, and PyAV 19 refuses a closed
+        # container's stream.
+        self._declared = int(stream.frames or 0)
+        ctx = stream.codec_context
+        self._picture = (int(ctx.width), int(ctx.height), str(ctx.name))
+        self._has_audio = bool(self._container.streams.audio)
         self._packets: deque[tuple[int, int]] = deque()  # (pts, bytes) of packets not yet forgotten
         self._origin: int | None = None  # pts of the first frame shown
         self.frames_decoded = 0
@@ -126,7 +132,7 @@ class VideoStream:
             self._container.close()
         if not self.frames_decoded:
             raise VideoDecodeError(path, "zero decodable video frames")
-        declared = stream.frames - self._skipped if stream.frames else 0
+        declared = self._declared - self._skipped if self._declared else 0
         if declared and self.frames_decoded < declared - max(2, declared // 100):
             raise StreamBrokenError(
                 path,
@@ -152,19 +158,19 @@ class VideoStream:
 
     def meta(self, duration: float, byte_count: int, frame_count: int) -> VideoMeta:
         """Metadata of a stretch of this video: its length, frames and bytes."""
-        ctx = self._stream.codec_context
+        width, height, codec = self._picture  # read at open: the file may be closed by now
         rate = byte_count / duration if duration > 0 else 0.0
         return VideoMeta(
             path=str(self.path),
             duration=duration,
             fps=self.fps,
-            width=int(ctx.width),
-            height=int(ctx.height),
+            width=width,
+            height=height,
             frame_count=frame_count,
-            codec=ctx.name,
+            codec=codec,
             bitrate=int(round(8 * rate)),
             file_size=self.path.stat().st_size,
-            has_audio=bool(self._container.streams.audio),
+            has_audio=self._has_audio,
             video_bytes_per_second=rate,
         )
 
