@@ -110,3 +110,33 @@ def test_serve_refuses_what_cannot_start_before_its_banner(tmp_path: Path) -> No
             f"cannot listen on 127.0.0.1:{port}" in one_error(result)
             and "tiermem serve:" not in result.output
         )
+
+
+def test_a_long_description_is_read_whole_in_chunks() -> None:
+    """The encoder reads 256 tokens: a text past that is scored as the mean of its chunks, so
+    what comes after the first 1.5 kB changes the score (it was ignored)."""
+    import tiermem
+    from tiermem.models.text import text_chunks
+
+    model = tiermem.load("memento10k-captions")
+    words = "a man walks his dog along a grey beach at night while red cars pass on the city road".split()
+    long = " ".join(words[i % len(words)] for i in range(1200))
+    table = model.predict_text(
+        [long[:1500], long, long[:3000] + " a woman talks to the camera in her kitchen"]
+    )
+    assert list(table["chunks"]) == [2, 5, 3]  # 1200 words of one token each: 254 tokens a chunk
+    assert table["score"].nunique() == 3
+    pieces = text_chunks([long], model.encoder_window())[0]
+    assert " ".join(pieces).split() == long.split()  # every word is read, in order, once
+    whole = model.score_captions([pieces])[0]
+    assert table["score"].iloc[1] == pytest.approx(whole)
+
+
+def test_too_little_text_is_flagged_not_scored(tmp_path: Path) -> None:
+    import json
+
+    assert "too little text to score" in one_error(run("predict-text", "🎉🔥🐶"))
+    result = run("predict-text", "a dog runs on the beach", "🎉🔥🐶", "--json")
+    rows = json.loads(result.output)
+    assert result.exit_code == 0 and rows[0]["score"] > 0 and rows[1]["score"] is None
+    assert rows[1]["note"].startswith("too little text") and rows[0]["chunks"] == 1

@@ -47,7 +47,8 @@ def test_shipped_models_are_listed_and_load_from_the_package(memento: TextModel)
 
 def test_predict_text_scores_and_percentiles(memento: TextModel) -> None:
     table = memento.predict_text([VIVID, DULL, VIVID])
-    assert list(table.columns) == ["text", "score", "percentile"]
+    assert list(table.columns) == ["text", "score", "percentile", "chunks", "note"]
+    assert list(table["chunks"]) == [1, 1, 1] and not table["note"].str.len().any()
     assert table["score"].between(0, 1).all() and table["percentile"].between(0, 100).all()
     assert table["score"][0] == pytest.approx(table["score"][2], abs=1e-6)  # the same text, the same score
     assert table["score"][0] != table["score"][1]

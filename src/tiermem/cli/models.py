@@ -83,6 +83,12 @@ def predict_text_command(
     if not hasattr(loaded, "predict_text"):
         raise TiermemError(f"{model}: not a text model (text models: memento10k-captions, videomem-titles)")
     table = loaded.predict_text(given)
+    if table["score"].isna().all():
+        raise TiermemError(
+            f"nothing to score: {table['note'].iloc[0]}"
+            if len(table) == 1
+            else "nothing to score: every description has fewer than 2 words"
+        )
     if out:
         write_csv_atomic(table, out)
     if as_json:
@@ -91,8 +97,13 @@ def predict_text_command(
     view = Table(title=loaded.description)
     for col in ("description", "score", "percentile"):
         view.add_column(col, justify="left" if col == "description" else "right")
+    noted = bool(table["note"].str.len().any())
+    if noted:
+        view.add_column("note")
     for row in table.itertuples(index=False):
-        view.add_row(row.text, f"{row.score:.3f}", f"{row.percentile:.0f}")
+        shown = (f"{row.score:.3f}", f"{row.percentile:.0f}") if row.score == row.score else ("-", "-")
+        text = row.text if len(row.text) <= 200 else row.text[:200] + "…"
+        view.add_row(text, *shown, *([row.note] if noted else []))
     console.print(view)
     if out:
         console.print(f"wrote {len(table)} rows to {out}")

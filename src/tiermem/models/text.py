@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 TEXT_MODEL_SCHEMA = 1
+#: Words (runs of letters or digits) a description needs to be scored.
+MIN_WORDS = 2
+WORD = re.compile(r"[^\W_]+")
+TOO_LITTLE = "too little text to score (fewer than 2 words)"
 META_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -105,10 +110,41 @@ class TextModel:
 
     def predict_text(self, texts: str | Sequence[str]) -> pd.DataFrame:
         """Each description scored alone: columns text, score, percentile (among the training
-        videos' predicted scores)."""
+        videos' predicted scores), chunks and note.
+
+        The encoder reads at most 256 tokens (about 1.5 kB of English): a longer text is cut into
+        consecutive chunks that fit, each scored, and its score is their mean (`chunks` says how
+        many; a video's captions are averaged the same way). A text of fewer than 2 words gets
+        no score (NaN) and the note "too little text to score": emoji or a single word do not
+        describe a video.
+        """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        scores = self.score_captions([[t] for t in texts])
-        return pd.DataFrame({"text": texts, "score": scores, "percentile": self.percentile(scores)})
+        scorable = [i for i, t in enumerate(texts) if len(WORD.findall(t)) >= MIN_WORDS]
+        pieces = text_chunks([texts[i] for i in scorable], self.encoder_window())
+        scores = np.full(len(texts), np.nan)
+        percentiles = np.full(len(texts), np.nan)
+        chunks = np.zeros(len(texts), dtype=int)
+        if scorable:
+            scores[scorable] = self.score_captions(pieces)
+            percentiles[scorable] = self.percentile(scores[scorable])
+            chunks[scorable] = [len(p) for p in pieces]
+        notes = [
+            ""
+            if n == 1
+            else TOO_LITTLE
+            if n == 0
+            else f"the mean of {n} chunks (the encoder reads 256 tokens at a time)"
+            for n in chunks
+        ]
+        return pd.DataFrame(
+            {"text": texts, "score": scores, "percentile": percentiles, "chunks": chunks, "note": notes}
+        )
+
+    def encoder_window(self) -> Any:
+        """The sentence encoder (its tokenizer and `max_seq_length` cut long texts into chunks)."""
+        from tiermem.tiers.text import load_text_model
+
+        return load_text_model()
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         from tiermem.metrics import midrank_percentile
@@ -265,4 +301,25 @@ def _encoder_identity() -> str:
     return resolve_text_model(DEFAULT_MODEL)[1]
 
 
-__all__ = ["TEXT_MODEL_SCHEMA", "TextModel"]
+def text_chunks(texts: Sequence[str], encoder: Any) -> list[list[str]]:
+    """Each text as consecutive pieces of at most the encoder's window of tokens (its special
+    tokens left room for), cut at token boundaries; a text that fits is one piece, unchanged."""
+    limit = int(encoder.max_seq_length) - 2  # [CLS] and [SEP]
+    out = []
+    for text in texts:
+        spans = encoder.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+            "offset_mapping"
+        ]
+        if len(spans) <= limit:
+            out.append([text])
+            continue
+        out.append(
+            [
+                text[spans[k][0] : spans[min(k + limit, len(spans)) - 1][1]]
+                for k in range(0, len(spans), limit)
+            ]
+        )
+    return out
+
+
+__all__ = ["MIN_WORDS", "TEXT_MODEL_SCHEMA", "TextModel", "text_chunks"]
