@@ -276,7 +276,7 @@ OUT_OF_RANGE = [
     (["train", "--val-fraction", "-0.1"], "--val-fraction must be in [0, 1), got -0.1"),
     (["ablate", "--weight-decay", "nan"], "--weight-decay must be >= 0, got nan"),
     (["ablate", "--seed", "-1"], "--seed must be in [0, 4294967295], got -1"),
-    (["evaluate", "--resamples", "-5"], "--resamples must be >= 0, got -5"),
+    (["evaluate", "--resamples", "-5"], "--resamples must be 0 (no CI) or from 100 to 1000000, got -5"),
     (["fit", "--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
     (["fit", "--frames", "0"], "--frames must be >= 1, got 0"),
     (["fit", "--val-fraction", "0"], "--val-fraction must be in (0, 1), got 0.0"),

@@ -140,3 +140,106 @@ def test_too_little_text_is_flagged_not_scored(tmp_path: Path) -> None:
     rows = json.loads(result.output)
     assert result.exit_code == 0 and rows[0]["score"] > 0 and rows[1]["score"] is None
     assert rows[1]["note"].startswith("too little text") and rows[0]["chunks"] == 1
+
+
+TRECVID = Path(__file__).resolve().parents[2] / "shared" / "realbench" / "trecvid2020"
+
+
+@pytest.fixture()
+def trecvid() -> dict[str, Path]:
+    if not (TRECVID / "labels_train.csv").is_file():
+        pytest.skip(f"real TRECVid labels not found at {TRECVID} (../shared/realbench)")
+    return {"labels": TRECVID / "labels_train.csv", "c3d": TRECVID / "features_c3d_rn18_sports1m.parquet"}
+
+
+def test_train_refuses_a_folder_or_the_id_column_as_labels(trecvid: dict[str, Path], tmp_path: Path) -> None:
+    block = f"c3d={trecvid['c3d']}"
+    args = ["train", "--block", block, "--head", "ridge", "--out", tmp_path / "m"]
+    assert "is a directory, not a CSV file" in one_error(
+        run(*args, "--labels", tmp_path, "--target", "short_term")
+    )
+    assert "is the id column" in one_error(run(*args, "--labels", trecvid["labels"], "--target", "video_id"))
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_label_too_large_to_learn_from_is_refused_naming_its_row(
+    trecvid: dict[str, Path], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    labels = pd.read_csv(trecvid["labels"], dtype={"video_id": str})
+    labels.loc[5, "short_term"] = 1e308
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    line = one_error(
+        run(
+            "train",
+            "--labels",
+            path,
+            "--target",
+            "short_term",
+            "--block",
+            f"c3d={trecvid['c3d']}",
+            "--head",
+            "ridge",
+            "--out",
+            tmp_path / "m",
+        )
+    )
+    assert "row 7" in line and "out of range" in line and not (tmp_path / "m").exists()
+
+
+def test_a_preset_prints_only_the_settings_that_applied(trecvid: dict[str, Path], tmp_path: Path) -> None:
+    common = ["--labels", trecvid["labels"], "--target", "short_term", "--block", f"c3d={trecvid['c3d']}"]
+    ridge = run("train", *common, "--head", "ridge", "--preset", "m3s-reference", "--out", tmp_path / "r")
+    assert ridge.exit_code == 0 and "preset m3s" not in ridge.output and "None" not in ridge.output
+    m3s = run(
+        "train",
+        *common,
+        "--head",
+        "m3s",
+        "--epochs",
+        "2",
+        "--preset",
+        "m3s-reference",
+        "--out",
+        tmp_path / "m",
+    )
+    assert m3s.exit_code == 0 and "preset m3s-reference-memento10k: mse loss, Adam lr 0.001" in m3s.output
+
+
+def test_a_bootstrap_needs_enough_resamples(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("video_id,score\na,0.1\nb,0.5\nc,0.9\n")
+    line = one_error(
+        run(
+            "evaluate",
+            "--predictions",
+            tmp_path / "p.csv",
+            "--labels",
+            tmp_path / "p.csv",
+            "--target",
+            "score",
+            "--resamples",
+            "1",
+        )
+    )
+    assert "--resamples must be 0 (no CI) or from 100" in line
+
+
+def test_fit_on_a_csv_of_scores_in_its_own_units(sample_clip_paths: list[Path], tmp_path: Path) -> None:
+    """A user's CSV scored 0-100 trains as `train` does: scaled to [0, 1] and back (it was refused)."""
+    rows = [f"{p.stem},{p},{score}" for p, score in zip(sample_clip_paths, (35, 80, 62, 91, 48, 70))]
+    (tmp_path / "labels.csv").write_text("video_id,path,score\n" + "\n".join(rows) + "\n")
+    result = run(
+        "fit", "--dataset", "csv", "--root", tmp_path / "labels.csv", "--target", "score", "--tiers", "low",
+        "--head", "ridge", "--frames", "9", "--size", "96", "--val-fraction", "0.5", "--no-ablate",
+        "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    import tiermem
+
+    model = tiermem.load(tmp_path / "m")
+    assert model.card()["trained_on"]["videos"] == 3
+    assert not model.head_.target_scaling_.is_identity  # learnt scaled to [0, 1] ...
+    scores = model.predict(sample_clip_paths[:2]).table["score"]
+    assert ((scores >= 35) & (scores <= 91)).all()  # ... and predicts in the file's units

@@ -696,3 +696,13 @@ def test_zero_shot_timeline_uses_3_s_windows(intra_video: Path, tmp_path: Path) 
     prior = [np.mean(f["prior"]["prior_per_frame"]) for f in tl.facts]
     assert tl.table["score"].to_numpy() == pytest.approx(prior, abs=1e-3)  # the frames' mean ResMem
     assert np.isnan(pred.table["percentile"].iloc[0])  # one video: no rank to speak of
+
+
+def test_a_window_given_asks_for_a_timeline(fitted, intra_video: Path) -> None:
+    """`--window` alone asks for windows: too long for the video, it is refused as with
+    `--timeline` (it was ignored, and the whole video scored as one clip)."""
+    _, model, _ = fitted
+    code, output = cli("predict", intra_video, "--model", model, "--window", "100")
+    assert code == 1 and [line for line in output.splitlines() if line.startswith("error:")] == [
+        f"error: {intra_video}: --window 100 s is longer than the video (12.00 s)"
+    ], output

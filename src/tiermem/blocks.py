@@ -137,7 +137,7 @@ def load_block(path: str | Path, name: str | None = None) -> Block:
         import pandas as pd
 
         try:
-            df = pd.read_csv(path, dtype={ID_COLUMN: str})
+            df = pd.read_csv(path, dtype={ID_COLUMN: str}, low_memory=False)  # no DtypeWarning
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataMismatchError(
                 f"block {name!r}: {path}: not a readable CSV ({str(exc).splitlines()[0]})"

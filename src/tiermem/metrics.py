@@ -156,6 +156,10 @@ def evaluate(
 # -- score tables ---------------------------------------------------------------------------
 
 
+#: The largest score magnitude read: squared errors on larger ones overflow float64.
+MAX_SCORE = 1e100
+
+
 def read_scores(
     path: str | Path, column: str, *, id_column: str = "video_id"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +169,8 @@ def read_scores(
     missing or non-numeric values, naming the file and the first offending row.
     """
     path = Path(path)
+    if column == id_column:
+        raise DatasetError(f"{path}: {column!r} is the id column; name a column of scores to learn")
     df = read_csv(path, dtype={id_column: str})
     for col in (id_column, column):
         if col not in df.columns:
@@ -180,6 +186,13 @@ def read_scores(
     if dup:
         raise DataMismatchError(f"{path}: {len(dup)} duplicate {id_column}s: {first_few(dup)}")
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+    huge = np.isfinite(values) & (np.abs(values) > MAX_SCORE)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise DataMismatchError(
+            f"{path}: row {row + 2} ({id_column}={ids[row]}): {column} {values[row]:g} is out of range "
+            f"(|score| > {MAX_SCORE:g}: errors on it overflow)"
+        )
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])

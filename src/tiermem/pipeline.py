@@ -148,7 +148,7 @@ class Pipeline:
         run = Run.of(run)
         paths = find_videos(videos, missing=missing)
         length = window if window is not None else self.window_seconds
-        use = wants_timeline(paths, timeline, length)
+        use = wants_timeline(paths, timeline, length, window is not None or stride is not None)
         with run:  # the clips and every long video's stretches share one set of workers
             return predict_with_timelines(
                 paths,

@@ -93,7 +93,7 @@ class ZeroShotModel:
         with run:  # the clips and every long video's stretches share one set of workers
             pred = predict_with_timelines(
                 paths,
-                wants_timeline(paths, timeline, length),
+                wants_timeline(paths, timeline, length, window is not None or stride is not None),
                 clips=lambda ps: self._predict_clips(ps, cache, run),
                 timeline=lambda p: self.timeline(p, window=window, stride=stride, run=run),
                 percentile=None,

@@ -17,6 +17,7 @@ from tiermem.cli.common import (
     err_console,
     in_range,
     metrics_table,
+    refuse,
     reports_errors,
     to_json,
     writing_model,
@@ -47,6 +48,12 @@ def load_blocks(specs: list[str]) -> list:
     from tiermem.blocks import load_block, parse_block_spec
 
     return [load_block(path, name) for name, path in map(parse_block_spec, specs)]
+
+
+def _resamples(param: typer.CallbackParam, value: int) -> int:
+    if value != 0 and not 100 <= value <= 1_000_000:
+        refuse(f"--resamples must be 0 (no CI) or from 100 to 1000000, got {value}")
+    return value
 
 
 def read_targets(labels: str, target: str) -> tuple[Any, Any]:
@@ -134,13 +141,18 @@ def train_command(
         ]
     names = " + ".join(f"{b.name} ({len(b.feature_names)})" for b in result.head.layout_)
     console.print(metrics_table(f"{options.head} head on {names}: {target}", rows))
-    if (
-        options.preset != "m3s" and options.lr is not None
-    ):  # a head that trains by epochs: its preset's settings
+    by_epochs = result.head.name == "m3s" or getattr(result.head, "chosen_", None) == "m3s"
+    if options.preset != "m3s" and by_epochs:  # the preset's training settings, where they applied
+        shown = {
+            "loss": options.loss and f"{options.loss} loss {options.loss_params or ''}".strip(),
+            "lr": options.lr is not None and f"Adam lr {options.lr:g}",
+            "wd": options.weight_decay is not None and f"weight decay {options.weight_decay:g}",
+            "step": options.step_size is not None
+            and options.gamma is not None
+            and f"StepLR({options.step_size}, {options.gamma:g})",
+        }
         console.print(
-            f"preset {options.preset}: {options.loss} loss {options.loss_params}, Adam lr {options.lr:g}, "
-            f"weight decay {options.weight_decay:g}, StepLR({options.step_size}, {options.gamma:g})",
-            highlight=False,
+            f"preset {options.preset}: " + ", ".join(v for v in shown.values() if v), highlight=False
         )
     if hasattr(result.head, "chosen_"):  # the auto head: which candidate it kept, and why
         console.print(result.head.describe_choice(), highlight=False)
@@ -173,7 +185,10 @@ def evaluate_command(
     target: str = typer.Option(..., "--target", help="Label column, e.g. short_term."),
     score_column: str = typer.Option("score", "--score-column", help="Prediction column."),
     resamples: int = typer.Option(
-        1000, "--resamples", callback=in_range(0), help="Bootstrap resamples for the CI (0: none)."
+        1000,
+        "--resamples",
+        callback=_resamples,
+        help="Bootstrap resamples for the CI: 0 (none) or at least 100 (fewer give a CI that means nothing).",
     ),
     seed: int = typer.Option(0, "--seed", callback=SEED_RANGE, help="Bootstrap seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),

@@ -71,7 +71,8 @@ def read_generic_csv(
         if len(dup):
             raise DatasetError(f"{path}: two files share the video id {dup[0]!r}")
 
-    table = clean_scores(df, targets, path, allow_missing=allow_missing)
+    # A user's own file: scores in their own units (a fit maps them to [0, 1] as `train` does).
+    table = clean_scores(df, targets, path, allow_missing=allow_missing, own_units=True)
     table.index = pd.Index(ids, name="video_id")
 
     paths: list[str] | None = None

@@ -152,6 +152,9 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     path = Path(path)
     kwargs.setdefault("keep_default_na", False)
     kwargs.setdefault("na_values", [""])
+    kwargs.setdefault("low_memory", False)  # one pass over the file: no DtypeWarning about its chunks
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, not a CSV file")
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
@@ -200,10 +203,13 @@ def clean_scores(
     *,
     allow_missing: bool = False,
     row_names: Sequence[str] | None = None,
+    own_units: bool = False,
 ) -> pd.DataFrame:
     """Parse score columns to float64 and check each value by its kind (see `score_kind`).
 
-    Memorability must lie in [0, 1], counts must be non-negative whole numbers, rates finite.
+    Memorability must lie in [0, 1] (with `own_units`, a user's scores in any units, such as
+    0-100: a fit maps them to [0, 1] as `tiermem.model.scaling` says), counts must be
+    non-negative whole numbers, rates finite; no magnitude may pass 1e100 (its errors overflow).
     An empty cell is an error unless `allow_missing` (then it is NaN: not labelled).
     `row_names`, when given, replaces "<path>: row N" in messages (e.g. a JSON entry's file
     and filename).
@@ -232,7 +238,9 @@ def clean_scores(
                 raise DatasetError(f"{where}: {col} is not a number ({v!r})") from None
             if not math.isfinite(x):
                 raise DatasetError(f"{where}: {col} is not finite ({v!r})")
-            if kind == "memorability" and not 0.0 <= x <= 1.0:
+            if abs(x) > 1e100:
+                raise DatasetError(f"{where}: {col} = {x:g} is out of range (errors on it overflow)")
+            if kind == "memorability" and not own_units and not 0.0 <= x <= 1.0:
                 raise DatasetError(f"{where}: {col} = {x} is outside [0, 1]")
             if kind == "count" and (x < 0 or not x.is_integer()):
                 raise DatasetError(f"{where}: {col} = {x} is not a non-negative whole count")

@@ -34,10 +34,13 @@ from tiermem.video.stream import declared_duration
 LONG_VIDEO_WINDOWS = 1.5
 
 
-def wants_timeline(paths: Sequence[Path], timeline: bool | None, length: float) -> list[bool]:
-    """Per video: a timeline when asked, or by default when it is longer than 1.5 windows."""
-    if timeline is not None:
-        return [bool(timeline)] * len(paths)
+def wants_timeline(
+    paths: Sequence[Path], timeline: bool | None, length: float, windows_given: bool = False
+) -> list[bool]:
+    """Per video: a timeline when asked (`timeline`, or a window or stride given: windows were
+    asked for), else by default when it is longer than 1.5 windows."""
+    if timeline is not None or windows_given:
+        return [True if timeline is None else bool(timeline)] * len(paths)
     return [(d := declared_duration(p)) is not None and d > LONG_VIDEO_WINDOWS * length for p in paths]
 
 
