@@ -84,7 +84,7 @@ def test_local_weights_file_round_trips_through_safetensors(lite0, tmp_path) -> 
 def test_weights_file_that_would_run_code_is_refused(tmp_path) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"weight": torch.zeros(2), "obj": re.compile("x")}, path)  # a pickled object
-    with pytest.raises(MissingWeightsError, match="not a loadable weights file"):
+    with pytest.raises(MissingWeightsError, match="not a safetensors or weights-only torch file"):
         load_state_file(path)
     with pytest.raises(MissingWeightsError, match="not found"):
         load_state_file(tmp_path / "absent.pth")

@@ -373,7 +373,7 @@ def test_a_bad_weights_file_is_one_line_once(sample_clip_paths: list[Path], tmp_
     errors = [line for line in result.stderr.splitlines() if "bad.pth" in line]
     assert len(errors) == 1  # once for the run, not once per video
     assert errors[0].startswith(
-        f"error: {bad}: not a loadable weights file (not a plain state dict of tensors: "
+        f"error: {bad}: not a safetensors or weights-only torch file (not a plain state dict of tensors: "
     )
     assert "weights_only" not in result.stderr and "Warning" not in result.stderr
 

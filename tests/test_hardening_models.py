@@ -635,3 +635,26 @@ def test_a_save_removes_what_killed_saves_left(tmp_path: Path) -> None:
     with pytest.raises(TiermemError, match="exists and is not a tiermem model directory"):
         write_dir_atomic(tmp_path / ".model.x.tmp-abc", lambda d: None, marker="pipeline.json")
     assert (tmp_path / ".model.x.tmp-abc" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda a: a[:, :-5], "HOG PCA components of shape (10, "),
+        (_nan_first, "the HOG PCA components holds 1 NaN or infinite values"),
+        (lambda a: a * 1e30, "beyond any fit"),
+    ],
+    ids=["wrong shape", "NaN", "huge"],
+)
+def test_a_damaged_tier_state_is_blamed_on_its_file(
+    fitted, memento_root, tmp_path: Path, damage, says: str
+) -> None:
+    """The state file is named with what is wrong with it (not the video it was used on), and
+    numpy prints no warning before the error line."""
+    copy = Path(shutil.copytree(fitted[1], tmp_path / "model"))
+    state = copy / "tiers" / "low.state.npz"
+    _edit_arrays(state, hog_pca_components=damage)
+    result = run("predict", memento_root / "videos" / "synthetic_1.mp4", "--model", copy)
+    line = one_error(result)
+    assert line.startswith(f"error: {state}: low tier state:") and says in line, line
+    assert "RuntimeWarning" not in result.output

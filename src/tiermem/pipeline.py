@@ -293,7 +293,7 @@ class Pipeline:
                         raise TiermemError(
                             f"model {self.name}: no fitted state for the {name} tier in {self.state_dir}"
                         )
-                    tier.load_state_dict(saved.state)
+                    saved.apply(tier)
                 tiers[name] = tier
             self._tiers = tiers
         device = Run.of(run).device_for(self._tiers.values())

@@ -293,6 +293,15 @@ class SavedState:
     tier: str
     state: dict[str, Any]
     config: dict[str, Any]
+    source: str = ""  # the file it was read from, named when it does not fit a tier
+
+    def apply(self, tier: Any) -> Any:
+        """`tier.load_state_dict` of this state; a state that does not fit names its file."""
+        try:
+            return tier.load_state_dict(self.state)
+        except (DataMismatchError, KeyError) as exc:
+            what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise DataMismatchError(f"{self.source or 'a saved tier state'}: {what}") from None
 
 
 def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> SavedState:
@@ -321,7 +330,9 @@ def load_state_file(path: str | os.PathLike[str], tier: str | None = None) -> Sa
         )
     if tier is not None and record.get("tier") != tier:
         raise DataMismatchError(f"{path}: holds the state of tier {record.get('tier')!r}, not {tier!r}")
-    return SavedState(tier=record["tier"], state={**arrays, **record["values"]}, config=record["config"])
+    return SavedState(
+        tier=record["tier"], state={**arrays, **record["values"]}, config=record["config"], source=str(path)
+    )
 
 
 class TableWriter:

@@ -90,7 +90,9 @@ def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except MissingWeightsError:
         raise
     except Exception as exc:  # corrupt file, pickle with code, wrong format
-        raise MissingWeightsError(f"{p}: not a loadable weights file ({_load_failure(exc)})") from None
+        raise MissingWeightsError(
+            f"{p}: not a safetensors or weights-only torch file ({_load_failure(exc)})"
+        ) from None
     # Training checkpoints often wrap the weights; accept the usual wrappers.
     for key in ("state_dict", "model", "model_state"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):

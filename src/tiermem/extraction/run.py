@@ -198,10 +198,10 @@ def extract_videos(
                     raise DataMismatchError(
                         f"{state}: the {name} state was fitted on frames {fitted_under}, this run decodes {fit_settings}"
                     )
-                tier.load_state_dict(given[name].state)
+                given[name].apply(tier)
                 store.save_state(name, tier.state_dict(), config=given[name].config)
             elif saved is not None and saved.config.get("decode") == fit_settings:
-                tier.load_state_dict(saved.state)
+                saved.apply(tier)
             elif not sample:
                 continue
             # Half the frame memory may hold the sample's deferred work until the fit.

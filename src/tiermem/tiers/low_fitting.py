@@ -22,6 +22,10 @@ from tiermem.tiers.hog_pca import HogPcaFit, fit_frame_indices
 from tiermem.tiers.per_frame import DeferredClip, Picked
 from tiermem.video.clip import Clip
 
+#: The largest magnitude a fitted HOG PCA holds (HOG values are at most 1; whitening divides by
+#: the axes' spreads): anything beyond comes from a damaged or foreign file.
+MAX_STATE_VALUE = 1e12
+
 
 class HogPcaFitting:
     """The low tier's learning (a mixin of `tiermem.tiers.low.LowTier`, which supplies the
@@ -106,9 +110,22 @@ class HogPcaFitting:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> "HogPcaFitting":
-        mean = np.asarray(state["hog_pca_mean"], dtype=np.float32)
-        components = np.asarray(state["hog_pca_components"], dtype=np.float32)
-        if components.ndim != 2 or components.shape != (self.pca_components, mean.shape[0]):
+        """Take a fitted HOG PCA; refuses one of the wrong shape or with values no fit gives."""
+        with np.errstate(over="ignore", invalid="ignore"):  # judged below, not warned about
+            mean = np.asarray(state["hog_pca_mean"], dtype=np.float32)
+            components = np.asarray(state["hog_pca_components"], dtype=np.float32)
+        for name, values in (("mean", mean), ("components", components)):
+            finite = np.isfinite(values)
+            if not finite.all():
+                raise DataMismatchError(
+                    f"low tier state: the HOG PCA {name} holds {int((~finite).sum())} NaN or infinite values"
+                )
+            if values.size and float(np.abs(values).max()) > MAX_STATE_VALUE:
+                raise DataMismatchError(
+                    f"low tier state: the HOG PCA {name} holds {float(np.abs(values).max()):.3g}, beyond any fit "
+                    f"(at most {MAX_STATE_VALUE:g})"
+                )
+        if mean.ndim != 1 or components.ndim != 2 or components.shape != (self.pca_components, mean.shape[0]):
             raise DataMismatchError(
                 f"low tier state: HOG PCA components of shape {components.shape} do not match "
                 f"{self.pca_components} components over a mean of length {mean.shape[0]}"
