@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tiermem.atomic import write_dir_atomic
+from tiermem.atomic import before_loading, write_dir_atomic
 from tiermem.blocks import DISTINCT_BLOCK, BlockLayout
 from tiermem.errors import ArtifactError, TiermemError
 from tiermem.pipeline_config import PipelineConfig
@@ -94,6 +94,7 @@ def load_state(d: Path) -> PipelineState:
     Unknown schema versions, damaged files and parts that do not fit together (a head trained
     on other blocks, arrays of the wrong shape, NaN) are refused in one line naming the file.
     """
+    before_loading(d)
     meta_path = d / META_FILE
     if not meta_path.exists():
         raise TiermemError(f"{d}: not a tiermem model (no {META_FILE})")

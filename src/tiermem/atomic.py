@@ -242,6 +242,54 @@ def _replace_dir(new: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _old_copies(out: Path) -> list[Path]:
+    """The old copies a save on the two-rename path set beside `out`, newest first."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.old-.+")
+    found = [p for p in out.parent.glob(glob.escape(f".{out.name}.old-") + "*") if pattern.fullmatch(p.name)]
+    return sorted(
+        (p for p in found if p.is_dir() and not p.is_symlink()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+
+
+def restore_interrupted(out: str | os.PathLike[str]) -> Path | None:
+    """Put back the complete old copy of `out` that a save killed between its two renames left
+    beside it (only where the filesystem refuses the atomic swap): `out` is then missing and the
+    old copy waits as ``.NAME.old-*``. Done before anything else by every save and load; returns
+    the path restored, or None when there was nothing to restore."""
+    out = Path(out)
+    if out.exists() or not _old_copies(out):
+        return None
+    with output_lock(out):
+        olds = [p for p in _old_copies(out) if any(p.iterdir())]  # an empty one was never filled
+        if out.exists() or not olds:
+            return None
+        os.replace(olds[0], out)
+        fsync_dir(out.parent)
+    return out
+
+
+def before_loading(path: str | os.PathLike[str]) -> None:
+    """What every load of a saved directory does first: `restore_interrupted`; where that
+    cannot be done (a read-only folder), one line naming the complete copy waiting beside it."""
+    try:
+        restore_interrupted(path)
+    except OSError as exc:
+        copy = interrupted_copy(path)
+        if copy is None:
+            raise
+        raise OutputError(
+            f"{path}: missing; an interrupted save left its complete previous copy at {copy} "
+            f"(it could not be put back: {exc.strerror or exc}); rename it to {Path(path).name}"
+        ) from None
+
+
+def interrupted_copy(out: str | os.PathLike[str]) -> Path | None:
+    """A complete old copy of a missing `out` (see `restore_interrupted`), for a message naming it."""
+    out = Path(out)
+    olds = [] if out.exists() else [p for p in _old_copies(out) if any(p.iterdir())]
+    return olds[0] if olds else None
+
+
 def _leftovers(out: Path) -> list[Path]:
     """Directories that a killed save of `out` left beside it: the new copy it was building,
     the old copy it was replacing, and those of earlier tiermem versions (mkdtemp names)."""
@@ -273,6 +321,7 @@ def write_dir_atomic(
     """
     out = Path(out)
     with output_lock(out):
+        restore_interrupted(out)  # never remove the last complete copy below
         check_output_dir(out, marker)
         for stale in _leftovers(out):
             shutil.rmtree(stale, ignore_errors=True)
@@ -306,7 +355,10 @@ __all__ = [
     "exchange",
     "fsync_dir",
     "lock_path",
+    "before_loading",
+    "interrupted_copy",
     "output_lock",
+    "restore_interrupted",
     "write_csv_atomic",
     "write_dir_atomic",
 ]

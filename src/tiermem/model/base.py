@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tiermem.atomic import write_dir_atomic
+from tiermem.atomic import before_loading, write_dir_atomic
 from tiermem.blocks import BlockLayout
 from tiermem.errors import ArtifactError, DataMismatchError, TiermemError
 from tiermem.model.scaling import TargetScaling
@@ -276,6 +276,7 @@ def load_head(directory: str | Path) -> Head:
     from safetensors.numpy import load_file
 
     directory = Path(directory)
+    before_loading(directory)
     cfg, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for f in (cfg, weights):
         if not f.is_file():

@@ -78,6 +78,9 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
         raise TiermemError(
             f"{path}: options ({', '.join(options)}) apply to named models only; a fitted model keeps its own"
         )
+    from tiermem.atomic import before_loading
+
+    before_loading(path)  # a save cut between its two renames left the model beside its path
     if not path.exists():
         raise TiermemError(
             f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})"

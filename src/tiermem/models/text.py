@@ -248,6 +248,10 @@ class TextModel:
         from safetensors.numpy import load as load_arrays
 
         d = directory if hasattr(directory, "read_bytes") else Path(directory)
+        if isinstance(d, Path):
+            from tiermem.atomic import before_loading
+
+            before_loading(d)
         meta_path = d / META_FILE
         try:
             meta = json.loads(meta_path.read_text())
