@@ -32,8 +32,10 @@ class Server:
         workers: int = 1,
         port: int | None = None,
         extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
     ) -> None:
         self.model, self.data, self.log, self.workers, self.extra = str(model), data, log, workers, extra
+        self.cwd = cwd
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,7 +59,11 @@ class Server:
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TIERMEM_THREADS": "2"}
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TIERMEM_THREADS": "2"},
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -91,6 +91,29 @@ def _options(form: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+#: What each refusal means, as the API documents it: every one is JSON {"detail": "<one line>"}.
+REFUSALS = {
+    400: "not multipart form data, or a Host this server does not answer for",
+    401: "a missing or wrong API key (when the server has one)",
+    403: "a page of another site changing state without the key",
+    404: "no such job or video",
+    409: "the job is not finished",
+    413: "a video over --max-upload-mb, or too many in one request",
+    422: "not a video (with the decoder's reason), or a bad option",
+    429: "the queue is full (see Retry-After)",
+    503: "the model is still loading (see Retry-After)",
+}
+
+
+def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of the refusals `codes`: a one-line JSON detail each."""
+    detail = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    return {
+        code: {"description": REFUSALS[code], "content": {"application/json": {"schema": detail}}}
+        for code in codes
+    }
+
+
 def create_app(settings: ServeSettings) -> FastAPI:
     """The app for `settings`; its lifespan starts and stops the worker processes."""
     settings.check_model()
@@ -112,6 +135,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         title="tiermem",
         version=__version__,
         lifespan=lifespan,
+        responses=refusals(400, 401, 403),  # any request: a Host not served, no key, a foreign page
         description="Video memorability: submit videos, poll for scores, explanations and timelines.",
     )
     app.state.settings, app.state.store, app.state.pool = settings, store, pool
@@ -156,7 +180,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "version": __version__,
         }
 
-    @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)])
+    @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)], responses=refusals(503))
     def model() -> Response:
         """The model card: training data, validation figures with 95% CIs, tiers, window, licences."""
         card = store.get_meta("card")
@@ -174,6 +198,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         tags=["jobs"],
         openapi_extra=UPLOAD_FORM,
         dependencies=[Depends(authorised)],
+        responses=refusals(413, 422, 429),
     )
     async def submit(request: Request) -> dict[str, Any]:
         """Upload one or more videos (field `file`, repeated) to score; answers with a job per video."""
@@ -226,13 +251,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
         total, jobs = store.page(limit, offset, per_video)
         return {"total": total, "limit": limit, "offset": offset, "jobs": jobs}
 
-    @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(authorised)])
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"], dependencies=[Depends(authorised)], responses=refusals(404))
     def get_job(job_id: str) -> dict[str, Any]:
         """Status (queued, running with progress, done, failed with its reason) and, when done,
         the JSON of `tiermem predict --json`, timeline included."""
         return job_or_404(job_id)
 
-    @app.delete("/v1/jobs/{job_id}", status_code=204, tags=["jobs"], dependencies=[Depends(authorised)])
+    @app.delete(
+        "/v1/jobs/{job_id}",
+        status_code=204,
+        tags=["jobs"],
+        dependencies=[Depends(authorised)],
+        responses=refusals(404),
+    )
     def delete_job(job_id: str) -> Response:
         """Remove the job, and its upload when no other job uses the same video."""
         found, orphan = store.delete(job_id)
@@ -246,7 +277,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         "/v1/jobs/{job_id}/export",
         tags=["jobs"],
         dependencies=[Depends(authorised)],
-        responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+        responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **refusals(404, 409, 422)},
     )
     def export(job_id: str, format: str = Query("json", pattern="^(json|csv)$")) -> Response:
         """A finished job as a file to keep or send: `json`, the job as GET /v1/jobs/{id} gives it,
@@ -262,7 +293,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
             rows_of_records(job["result"]).to_csv(index=False), media_type="text/csv", headers=disposition
         )
 
-    @app.delete("/v1/videos/{sha256}", status_code=204, tags=["jobs"], dependencies=[Depends(authorised)])
+    @app.delete(
+        "/v1/videos/{sha256}",
+        status_code=204,
+        tags=["jobs"],
+        dependencies=[Depends(authorised)],
+        responses=refusals(404),
+    )
     def delete_video(sha256: str) -> Response:
         """Remove every job of one video (by its content hash, as jobs give it) and its upload."""
         if not re.fullmatch("[0-9a-f]{64}", sha256) or not store.delete_video(sha256):
@@ -274,7 +311,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         "/v1/jobs/{job_id}/heatmap",
         tags=["jobs"],
         dependencies=[Depends(authorised)],
-        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}, **refusals(404, 422)},
     )
     def heatmap(
         job_id: str,
@@ -304,7 +341,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         "/v1/jobs/{job_id}/frame",
         tags=["jobs"],
         dependencies=[Depends(authorised)],
-        responses={200: {"content": {"image/jpeg": {}}}},
+        responses={200: {"content": {"image/jpeg": {}}}, **refusals(404, 422)},
     )
     def frame(
         job_id: str, t: float = Query(0.0, ge=0.0), width: int = Query(320, ge=16, le=1280)
