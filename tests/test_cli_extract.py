@@ -268,6 +268,55 @@ def test_killed_run_keeps_an_intact_table_and_the_rerun_finishes_it(
     assert not list(killed.glob(".*.tmp"))
 
 
+@pytest.mark.slow
+def test_a_resumed_low_mid_run_on_two_workers_is_bit_identical(
+    sample_clip_paths: list[Path], tmp_path: Path
+) -> None:
+    """Killed after its first flushes and run again, a two-worker low+mid extraction writes the
+    very bytes of an uninterrupted one: a video's features depend neither on the batch it was
+    in, nor on which process computed it, nor on the fit being made on this pass or read back."""
+    videos = _copies(sample_clip_paths, tmp_path / "videos", 16)
+    args = [
+        str(videos),
+        *FAST,
+        "--tiers",
+        "low,mid",
+        "--workers",
+        "2",
+        "--flush-every",
+        "2",
+        "--fit-videos",
+        "4",
+    ]
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert _extract_json(*args, "--out", str(reference))[0] == 0
+    proc = subprocess.Popen(
+        [TIERMEM, "extract", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not (killed / "low.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = {
+        t: len(FeatureStore(killed).table(t))
+        for t in ("low", "mid")
+        if FeatureStore(killed).table(t) is not None
+    }
+    assert 0 < rows["low"] < 16  # the kill landed mid-run
+    code, rep = _extract_json(*args, "--out", str(killed))
+    assert code == 0 and rep["fitted"] == []  # the saved PCA was read back, not fitted again
+    for tier in ("low", "mid"):
+        want = FeatureStore(reference).table(tier).set_index("video_id").sort_index()
+        got = FeatureStore(killed).table(tier).set_index("video_id").sort_index()
+        columns = [c for c in want.columns if c not in KEY_COLUMNS]
+        assert list(got.index) == list(want.index)
+        assert np.array_equal(got[columns].to_numpy(), want[columns].to_numpy()), tier
+
+
 def test_extract_every_tier_writes_one_table_per_tier(sample_clip_paths: list[Path], tmp_path: Path) -> None:
     """`tiermem extract --tiers low,mid,high,text` on the sample clips: the documented columns per tier.
 
