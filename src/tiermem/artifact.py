@@ -94,7 +94,7 @@ def load_state(d: Path) -> PipelineState:
     Unknown schema versions, damaged files and parts that do not fit together (a head trained
     on other blocks, arrays of the wrong shape, NaN) are refused in one line naming the file.
     """
-    before_loading(d)
+    before_loading(d, META_FILE)
     meta_path = d / META_FILE
     if not meta_path.exists():
         raise TiermemError(f"{d}: not a tiermem model (no {META_FILE})")

@@ -251,16 +251,22 @@ def _old_copies(out: Path) -> list[Path]:
     )
 
 
-def restore_interrupted(out: str | os.PathLike[str]) -> Path | None:
+def _complete_old(out: Path, marker: str | None) -> list[Path]:
+    """The old copies of `out` that hold a model: non-empty, with the `marker` file when given."""
+    return [p for p in _old_copies(out) if any(p.iterdir()) and (marker is None or (p / marker).is_file())]
+
+
+def restore_interrupted(out: str | os.PathLike[str], marker: str | None = None) -> Path | None:
     """Put back the complete old copy of `out` that a save killed between its two renames left
     beside it (only where the filesystem refuses the atomic swap): `out` is then missing and the
     old copy waits as ``.NAME.old-*``. Done before anything else by every save and load; returns
-    the path restored, or None when there was nothing to restore."""
+    the path restored, or None when there was nothing to restore. `marker`: the file every model
+    of this kind holds (a copy without it is not restored)."""
     out = Path(out)
     if out.exists() or not _old_copies(out):
         return None
     with output_lock(out):
-        olds = [p for p in _old_copies(out) if any(p.iterdir())]  # an empty one was never filled
+        olds = _complete_old(out, marker)  # an empty one was never filled
         if out.exists() or not olds:
             return None
         os.replace(olds[0], out)
@@ -268,13 +274,13 @@ def restore_interrupted(out: str | os.PathLike[str]) -> Path | None:
     return out
 
 
-def before_loading(path: str | os.PathLike[str]) -> None:
+def before_loading(path: str | os.PathLike[str], marker: str | None = None) -> None:
     """What every load of a saved directory does first: `restore_interrupted`; where that
     cannot be done (a read-only folder), one line naming the complete copy waiting beside it."""
     try:
-        restore_interrupted(path)
+        restore_interrupted(path, marker)
     except OSError as exc:
-        copy = interrupted_copy(path)
+        copy = interrupted_copy(path, marker)
         if copy is None:
             raise
         raise OutputError(
@@ -283,10 +289,10 @@ def before_loading(path: str | os.PathLike[str]) -> None:
         ) from None
 
 
-def interrupted_copy(out: str | os.PathLike[str]) -> Path | None:
+def interrupted_copy(out: str | os.PathLike[str], marker: str | None = None) -> Path | None:
     """A complete old copy of a missing `out` (see `restore_interrupted`), for a message naming it."""
     out = Path(out)
-    olds = [] if out.exists() else [p for p in _old_copies(out) if any(p.iterdir())]
+    olds = [] if out.exists() else _complete_old(out, marker)
     return olds[0] if olds else None
 
 
@@ -321,7 +327,7 @@ def write_dir_atomic(
     """
     out = Path(out)
     with output_lock(out):
-        restore_interrupted(out)  # never remove the last complete copy below
+        restore_interrupted(out, marker)  # never remove the last complete copy below
         check_output_dir(out, marker)
         for stale in _leftovers(out):
             shutil.rmtree(stale, ignore_errors=True)

@@ -276,7 +276,7 @@ def load_head(directory: str | Path) -> Head:
     from safetensors.numpy import load_file
 
     directory = Path(directory)
-    before_loading(directory)
+    before_loading(directory, CONFIG_FILE)
     cfg, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for f in (cfg, weights):
         if not f.is_file():

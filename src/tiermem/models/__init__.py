@@ -80,7 +80,7 @@ def load(model: str | os.PathLike[str], **options: Any) -> Model:
         )
     from tiermem.atomic import before_loading
 
-    before_loading(path)  # a save cut between its two renames left the model beside its path
+    before_loading(path, "pipeline.json")  # a save cut between its two renames left the model beside its path
     if not path.exists():
         raise TiermemError(
             f"{path}: not a tiermem model (no such directory) nor a named model ({', '.join(list_models())})"

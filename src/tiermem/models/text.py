@@ -10,7 +10,7 @@ real MediaEval labels (`../shared/realbench`):
 - ``videomem-titles``: VideoMem short-term memorability from its stock-footage titles (6000).
 
     >>> model = tiermem.load("memento10k-captions")
-    >>> model.predict_text(["a man juggles fire on a beach", "a grey office corridor"]).round(2)
+    >>> model.predict_text(["a man juggles fire on a beach", "a grey office corridor"])[["text", "score", "percentile"]].round(2)
                                 text  score  percentile
     0  a man juggles fire on a beach   0.88       90.91
     1         a grey office corridor   0.71        8.41
@@ -251,7 +251,7 @@ class TextModel:
         if isinstance(d, Path):
             from tiermem.atomic import before_loading
 
-            before_loading(d)
+            before_loading(d, META_FILE)
         meta_path = d / META_FILE
         try:
             meta = json.loads(meta_path.read_text())
