@@ -243,3 +243,31 @@ def test_fit_on_a_csv_of_scores_in_its_own_units(sample_clip_paths: list[Path], 
     assert not model.head_.target_scaling_.is_identity  # learnt scaled to [0, 1] ...
     scores = model.predict(sample_clip_paths[:2]).table["score"]
     assert ((scores >= 35) & (scores <= 91)).all()  # ... and predicts in the file's units
+
+
+def test_train_refits_on_every_label_after_validating(trecvid: dict[str, Path], tmp_path: Path) -> None:
+    """The saved head learns from every labelled video once the validation has measured the
+    configuration (GridSearchCV's refit); --no-refit keeps the head the validation measured."""
+    import json
+
+    from tiermem.model.base import load_head
+
+    common = [
+        "--labels",
+        trecvid["labels"],
+        "--target",
+        "short_term",
+        "--block",
+        f"c3d={trecvid['c3d']}",
+        "--json",
+    ]
+    refit = run("train", *common, "--out", tmp_path / "refit")
+    kept = run("train", *common, "--no-refit", "--out", tmp_path / "kept")
+    a, b = json.loads(refit.output), json.loads(kept.output)
+    assert a["validation"] == b["validation"]  # the same split measured the same configuration
+    assert a["refitted_on"] == a["n_train"] + a["n_val"] == 442 and b["refitted_on"] is None
+    final, measured = load_head(tmp_path / "refit"), load_head(tmp_path / "kept")
+    assert final.provenance_ == {"trained_on": 442, "validated_on": a["n_val"], "refitted": True}
+    assert measured.provenance_ == {"trained_on": a["n_train"], "validated_on": a["n_val"], "refitted": False}
+    assert final.name == measured.name == "auto" and final.chosen_ == measured.chosen_  # the choice, refitted
+    assert final.cv_spearman_ == measured.cv_spearman_  # with the evidence it was made on

@@ -95,6 +95,12 @@ def train_command(
         "--json",
         help="Print the figures as JSON (validation.honest and validation.best_epoch_on_val).",
     ),
+    refit: bool = typer.Option(
+        True,
+        "--refit/--no-refit",
+        help="After the validation, fit the same configuration on every labelled video and save that "
+        "(--no-refit: save the head the validation measured, which never learnt from its videos).",
+    ),
     *,
     head_options: HeadOptions,
 ) -> None:
@@ -127,9 +133,10 @@ def train_command(
                 seed=options.seed,
                 on_missing="drop" if drop_missing else "raise",
                 progress=progress,
+                refit=refit,
             )
         _report_dropped(result.dropped)
-        result.head.save(out)
+        result.final.save(out)
     if as_json:
         typer.echo(to_json(_train_document(result, options, target, out)))
         return
@@ -158,6 +165,12 @@ def train_command(
         console.print(result.head.describe_choice(), highlight=False)
     if not result.head.target_scaling_.is_identity:
         console.print(result.head.target_scaling_.describe(), highlight=False, soft_wrap=True)
+    if result.refitted is not None:
+        console.print(
+            f"validated on {len(result.val_ids)} videos (trained on the other {len(result.train_ids)}), then "
+            f"refitted on all {len(result.train_ids) + len(result.val_ids)}: the saved model learnt from every label",
+            highlight=False,
+        )
     console.print(f"saved {out}")
 
 
@@ -171,6 +184,7 @@ def _train_document(result: Any, options: HeadOptions, target: str, out: str) ->
         "head_params": options.params(),
         "n_train": len(result.train_ids),
         "n_val": len(result.val_ids),
+        "refitted_on": len(result.train_ids) + len(result.val_ids) if result.refitted is not None else None,
         "train": result.train.to_dict(),
         "validation": result.validation.to_dict() if result.validation is not None else None,
         "dropped": list(result.dropped),

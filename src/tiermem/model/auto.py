@@ -14,6 +14,7 @@ and five extra fits would only cost time.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,20 @@ class AutoHead(Head):
             X, y, layout=self.layout_, progress=progress, watch=watch
         )
         return self._watched()
+
+    def refit_choice(
+        self, X: np.ndarray, y: np.ndarray, *, layout: Any = None, progress: Any = None
+    ) -> "AutoHead":
+        """A copy keeping this head's choice and its cross-validation evidence, the chosen
+        candidate fitted again on (X, y) (`tiermem.model.experiment`'s refit on every label)."""
+        again = copy.copy(self)
+        X, _ = again._check_fit_inputs(X, y, layout)
+        again.head_ = again._candidate(self.chosen_).fit(
+            X, np.asarray(y, dtype=np.float64).ravel(), layout=again.layout_, progress=progress
+        )
+        for stale in ("watched_", "best_epochs_"):
+            again.__dict__.pop(stale, None)
+        return again._watched()
 
     def _watched(self) -> "AutoHead":
         """The kept candidate's scores of watched rows by epoch, when it has epochs."""

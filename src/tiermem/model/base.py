@@ -223,6 +223,8 @@ class Head:
             "state": values,
             "arrays": sorted(arrays),
             "versions": library_versions(),
+            # how many labelled videos it learnt from, and how many measured it (`train`)
+            "provenance": getattr(self, "provenance_", None),
         }
 
         def write(tmp: Path) -> None:
@@ -314,6 +316,9 @@ def load_head(directory: str | Path) -> Head:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{cfg}: malformed model state ({exc!r})") from None
     head.source_ = str(directory)
+    provenance = doc.get("provenance")
+    if isinstance(provenance, dict):
+        head.provenance_ = provenance
     return head
 
 

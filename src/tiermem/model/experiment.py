@@ -36,6 +36,14 @@ class FitResult:
     val_ids: np.ndarray
     dropped: list[str] = field(default_factory=list)  # labelled ids absent from some block
     validation: TwoProtocols | None = None
+    #: With `refit`: the same configuration fitted again on every labelled video (the head to
+    #: keep; `head` is the one the validation figures measured).
+    refitted: Head | None = None
+
+    @property
+    def final(self) -> Head:
+        """The head to save: refitted on every label when it was, else the validated one."""
+        return self.refitted if self.refitted is not None else self.head
 
 
 def join_labels(
@@ -59,8 +67,15 @@ def fit_on_blocks(
     on_missing: str = "raise",
     n_resamples: int = 1000,
     progress: ProgressCallback | None = None,
+    refit: bool = False,
 ) -> FitResult:
-    """Join `blocks` on the labelled `ids`, split off a seeded validation set, fit `head`."""
+    """Join `blocks` on the labelled `ids`, split off a seeded validation set, fit `head`.
+
+    `refit`: then fit the configuration the validation measured again on every labelled video,
+    as scikit-learn's ``GridSearchCV(refit=True)`` does (the auto head: the candidate it kept,
+    its cross-validation evidence kept too; an M3-S head picks its epochs again on its own inner split of all the
+    videos). The figures stay those of the validation; the refitted head records both counts.
+    """
     joined, y = join_labels(blocks, np.asarray(ids).astype(str), y, on_missing)
     tr, va = split_train_val(len(joined.ids), val_fraction, seed)
     X = joined.X
@@ -70,9 +85,28 @@ def fit_on_blocks(
     head.fit(X[tr], y[tr], layout=joined.layout, progress=progress, watch=X[va] if has_val else None)
     train_m = evaluate(y[tr], head.predict(X[tr]), n_resamples=n_resamples, seed=seed)
     both = two_protocols(head, X[va], y[va], n_resamples=n_resamples, seed=seed) if has_val else None
-    return FitResult(
+    head.provenance_ = {"trained_on": int(tr.size), "validated_on": int(va.size), "refitted": False}
+    result = FitResult(
         head, train_m, both.honest if both else None, joined.ids[tr], joined.ids[va], joined.dropped, both
     )
+    if refit and has_val:
+        if hasattr(head, "refit_choice"):  # the auto head: its choice refitted, its evidence kept
+            again = head.refit_choice(X, y, layout=joined.layout, progress=progress)
+        else:
+            again = _same_configuration(head).fit(X, y, layout=joined.layout, progress=progress)
+        again.provenance_ = {"trained_on": int(len(y)), "validated_on": int(va.size), "refitted": True}
+        result.refitted = again
+    return result
+
+
+def _same_configuration(head: Head) -> Head:
+    """An unfitted head configured as `head` was."""
+    from tiermem.model.registry import get_head
+
+    fresh = get_head(head.name, **head.get_params())
+    if hasattr(head, "device"):
+        fresh.device = head.device  # type: ignore[attr-defined]
+    return fresh
 
 
 def predict_on_blocks(
