@@ -335,3 +335,23 @@ def test_predict_without_a_cache_keeps_the_features_in_memory(fitted, memento_ro
     assert "write" in calls  # the spy sees a prediction through a cache
     np.testing.assert_array_equal(in_memory.table["score"], through_disk.table["score"])
     assert in_memory.facts == through_disk.facts and len(in_memory.facts) == 4
+
+
+def test_fit_learns_each_video_with_its_own_label(sample_clip_paths, tmp_path):
+    """Without a published split the validation videos are drawn at random, not the last rows:
+    each training video must still be paired with its own score (they were taken by position)."""
+    from tiermem.datasets import read_dataset
+    from tiermem.splits import dataset_splits
+
+    scores = [0.35, 0.80, 0.62, 0.91, 0.48, 0.70]
+    rows = [f"{p.stem},{p},{s}" for p, s in zip(sample_clip_paths, scores)]
+    (tmp_path / "labels.csv").write_text("video_id,path,score\n" + "\n".join(rows) + "\n")
+    ds = read_dataset("csv", tmp_path / "labels.csv", target="score")
+    cfg = PipelineConfig(
+        target="score", tiers=["low"], head="ridge", frames=9, size=96, val_fraction=0.5, seed=3
+    )
+    splits = dataset_splits(ds, "score", 0.5, 3)
+    assert not splits.train[: splits.train.sum()].all()  # the training videos are not the first rows
+    pipe = Pipeline(cfg).fit(ds, tmp_path / "cache")
+    expected = np.sort(ds.scores["score"].to_numpy()[splits.train])
+    np.testing.assert_array_equal(pipe.train_scores_, expected)

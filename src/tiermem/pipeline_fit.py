@@ -52,8 +52,6 @@ class FittedPipeline:
 
 def fit_pipeline(cfg: PipelineConfig, dataset: Dataset, store_dir: Path, run: Run) -> FittedPipeline:
     """Fit `cfg` on `dataset`'s training split, its features cached in `store_dir`."""
-    from tiermem.distinctiveness.registry import get_distinctiveness
-    from tiermem.model.registry import get_head
     from tiermem.model.scaling import TargetScaling
 
     cfg.validate()
@@ -93,7 +91,19 @@ def fit_pipeline(cfg: PipelineConfig, dataset: Dataset, store_dir: Path, run: Ru
     report_failures(failed, run)
     train = splits.without(ids, {Path(p).stem for p, _ in failed}).train
 
-    joined = join_blocks(load_tier_blocks(store_dir, cfg.tiers), ids[train], on_missing="drop")
+    state, training = learn(cfg, dataset, store_dir, ids[train], paths[train], run)
+    return FittedPipeline(state, training, failed)
+
+
+def learn(
+    cfg: PipelineConfig, dataset: Dataset, store_dir: Path, video_ids: np.ndarray, paths: np.ndarray, run: Run
+) -> tuple[PipelineState, TrainingSet]:
+    """The distinctiveness contexts and the head of `cfg`, fitted on the stored features of
+    `video_ids` (their tier state already fitted), as a `PipelineState`."""
+    from tiermem.distinctiveness.registry import get_distinctiveness
+    from tiermem.model.registry import get_head
+
+    joined = join_blocks(load_tier_blocks(store_dir, cfg.tiers), video_ids, on_missing="drop")
     X, layout = joined.X, list(joined.layout)
     contexts = []
     if cfg.distinct:
@@ -107,13 +117,14 @@ def fit_pipeline(cfg: PipelineConfig, dataset: Dataset, store_dir: Path, run: Ru
             contexts.append(est)
         X = np.hstack([X, *parts]).astype(np.float32)
         layout.append(BlockLayout(DISTINCT_BLOCK, names))
-    y = dataset.scores[cfg.target].to_numpy(dtype=np.float64)[joined.rows]
+    index = {v: i for i, v in enumerate(np.asarray(dataset.ids).astype(str))}
+    y = dataset.scores[cfg.target].to_numpy(dtype=np.float64)[[index[v] for v in joined.ids]]
 
     run.note(f"head: {cfg.head}")
     head = get_head(cfg.head, **cfg.head_params)
     if hasattr(head, "device"):  # a network head trains where the tiers' networks run
         head.device = run.network_device
-    # Epochs are picked on an inner split of the training videos, never on validation.
+    # Epochs are picked on an inner split of these videos, never on validation.
     head.fit(X, y, layout=layout, progress=run.on_progress)
     state = PipelineState(
         config=cfg,
@@ -123,11 +134,37 @@ def fit_pipeline(cfg: PipelineConfig, dataset: Dataset, store_dir: Path, run: Ru
         baseline=X.mean(axis=0).astype(np.float64),
         train_predictions=np.sort(head.predict(X).astype(np.float64)),
         train_scores=np.sort(y),
-        clip_seconds=median_duration([Path(p) for p in paths[train]]),
+        clip_seconds=median_duration([Path(p) for p in paths]),
         dataset_name=dataset.name,
         tier_state=store_dir,
     )
-    return FittedPipeline(state, TrainingSet(X, y, list(joined.dropped)), failed)
+    return state, TrainingSet(X, y, list(joined.dropped))
 
 
-__all__ = ["FittedPipeline", "TrainingSet", "fit_pipeline"]
+def refit_pipeline(
+    cfg: PipelineConfig, dataset: Dataset, store_dir: Path, failed: list[tuple[str, str]], run: Run
+) -> tuple[PipelineState, TrainingSet]:
+    """`cfg` fitted again on every labelled video of the training and validation splits (not the
+    test split), with the tier state fitted on the training split (its features are unchanged:
+    cached rows are reused); videos that failed to extract stay out."""
+    splits = dataset_splits(dataset, cfg.target, cfg.val_fraction, cfg.seed)
+    ids = np.asarray(dataset.ids).astype(str)
+    paths = dataset_paths(dataset)
+    labelled = splits.train | splits.val
+    run.note("refit: features of the training and validation splits (training state reused)")
+    report = extract_features(
+        [Path(p) for p in paths[labelled]],
+        frame_tiers(cfg.tiers),
+        store_dir,
+        decode=cfg.decode,
+        tier_config=cfg.tier_config,
+        state=store_dir,
+        run=run,
+    ) if frame_tiers(cfg.tiers) else None  # fmt: skip
+    failed = failed + (list(report.failed) if report is not None else [])
+    keep = splits.without(ids, {Path(p).stem for p, _ in failed})
+    everyone = keep.train | keep.val
+    return learn(cfg, dataset, store_dir, ids[everyone], paths[everyone], run)
+
+
+__all__ = ["FittedPipeline", "TrainingSet", "fit_pipeline", "learn", "refit_pipeline"]
