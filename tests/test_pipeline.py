@@ -355,3 +355,25 @@ def test_fit_learns_each_video_with_its_own_label(sample_clip_paths, tmp_path):
     pipe = Pipeline(cfg).fit(ds, tmp_path / "cache")
     expected = np.sort(ds.scores["score"].to_numpy()[splits.train])
     np.testing.assert_array_equal(pipe.train_scores_, expected)
+
+
+def test_cli_fit_refits_on_the_validation_videos_too(memento_root, tmp_path):
+    """`fit` evaluates the model trained on the training split, then saves one that learnt from
+    the validation videos too (the card says so); --no-refit saves the evaluated model."""
+    import tiermem
+    from tiermem.cli import app
+
+    common = ["fit", "--dataset", "memento10k", "--root", str(memento_root), "--tiers", "low", "--head", "ridge",
+              "--frames", "9", "--size", "96", "--no-ablate", "--cache", str(tmp_path / "cache")]  # fmt: skip
+    refit = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "refit")])
+    kept = CliRunner().invoke(app, [*common, "--no-refit", "--out", str(tmp_path / "kept")])
+    assert refit.exit_code == 0 and kept.exit_code == 0, refit.output + kept.output
+    a, b = tiermem.load(tmp_path / "refit"), tiermem.load(tmp_path / "kept")
+    assert a.evaluation.metrics["val"] == b.evaluation.metrics["val"]  # one evaluation, of the same model
+    n_train, n_val = b.evaluation.metrics["n_train"], b.evaluation.metrics["n_val"]
+    assert (n_train, n_val) == (15, 6)
+    assert a.card()["trained_on"]["videos"] == 21 and a.card()["trained_on"]["refitted"]
+    assert b.card()["trained_on"]["videos"] == 15 and not b.card()["trained_on"]["refitted"]
+    assert a.card()["statement"].startswith(
+        "Predicts 'mem_score', validated on 6 videos, then refitted on all 21"
+    )

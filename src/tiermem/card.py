@@ -103,11 +103,18 @@ def pipeline_card(model: Any) -> dict[str, Any]:
     licences = {t: TIER_LICENCES.get(t, "see the tier's documentation") for t in cfg.tiers}
     if "mid" in licences:
         licences["mid"] = f"{_mid_backbone_licence(cfg.tier_config.get('mid', {}))}; {licences['mid']}"
+    videos = len(model.train_scores_)
+    refitted = bool(metrics and videos > int(metrics.get("n_train", 0)))
+    trained = (
+        f"validated on {metrics.get('n_val')} videos, then refitted on all {videos} scored videos"
+        if refitted
+        else f"trained on {videos} scored videos"
+    )
     return {
         "name": model.name,
         "kind": "fitted pipeline",
         "statement": (
-            f"Trained to predict {cfg.target!r} from {len(model.train_scores_)} scored videos; "
+            f"Predicts {cfg.target!r}, {trained}; "
             "the percentile is against the model's predictions for its training videos."
         ),
         "trained_on": {
@@ -115,6 +122,9 @@ def pipeline_card(model: Any) -> dict[str, Any]:
             "target": cfg.target,
             "videos": int(len(model.train_scores_)),
             "clip_seconds": getattr(model, "clip_seconds_", None),
+            # refitted: the validation measured a model trained on fewer videos, then this one
+            # learnt from the validation videos too
+            "refitted": refitted,
         },
         "validation": _validation(metrics),
         "tiers": list(cfg.tiers),

@@ -67,6 +67,22 @@ class Pipeline:
         self.training_ = fitted.training
         return self
 
+    def refit(
+        self, dataset: Dataset, cache: str | os.PathLike[str] | None = None, *, run: Run | None = None
+    ) -> "Pipeline":
+        """After `evaluate`, learn again from every training and validation video, keeping the
+        evaluation (of the training split's model) and the tier state (`pipeline_fit.refit_pipeline`)."""
+        from tiermem.pipeline_fit import refit_pipeline
+
+        if not hasattr(self, "training_"):
+            raise TiermemError("refit needs a pipeline fitted in this process: call Pipeline.fit first")
+        store = Path(cache) if cache is not None else Path(self.store_dir_)
+        state, training = refit_pipeline(self.config, dataset, store, list(self.fit_failed_), Run.of(run))
+        state.evaluation = self.evaluation
+        self._take(state)
+        self.training_ = training
+        return self
+
     # -- inference ----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):

@@ -79,15 +79,23 @@ def fit_command(
         "--json",
         help="Also print the evaluation as JSON (validation.honest and validation.best_epoch_on_val) after the tables.",
     ),
+    refit: bool = typer.Option(
+        True,
+        "--refit/--no-refit",
+        help="After the evaluation, fit distinctiveness and the head again on the training and validation "
+        "videos and save that (--no-refit: save the model the evaluation measured).",
+    ),
     *,
     head_options: HeadOptions,
     run: Run,
 ) -> None:
-    """Fit on the training split, evaluate on the validation split, save one artifact.
+    """Fit on the training split, evaluate on the validation split, refit on both, save one artifact.
 
     Extracts every tier (cached), fits the tiers' state, distinctiveness and the head on the
     training videos only, then measures the model on the validation (and test) videos, runs
-    the tier ablation and draws the maps the report shows.
+    the tier ablation and draws the maps the report shows; then fits distinctiveness and the
+    head again on the training and validation videos (the tiers' state stays the training
+    split's) and saves that model with the evaluation.
 
     Example: tiermem fit --dataset memento10k --root data/memento10k --tiers low,mid,high
     --distinct knn --head m3s --loss mse_tails --out models/m10k
@@ -121,6 +129,9 @@ def fit_command(
             **({"distinct_source": distinct_source} if distinct_source else {}),
         )
         pipe.evaluate(ds, cache, run=run)
+        measured_on = len(pipe.train_scores_)
+        if refit and pipe.evaluation is not None and pipe.evaluation.metrics.get("n_val"):
+            pipe.refit(ds, cache, run=run)
         pipe.save(out)
     if as_json:
         cfg = pipe.config
@@ -134,11 +145,14 @@ def fit_command(
                     "distinct": cfg.distinct,
                     "distinct_source": cfg.distinct_source,
                     **pipe.evaluation.metrics,
+                    "refitted_on": len(pipe.train_scores_) if len(pipe.train_scores_) > measured_on else None,
                 }
             )
         )
         return
     _print_fit(pipe)
+    if len(pipe.train_scores_) > measured_on:
+        console.print(pipe.card()["statement"].split(";")[0], highlight=False)
     console.print(f"saved {out}")
 
 
