@@ -239,7 +239,7 @@ def test_fit_on_a_csv_of_scores_in_its_own_units(sample_clip_paths: list[Path], 
     import tiermem
 
     model = tiermem.load(tmp_path / "m")
-    assert model.card()["trained_on"]["videos"] == 3
+    assert model.card()["trained_on"]["videos"] == 6  # validated on 3, then refitted on all 6
     assert not model.head_.target_scaling_.is_identity  # learnt scaled to [0, 1] ...
     scores = model.predict(sample_clip_paths[:2]).table["score"]
     assert ((scores >= 35) & (scores <= 91)).all()  # ... and predicts in the file's units

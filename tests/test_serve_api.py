@@ -88,6 +88,7 @@ def test_health_and_model_card(served, fitted) -> None:
         "target": "mem_score",
         "videos": 15,
         "clip_seconds": 3.0,
+        "refitted": False,  # the fixture's pipeline is fitted through the API, without refit
     }
     assert card["validation"]["spearman"] == pytest.approx(val["spearman"])
     assert card["validation"]["spearman_95ci"] == pytest.approx([val["spearman_lo"], val["spearman_hi"]])

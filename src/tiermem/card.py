@@ -2,7 +2,7 @@
 
     >>> card = tiermem.load(model_dir).card()
     >>> card["kind"], card["tiers"], sorted(card["trained_on"])
-    ('fitted pipeline', ['low', 'mid'], ['clip_seconds', 'dataset', 'target', 'videos'])
+    ('fitted pipeline', ['low', 'mid'], ['clip_seconds', 'dataset', 'refitted', 'target', 'videos'])
 
 Served at ``GET /v1/model`` by `tiermem serve`. Everything in it is read from the model itself
 (its saved configuration and evaluation); the licences are those of the weights each tier loads.
