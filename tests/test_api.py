@@ -84,7 +84,13 @@ def test_the_root_verbs_and_registries() -> None:
     from tiermem.model import list_heads
     from tiermem.model.losses import list_losses
 
-    assert list_heads() == ["auto", "m3s", "ridge"] and list_distinctiveness() == [
+    assert list_heads() == [
+        "auto",
+        "ensemble",
+        "kernel-ridge",
+        "m3s",
+        "ridge",
+    ] and list_distinctiveness() == [
         "cosine",
         "dbscan",
         "kde",

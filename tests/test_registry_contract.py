@@ -27,7 +27,13 @@ from tiermem.video import decode
 RNG = np.random.default_rng(0)
 #: Small enough to train every head in a second or two on the CPU.
 SMALL_M3S = {"hidden": (16, 8), "train": {"epochs": 3}}
-HEAD_PARAMS = {"ridge": {}, "m3s": SMALL_M3S, "auto": {"m3s": SMALL_M3S}}
+HEAD_PARAMS = {
+    "ridge": {},
+    "kernel-ridge": {},
+    "m3s": SMALL_M3S,
+    "ensemble": {"params": {"m3s": SMALL_M3S}},
+    "auto": {"m3s": SMALL_M3S},
+}
 
 
 def one_line_refusal(build, what: str) -> str:
@@ -74,7 +80,7 @@ def test_built_in_names_are_written_once_and_read_without_importing(kind: str) -
 
 def test_every_registry_lists_its_built_in_names() -> None:
     assert {"low", "mid", "high", "text", "prior"} <= set(list_tiers())
-    assert set(list_heads()) == {"auto", "m3s", "ridge"}
+    assert set(list_heads()) == {"auto", "ensemble", "kernel-ridge", "m3s", "ridge"}
     assert set(list_distinctiveness()) == {"cosine", "dbscan", "kde", "knn"}
     assert {"mse", "mse_tails", "spearman", "mse_to_spearman"} <= set(list_losses())
     assert {"m3s", "m3s-reference"} <= set(list_presets())
@@ -106,7 +112,12 @@ def test_head_contract(name: str, tmp_path: Path) -> None:
     assert get_head(name).name == name
     one_line_refusal(lambda: get_head(name, no_such_option=1), f"head {name!r}")
     if name != "ridge":  # a setting the head takes but cannot train with is refused when fitting
-        bad = {"m3s": {"dropout": 2.0}, "auto": {"m3s": {"epochs": 3}}}[name]
+        bad = {
+            "m3s": {"dropout": 2.0},
+            "auto": {"m3s": {"epochs": 3}},
+            "kernel-ridge": {"alphas": [0.0]},
+            "ensemble": {"members": ["ridge", "ridge"]},
+        }[name]
         one_line_refusal(lambda: get_head(name, **bad).fit(np.zeros((5, 2)), np.arange(5.0)), "")
     X = RNG.normal(size=(80, 6)).astype(np.float32)
     y = 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 3])))

@@ -73,7 +73,16 @@ _HEAD_PARAMETERS = [
             typer.Option(
                 None,
                 "--head",
-                help=f"Head \\[default: auto]: {', '.join(list_heads())} (auto: under 2000 training videos ridge or m3s, whichever wins 5-fold CV on them, else m3s; m3s: the M3-S MLP; ridge: the closed-form baseline).",
+                help=f"Head \\[default: auto]: {', '.join(list_heads())} (auto: ridge, m3s, kernel-ridge or their ensemble, whichever wins cross-validation on the training videos; m3s: the M3-S MLP; ridge: the closed-form baseline; kernel-ridge: RBF kernel ridge; ensemble: the mean of --members).",
+            ),
+        ),
+        (
+            "members",
+            Optional[str],
+            typer.Option(
+                None,
+                "--members",
+                help="The ensemble head's members, comma-separated \\[default: kernel-ridge,m3s].",
             ),
         ),
         (
@@ -255,9 +264,10 @@ def _grouped_options(
 
 
 def _head_options(values: dict[str, Any]) -> Any:
-    from tiermem.model.options import HeadOptions, parse_hidden
+    from tiermem.model.options import HeadOptions, parse_hidden, parse_members
 
     values["hidden"] = parse_hidden(values["hidden"]) if values["hidden"] is not None else None
+    values["members"] = parse_members(values["members"]) if values["members"] is not None else None
     given = {name: values.pop(f"loss_{name}") for name, *_ in _LOSS_OPTIONS}
     options = HeadOptions(**values, loss_params={k: v for k, v in given.items() if v is not None})
     options.params()  # refuse a bad setting before any table is read or video decoded

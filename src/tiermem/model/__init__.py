@@ -1,9 +1,9 @@
-"""Memorability heads (the M3-S MLP and ridge), their losses, how they train, and the scaling
-of targets outside [0, 1].
+"""Memorability heads (the M3-S MLP, ridge, kernel ridge, their ensemble, and the auto head that
+chooses among them), their losses, how they train, and the scaling of targets outside [0, 1].
 
     >>> from tiermem.model import get_head, list_heads, load_head
     >>> list_heads()
-    ['auto', 'm3s', 'ridge']
+    ['auto', 'ensemble', 'kernel-ridge', 'm3s', 'ridge']
     >>> X = np.random.default_rng(0).normal(size=(40, 4)); y = 1 / (1 + np.exp(-X[:, 0]))
     >>> head = get_head("ridge").fit(X, y)
     >>> again = load_head(head.save(f"{out}/head"))
@@ -26,6 +26,9 @@ _EXPORTS = {
     "EpochLog": "tiermem.model.config",
     "TrainConfig": "tiermem.model.config",
     "M3SHead": "tiermem.model.m3s",
+    "KernelRidgeHead": "tiermem.model.kernel_ridge",
+    "EnsembleHead": "tiermem.model.ensemble",
+    "AutoHead": "tiermem.model.auto",
     "HeadOptions": "tiermem.model.options",
     "parse_hidden": "tiermem.model.options",
     "RidgeHead": "tiermem.model.ridge",

@@ -243,7 +243,13 @@ class Head:
 
 _HEADS: Registry[type[Head]] = Registry(
     "head",
-    modules=["tiermem.model.ridge", "tiermem.model.m3s", "tiermem.model.auto"],
+    modules=[
+        "tiermem.model.ridge",
+        "tiermem.model.kernel_ridge",
+        "tiermem.model.m3s",
+        "tiermem.model.ensemble",
+        "tiermem.model.auto",
+    ],
     decorator_name="register_head",
 )
 #: Class decorator: register a head under its `name`.
@@ -251,7 +257,8 @@ register_head = _HEADS.decorator()
 
 
 def get_head(kind: str, **params: Any) -> Head:
-    """Build an unfitted head by kind (``"m3s"``, ``"ridge"`` or ``"auto"``) with its parameters."""
+    """Build an unfitted head by kind (``"m3s"``, ``"ridge"``, ``"kernel-ridge"``, ``"ensemble"`` or
+    ``"auto"``) with its parameters."""
     return _HEADS.build(kind, **params)
 
 

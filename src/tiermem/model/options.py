@@ -30,7 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "step_size": 5,
     "gamma": 0.2,
 }
-#: The training loop's settings: only the m3s head (and the auto head's M3-S candidate) takes them.
+#: Heads that train an M3-S MLP (themselves, as a candidate or as a member) and so take its settings.
+TRAINS_M3S = ("m3s", "auto", "ensemble")
+#: The training loop's settings: only heads in `TRAINS_M3S` take them.
 TRAINING = (
     "loss",
     "epochs",
@@ -51,7 +53,8 @@ TRAINING = (
 @dataclass
 class HeadOptions:
     """The head to build and how to train it; the training fields apply to the m3s head (and to
-    the auto head's M3-S candidate) only.
+    the auto head's M3-S candidate and an ensemble's M3-S member) only; `members` names an
+    ensemble's heads.
 
     A field left None is unset: the preset fills it, then `DEFAULTS` (`with_preset`), so a value
     the caller gives always wins, even one equal to a default (``lr=1e-3`` under a preset whose
@@ -75,6 +78,7 @@ class HeadOptions:
     )
     gamma: float | None = None
     standardise: list[str] | None = None  # blocks the m3s head z-scores (None: all)
+    members: tuple[str, ...] | None = None  # the ensemble head's members (None: kernel-ridge, m3s)
     preset: str = "m3s"  # `tiermem.presets`: fills the settings left unset
 
     def given_training_options(self) -> list[str]:
@@ -90,7 +94,7 @@ class HeadOptions:
 
         preset = get_preset(self.preset, dataset)
         head = self.head if self.head is not None else preset.head.get("head", DEFAULTS["head"])
-        if head not in ("m3s", "auto"):
+        if not replace(self, head=head).trains_m3s():
             return replace(self, head=head, preset=preset.name)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in [*preset.head.items(), *DEFAULTS.items()]:
@@ -100,6 +104,19 @@ class HeadOptions:
         values["loss_params"] = {**preset.loss_defaults.get(values["loss"] or "mse", {}), **self.loss_params}
         return HeadOptions(**{**values, "preset": preset.name})
 
+    def trains_m3s(self) -> bool:
+        """Whether the head trains an M3-S MLP (itself, as the auto head's candidate, or as an
+        ensemble's member) and so takes the training settings."""
+        if self.head == "ensemble":
+            return "m3s" in self.ensemble_members()
+        return self.head in TRAINS_M3S
+
+    def ensemble_members(self) -> list[str]:
+        """The ensemble head's members, as given or by default."""
+        from tiermem.model.ensemble import DEFAULT_MEMBERS
+
+        return list(self.members or DEFAULT_MEMBERS)
+
     def params(self, dataset: str | None = None) -> dict[str, Any]:
         """Keyword parameters of `get_head(head, ...)` with the preset applied (for `dataset`),
         JSON-able; raises on a bad setting. The head's name is `with_preset(dataset).head`."""
@@ -108,13 +125,24 @@ class HeadOptions:
     def _params(self) -> dict[str, Any]:
         if self.head not in list_heads():
             raise TiermemError(f"unknown head {self.head!r}; available: {', '.join(list_heads())}")
-        if self.head not in ("m3s", "auto"):  # the auto head's M3-S candidate takes them
+        if self.members is not None and self.head != "ensemble":
+            raise TiermemError(f"--members applies to the ensemble head only, not {self.head}")
+        if not self.trains_m3s():
             changed = self.given_training_options()
             if changed:
                 shown = ", ".join("--" + name.replace("_", "-") for name in changed)
                 verb = "applies" if len(changed) == 1 else "apply"
-                raise TiermemError(f"{shown} {verb} to the m3s head only, not {self.head}")
-            return {}
+                where = (
+                    f"{self.head} of {', '.join(self.ensemble_members())}"
+                    if self.head == "ensemble"
+                    else self.head
+                )
+                raise TiermemError(f"{shown} {verb} to the m3s head only, not {where}")
+            if self.head != "ensemble":
+                return {}
+            params = {"members": self.ensemble_members(), "params": {}}
+            get_head(self.head, **params).check_params()
+            return params
         train = TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -137,6 +165,8 @@ class HeadOptions:
             params["standardise"] = list(self.standardise)
         if self.head == "auto":
             params = {"m3s": params, "seed": self.seed}
+        elif self.head == "ensemble":
+            params = {"members": self.ensemble_members(), "params": {"m3s": params}}
         get_head(self.head, **params).check_params()
         return params
 
@@ -157,4 +187,12 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-__all__ = ["DEFAULTS", "HeadOptions", "TRAINING", "parse_hidden"]
+def parse_members(text: str) -> tuple[str, ...]:
+    """An ensemble's members from ``"kernel-ridge,m3s"``: head names, checked by the head."""
+    members = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not members:
+        raise TiermemError(f"--members {text!r}: expected comma-separated head names like kernel-ridge,m3s")
+    return members
+
+
+__all__ = ["DEFAULTS", "HeadOptions", "TRAINING", "TRAINS_M3S", "parse_hidden", "parse_members"]
