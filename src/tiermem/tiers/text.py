@@ -241,7 +241,10 @@ class TextTier(Tier):
     def dim(self) -> int:
         if self.config["model"] == DEFAULT_MODEL:
             return DEFAULT_DIM
-        return int(load_text_model(self.config["model"]).get_sentence_embedding_dimension())
+        net = load_text_model(self.config["model"])
+        # Newer sentence-transformers renamed the method (the old name warns); older ones lack the new name.
+        dimension = getattr(net, "get_embedding_dimension", None) or net.get_sentence_embedding_dimension
+        return int(dimension())
 
     @property
     def feature_names(self) -> list[str]:
