@@ -148,3 +148,29 @@ def test_cli_extract_text_tier_from_a_captions_csv(tmp_path):
     )
     assert refused.exit_code == 1 and "no caption column" in refused.output
     assert not (tmp_path / "h" / "text.parquet").exists()
+
+
+def test_cli_extract_text_tier_with_a_local_encoder(tmp_path):
+    """--text-model takes any local sentence-transformers directory (here the packaged encoder's
+    own folder, named by path): the rows equal the default's, the cache key names the directory."""
+    from cli_runs import one_error, run
+
+    from tiermem.tiers.text import DEFAULT_MODEL, resolve_text_model
+
+    csv = tmp_path / "titles.csv"
+    csv.write_text("video_id,title\nvideo10,owl in tree close up\nvideo100,cute black and white cats\n")
+    local = resolve_text_model(DEFAULT_MODEL)[0]
+    ok = run("extract", "--tiers", "text", "--captions", csv, "--text-model", local, "--out", tmp_path / "f")
+    assert ok.exit_code == 0, ok.output
+    default = run("extract", "--tiers", "text", "--captions", csv, "--out", tmp_path / "g")
+    assert default.exit_code == 0, default.output
+    a = load_block(tmp_path / "f" / "text.parquet", "titles")
+    b = load_block(tmp_path / "g" / "text.parquet", "titles")
+    np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+    assert TextTier(str(local)).model_identity != TextTier().model_identity  # keyed apart
+    error = one_error(
+        run(
+            "extract", "--tiers", "text", "--captions", csv, "--text-model", tmp_path, "--out", tmp_path / "h"
+        )
+    )
+    assert "not a local sentence-transformers directory" in error and not (tmp_path / "h").exists()

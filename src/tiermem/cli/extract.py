@@ -20,6 +20,7 @@ from tiermem.cli.common import (
 from tiermem.cli.options import (
     HIGH_NETWORK_HELP,
     MID_BACKBONE_HELP,
+    TEXT_MODEL_HELP,
     WEIGHTS_HELP,
     tier_options,
     with_run_options,
@@ -88,6 +89,7 @@ def extract_command(
     ),
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
+    text_model: Optional[str] = typer.Option(None, "--text-model", help=TEXT_MODEL_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
     *,
     run: Run,
@@ -110,6 +112,7 @@ def extract_command(
     names = split_list(tiers)
     if mode not in ("stretch", "crop"):
         raise TiermemError(f"--mode {mode!r}: use stretch or crop")
+    config = tier_options(weights, mid_backbone, high_network, text_model)
     if "text" in names:  # the text tier reads captions, not pixels
         if not captions:
             raise TiermemError(
@@ -119,7 +122,7 @@ def extract_command(
         from tiermem.tiers.text import embed_captions_table
 
         with StepBars(err_console) as bars:
-            table = embed_captions_table(captions, out, on_progress=bars)
+            table = embed_captions_table(captions, out, on_progress=bars, **config.get("text", {}))
         err_console.print(f"text: {table}", highlight=False)
         names = [n for n in names if n != "text"]
         if not names:
@@ -139,7 +142,7 @@ def extract_command(
             state=state,
             fit_max_videos=fit_videos,
             flush_every=flush_every,
-            tier_config=tier_options(weights, mid_backbone, high_network),
+            tier_config=config,
             run=shown,
         )
     if as_json:

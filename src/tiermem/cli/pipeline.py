@@ -21,6 +21,7 @@ from tiermem.cli.common import (
 from tiermem.cli.options import (
     HIGH_NETWORK_HELP,
     MID_BACKBONE_HELP,
+    TEXT_MODEL_HELP,
     WEIGHTS_HELP,
     tier_options,
     with_head_options,
@@ -73,6 +74,7 @@ def fit_command(
     ),
     weights: Optional[list[str]] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
     mid_backbone: Optional[str] = typer.Option(None, "--mid-backbone", help=MID_BACKBONE_HELP),
+    text_model: Optional[str] = typer.Option(None, "--text-model", help=TEXT_MODEL_HELP),
     high_network: Optional[str] = typer.Option(None, "--high-network", help=HIGH_NETWORK_HELP),
     as_json: bool = typer.Option(
         False,
@@ -125,7 +127,7 @@ def fit_command(
             val_fraction=val_fraction,
             seed=options.seed,
             ablate=ablate,
-            tier_config=tier_options(weights, mid_backbone, high_network),
+            tier_config=tier_options(weights, mid_backbone, high_network, text_model),
             **({"distinct_source": distinct_source} if distinct_source else {}),
         )
         pipe.evaluate(ds, cache, run=run)
