@@ -14,6 +14,8 @@ Test predictions, `<out>/predictions_<set>_<target>_<blocks>_<variant>.csv`, fro
 fitted on the training part; the two headline variants (`HEADLINE`) are refitted on every
 labelled video first. `--finetune` adds the MiniLM encoder fine-tuned on Memento10k captions
 (2 epochs, about 13 min on 2 cores; not shipped: a 90 MB encoder for +0.002 over kernel ridge).
+`--text-model LABEL=DIR` embeds with another local sentence-transformers encoder instead of the
+packaged MiniLM; its rows and files name the blocks `<blocks>_<LABEL>`.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def write_predictions(
         atomic_write(path, lambda f, b=buf: f.write(b.getvalue().encode()))
 
 
-def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
+def memento(root: Path, out: Path, finetune: bool, encoder: tuple[str, str] | None) -> list[dict]:
     console.rule("memento10k: captions")
     target = "scores_normalized_short_term"
     ds = read_realbench(root / "memento10k")
@@ -158,7 +160,7 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
     y = lab.target(target)
     flat = [c for caps in captions for c in caps]
     owner = np.repeat(np.arange(len(captions)), [len(c) for c in captions])
-    E = TextTier(cache_dir=out / "cache").embed_captions(flat).astype(np.float64)
+    E = text_tier(out, encoder).embed_captions(flat).astype(np.float64)
     M = mean_by_owner(E, owner, len(captions))
     rows_of = lambda videos: np.flatnonzero(np.isin(owner, videos))  # noqa: E731 - the captions of videos
 
@@ -228,19 +230,20 @@ def memento(root: Path, out: Path, finetune: bool) -> list[dict]:
     }
     if finetune:
         ensembles["fine-tuned minilm+krr"] = ("fine-tuned minilm", "krr")
-    rows, preds = run_variants("memento10k", target, y, len(test.ids), variants, ensembles, "captions")
-    write_predictions(out, "memento10k", target, "captions", test.ids, preds)
+    blocks = named("captions", encoder)
+    rows, preds = run_variants("memento10k", target, y, len(test.ids), variants, ensembles, blocks)
+    write_predictions(out, "memento10k", target, blocks, test.ids, preds)
     return rows
 
 
-def videomem(root: Path, out: Path) -> list[dict]:
+def videomem(root: Path, out: Path, encoder: tuple[str, str] | None) -> list[dict]:
     console.rule("videomem: titles, titles + COCO-80")
     target = "short_term"
     ds = read_realbench(root / "videomem")
     lab, test = ds.labelled(target), ds.subset("test")
     ids = lab.ids + test.ids
     y = lab.target(target)
-    T = TextTier(cache_dir=out / "cache").transform_texts(lab.captions + test.captions).astype(np.float64)
+    T = text_tier(out, encoder).transform_texts(lab.captions + test.captions).astype(np.float64)
     coco = join_blocks([load_block(ds.tables[b], b) for b in ("coco80_rn152", "coco80_rn101")], ids)
     C = np.empty((len(ids), coco.X.shape[1]))
     C[coco.rows] = coco.X
@@ -248,7 +251,7 @@ def videomem(root: Path, out: Path) -> list[dict]:
     C = (C - C[tr].mean(0)) / C[tr].std(0)
     both = np.hstack([T, C / np.sqrt(C.shape[1])])  # each block about unit variance in total, for the kernel
     rows: list[dict] = []
-    for blocks, X in (("titles", T), ("titles+coco80", both)):
+    for blocks, X in ((named("titles", encoder), T), (named("titles", encoder) + "+coco80", both)):
         variants: dict[str, Fit] = {
             "ridge": on_rows(X, y, lambda Z, t: RidgeHead().fit(Z, t).predict),
             "krr": on_rows(X, y, kernel_ridge),
@@ -262,6 +265,16 @@ def videomem(root: Path, out: Path) -> list[dict]:
     return rows
 
 
+def text_tier(out: Path, encoder: tuple[str, str] | None) -> TextTier:
+    """The text tier embedding with `encoder` (label, local directory), or the packaged MiniLM."""
+    return TextTier(encoder[1], cache_dir=out / "cache") if encoder else TextTier(cache_dir=out / "cache")
+
+
+def named(blocks: str, encoder: tuple[str, str] | None) -> str:
+    """A text block's name in rows and files: `<blocks>_<label>` for another encoder than MiniLM."""
+    return f"{blocks}_{encoder[0]}" if encoder else blocks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--realbench", type=Path, default=REPO.parent / "shared" / "realbench")
@@ -271,21 +284,28 @@ def main() -> None:
         "--finetune", action="store_true", help="Also fine-tune MiniLM on Memento10k captions (~13 min)."
     )
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--text-model",
+        default=None,
+        help="LABEL=DIR: a local sentence-transformers encoder instead of MiniLM.",
+    )
     args = ap.parse_args()
+    encoder = tuple(args.text_model.split("=", 1)) if args.text_model else None
+    if encoder is not None and len(encoder) != 2:
+        raise SystemExit(f"--text-model {args.text_model!r}: expected LABEL=DIR")
     set_threads(args.threads)
     if not args.realbench.is_dir():
         raise SystemExit(f"{args.realbench}: realbench folder not found (pass --realbench)")
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if "memento10k" in args.sets:
-        rows += memento(args.realbench, args.out, args.finetune)
+        rows += memento(args.realbench, args.out, args.finetune, encoder)
     if "videomem" in args.sets:
-        rows += videomem(args.realbench, args.out)
+        rows += videomem(args.realbench, args.out, encoder)
     frame = pd.DataFrame(rows)
-    atomic_write(
-        args.out / "text_models_validation.csv", lambda f: f.write(frame.to_csv(index=False).encode())
-    )
-    console.print(f"wrote {args.out / 'text_models_validation.csv'} and test predictions in {args.out}")
+    table = args.out / f"text_models_validation{'_' + encoder[0] if encoder else ''}.csv"
+    atomic_write(table, lambda f: f.write(frame.to_csv(index=False).encode()))
+    console.print(f"wrote {table} and test predictions in {args.out}")
 
 
 if __name__ == "__main__":

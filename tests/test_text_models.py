@@ -40,7 +40,8 @@ def test_shipped_models_are_listed_and_load_from_the_package(memento: TextModel)
         # Read from the installed package, not from ../shared: the files sit beside the module.
         folder = Path(tiermem.models.__file__).parent / "shipped" / name
         assert (folder / "model.json").is_file() and (folder / "weights.safetensors").is_file()
-        assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 2_000_000
+        # 4000 float16 Nyström centres of 384 dimensions (3 MB) and a small MLP: a few MB each.
+        assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5_000_000
     with pytest.raises(TiermemError, match="takes no options"):
         tiermem.load("memento10k-captions", precision="bf16")
 

@@ -33,8 +33,8 @@ from tiermem.standardise import Standardiser
 GAMMAS = (0.125, 0.25, 0.5, 1.0, 2.0)
 #: Ridge strengths tried.
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)
-#: Above this many training videos the kernel matrix (8 n^2 bytes) is refused: 20000 -> 3.2 GB.
-MAX_ROWS = 20000
+#: Above this many training videos the kernel matrix (8 n^2 bytes) is refused: 12000 -> 1.2 GB.
+MAX_ROWS = 12000
 #: Rows scored per kernel block at prediction time (bounds memory to 8 * CHUNK * support bytes).
 CHUNK = 1024
 
@@ -89,7 +89,7 @@ class KernelRidgeHead(Head):
         X, y = self._check_fit_inputs(X, y, layout)
         if len(y) > MAX_ROWS:
             raise DataMismatchError(
-                f"kernel-ridge head: {len(y)} training videos need a {8 * len(y) ** 2 / 1e9:.0f} GB kernel "
+                f"kernel-ridge head: {len(y)} training videos need a {8 * len(y) ** 2 / 1e9:.1f} GB kernel "
                 f"matrix; it takes at most {MAX_ROWS} (use the ridge or m3s head)"
             )
         self.normaliser_ = Standardiser().fit(X)
