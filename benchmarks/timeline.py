@@ -456,11 +456,7 @@ def main() -> None:
         if not args.clip_windows or args.clip_windows >= n
         else np.unique(np.linspace(0, n - 1, args.clip_windows).round().astype(int))
     )
-    meter, pred = timed(
-        lambda: pipe.predict(
-            [files[i] for i in picked], timeline=False, progress=True, console=Console(stderr=True)
-        )
-    )
+    meter, pred = timed(lambda: pipe.predict([files[i] for i in picked], timeline=False))
     clip_s = meter.seconds * n / len(picked)
     how = "" if len(picked) == n else f"; [yellow]EXTRAPOLATED from {len(picked)} of the {n} windows[/]"
     rows.append(
