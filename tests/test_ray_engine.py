@@ -118,6 +118,18 @@ def test_ray_rows_equal_local_rows(cluster: Cluster, clips: Path, local_tables, 
     assert again.done == [] and len(again.skipped) == len(report.done)  # stored videos are not sent
 
 
+def test_each_ray_worker_can_host_a_device_stage_of_its_own(
+    cluster: Cluster, clips: Path, local_tables, tmp_path: Path
+) -> None:
+    """With a stage (on a GPU node by default; forced here on the CPU), each actor decodes and
+    runs the low tier, and hands its clips to its own stage for the networks."""
+    run = Run(workers=2, engine="ray", device="cpu", device_stage=True)
+    report = extract([clips], tiers=TIERS, out=tmp_path, run=run)
+    assert not report.failed and len(report.done) == len(local_tables["low"])
+    assert len(report.device_batches) == len(report.done)  # every video went through a stage
+    same_rows(tmp_path, local_tables)
+
+
 def test_a_node_lost_mid_run_costs_no_row(
     cluster: Cluster, clips: Path, local_tables, tmp_path: Path
 ) -> None:

@@ -17,7 +17,9 @@ from tiermem.store import FeatureStore
 def test_bad_settings_are_refused_in_one_line() -> None:
     with pytest.raises(TiermemError, match="--device must be one of auto, cpu, cuda, got 'gpu'"):
         Run(device="gpu")
-    with pytest.raises(TiermemError, match=r"workers and batch size must be >= 1 \(got 0, 8\)"):
+    with pytest.raises(
+        TiermemError, match=r"workers, batch size and device batch must be >= 1 \(got 0, 8, 32\)"
+    ):
         Run(workers=0)
     with pytest.raises(TiermemError, match="--engine must be one of local, ray"):
         Run(engine="spark")

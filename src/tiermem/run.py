@@ -141,6 +141,12 @@ class Run:
     worker's resource request. `device`: where the networks run (auto: CUDA when torch sees a
     GPU). `batch`: videos per worker task. `on_progress` and `on_note`: see the module.
 
+    `device_stage`: whether one owner of the device runs every network tier on clips gathered
+    across videos, `device_batch` clips at most per batch, while the workers only decode and
+    run the low tier (`tiermem.extraction.device_stage`). None (the default): when the
+    networks run on a GPU, where per-worker networks would each hold the GPU with small
+    batches; on the CPU each worker running its own networks keeps every core busy.
+
     Used as a context manager, a run keeps its workers warm between calls: they start on the
     first call that needs them, keep their networks loaded, and end with the block (a cold
     worker costs seconds)::
@@ -154,6 +160,8 @@ class Run:
     engine: Engine | str = "local"
     device: str = "auto"
     batch: int = 8
+    device_stage: bool | None = None
+    device_batch: int = 32
     on_progress: ProgressCallback | None = field(default=None, compare=False, repr=False)
     on_note: NoteCallback | None = field(default=None, compare=False, repr=False)
     _kept: "KeptWorkers | None" = field(default=None, init=False, compare=False, repr=False)
@@ -161,8 +169,11 @@ class Run:
     def __post_init__(self) -> None:
         if not isinstance(self.engine, Engine):
             object.__setattr__(self, "engine", Engine(self.engine))
-        if self.workers < 1 or self.batch < 1:
-            raise TiermemError(f"workers and batch size must be >= 1 (got {self.workers}, {self.batch})")
+        if self.workers < 1 or self.batch < 1 or self.device_batch < 1:
+            raise TiermemError(
+                f"workers, batch size and device batch must be >= 1 (got {self.workers}, {self.batch}, "
+                f"{self.device_batch})"
+            )
         if self.device not in DEVICES:
             raise TiermemError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         engine = self.cluster
@@ -249,6 +260,12 @@ class Run:
         ):
             return self.network_device
         return "cpu"
+
+    def stages_networks(self, device: str) -> bool:
+        """Whether a device stage runs the networks (on `device`, as `device_for` gave it)."""
+        if self.device_stage is not None:
+            return self.device_stage
+        return device != "cpu"
 
     def progress(self, stage: str, done: float, total: float, unit: str = "videos", detail: str = "") -> None:
         """Report that `done` of `total` of `stage` is done."""

@@ -338,6 +338,26 @@ _RUN_PARAMETERS = [
                 help="Where the networks (and the M3-S head) run: auto (CUDA when there), cpu or cuda.",
             ),
         ),
+        (
+            "device_stage",
+            Optional[bool],
+            typer.Option(
+                None,
+                "--device-stage/--no-device-stage",
+                help="One owner of the device runs every network on clips batched across videos, the "
+                "workers only decode and run the low tier \\[default: on when the networks run on a GPU].",
+            ),
+        ),
+        (
+            "device_batch",
+            int,
+            typer.Option(
+                32,
+                "--device-batch",
+                callback=in_range(1),
+                help="Clips per batch of the device stage, at most.",
+            ),
+        ),
     ]
 ]
 
@@ -352,7 +372,13 @@ def _run(values: dict[str, Any]) -> Any:
             cpus_per_worker=values["cpus_per_worker"],
             gpus_per_worker=values["gpus_per_worker"],
         )
-        return Run(workers=values["workers"], engine=engine, device=values["device"])
+        return Run(
+            workers=values["workers"],
+            engine=engine,
+            device=values["device"],
+            device_stage=values["device_stage"],
+            device_batch=values["device_batch"],
+        )
     except TiermemError as exc:
         refuse(str(exc))
 

@@ -17,6 +17,9 @@ class ExtractReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     fitted: list[str] = field(default_factory=list)  # tiers whose state was fitted in this run
+    #: For each video a device stage ran, the clips in its batch (empty without a stage): how
+    #: full the stage's batches were, here or in the Ray workers.
+    device_batches: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tiermem.errors import DataMismatchError, TiermemError
+from tiermem.extraction.device_stage import DeviceStage
 from tiermem.extraction.fitting import (
     fit_frames_per_clip,
     fit_on_pass,
@@ -111,16 +112,25 @@ def extract_videos(
         raise TiermemError("no video files given")
     built = {name: get_tier(name, **dict((tier_config or {}).get(name, {}))) for name in tiers}
     device = run.device_for(built.values())
-    for tier in built.values():
-        if tier.uses_device:
-            tier.on(device)
+    networks = _staged(built, run, device)
+    for name, tier in built.items():
+        if tier.uses_device:  # with a device stage, the tiers beside it stay on the CPU
+            tier.on(device if name in networks or not networks else "cpu")
+    # The stage runs here, fed by local workers; a Ray worker hosts one of its own on its node.
+    staged = {} if engine.name == "ray" else networks
+    device_batch = run.device_batch if networks and engine.name == "ray" else 0
     for name, tier in built.items():
         if size < tier.min_frame_size:
             raise TiermemError(
                 f"frame size {size}: tier {name} needs frames of at least {tier.min_frame_size} pixels a side"
             )
     given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
-    per_task = _videos_per_task(len(paths), workers, run.batch, None if fps else frames, size, frame_memory)
+    # With a device stage, a task's decoded clips travel back to this process and wait for the
+    # stage: twice as many clips are held per worker.
+    holders = 2 * workers if staged else workers
+    # A Ray worker's stage batches the videos of one task: a task of one device batch.
+    batch = max(run.batch, device_batch)
+    per_task = _videos_per_task(len(paths), holders, batch, None if fps else frames, size, frame_memory)
     decode_options = {"frames": frames, "size": size, "mode": mode, "fps": fps}
     store = out if isinstance(out, MemoryStore) else FeatureStore(out)
     report = ExtractReport(out=store.root, tiers=tiers)
@@ -134,7 +144,13 @@ def extract_videos(
     with ExitStack() as stack:
         stack.enter_context(store.lock())
         stack.enter_context(threads_for(threads))  # this process: decoding, and tiers when it runs batches
-        local = Extractor(built, decode_options, decode_threads=0)
+        local = Extractor(
+            {n: t for n, t in built.items() if n not in staged},
+            decode_options,
+            decode_threads=0,
+            staged=staged,
+        )
+        owner = stack.enter_context(DeviceStage(staged, run.device_batch)) if staged else None
         pool: WorkerPool | RayPool | None = None
         settings = tuple(sorted(decode_options.items()))
         if engine.name == "ray":
@@ -238,12 +254,14 @@ def extract_videos(
                 record(outcome, built, keys, writers, None)
                 run.progress(fitting, next(seen), len(jobs))
 
-            spec = TierSpec.of(built, _where(store), device, _shared_states(pool, store, built))
+            spec = TierSpec.of(
+                built, _where(store), device, _shared_states(pool, store, built), staged, device_batch
+            )
             sample_batches = _batches(jobs, per_task, workers)
             outcomes, fitted = fit_on_pass(
                 on_pass,
                 jobs,
-                run_batches(sample_batches, local, _pool_for(pool, sample_batches), spec),
+                run_batches(sample_batches, local, _pool_for(pool, sample_batches), spec, owner),
                 arrived,
             )
             for name in fitted:
@@ -273,10 +291,15 @@ def extract_videos(
         run.progress(stage, 0, len(jobs))
         batches = _batches(jobs, per_task, workers)
         spec = TierSpec.of(
-            built, _where(store), device, _shared_states(pool, store, built) if batches else None
+            built,
+            _where(store),
+            device,
+            _shared_states(pool, store, built) if batches else None,
+            staged,
+            device_batch,
         )
         finished = 0
-        for outcomes in run_batches(batches, local, _pool_for(pool, batches), spec):
+        for outcomes in run_batches(batches, local, _pool_for(pool, batches), spec, owner):
             for o in outcomes:
                 record(o, built, keys, writers, report)
             finished += len(outcomes)
@@ -289,6 +312,13 @@ def extract_videos(
     report.failed.sort()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _staged(tiers: Mapping[str, Tier], run: Run, device: str) -> dict[str, Tier]:
+    """The network tiers a device stage runs (none without a stage)."""
+    if not run.stages_networks(device):
+        return {}
+    return {name: tier for name, tier in tiers.items() if tier.runs_network}
 
 
 def _batches(jobs: list[Job], per_task: int, workers: int) -> list[list[Job]]:

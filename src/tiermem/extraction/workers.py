@@ -12,8 +12,9 @@ death, the end of the run) is `tiermem.extraction.pool`.
 
 from __future__ import annotations
 
+import collections
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tiermem.errors import MissingWeightsError, TiermemError, VideoDecodeError
+from tiermem.extraction.device_stage import DeviceStage, StageResult
 from tiermem.extraction.pool import WorkerDied, WorkerPool, worker_state
 from tiermem.extraction.report import ExtractReport
 from tiermem.store import FeatureRow, FeatureStore
@@ -51,6 +53,9 @@ class _Outcome:
         default_factory=dict
     )  # by tier: `Tier.defer`'s work, completed after the fit
     errors: list[str] = field(default_factory=list)
+    #: The decoded clip, kept for a device stage that still runs tiers on it (else None).
+    clip: Clip | None = None
+    device_batch: int = 0  # clips in the device stage's batch this video ran in (0: none)
 
 
 def _reason(exc: TiermemError) -> str:
@@ -59,14 +64,25 @@ def _reason(exc: TiermemError) -> str:
 
 
 class Extractor:
-    """Tiers plus decode options: turns a batch of jobs into outcomes."""
+    """Tiers plus decode options: turns a batch of jobs into outcomes.
+
+    `staged`: tiers that a device stage runs instead (`tiermem.extraction.device_stage`); a
+    video that needs one of them keeps its decoded clip in its outcome, for the stage.
+    """
 
     def __init__(
-        self, tiers: dict[str, Tier], decode_options: Mapping[str, Any], decode_threads: int
+        self,
+        tiers: dict[str, Tier],
+        decode_options: Mapping[str, Any],
+        decode_threads: int,
+        staged: Collection[str] = (),
+        decoders: int = 1,
     ) -> None:
         self.tiers = tiers
         self.decode_options = dict(decode_options)
         self.decode_threads = decode_threads
+        self.staged = frozenset(staged)
+        self.decoders = decoders
 
     def decode(self, path: str, frames: int | None = None) -> Clip:
         """The video at the run's decode settings, or with `frames` frames over its whole length."""
@@ -75,32 +91,46 @@ class Extractor:
             options.update(frames=frames, fps=None)
         return decode(path, threads=self.decode_threads, **options)
 
-    def run(self, jobs: Sequence[Job]) -> list[_Outcome]:
-        """Outcomes of `jobs`, video by video.
+    def run(self, jobs: Sequence[Job], stage: DeviceStage | None = None) -> list[_Outcome]:
+        """Outcomes of `jobs` (`start`, then the stage's results waited for)."""
+        return _from_stage(*self.start(jobs, stage))
 
-        While the tiers work on one video the next is decoded in a thread (FFmpeg, numpy, OpenCV
-        and torch release the GIL while they work), so decoding overlaps the tiers' work and at
-        most two videos' frames are held at once. A video's features do not depend on it: each
-        clip goes through its tiers alone (`Tier.transform_batch` of one clip).
+    def start(
+        self, jobs: Sequence[Job], stage: DeviceStage | None = None
+    ) -> tuple[list[_Outcome], list[Future[StageResult] | None]]:
+        """Outcomes of `jobs`, video by video, and the futures of what `stage` still runs on them.
+
+        While the tiers work on one video the next ones are decoded in `decoders` threads
+        (FFmpeg, numpy, OpenCV and torch release the GIL while they work), so decoding overlaps
+        the tiers' work and at most `decoders` + 1 videos' frames are held at once. A video's
+        features do not depend on it: each clip goes through its tiers alone
+        (`Tier.transform_batch` of one clip). A clip that a `stage` given here runs tiers on
+        is handed to it at once; without one, it is kept in the outcome (`staged`).
         """
         outcomes = [_Outcome(job) for job in jobs]
-        with ThreadPoolExecutor(1, thread_name_prefix="tiermem-decode") as ahead:
+        futures: list[Future[StageResult] | None] = [None] * len(jobs)
+        with ThreadPoolExecutor(self.decoders, thread_name_prefix="tiermem-decode") as ahead:
             coming: dict[int, Future[Clip]] = {}
 
             def decode_ahead(i: int) -> None:
                 if i < len(jobs):
                     coming[i] = ahead.submit(self.decode, jobs[i].path)
 
-            decode_ahead(0)
+            for i in range(self.decoders):
+                decode_ahead(i)
             for i in range(len(jobs)):
-                decode_ahead(i + 1)
+                decode_ahead(i + self.decoders)
                 try:
                     clip = coming.pop(i).result()
                 except TiermemError as exc:
                     outcomes[i].errors.append(_reason(exc))
                     continue
                 self._through_tiers(clip, outcomes[i])
-        return outcomes
+                if not outcomes[i].errors and self.staged.intersection(jobs[i].tiers):
+                    outcomes[i].clip = clip
+                    if stage is not None:
+                        futures[i] = _to_stage(outcomes[i], stage)
+        return outcomes, futures
 
     def _through_tiers(self, clip: Clip, outcome: _Outcome) -> None:
         """Every tier the video still needs, on its clip; a tier that fails on it is noted."""
@@ -140,20 +170,36 @@ class TierSpec:
     config_hashes: tuple[str, ...]  # the parent's tier.config_hash(), to check the rebuild
     fitted: tuple[str, ...] = ()  # the tiers whose fitted state the worker loads (others: fitted later)
     device: str = "cpu"  # where the networks run
+    staged: tuple[str, ...] = ()  # tiers a device stage runs: the worker sends their clips back
+    #: >0: the worker hosts a device stage of its own (a Ray worker on its GPU) for its network
+    #: tiers, with batches of at most this many clips, and decodes in one thread per core.
+    device_batch: int = 0
     states: Any = field(
         default=None, compare=False
     )  # fitted states as shared data (Ray), else read from `store`
 
     @classmethod
-    def of(cls, tiers: Mapping[str, Tier], store: str, device: str, states: Any = None) -> "TierSpec":
-        """The spec of built (and fitted) `tiers` whose state is saved in `store` (or given as `states`)."""
+    def of(
+        cls,
+        tiers: Mapping[str, Tier],
+        store: str,
+        device: str,
+        states: Any = None,
+        staged: Collection[str] = (),
+        device_batch: int = 0,
+    ) -> "TierSpec":
+        """The spec of built (and fitted) `tiers` whose state is saved in `store` (or given as
+        `states`); the tiers named in `staged` are left to the caller's device stage."""
+        own = {n: t for n, t in tiers.items() if n not in staged}
         return cls(
             store=store,
-            tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in tiers.items()),
-            config_hashes=tuple(t.config_hash() for t in tiers.values()),
-            fitted=tuple(n for n, t in tiers.items() if t.requires_fit and t.is_fitted),
+            tiers=tuple((n, json.dumps(t.config, sort_keys=True, default=str)) for n, t in own.items()),
+            config_hashes=tuple(t.config_hash() for t in own.values()),
+            fitted=tuple(n for n, t in own.items() if t.requires_fit and t.is_fitted),
             device=device,
             states=states,
+            staged=tuple(staged),
+            device_batch=device_batch,
         )
 
 
@@ -171,8 +217,9 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
         tiers: dict[str, Tier] = {}
         for (name, config), expected in zip(spec.tiers, spec.config_hashes):
             tier = get_tier(name, **json.loads(config))
-            if tier.uses_device:
-                tier.on(spec.device)
+            if tier.uses_device:  # beside a device stage, only the networks use the device
+                beside_stage = bool(spec.staged or spec.device_batch) and not tier.runs_network
+                tier.on("cpu" if beside_stage else spec.device)
             if name in spec.fitted:
                 fitted = (
                     shared[name] if shared is not None else getattr(store.load_state(name), "state", None)
@@ -183,8 +230,24 @@ def _worker_extractor(spec: TierSpec) -> Extractor:
             if tier.config_hash() != expected:
                 raise RuntimeError(f"worker rebuilt tier {name} with another state than the parent's")
             tiers[name] = tier
-        state.update(spec=spec, extractor=Extractor(tiers, state["decode_options"], state["threads"]))
+        _host_stage(state, tiers, spec)
     return state["extractor"]
+
+
+def _host_stage(state: dict[str, Any], tiers: dict[str, Tier], spec: TierSpec) -> None:
+    """This worker's extractor, and with `spec.device_batch` its own device stage for its
+    network tiers (kept for the worker's life; a stage of an earlier spec is ended)."""
+    if (old := state.pop("stage", None)) is not None:
+        old.__exit__(None, None, None)
+    networks = {n: t for n, t in tiers.items() if t.runs_network} if spec.device_batch else {}
+    own = {n: t for n, t in tiers.items() if n not in networks}
+    staged = (*spec.staged, *networks)
+    decoders = state["threads"] if networks else 1
+    state.update(
+        spec=spec, extractor=Extractor(own, state["decode_options"], state["threads"], staged, decoders)
+    )
+    if networks:
+        state["stage"] = DeviceStage(networks, spec.device_batch).__enter__()
 
 
 def _as_sent(states: Any) -> Any:
@@ -192,7 +255,8 @@ def _as_sent(states: Any) -> Any:
 
 
 def _worker_run(spec: TierSpec, jobs: list[Job]) -> list[_Outcome]:
-    return _worker_extractor(spec).run(jobs)
+    extractor = _worker_extractor(spec)
+    return extractor.run(jobs, worker_state().get("stage"))
 
 
 def _worker_decode_for_fit(path: str, frames: int | None) -> Clip | str:
@@ -256,11 +320,31 @@ def run_batches(
     local: Extractor,
     pool: "WorkerPool | RayPool | None",
     spec: TierSpec,
+    stage: DeviceStage | None = None,
 ) -> Iterator[list[_Outcome]]:
     """Outcomes batch by batch, in completion order; at most 2 batches per worker in flight.
 
     A batch whose worker process died comes back with that reason for each of its videos.
+    With a `stage`, clips go to it once the other tiers are done with them: here as each is
+    decoded, or from the workers, which send them back with their outcomes (`submit` blocks
+    while the stage is full, and so holds the decoding back); a batch comes out once the
+    stage has run its clips, and the next batches are decoded meanwhile.
     """
+    if stage is None:
+        yield from _decoded(batches, local, pool, spec)
+        return
+    waiting: collections.deque[tuple[list[_Outcome], list[Future[StageResult] | None]]] = collections.deque()
+    for handed in _handed_to(stage, batches, local, pool, spec):
+        waiting.append(handed)
+        while waiting and all(f is None or f.done() for f in waiting[0][1]):
+            yield _from_stage(*waiting.popleft())
+    while waiting:
+        yield _from_stage(*waiting.popleft())
+
+
+def _decoded(
+    batches: list[list[Job]], local: Extractor, pool: "WorkerPool | RayPool | None", spec: TierSpec
+) -> Iterator[list[_Outcome]]:
     if pool is None:
         for batch in batches:
             yield local.run(batch)
@@ -270,6 +354,43 @@ def run_batches(
             yield [_Outcome(job, errors=[result.reason]) for job in batches[i]]
         else:
             yield result
+
+
+def _handed_to(
+    stage: DeviceStage,
+    batches: list[list[Job]],
+    local: Extractor,
+    pool: "WorkerPool | RayPool | None",
+    spec: TierSpec,
+) -> Iterator[tuple[list[_Outcome], list[Future[StageResult] | None]]]:
+    """Each batch's outcomes with the stage's futures of their clips (None: nothing staged)."""
+    if pool is None:
+        for batch in batches:
+            yield local.start(batch, stage)
+        return
+    for outcomes in _decoded(batches, local, pool, spec):
+        yield outcomes, [_to_stage(o, stage) for o in outcomes]
+
+
+def _to_stage(outcome: _Outcome, stage: DeviceStage) -> Future[StageResult] | None:
+    """Hand the outcome's clip to the stage for the staged tiers its video needs (None: none)."""
+    clip, outcome.clip = outcome.clip, None
+    if clip is None:
+        return None
+    return stage.submit(clip, [n for n in outcome.job.tiers if n in stage.tiers])
+
+
+def _from_stage(outcomes: list[_Outcome], futures: list[Future[StageResult] | None]) -> list[_Outcome]:
+    """`outcomes` completed with the stage's results (waits for them); weights that cannot load,
+    or a bug in the stage, stop the run here."""
+    for outcome, future in zip(outcomes, futures):
+        if future is not None:
+            result = future.result()
+            outcome.values.update(result.values)
+            outcome.facts.update(result.facts)
+            outcome.errors.extend(result.errors)
+            outcome.device_batch = result.batch
+    return outcomes
 
 
 def record(
@@ -300,6 +421,8 @@ def record(
     outcome.values.clear()
     if report is None:
         return
+    if outcome.device_batch:
+        report.device_batches.append(outcome.device_batch)
     if outcome.errors:
         report.failed.append((job.path, "; ".join(outcome.errors)))
     else:
