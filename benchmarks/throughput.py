@@ -27,7 +27,8 @@ counted):
   the clips), and CUDA features against CPU features (cosine per clip) on 20 clips.
 
     .venv/bin/python benchmarks/throughput.py [--work /tmp/tiermem-bench-throughput] [--clips 300]
-        [--tiers low low,mid] [--workers 2] [--long-minutes 10] [--skip-extract] [--skip-timelines] [--skip-memory]
+        [--tiers low low,mid] [--workers 2] [--stage auto] [--long-minutes 10] [--skip-extract]
+        [--skip-timelines] [--skip-memory]
 
 Targets on a 2-core CPU: low+mid at least 2x the clips/s measured before the staged engine;
 the low tier at most 1.5x the decode floor's time; a 60-s 720p timeline in 8 s or less; peak
@@ -67,6 +68,8 @@ console = Console()
 SIZE = (1280, 720)
 FPS = 25
 DECODE = {"frames": 45, "size": 256, "mode": "stretch"}
+#: `--stage` values: the run's `device_stage`.
+STAGES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -183,10 +186,12 @@ def gpu_rows(clips: list[Path], work: Path, count: int) -> list[tuple[str, str, 
         )
         end = time.perf_counter()
     steady = (len(report.done) - seen[1]) / (end - seen[0]) if seen else float("nan")
+    filled = np.mean(report.device_batches) if report.device_batches else 0.0
     rows.append(
         (
             f"low+mid+high on CUDA, {count} clips (high: RANDOM weights, speed only)",
-            f"{len(report.done) / (end - start):.1f} clips/s whole; steady state {steady:.1f} clips/s",
+            f"{len(report.done) / (end - start):.1f} clips/s whole; steady state {steady:.1f} clips/s; "
+            f"device stage {filled:.1f} clips a batch",
             ">= 40",
         )
     )
@@ -282,6 +287,13 @@ def main() -> None:
     ap.add_argument("--skip-timelines", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--gpu-clips", type=int, default=1000)
+    ap.add_argument(
+        "--stage",
+        nargs="+",
+        choices=sorted(STAGES),
+        default=["auto"],
+        help="extract with the device stage on, off, or as the run decides (auto: on a GPU only)",
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     long, minute, clips = inputs(args.work, args.long_minutes, args.clips)
@@ -302,25 +314,27 @@ def main() -> None:
             "",
             meter.shown,
         )
-        for tiers in args.tiers:
+        for tiers, stage in [(t, s) for t in args.tiers for s in args.stage]:
             out = args.work / f"store_{tiers.replace(',', '_')}_{workers}"
             shutil.rmtree(out, ignore_errors=True)
             stages = Stages()
-            with console.status(f"extract {tiers}, {workers} worker(s) ..."):
-                meter, report = timed(
-                    lambda: extract(
-                        clips, tiers=tiers.split(","), out=out, run=Run(workers=workers, on_progress=stages)
-                    )
-                )
+            run = Run(workers=workers, on_progress=stages, device_stage=STAGES[stage])
+            with console.status(f"extract {tiers}, {workers} worker(s), device stage {stage} ..."):
+                meter, report = timed(lambda: extract(clips, tiers=tiers.split(","), out=out, run=run))
             if report.failed:
                 raise SystemExit(f"failures: {report.failed[:3]}")
             seconds = meter.seconds
             target = "<= 1.5x decode" if tiers == "low" else ""
             apart = stages.seconds("fitting")
             fit = f"PCA fit decoded apart: {apart:.1f} s of it" if apart else "PCA fitted on the main pass"
+            filled = (
+                f"; device stage: {np.mean(report.device_batches):.1f} clips a batch"
+                if report.device_batches
+                else ""
+            )
             table.add_row(
-                f"extract {tiers}, {workers} worker(s)",
-                f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; {fit})",
+                f"extract {tiers}, {workers} worker(s), device stage {stage}",
+                f"{len(report.done) / seconds:.2f} clips/s ({seconds:.1f} s, {seconds / floor:.2f}x decode; {fit}{filled})",
                 target,
                 meter.shown,
             )

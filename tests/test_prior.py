@@ -68,3 +68,33 @@ def test_bf16_precision_stays_close_to_float32(prior) -> None:
     bf16 = get_tier("prior", precision="bf16").score_frames(photos)
     np.testing.assert_allclose(bf16, fp32, atol=0.01)
     assert get_tier("prior", precision="bf16").config_hash() != get_tier("prior").config_hash()
+
+
+@needs_resmem
+def test_the_resnet_branch_runs_channels_last_from_a_cached_copy_with_the_same_scores(
+    tmp_path, monkeypatch
+) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 227, 227)
+
+    def scores_and_layout(cache) -> tuple[np.ndarray, bool]:
+        monkeypatch.setenv("TIERMEM_CACHE", str(cache))
+        model = load_resmem()
+        with torch.inference_mode():
+            y = model(x).numpy().ravel()
+        return y, model.features.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    plain, plain_nhwc = scores_and_layout(blocked / "cache")  # the copy cannot be written: as loaded
+    assert not plain_nhwc
+    fast, fast_nhwc = scores_and_layout(tmp_path / "cache")  # written on first use, then mapped
+    [copy] = (tmp_path / "cache").glob("resmem-convolutions-nhwc-*.safetensors")
+    assert fast_nhwc and copy.stat().st_size > 200e6
+    np.testing.assert_allclose(fast, plain, atol=1e-6, rtol=0)
+    copy.write_bytes(copy.read_bytes()[:1000])  # a damaged copy: the weights as loaded, same scores
+    again, again_nhwc = scores_and_layout(tmp_path / "cache")
+    assert not again_nhwc
+    np.testing.assert_allclose(again, plain, atol=1e-6, rtol=0)
