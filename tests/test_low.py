@@ -401,3 +401,21 @@ def test_the_reference_variant(sample_clip_paths: list[Path]) -> None:
         assert variant[name] == pytest.approx(plain[name], rel=1e-6)
     assert LowTier().config_hash() != tier.config_hash()
     assert "hog_colour" not in LowTier().config  # the default tier keeps its cache key
+
+
+def test_colour_histograms_count_every_fourth_pixel_into_equal_bins() -> None:
+    from tiermem.tiers.motion import colour_histograms
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, size=(5, 64, 48, 3), dtype=np.uint8)
+    frames[0] = 255  # the top bin's edge
+    got = colour_histograms(frames, bins=16, step=4)
+    sampled = frames[:, ::4, ::4].reshape(5, -1, 3)
+    want = (
+        np.stack([[np.bincount(sampled[t, :, c] // 16, minlength=16) for c in range(3)] for t in range(5)])
+        / sampled.shape[1]
+    )
+    np.testing.assert_array_equal(got, want)
+    assert got[0, :, 15].tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="divides 256"):
+        colour_histograms(frames, bins=10)
