@@ -75,13 +75,20 @@ def reference(
     return out
 
 
-def _same_features(got: Path, want: Path, tiers: list[str]) -> None:
+def _same_features(got: Path, want: Path, tiers: list[str], atol: float = ROUND_OFF) -> None:
     for tier in tiers:
         a, b = _table(got, tier), _table(want, tier)
         assert list(a.index) == list(b.index)
         numeric = [c for c in b.columns if b[c].dtype.kind == "f"]
-        np.testing.assert_allclose(a[numeric].to_numpy(), b[numeric].to_numpy(), atol=ROUND_OFF, rtol=0)
+        np.testing.assert_allclose(a[numeric].to_numpy(), b[numeric].to_numpy(), atol=atol, rtol=0)
         assert (a["config_hash"] == b["config_hash"]).all()  # the stage does not change the cache key
+
+
+def test_one_local_worker_stages_its_networks_by_default_and_several_do_not() -> None:
+    assert Run(workers=1).stages_networks("cpu") and Run(workers=1).stages_networks("cuda")
+    assert not Run(workers=2).stages_networks("cpu") and Run(workers=2).stages_networks("cuda")
+    assert not Run(workers=1, device_stage=False).stages_networks("cuda")
+    assert DeviceStage({"mid": get_tier("mid")}).mix is False  # on the CPU each clip runs alone
 
 
 def test_staged_features_equal_clip_by_clip_ones_in_this_process(
@@ -98,7 +105,7 @@ def test_staged_features_equal_clip_by_clip_ones_in_this_process(
     )
     assert not report.failed
     assert len(report.device_batches) == len(sample_clip_paths)  # every video went through the stage
-    _same_features(tmp_path, reference, TIERS)
+    _same_features(tmp_path, reference, TIERS, atol=0.0)  # on the CPU each clip runs alone: bit for bit
 
 
 def test_workers_send_their_clips_to_the_stage_which_batches_them_across_videos(
@@ -148,7 +155,7 @@ def test_batches_keep_their_size_limit_and_a_lone_clip_waits_only_the_latency_li
     clips: list[Clip],
 ) -> None:
     mid = get_tier("mid")
-    with DeviceStage({"mid": mid}, max_clips=2, max_wait=0.3) as stage:
+    with DeviceStage({"mid": mid}, max_clips=2, max_wait=0.3, mix=True) as stage:  # mixed, as on a GPU
         futures = [stage.submit(c, ["mid"]) for c in clips]
         results = [f.result(timeout=120) for f in futures]
     assert stage.batch_sizes == [2, 2, 1]
@@ -216,7 +223,7 @@ def test_a_full_stage_holds_back_whoever_feeds_it(clips: list[Clip]) -> None:
 
 def test_a_failing_batch_fails_only_the_videos_that_fail_alone(clips: list[Clip]) -> None:
     batch = [clips[0], _renamed(clips[1], "/videos/bad"), clips[2]]
-    with DeviceStage({"probe": _Probe()}, max_clips=3, max_wait=1.0) as stage:
+    with DeviceStage({"probe": _Probe()}, max_clips=3, max_wait=1.0, mix=True) as stage:
         results = [f.result(timeout=30) for f in [stage.submit(c, ["probe"]) for c in batch]]
     assert stage.batch_sizes == [3]  # one batch, out of memory as a whole, then clip by clip
     assert [bool(r.errors) for r in results] == [False, True, False]

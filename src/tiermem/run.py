@@ -145,7 +145,8 @@ class Run:
     across videos, `device_batch` clips at most per batch, while the workers only decode and
     run the low tier (`tiermem.extraction.device_stage`). None (the default): when the
     networks run on a GPU, where per-worker networks would each hold the GPU with small
-    batches; on the CPU each worker running its own networks keeps every core busy.
+    batches, and in a run of one local process, where the networks then overlap decoding; with
+    several CPU workers each runs its own networks, which keeps every core busy.
 
     Used as a context manager, a run keeps its workers warm between calls: they start on the
     first call that needs them, keep their networks loaded, and end with the block (a cold
@@ -262,10 +263,12 @@ class Run:
         return "cpu"
 
     def stages_networks(self, device: str) -> bool:
-        """Whether a device stage runs the networks (on `device`, as `device_for` gave it)."""
+        """Whether a device stage runs the networks (on `device`, as `device_for` gave it): by
+        default on a GPU, and in a run of one local process, where the stage's thread runs the
+        networks while this one decodes and runs the low tier."""
         if self.device_stage is not None:
             return self.device_stage
-        return device != "cpu"
+        return device != "cpu" or (self.workers == 1 and self.cluster.name == "local")
 
     def progress(self, stage: str, done: float, total: float, unit: str = "videos", detail: str = "") -> None:
         """Report that `done` of `total` of `stage` is done."""

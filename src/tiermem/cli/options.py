@@ -344,8 +344,8 @@ _RUN_PARAMETERS = [
             typer.Option(
                 None,
                 "--device-stage/--no-device-stage",
-                help="One owner of the device runs every network on clips batched across videos, the "
-                "workers only decode and run the low tier \\[default: on when the networks run on a GPU].",
+                help="One owner of the device runs every network on clips batched across videos (on a GPU), "
+                "the workers only decode and run the low tier \\[default: on a GPU, and with one local worker].",
             ),
         ),
         (
