@@ -19,7 +19,7 @@ import pytest
 
 from tests.cli_runs import run as run_cli
 from tiermem.errors import MissingWeightsError, TiermemError
-from tiermem.extraction import extract_videos
+from tiermem.extraction import ExtractReport, extract_videos
 from tiermem.extraction.device_stage import DeviceStage, batched_features
 from tiermem.run import Run
 from tiermem.store import FeatureStore
@@ -62,17 +62,24 @@ def reference(
 ) -> Path:
     """Every tier clip by clip in this process, no stage."""
     out = tmp_path_factory.mktemp("no_stage")
-    report = extract_videos(
-        sample_clip_paths,
+    report = _every_tier(sample_clip_paths, out, random_high, stage=False)
+    assert not report.failed and report.device_batches == []
+    return out
+
+
+def _every_tier(
+    paths: list[Path], out: Path, config: dict[str, dict[str, str]], stage: bool
+) -> ExtractReport:
+    """`TIERS` of `paths` into `out` in this process, with the device stage or without."""
+    return extract_videos(
+        paths,
         tiers=TIERS,
         out=out,
         frames=FRAMES,
         size=SIZE,
-        tier_config=random_high,
-        run=Run(device="cpu", device_stage=False),
+        tier_config=config,
+        run=Run(device="cpu", device_stage=stage),
     )
-    assert not report.failed and report.device_batches == []
-    return out
 
 
 def _same_features(got: Path, want: Path, tiers: list[str], atol: float = ROUND_OFF) -> None:
@@ -94,15 +101,7 @@ def test_one_local_worker_stages_its_networks_by_default_and_several_do_not() ->
 def test_staged_features_equal_clip_by_clip_ones_in_this_process(
     reference: Path, sample_clip_paths: list[Path], random_high: dict[str, dict[str, str]], tmp_path: Path
 ) -> None:
-    report = extract_videos(
-        sample_clip_paths,
-        tiers=TIERS,
-        out=tmp_path,
-        frames=FRAMES,
-        size=SIZE,
-        tier_config=random_high,
-        run=Run(device="cpu", device_stage=True),
-    )
+    report = _every_tier(sample_clip_paths, tmp_path, random_high, stage=True)
     assert not report.failed
     assert len(report.device_batches) == len(sample_clip_paths)  # every video went through the stage
     _same_features(tmp_path, reference, TIERS, atol=0.0)  # on the CPU each clip runs alone: bit for bit
