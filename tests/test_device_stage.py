@@ -265,11 +265,11 @@ def test_the_stage_refuses_tiers_it_does_not_hold_and_bad_limits(clips: list[Cli
 
 
 def test_the_stage_holds_at_most_half_the_decoded_frame_budget() -> None:
-    from tiermem.extraction.run import _stage_limits
+    from tiermem.extraction.frame_budget import stage_limits
 
     budget = 1 << 30
-    batch, waiting = _stage_limits(32, 45, 256, budget)
+    batch, waiting = stage_limits(32, 45, 256, budget)
     assert (batch + waiting) * 45 * 256 * 256 * 3 <= budget // 2 and batch >= 16
-    assert _stage_limits(32, 9, 128, budget) == (32, 64)  # small clips: the batch asked for, two waiting
-    assert _stage_limits(32, 1500, 256, budget) == (1, 1)  # 295 MB clips: one running, one waiting
-    assert _stage_limits(8, None, 256, budget) == (8, 16)  # frames follow the frame rate: as asked
+    assert stage_limits(32, 9, 128, budget) == (32, 64)  # small clips: the batch asked for, two waiting
+    assert stage_limits(32, 1500, 256, budget) == (1, 1)  # 295 MB clips: one running, one waiting
+    assert stage_limits(8, None, 256, budget) == (8, 16)  # frames follow the frame rate: as asked

@@ -23,6 +23,7 @@ from tiermem.extraction.fitting import (
     no_fitting_video,
     save_fitted,
 )
+from tiermem.extraction.frame_budget import FRAME_MEMORY, stage_limits, videos_per_task
 from tiermem.extraction.pool import WorkerPool
 from tiermem.extraction.ray_pool import RayPool, import_ray
 from tiermem.extraction.report import ExtractReport
@@ -36,8 +37,6 @@ from tiermem.tiers import Tier, get_tier
 
 #: The stage that reads every input file once for its content hash (the cache key).
 HASHING = "hashing files"
-#: Bytes of decoded frames a run may hold at once, over all its workers (see `extract_videos`).
-FRAME_MEMORY = 1 << 30
 
 
 def extraction_key(tier: Tier, decode_options: Mapping[str, Any]) -> str:
@@ -127,7 +126,7 @@ def extract_videos(
     given = _given_states(state, [n for n, t in built.items() if t.requires_fit])
     # A Ray worker's stage batches the videos of one task: a task of one device batch.
     batch = max(run.batch, device_batch)
-    per_task = _videos_per_task(
+    per_task = videos_per_task(
         len(paths), workers, batch, None if fps else frames, size, frame_memory, 2 if staged else 1
     )
     decode_options = {"frames": frames, "size": size, "mode": mode, "fps": fps}
@@ -151,7 +150,7 @@ def extract_videos(
         )
         owner = None
         if staged:
-            max_clips, capacity = _stage_limits(run.device_batch, None if fps else frames, size, frame_memory)
+            max_clips, capacity = stage_limits(run.device_batch, None if fps else frames, size, frame_memory)
             owner = stack.enter_context(DeviceStage(staged, max_clips, capacity=capacity))
         pool: WorkerPool | RayPool | None = None
         settings = tuple(sorted(decode_options.items()))
@@ -365,48 +364,6 @@ def _hash_inputs(paths: Sequence[Path], report: ExtractReport, run: Run) -> dict
             report.failed.append((str(p), reason))
         run.progress(HASHING, i + 1, len(paths))
     return hashes
-
-
-def _videos_per_task(
-    videos: int,
-    workers: int,
-    batch_size: int,
-    frames: int | None,
-    size: int,
-    frame_memory: int,
-    held: int = 1,
-) -> int:
-    """Videos per task: `batch_size`, fewer when the decoded frames of all workers would pass `frame_memory`.
-
-    Each task holds its videos' frames (``frames x size x size x 3`` bytes each) while the
-    tiers run, and each worker runs one task at a time; `held`: tasks' frames held per worker
-    (2 with a device stage here: a finished task's clips wait for the stage while the worker
-    decodes the next). Unknown with an ``fps`` (frames follow each video's duration): then
-    nothing is checked.
-    """
-    if frames is None:
-        return batch_size
-    per_video = frames * size * size * 3
-    fits = frame_memory // (per_video * workers * held)
-    if fits < 1:
-        staged = " (twice each, with the device stage)" if held > 1 else ""
-        raise TiermemError(
-            f"--frames {frames} at --size {size} decodes {per_video / 2**20:.0f} MiB of frames per video; "
-            f"{workers} worker(s) at once{staged} need {per_video * workers * held / 2**30:.2f} GiB, over the "
-            f"{frame_memory / 2**30:.2f} GiB allowed for decoded frames: lower --frames, --size or --workers"
-        )
-    return max(1, min(batch_size, videos, fits))
-
-
-def _stage_limits(device_batch: int, frames: int | None, size: int, frame_memory: int) -> tuple[int, int]:
-    """(clips per batch, clips waiting) of a device stage here: `device_batch` and two batches,
-    fewer when their decoded frames would pass half of `frame_memory` (the workers' tasks hold
-    the other half, `_videos_per_task`). Unknown with an ``fps``: then as asked."""
-    if frames is None:
-        return device_batch, 2 * device_batch
-    fits = max(2, (frame_memory // 2) // (frames * size * size * 3))
-    batch = max(1, min(device_batch, fits // 2))
-    return batch, max(1, min(2 * device_batch, fits - batch))
 
 
 def _saved_state(store: FeatureStore | MemoryStore, name: str, run: Run) -> SavedState | None:
