@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runs import run as run_cli
 
-from tests.cli_runs import run as run_cli
 from tiermem.errors import MissingWeightsError, TiermemError
 from tiermem.extraction import ExtractReport, extract_videos
 from tiermem.extraction.device_stage import DeviceStage, batched_features
